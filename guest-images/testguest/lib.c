@@ -1,0 +1,284 @@
+/*
+ * lib.c - freestanding support: memory/string helpers, the COM1 console,
+ * a small printf, the debug exit, FNV-1a, TSC frequency and the command
+ * line parser.
+ */
+#include "guest.h"
+
+#define COM1_RBR    (GUEST_SERIAL_PORT + 0)
+#define COM1_THR    (GUEST_SERIAL_PORT + 0)
+#define COM1_LSR    (GUEST_SERIAL_PORT + 5)
+#define LSR_DR      0x01
+#define LSR_THRE    0x20
+
+/* gcc may emit calls to these even with -ffreestanding. String
+ * instructions move 8 bytes per iteration: far fewer emulated steps than
+ * a byte loop when CPL0 code is interpreted. */
+void *memcpy(void *d, const void *s, size_t n)
+{
+    void *ret = d;
+    size_t q = n / 8, r = n % 8;
+    __asm__ volatile("rep movsq" : "+D"(d), "+S"(s), "+c"(q) :: "memory");
+    __asm__ volatile("rep movsb" : "+D"(d), "+S"(s), "+c"(r) :: "memory");
+    return ret;
+}
+
+void *memset(void *d, int c, size_t n)
+{
+    void *ret = d;
+    u64 v = 0x0101010101010101ull * (u8)c;
+    size_t q = n / 8, r = n % 8;
+    __asm__ volatile("rep stosq" : "+D"(d), "+c"(q) : "a"(v) : "memory");
+    __asm__ volatile("rep stosb" : "+D"(d), "+c"(r) : "a"(v) : "memory");
+    return ret;
+}
+
+int memcmp(const void *a, const void *b, size_t n)
+{
+    const u8 *x = a, *y = b;
+    for (size_t i = 0; i < n; i++)
+        if (x[i] != y[i])
+            return x[i] - y[i];
+    return 0;
+}
+
+size_t strlen(const char *s)
+{
+    size_t n = 0;
+    while (s[n])
+        n++;
+    return n;
+}
+
+void serial_putc(char c)
+{
+    /* Bounded wait: a VMM whose LSR never reports THRE must not hang us
+     * (virtual UARTs are always ready; 1000 polls outlast a real 115200
+     * baud character). */
+    for (int i = 0; i < 1000 && !(inb(COM1_LSR) & LSR_THRE); i++)
+        cpu_relax();
+    outb(COM1_THR, (u8)c);
+}
+
+int serial_getc_poll(void)
+{
+    if (inb(COM1_LSR) & LSR_DR)
+        return inb(COM1_RBR);
+    return -1;
+}
+
+/* ---- printf subset: %s %c %d %i %u %x %p, flags 0 and width, l/ll/z ---- */
+struct sink {
+    char *buf;          /* NULL: write to the serial port */
+    size_t size, len;
+};
+
+static void emit(struct sink *s, char c)
+{
+    if (!s->buf)
+        serial_putc(c);
+    else if (s->len + 1 < s->size)
+        s->buf[s->len] = c;
+    s->len++;
+}
+
+static void emit_num(struct sink *s, u64 v, unsigned base, bool neg,
+                     int width, char pad)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v);
+    if (neg)
+        tmp[n++] = '-';
+    for (int i = n; i < width; i++)
+        emit(s, pad);
+    while (n)
+        emit(s, tmp[--n]);
+}
+
+static void format(struct sink *s, const char *fmt, va_list ap)
+{
+    for (; *fmt; fmt++) {
+        if (*fmt != '%') {
+            emit(s, *fmt);
+            continue;
+        }
+        char pad = ' ';
+        int width = 0, lng = 0;
+        if (*++fmt == '0')
+            pad = '0', fmt++;
+        while (*fmt >= '0' && *fmt <= '9')
+            width = width * 10 + (*fmt++ - '0');
+        while (*fmt == 'l' || *fmt == 'z')
+            lng++, fmt++;
+        switch (*fmt) {
+        case 's': {
+            const char *str = va_arg(ap, const char *);
+            if (!str)
+                str = "(null)";
+            while (*str)
+                emit(s, *str++);
+            break;
+        }
+        case 'c':
+            emit(s, (char)va_arg(ap, int));
+            break;
+        case 'd':
+        case 'i': {
+            int64_t v = lng ? va_arg(ap, int64_t) : va_arg(ap, int);
+            emit_num(s, v < 0 ? -(u64)v : (u64)v, 10, v < 0, width, pad);
+            break;
+        }
+        case 'u':
+        case 'x': {
+            u64 v = lng ? va_arg(ap, u64) : va_arg(ap, unsigned);
+            emit_num(s, v, *fmt == 'u' ? 10 : 16, false, width, pad);
+            break;
+        }
+        case 'p':
+            emit(s, '0');
+            emit(s, 'x');
+            emit_num(s, (u64)va_arg(ap, void *), 16, false, 0, ' ');
+            break;
+        case '%':
+            emit(s, '%');
+            break;
+        default:                /* unknown: print it, stop at end */
+            emit(s, '%');
+            if (!*fmt)
+                return;
+            emit(s, *fmt);
+        }
+    }
+}
+
+int vformat(char *buf, size_t size, const char *fmt, va_list ap)
+{
+    struct sink s = { buf, size, 0 };
+    format(&s, fmt, ap);
+    if (size)
+        buf[s.len < size ? s.len : size - 1] = 0;
+    return (int)s.len;
+}
+
+int sformat(char *buf, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vformat(buf, size, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+void gprintf(const char *fmt, ...)
+{
+    struct sink s = { NULL, 0, 0 };
+    va_list ap;
+    va_start(ap, fmt);
+    format(&s, fmt, ap);
+    va_end(ap);
+}
+
+/*
+ * isa-debug-exit (QEMU) / wisp exit port.  If nothing listens (wisp without
+ * --debug-exit), end the VM through the keyboard controller's reset line so
+ * the VMM still exits; if that is missing too, park.
+ */
+void guest_exit(u32 status)
+{
+    outl(GUEST_EXIT_PORT, status);
+    outb(0x64, 0xFE);
+    for (;;)
+        __asm__ volatile("cli; hlt");
+}
+
+u32 fnv1a(const u8 *p, u64 n)
+{
+    u32 h = GUEST_FNV_OFFSET;
+    for (u64 i = 0; i < n; i++)
+        h = (h ^ p[i]) * GUEST_FNV_PRIME;
+    return h;
+}
+
+/* TSC frequency, best source first. Only used to bound waits, so a guess
+ * is acceptable when the hypervisor hides every frequency leaf. */
+u64 tsc_khz(const char **source)
+{
+    u32 r[4];
+    cpuid(0x40000000, 0, r);
+    if (r[0] >= 0x40000010 && r[0] < 0x40010000) {
+        cpuid(0x40000010, 0, r);        /* hypervisor timing leaf, kHz */
+        if (r[0]) {
+            *source = "cpuid.40000010";
+            return r[0];
+        }
+    }
+    cpuid(0, 0, r);
+    u32 max = r[0];
+    if (max >= 0x15) {
+        cpuid(0x15, 0, r);              /* crystal Hz * EBX / EAX */
+        if (r[0] && r[1] && r[2]) {
+            *source = "cpuid.15";
+            return (u64)r[2] * r[1] / r[0] / 1000;
+        }
+    }
+    if (max >= 0x16) {
+        cpuid(0x16, 0, r);              /* base MHz */
+        if (r[0]) {
+            *source = "cpuid.16";
+            return (u64)r[0] * 1000;
+        }
+    }
+    *source = "guess";
+    return 3000000;
+}
+
+/* Command line: space-separated key=value tokens. The last occurrence
+ * wins (as on Linux), so a VMM could override earlier keys. */
+bool cmdline_get(const char *cl, const char *key, char *out, size_t size)
+{
+    size_t klen = strlen(key);
+    bool found = false;
+    while (*cl) {
+        while (*cl == ' ')
+            cl++;
+        const char *tok = cl;
+        while (*cl && *cl != ' ')
+            cl++;
+        if ((size_t)(cl - tok) > klen && tok[klen] == '=' &&
+            memcmp(tok, key, klen) == 0) {
+            size_t n = cl - tok - klen - 1;
+            if (n >= size)
+                n = size - 1;
+            memcpy(out, tok + klen + 1, n);
+            out[n] = 0;
+            found = true;
+        }
+    }
+    return found;
+}
+
+bool parse_u64(const char *s, u64 *out)
+{
+    u64 v = 0;
+    unsigned base = 10;
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+        base = 16, s += 2;
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        unsigned d;
+        if (*s >= '0' && *s <= '9')
+            d = *s - '0';
+        else if (base == 16 && (*s | 0x20) >= 'a' && (*s | 0x20) <= 'f')
+            d = (*s | 0x20) - 'a' + 10;
+        else
+            return false;
+        v = v * base + d;
+    }
+    *out = v;
+    return true;
+}
