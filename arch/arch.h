@@ -1,0 +1,48 @@
+/*
+ * The only architecture interface generic code (vmm/) includes.  Each
+ * architecture folder implements these functions; the Makefile picks the
+ * folder, so generic code carries no #ifdef __x86_64__.
+ */
+#ifndef ARCH_ARCH_H
+#define ARCH_ARCH_H
+
+#include <stdint.h>
+
+#include "vmm/error.h"
+#include "vmm/gmem.h"
+
+struct vm;
+struct vcpu;
+
+/* Largest vCPU count the architecture code can describe to a guest. */
+unsigned arch_max_vcpus(void);
+
+/* Smallest guest RAM size the layout supports. */
+uint64_t arch_min_memory(void);
+
+/*
+ * Split `mem_size` bytes of guest RAM into guest-physical ranges around the
+ * architecture's holes.  `*n` is the capacity of `out` on entry, the count on exit.
+ */
+int arch_ram_layout(uint64_t mem_size, struct gmem_range *out, unsigned *n,
+                    struct errbuf *err) __must_check;
+
+/* VM-wide setup after guest memory exists: interrupt controllers, timers. */
+int arch_vm_init(struct vm *vm, struct errbuf *err) __must_check;
+
+/*
+ * Create the architecture's built-in devices (on x86: COM1, i8042, the
+ * debug-exit port) and register them on the VM's buses.
+ */
+int arch_create_devices(struct vm *vm, struct errbuf *err) __must_check;
+
+/* Load kernel, initrd and command line and build the boot-time tables. */
+int arch_load_guest(struct vm *vm, struct errbuf *err) __must_check;
+
+/* Per-vCPU setup: CPUID, MSRs, registers, FPU.  Runs before the vCPU thread starts. */
+int arch_vcpu_init(struct vm *vm, struct vcpu *vcpu, struct errbuf *err) __must_check;
+
+/* Free what arch_vm_init, arch_create_devices and arch_load_guest made.  Safe to call twice. */
+void arch_vm_destroy(struct vm *vm);
+
+#endif /* ARCH_ARCH_H */

@@ -1,0 +1,632 @@
+/*
+ * 16550A UART emulation for COM1 (see serial.h for the interface).
+ *
+ * This file exists because every x86 guest kernel can print to an 8250-family
+ * UART without extra drivers; it is the console of every wisp VM.
+ *
+ * Interrupt model.  The interrupt output is a level that we recompute after
+ * every access: it is active when MCR.OUT2 is set and IIR has a source to
+ * report.  The irq callback fires on each inactive->active transition only,
+ * which is what the KVM irqfd (a pulse on an edge-triggered ISA pin) needs.
+ * OUT2 gates the output because that is how PCs wire the UART to the PIC
+ * (OUT2 enables the IRQ line driver), and Linux's 8250 driver is written for
+ * it: serial8250_do_startup() sets TIOCM_OUT2 whenever the port has an irq
+ * ("most PC uarts need OUT2 raised") and shutdown clears it, so a guest that
+ * never opened the port gets no interrupts.  IIR is reported regardless of
+ * OUT2: the driver's THRE probe reads IIR before it sets OUT2.  Unlike the
+ * datasheet (which forces the OUT2 pin inactive in loopback) but like QEMU,
+ * the OUT2 bit keeps gating in loopback, so a guest can test its interrupt
+ * path with loopback.
+ *
+ * Sources in priority order: receiver line status (LSR.OE, cleared by reading
+ * LSR) > receive data (FIFO not empty; reported as "character timeout" while
+ * the FIFO holds fewer bytes than the trigger level, since there is no timer
+ * and the timeout is taken to have expired at once; cleared by draining the
+ * FIFO) > THR empty > modem status (MSR delta bits, cleared by reading MSR).
+ *
+ * THRE interrupt: a pending flag, set when ETBEI goes 0->1 (THR is always
+ * empty here) and each time THR is written (the byte leaves at once, so THR
+ * empties again right after the write that clears the interrupt), cleared
+ * when an IIR read reports it and when ETBEI is cleared.  Linux's driver
+ * relies on the re-raise on ETBEI 0->1 (its UART_BUG_THRE test, and the
+ * console restoring IER after a polled write).
+ */
+#include "devices/legacy/serial.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vmm/log.h"
+
+/* Register offsets (DLL/DLM replace RBR/THR and IER while LCR.DLAB is set). */
+enum { REG_DATA, REG_IER, REG_IIR_FCR, REG_LCR, REG_MCR, REG_LSR, REG_MSR, REG_SCR };
+
+/* Register bits; only what this model implements is named. */
+enum { IER_ERBFI = 0x01, IER_ETBEI = 0x02, IER_ELSI = 0x04, IER_EDSSI = 0x08 };
+enum { IIR_MSI = 0x00, IIR_NONE = 0x01, IIR_THRE = 0x02, IIR_RDA = 0x04, IIR_RLS = 0x06 };
+enum { IIR_CTI = 0x0c /* character timeout */, IIR_FIFO = 0xc0 /* FIFOs enabled */ };
+enum { FCR_ENABLE = 0x01, FCR_CLR_RX = 0x02, FCR_DMA = 0x08, FCR_TRIG = 0xc0 };
+enum { LCR_DLAB = 0x80 };
+enum { MCR_DTR = 0x01, MCR_RTS = 0x02, MCR_OUT1 = 0x04, MCR_OUT2 = 0x08, MCR_LOOP = 0x10 };
+enum { LSR_DR = 0x01, LSR_OE = 0x02, LSR_THRE = 0x20, LSR_TEMT = 0x40 };
+enum { MSR_DCTS = 0x01, MSR_DDSR = 0x02, MSR_TERI = 0x04, MSR_DDCD = 0x08, MSR_DELTA = 0x0f };
+enum { MSR_CTS = 0x10, MSR_DSR = 0x20, MSR_RI = 0x40, MSR_DCD = 0x80 };
+
+/* Writable bits.  A 16550A reads the others as 0, and Linux's probe checks that
+ * (IER bits 4-7 would make it an XScale UART, MCR bit 5 a 16750). */
+#define IER_MASK   0x0f
+#define MCR_MASK   0x1f
+#define FCR_STORED (FCR_ENABLE | FCR_DMA | FCR_TRIG) /* bits 1-2 self-clear, 4-5 reserved */
+
+#define STATE_VERSION     1
+#define FLAG_THR_IPENDING 0x01
+#define FLAG_IRQ_LINE     0x02
+
+/* Guest-visible state: exactly what save/load transfer. */
+struct uart {
+    uint8_t ier, lcr, mcr, fcr, scr;
+    uint8_t lsr; /* sticky bits only (OE); DR, THRE and TEMT are computed */
+    uint8_t msr; /* modem inputs (bits 4-7) and delta bits (0-3) */
+    uint16_t divisor;
+    bool thr_ipending;
+    bool irq_line; /* interrupt output level after the last access */
+    unsigned fifo_head, fifo_count;
+    unsigned q_head, q_count;
+    uint8_t fifo[SERIAL_FIFO_SIZE];
+    uint8_t queue[SERIAL_INPUT_QUEUE];
+};
+
+struct serial {
+    pthread_mutex_t lock;
+    struct uart u;
+    int out_fd;
+    void (*irq)(void *);
+    void *irq_opaque;
+    void (*rx_notify)(void *);
+    void *rx_notify_opaque;
+    bool rx_blocked; /* queue was seen full: notify when room comes back */
+    struct {
+        _Atomic uint64_t tx, lost, rx, overruns, irqs;
+    } stats;
+};
+
+/* Work decided under the lock and done after dropping it. */
+struct after {
+    uint8_t tx[8];
+    unsigned ntx;
+    bool raise, notify;
+    void (*irq)(void *);
+    void *irq_opaque;
+    void (*rx_notify)(void *);
+    void *rx_notify_opaque;
+};
+
+/* CTS/DSR/RI/DCD as the guest sees them: a connected, ready peer, or MCR in loopback. */
+static uint8_t modem_inputs(uint8_t mcr)
+{
+    if (!(mcr & MCR_LOOP))
+        return MSR_CTS | MSR_DSR | MSR_DCD;
+    uint8_t st = 0;
+    st |= (mcr & MCR_RTS) ? MSR_CTS : 0;
+    st |= (mcr & MCR_DTR) ? MSR_DSR : 0;
+    st |= (mcr & MCR_OUT1) ? MSR_RI : 0;
+    st |= (mcr & MCR_OUT2) ? MSR_DCD : 0;
+    return st;
+}
+
+static void uart_reset(struct uart *u)
+{
+    memset(u, 0, sizeof(*u));
+    /* The chip leaves the divisor undefined; 12 (9600 baud) is what firmware sets. */
+    u->divisor = 12;
+    u->msr = modem_inputs(0);
+}
+
+static unsigned fifo_cap(const struct uart *u)
+{
+    /* With FIFOs off the receiver is a single holding register. */
+    return (u->fcr & FCR_ENABLE) ? SERIAL_FIFO_SIZE : 1;
+}
+
+static unsigned fifo_trigger(const struct uart *u)
+{
+    static const unsigned levels[4] = {1, 4, 8, 14};
+    return levels[(u->fcr & FCR_TRIG) >> 6];
+}
+
+static void fifo_push(struct uart *u, uint8_t b)
+{
+    u->fifo[(u->fifo_head + u->fifo_count) % SERIAL_FIFO_SIZE] = b;
+    u->fifo_count++;
+}
+
+static uint8_t fifo_pop(struct uart *u)
+{
+    uint8_t b = u->fifo[u->fifo_head];
+    u->fifo_head = (u->fifo_head + 1) % SERIAL_FIFO_SIZE;
+    u->fifo_count--;
+    return b;
+}
+
+static void fifo_clear(struct uart *u)
+{
+    u->fifo_head = 0;
+    u->fifo_count = 0;
+}
+
+/* Move host input into the FIFO.  In loopback the receiver is cut off from the line. */
+static void fifo_refill(struct uart *u)
+{
+    if (u->mcr & MCR_LOOP)
+        return;
+    while (u->q_count && u->fifo_count < fifo_cap(u)) {
+        fifo_push(u, u->queue[u->q_head]);
+        u->q_head = (u->q_head + 1) % SERIAL_INPUT_QUEUE;
+        u->q_count--;
+    }
+}
+
+/* The highest-priority interrupt source IIR reports (IIR_NONE if none). */
+static uint8_t pending_id(const struct uart *u)
+{
+    if ((u->ier & IER_ELSI) && (u->lsr & LSR_OE))
+        return IIR_RLS;
+    if ((u->ier & IER_ERBFI) && u->fifo_count) {
+        if ((u->fcr & FCR_ENABLE) && u->fifo_count < fifo_trigger(u))
+            return IIR_CTI;
+        return IIR_RDA;
+    }
+    if ((u->ier & IER_ETBEI) && u->thr_ipending)
+        return IIR_THRE;
+    if ((u->ier & IER_EDSSI) && (u->msr & MSR_DELTA))
+        return IIR_MSI;
+    return IIR_NONE;
+}
+
+static bool irq_line(const struct uart *u)
+{
+    return (u->mcr & MCR_OUT2) && pending_id(u) != IIR_NONE;
+}
+
+/*
+ * What serial_receive() would take now: free queue space, plus the FIFO space
+ * it tops up at once (outside loopback the queue is only non-empty while the
+ * FIFO is full, so the two never overlap).
+ */
+static size_t rx_room(const struct uart *u)
+{
+    size_t room = SERIAL_INPUT_QUEUE - u->q_count;
+    if (!(u->mcr & MCR_LOOP))
+        room += fifo_cap(u) - u->fifo_count;
+    return room;
+}
+
+static void lock(struct serial *s)
+{
+    pthread_mutex_lock(&s->lock);
+}
+
+/* Emit edge and notify decisions, drop the lock, then do the I/O and callbacks. */
+static void finish(struct serial *s, struct after *a)
+{
+    bool line = irq_line(&s->u);
+    a->raise = line && !s->u.irq_line;
+    s->u.irq_line = line;
+    if (rx_room(&s->u) == 0) {
+        s->rx_blocked = true;
+    } else if (s->rx_blocked) {
+        s->rx_blocked = false;
+        a->notify = true;
+    }
+    a->irq = s->irq;
+    a->irq_opaque = s->irq_opaque;
+    a->rx_notify = s->rx_notify;
+    a->rx_notify_opaque = s->rx_notify_opaque;
+    pthread_mutex_unlock(&s->lock);
+
+    /* Outside the lock so a slow fd never holds up the main thread's input path.
+     * Output order still follows the guest's: a vCPU does not return to the
+     * guest (and release its own console lock) before this write is done. */
+    if (a->ntx) {
+        atomic_fetch_add_explicit(&s->stats.tx, a->ntx, memory_order_relaxed);
+        if (s->out_fd >= 0) {
+            ssize_t n;
+            int tries = 0, e = 0;
+            do {
+                n = write(s->out_fd, a->tx, a->ntx);
+                e = n < 0 ? errno : 0;
+            } while (e == EINTR && ++tries < 4);
+            if (e && e != EAGAIN && e != EWOULDBLOCK)
+                log_ratelimited(LOG_WARN, "serial: output write failed (errno %d)", e);
+            /* A full fd loses bytes rather than stalling the vCPU (security.md D7). */
+            size_t done = n > 0 ? (size_t)n : 0;
+            if (done < a->ntx)
+                atomic_fetch_add_explicit(&s->stats.lost, a->ntx - done, memory_order_relaxed);
+        }
+    }
+    if (a->raise && a->irq) {
+        atomic_fetch_add_explicit(&s->stats.irqs, 1, memory_order_relaxed);
+        a->irq(a->irq_opaque);
+    }
+    if (a->notify && a->rx_notify)
+        a->rx_notify(a->rx_notify_opaque);
+}
+
+static void transmit(struct serial *s, uint8_t b, struct after *a)
+{
+    struct uart *u = &s->u;
+    if (u->mcr & MCR_LOOP) {
+        if (u->fifo_count < fifo_cap(u)) {
+            fifo_push(u, b);
+        } else {
+            /* Overrun: a FIFO keeps its contents and loses the new byte; the
+             * single holding register (FIFOs off) is overwritten instead. */
+            u->lsr |= LSR_OE;
+            if (!(u->fcr & FCR_ENABLE))
+                u->fifo[u->fifo_head] = b;
+            atomic_fetch_add_explicit(&s->stats.overruns, 1, memory_order_relaxed);
+        }
+    } else if (a->ntx < sizeof(a->tx)) {
+        a->tx[a->ntx++] = b;
+    }
+    /* Writing THR clears the THRE interrupt, and THR is empty again at once. */
+    u->thr_ipending = (u->ier & IER_ETBEI) != 0;
+}
+
+static void write_ier(struct uart *u, uint8_t v)
+{
+    uint8_t old = u->ier;
+    u->ier = v & IER_MASK;
+    if (!(u->ier & IER_ETBEI))
+        u->thr_ipending = false;
+    else if (!(old & IER_ETBEI))
+        u->thr_ipending = true; /* re-raise: THR is empty */
+}
+
+static void write_fcr(struct uart *u, uint8_t v)
+{
+    /* Changing the enable bit resets the FIFOs; the other bits only take
+     * effect while FIFOs are (being) enabled. */
+    if ((v ^ u->fcr) & FCR_ENABLE)
+        fifo_clear(u);
+    if (v & FCR_ENABLE) {
+        if (v & FCR_CLR_RX)
+            fifo_clear(u);
+        u->fcr = v & FCR_STORED;
+    } else {
+        u->fcr &= (uint8_t)~FCR_ENABLE;
+    }
+    fifo_refill(u);
+}
+
+static void write_mcr(struct uart *u, uint8_t v)
+{
+    uint8_t was_loop = u->mcr & MCR_LOOP;
+    u->mcr = v & MCR_MASK;
+
+    uint8_t old = u->msr & 0xf0, now = modem_inputs(u->mcr), chg = old ^ now;
+    uint8_t delta = u->msr & MSR_DELTA;
+    delta |= (chg & MSR_CTS) ? MSR_DCTS : 0;
+    delta |= (chg & MSR_DSR) ? MSR_DDSR : 0;
+    delta |= ((old & MSR_RI) && !(now & MSR_RI)) ? MSR_TERI : 0; /* trailing edge only */
+    delta |= (chg & MSR_DCD) ? MSR_DDCD : 0;
+    u->msr = now | delta;
+
+    if (was_loop && !(u->mcr & MCR_LOOP))
+        fifo_refill(u); /* host input waited in the queue during loopback */
+}
+
+static uint8_t reg_read(struct uart *u, unsigned reg)
+{
+    bool dlab = u->lcr & LCR_DLAB;
+    uint8_t v;
+
+    switch (reg) {
+    case REG_DATA:
+        if (dlab)
+            return (uint8_t)(u->divisor & 0xff);
+        if (!u->fifo_count)
+            return 0;
+        v = fifo_pop(u);
+        fifo_refill(u);
+        return v;
+    case REG_IER:
+        return dlab ? (uint8_t)(u->divisor >> 8) : u->ier;
+    case REG_IIR_FCR:
+        v = pending_id(u);
+        if (v == IIR_THRE)
+            u->thr_ipending = false;
+        return v | ((u->fcr & FCR_ENABLE) ? IIR_FIFO : 0);
+    case REG_LCR:
+        return u->lcr;
+    case REG_MCR:
+        return u->mcr;
+    case REG_LSR:
+        v = u->lsr | LSR_THRE | LSR_TEMT | (u->fifo_count ? LSR_DR : 0);
+        u->lsr &= (uint8_t)~LSR_OE;
+        return v;
+    case REG_MSR:
+        v = u->msr;
+        u->msr &= (uint8_t)~MSR_DELTA;
+        return v;
+    default: /* REG_SCR */
+        return u->scr;
+    }
+}
+
+static void reg_write(struct serial *s, unsigned reg, uint8_t v, struct after *a)
+{
+    struct uart *u = &s->u;
+    bool dlab = u->lcr & LCR_DLAB;
+
+    switch (reg) {
+    case REG_DATA:
+        if (dlab)
+            u->divisor = (uint16_t)((u->divisor & 0xff00) | v);
+        else
+            transmit(s, v, a);
+        break;
+    case REG_IER:
+        if (dlab)
+            u->divisor = (uint16_t)((u->divisor & 0x00ff) | (v << 8));
+        else
+            write_ier(u, v);
+        break;
+    case REG_IIR_FCR:
+        write_fcr(u, v);
+        break;
+    case REG_LCR:
+        u->lcr = v;
+        break;
+    case REG_MCR:
+        write_mcr(u, v);
+        break;
+    case REG_LSR:
+    case REG_MSR:
+        /* Factory-test writes on real parts; nothing a driver needs. */
+        log_ratelimited(LOG_DEBUG, "serial: ignored write 0x%02x to read-only register %u", v, reg);
+        break;
+    default: /* REG_SCR */
+        u->scr = v;
+        break;
+    }
+}
+
+/* Is byte i of an access at `offset` inside the eight ports?  (Overflow-safe.) */
+static bool port_in_range(uint64_t offset, unsigned i)
+{
+    return offset < SERIAL_PORT_LEN && i < SERIAL_PORT_LEN - offset;
+}
+
+void serial_pio_read(void *opaque, uint64_t offset, void *data, unsigned len)
+{
+    struct serial *s = opaque;
+    uint8_t *d = data;
+    struct after a = {0};
+
+    lock(s);
+    for (unsigned i = 0; i < len; i++) {
+        if (port_in_range(offset, i)) {
+            d[i] = reg_read(&s->u, (unsigned)(offset + i));
+        } else {
+            d[i] = 0xff;
+            log_ratelimited(LOG_DEBUG, "serial: read beyond port range (offset %llu len %u)",
+                            (unsigned long long)offset, len);
+        }
+    }
+    finish(s, &a);
+}
+
+void serial_pio_write(void *opaque, uint64_t offset, const void *data, unsigned len)
+{
+    struct serial *s = opaque;
+    const uint8_t *d = data;
+    struct after a = {0};
+
+    lock(s);
+    for (unsigned i = 0; i < len; i++) {
+        if (port_in_range(offset, i))
+            reg_write(s, (unsigned)(offset + i), d[i], &a);
+        else
+            log_ratelimited(LOG_DEBUG, "serial: write beyond port range (offset %llu len %u)",
+                            (unsigned long long)offset, len);
+    }
+    finish(s, &a);
+}
+
+size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len)
+{
+    struct after a = {0};
+
+    lock(s);
+    struct uart *u = &s->u;
+    size_t n = MIN(len, rx_room(u));
+    for (size_t i = 0; i < n; i++) {
+        u->queue[(u->q_head + u->q_count) % SERIAL_INPUT_QUEUE] = buf[i];
+        u->q_count++;
+        fifo_refill(u);
+    }
+    atomic_fetch_add_explicit(&s->stats.rx, n, memory_order_relaxed);
+    finish(s, &a);
+    return n;
+}
+
+size_t serial_rx_room(struct serial *s)
+{
+    lock(s);
+    size_t room = rx_room(&s->u);
+    if (!room)
+        s->rx_blocked = true; /* whoever saw 0 is told when it changes */
+    pthread_mutex_unlock(&s->lock);
+    return room;
+}
+
+void serial_set_rx_notify(struct serial *s, void (*fn)(void *opaque), void *opaque)
+{
+    lock(s);
+    s->rx_notify = fn;
+    s->rx_notify_opaque = opaque;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void serial_get_stats(const struct serial *s, struct serial_stats *st)
+{
+    st->tx_bytes = atomic_load_explicit(&s->stats.tx, memory_order_relaxed);
+    st->lost_bytes = atomic_load_explicit(&s->stats.lost, memory_order_relaxed);
+    st->rx_bytes = atomic_load_explicit(&s->stats.rx, memory_order_relaxed);
+    st->overruns = atomic_load_explicit(&s->stats.overruns, memory_order_relaxed);
+    st->irqs = atomic_load_explicit(&s->stats.irqs, memory_order_relaxed);
+}
+
+struct serial *serial_create(int out_fd, void (*irq)(void *opaque), void *irq_opaque)
+{
+    struct serial *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    int r = pthread_mutex_init(&s->lock, NULL);
+    if (r) {
+        free(s);
+        errno = r;
+        return NULL;
+    }
+    uart_reset(&s->u);
+    s->out_fd = out_fd;
+    s->irq = irq;
+    s->irq_opaque = irq_opaque;
+    return s;
+}
+
+void serial_destroy(struct serial *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+/*
+ * State section "serial", version 1 (all little-endian):
+ *   u8 lcr, ier, mcr, fcr, lsr (sticky bits), msr, scr | u16 divisor |
+ *   u8 flags (FLAG_*) | u8 fifo count, that many bytes oldest first |
+ *   u16 input queue count, that many bytes oldest first
+ */
+static int serial_save(void *dev, struct vstate_out *out)
+{
+    struct serial *s = dev;
+    struct uart *u = malloc(sizeof(*u));
+    if (!u)
+        return -ENOMEM;
+    lock(s);
+    *u = s->u;
+    pthread_mutex_unlock(&s->lock);
+
+    vstate_begin(out, "serial", STATE_VERSION);
+    vstate_put_u8(out, u->lcr);
+    vstate_put_u8(out, u->ier);
+    vstate_put_u8(out, u->mcr);
+    vstate_put_u8(out, u->fcr);
+    vstate_put_u8(out, u->lsr);
+    vstate_put_u8(out, u->msr);
+    vstate_put_u8(out, u->scr);
+    vstate_put_u16(out, u->divisor);
+    vstate_put_u8(out, (uint8_t)((u->thr_ipending ? FLAG_THR_IPENDING : 0) |
+                                 (u->irq_line ? FLAG_IRQ_LINE : 0)));
+    vstate_put_u8(out, (uint8_t)u->fifo_count);
+    for (unsigned i = 0; i < u->fifo_count; i++)
+        vstate_put_u8(out, u->fifo[(u->fifo_head + i) % SERIAL_FIFO_SIZE]);
+    vstate_put_u16(out, (uint16_t)u->q_count);
+    for (unsigned i = 0; i < u->q_count; i++)
+        vstate_put_u8(out, u->queue[(u->q_head + i) % SERIAL_INPUT_QUEUE]);
+    free(u);
+    return vstate_end(out);
+}
+
+/* Reject any state save() could not have produced. */
+static int validate(const struct uart *u, uint8_t flags)
+{
+    if ((u->ier & ~IER_MASK) || (u->mcr & ~MCR_MASK) || (u->fcr & ~FCR_STORED) ||
+        (u->lsr & ~LSR_OE) || (flags & ~(FLAG_THR_IPENDING | FLAG_IRQ_LINE)))
+        return -EINVAL; /* reserved bits */
+    if ((u->msr & 0xf0) != modem_inputs(u->mcr))
+        return -EINVAL; /* modem inputs disagree with MCR */
+    if (u->fifo_count > fifo_cap(u) || u->q_count > SERIAL_INPUT_QUEUE)
+        return -EINVAL;
+    if (u->thr_ipending && !(u->ier & IER_ETBEI))
+        return -EINVAL;
+    if (!(u->mcr & MCR_LOOP) && u->q_count && u->fifo_count < fifo_cap(u))
+        return -EINVAL; /* the queue always tops up the FIFO outside loopback */
+    if (u->irq_line != irq_line(u))
+        return -EINVAL;
+    return 0;
+}
+
+static int load_into(struct uart *u, struct vstate_in *in)
+{
+    uint16_t version;
+    int r = vstate_enter(in, "serial", STATE_VERSION, STATE_VERSION, &version);
+    if (r)
+        return r;
+    u->lcr = vstate_get_u8(in);
+    u->ier = vstate_get_u8(in);
+    u->mcr = vstate_get_u8(in);
+    u->fcr = vstate_get_u8(in);
+    u->lsr = vstate_get_u8(in);
+    u->msr = vstate_get_u8(in);
+    u->scr = vstate_get_u8(in);
+    u->divisor = vstate_get_u16(in);
+    uint8_t flags = vstate_get_u8(in);
+    u->thr_ipending = flags & FLAG_THR_IPENDING;
+    u->irq_line = flags & FLAG_IRQ_LINE;
+    u->fifo_count = vstate_get_u8(in);
+    if (u->fifo_count > SERIAL_FIFO_SIZE)
+        return -EINVAL; /* check before it sizes a copy */
+    vstate_get_bytes(in, u->fifo, u->fifo_count);
+    u->q_count = vstate_get_u16(in);
+    if (u->q_count > SERIAL_INPUT_QUEUE)
+        return -EINVAL;
+    vstate_get_bytes(in, u->queue, u->q_count);
+    if (in->err)
+        return in->err;
+    r = vstate_leave(in);
+    if (r)
+        return r;
+    return validate(u, flags);
+}
+
+static int serial_load(void *dev, struct vstate_in *in)
+{
+    struct serial *s = dev;
+    struct uart *u = calloc(1, sizeof(*u));
+    if (!u)
+        return -ENOMEM;
+    int r = load_into(u, in);
+    if (!r) {
+        struct after a = {0};
+        lock(s);
+        s->u = *u;
+        finish(s, &a); /* no edge: irq_line was validated against the new state */
+    }
+    free(u);
+    return r;
+}
+
+static void serial_reset(void *dev)
+{
+    struct serial *s = dev;
+    struct after a = {0};
+    lock(s);
+    uart_reset(&s->u);
+    finish(s, &a);
+}
+
+const struct device_ops serial_device_ops = {
+    .type = "serial",
+    .unmigratable = NULL,
+    .save = serial_save,
+    .load = serial_load,
+    .reset = serial_reset,
+};

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install what wisp needs to build, test and benchmark on Debian 12.
+# Idempotent: packages already present are skipped by apt.  Runs apt-get as
+# root, through sudo when invoked as a normal user.
+set -euo pipefail
+
+PACKAGES=(
+    build-essential pkg-config git    # compiler, make
+    libjson-c-dev                     # JSON config files
+    libcriterion-dev                  # unit and integration tests
+    clang llvm libclang-rt-14-dev     # sanitizer builds (and libFuzzer later)
+    qemu-system-x86                   # the QEMU microvm comparison in `make bench`
+    hyperfine                         # benchmark timing
+    iproute2                          # network namespaces for tests
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "setup: all packages present"
+    exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO=sudo
+fi
+echo "setup: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+if [ ! -w /dev/kvm ]; then
+    echo "setup: note: /dev/kvm is not writable by $(id -un); wisp needs it (run as root or join the kvm group)" >&2
+fi

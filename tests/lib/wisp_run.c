@@ -1,0 +1,111 @@
+/* Integration-test helpers (see wisp_run.h). */
+#include "tests/lib/wisp_run.h"
+
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *env_or(const char *name, const char *dflt)
+{
+    const char *v = getenv(name);
+    return v && v[0] ? v : dflt;
+}
+
+const char *wisp_bin(void)
+{
+    return env_or("WISP_BIN", "build/wisp");
+}
+const char *guest_elf(void)
+{
+    return env_or("WISP_GUEST_ELF", "build/guest/testguest.elf");
+}
+const char *guest_bzimage(void)
+{
+    return env_or("WISP_GUEST_BZIMAGE", "build/guest/testguest.bzImage");
+}
+
+#define MAX_ARGS 64
+
+void wisp_runv(struct proc_result *r, const char *input, char *const env[], const char *const *args)
+{
+    char *argv[MAX_ARGS + 2];
+    size_t n = 0;
+    argv[n++] = (char *)(uintptr_t)wisp_bin();
+    for (; args[n - 1] && n < MAX_ARGS; n++)
+        argv[n] = (char *)(uintptr_t)args[n - 1];
+    argv[n] = NULL;
+    int ret = proc_run(argv, env, input, input ? strlen(input) : 0, WISP_TIMEOUT_MS, r);
+    cr_assert_eq(ret, 0, "cannot start %s", argv[0]);
+    cr_assert_not(r->timed_out, "wisp timed out; stdout:\n%s\nstderr:\n%s", r->out, r->err);
+}
+
+void wisp_run(struct proc_result *r, const char *input, char *const env[], ...)
+{
+    const char *args[MAX_ARGS + 1];
+    size_t n = 0;
+    va_list ap;
+    va_start(ap, env);
+    while (n < MAX_ARGS && (args[n] = va_arg(ap, const char *)) != NULL)
+        n++;
+    va_end(ap);
+    args[n] = NULL;
+    wisp_runv(r, input, env, args);
+}
+
+char *write_temp(const void *data, size_t len)
+{
+    char *path = strdup("/tmp/wisp-test-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    const char *p = data;
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        cr_assert_gt(w, 0);
+        p += w;
+        len -= (size_t)w;
+    }
+    close(fd);
+    return path;
+}
+
+char *read_file(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        close(fd);
+        return NULL;
+    }
+    char *buf = malloc((size_t)st.st_size + 1);
+    size_t got = 0;
+    while (buf && got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    if (buf)
+        buf[got] = '\0';
+    if (len)
+        *len = got;
+    return buf;
+}
+
+uint32_t fnv1a(const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    uint32_t h = 0x811c9dc5u;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x01000193u;
+    }
+    return h;
+}

@@ -1,0 +1,258 @@
+/* Configuration: CLI and JSON front ends, values, errors. */
+#include "vmm/cli.h"
+#include "vmm/config.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static struct vm_config cfg;
+static struct errbuf err;
+
+static void setup(void)
+{
+    config_init(&cfg);
+    memset(&err, 0, sizeof(err));
+}
+
+static void teardown(void)
+{
+    config_free(&cfg);
+}
+
+TestSuite(config, .init = setup, .fini = teardown);
+
+static int parse(int argc, char *const argv[], enum cli_action *act)
+{
+    return cli_parse(argc, argv, &cfg, act, &err);
+}
+
+static int parse_json(const char *text)
+{
+    return config_parse_json(&cfg, text, strlen(text), &err);
+}
+
+/* A single line: no newline inside, not empty. */
+static void assert_one_line(void)
+{
+    cr_assert(err.msg[0] != '\0');
+    cr_assert_null(strchr(err.msg, '\n'), "multi-line error: %s", err.msg);
+}
+
+Test(config, sizes)
+{
+    uint64_t v;
+    cr_assert_eq(config_parse_size("256M", &v), 0);
+    cr_assert_eq(v, 256 * MiB);
+    cr_assert_eq(config_parse_size("1G", &v), 0);
+    cr_assert_eq(v, GiB);
+    cr_assert_eq(config_parse_size("512KiB", &v), 0);
+    cr_assert_eq(v, 512 * KiB);
+    cr_assert_eq(config_parse_size("4096", &v), 0);
+    cr_assert_eq(v, 4096);
+    cr_assert_lt(config_parse_size("", &v), 0);
+    cr_assert_lt(config_parse_size("-1M", &v), 0);
+    cr_assert_lt(config_parse_size("12Q", &v), 0);
+    cr_assert_lt(config_parse_size("1M1", &v), 0);
+    cr_assert_lt(config_parse_size("99999999999999999999", &v), 0);
+    cr_assert_lt(config_parse_size("17179869184G", &v), 0, "overflow");
+}
+
+Test(config, defaults)
+{
+    cr_assert_eq(cfg.memory, 256 * MiB);
+    cr_assert_eq(cfg.vcpus, 1);
+    cr_assert_eq(cfg.serial, SERIAL_STDIO);
+    cr_assert_eq(cfg.boot, BOOT_AUTO);
+}
+
+Test(config, cli_run_all_options)
+{
+    char *argv[] = {"wisp",           "run",          "--kernel",    "/k",
+                    "--initrd=/i",    "--cmdline",    "a b=c",       "--memory",
+                    "512M",           "--vcpus",      "4",           "--serial",
+                    "file:/tmp/x",    "--debug-exit", "--boot",      "pvh",
+                    "--cpu-features", "-xsave",       "--hugepages", "--stats",
+                    "--log-level",    "debug"};
+    enum cli_action act;
+    cr_assert_eq(parse(ARRAY_SIZE(argv), argv, &act), 0, "%s", err.msg);
+    cr_assert_eq(act, CLI_RUN);
+    cr_assert_str_eq(cfg.kernel, "/k");
+    cr_assert_str_eq(cfg.initrd, "/i");
+    cr_assert_str_eq(cfg.cmdline, "a b=c");
+    cr_assert_eq(cfg.memory, 512 * MiB);
+    cr_assert_eq(cfg.vcpus, 4);
+    cr_assert_eq(cfg.serial, SERIAL_FILE);
+    cr_assert_str_eq(cfg.serial_path, "/tmp/x");
+    cr_assert(cfg.debug_exit);
+    cr_assert(cfg.hugepages);
+    cr_assert(cfg.stats);
+    cr_assert_eq(cfg.boot, BOOT_PVH);
+    cr_assert_str_eq(cfg.cpu_features, "-xsave");
+    cr_assert_eq(cfg.log_level, 3);
+    cr_assert_eq(config_validate(&cfg, &err), 0);
+}
+
+Test(config, cli_help_version)
+{
+    enum cli_action act;
+    char *a1[] = {"wisp", "--help"};
+    cr_assert_eq(parse(2, a1, &act), 0);
+    cr_assert_eq(act, CLI_HELP);
+    char *a2[] = {"wisp", "--version"};
+    cr_assert_eq(parse(2, a2, &act), 0);
+    cr_assert_eq(act, CLI_VERSION);
+    char *a3[] = {"wisp", "run", "--kernel", "x", "--help"};
+    cr_assert_eq(parse(5, a3, &act), 0);
+    cr_assert_eq(act, CLI_RUN_HELP);
+}
+
+Test(config, cli_errors)
+{
+    enum cli_action act;
+    struct {
+        int argc;
+        char *argv[6];
+        const char *needle;
+    } cases[] = {
+        {1, {"wisp"}, "no command"},
+        {2, {"wisp", "fly"}, "unknown command 'fly'"},
+        {3, {"wisp", "run", "--bogus"}, "unknown option 'bogus'"},
+        {3, {"wisp", "run", "--memory"}, "needs a value"},
+        {4, {"wisp", "run", "--memory", "lots"}, "memory must be a size"},
+        {4, {"wisp", "run", "--vcpus", "two"}, "vcpus must be a number"},
+        {4, {"wisp", "run", "--vcpus", "-1"}, "vcpus must be a number"},
+        {4, {"wisp", "run", "--serial", "tty"}, "serial must be"},
+        {4, {"wisp", "run", "--serial", "file:"}, "serial must be"},
+        {4, {"wisp", "run", "--boot", "bios"}, "boot must be"},
+        {3, {"wisp", "run", "stray"}, "unexpected argument 'stray'"},
+        {3, {"wisp", "run", "--debug-exit=maybe"}, "must be on or off"},
+        {4, {"wisp", "run", "--config", "/nonexistent/vm.json"}, "cannot open config file"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        config_free(&cfg);
+        config_init(&cfg);
+        memset(&err, 0, sizeof(err));
+        cr_assert_lt(parse(cases[i].argc, cases[i].argv, &act), 0, "case %zu", i);
+        cr_assert_eq(err.exit_code, WISP_EXIT_USAGE, "case %zu", i);
+        cr_assert(strstr(err.msg, cases[i].needle), "case %zu: '%s'", i, err.msg);
+        assert_one_line();
+    }
+}
+
+Test(config, every_known_key_is_accepted)
+{
+    /* config_key_known() and config_set() must agree on the key list. */
+    const char *keys[] = {"kernel",    "initrd", "cmdline", "cpu-features", "serial", "debug-exit",
+                          "hugepages", "stats",  "memory",  "vcpus",        "boot",   "log-level"};
+    const char *vals[] = {"/k",  "/i", "c",   "-xsave", "none", "on",
+                          "off", "on", "64M", "2",      "pvh",  "info"};
+    for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+        cr_assert(config_key_known(keys[i]), "%s", keys[i]);
+        cr_assert_eq(config_set(&cfg, keys[i], vals[i], &err), 0, "%s: %s", keys[i], err.msg);
+    }
+    cr_assert_not(config_key_known("config"), "config is a CLI-only option");
+    cr_assert_not(config_key_known("kernal"));
+}
+
+Test(config, validate)
+{
+    cr_assert_lt(config_validate(&cfg, &err), 0);
+    cr_assert(strstr(err.msg, "no kernel"));
+    cfg.kernel = strdup("/k");
+    cfg.vcpus = 0;
+    memset(&err, 0, sizeof(err));
+    cr_assert_lt(config_validate(&cfg, &err), 0);
+    cr_assert(strstr(err.msg, "vcpus"));
+    cfg.vcpus = 1;
+    cfg.memory = 256 * MiB + 100;
+    memset(&err, 0, sizeof(err));
+    cr_assert_lt(config_validate(&cfg, &err), 0);
+    cr_assert(strstr(err.msg, "4 KiB"));
+    cfg.memory = 3 * MiB;
+    cfg.hugepages = true;
+    memset(&err, 0, sizeof(err));
+    cr_assert_lt(config_validate(&cfg, &err), 0);
+    cr_assert(strstr(err.msg, "2 MiB"));
+}
+
+Test(config, json_all_keys)
+{
+    const char *j = "{ \"kernel\": \"/k\", \"initrd\": \"/i\", \"cmdline\": \"console=ttyS0\",\n"
+                    "  \"memory\": 512, \"vcpus\": 2, \"serial\": \"none\", \"debug-exit\": true,\n"
+                    "  \"boot\": \"linux64\", \"hugepages\": false, \"log-level\": \"info\" }";
+    cr_assert_eq(parse_json(j), 0, "%s", err.msg);
+    cr_assert_str_eq(cfg.kernel, "/k");
+    cr_assert_eq(cfg.memory, 512 * MiB, "a JSON number is MiB");
+    cr_assert_eq(cfg.vcpus, 2);
+    cr_assert_eq(cfg.serial, SERIAL_NONE);
+    cr_assert(cfg.debug_exit);
+    cr_assert_eq(cfg.boot, BOOT_LINUX64);
+    cr_assert_not(cfg.hugepages);
+}
+
+Test(config, json_memory_string)
+{
+    cr_assert_eq(parse_json("{\"memory\": \"1G\"}"), 0);
+    cr_assert_eq(cfg.memory, GiB);
+}
+
+Test(config, json_errors)
+{
+    struct {
+        const char *text;
+        const char *needle;
+    } cases[] = {
+        {"", "ends unexpectedly"},
+        {"{\"kernel\": \"/k\"", "ends unexpectedly"},
+        {"{\"kernel\": }", "invalid JSON at line 1"},
+        {"{\n\n\"kernel\": \"/k\",\n oops }", "invalid JSON at line 4"},
+        {"[1, 2]", "top level must be a JSON object"},
+        {"{\"kernal\": \"/k\"}", "unknown option 'kernal'"},
+        {"{\"vcpus\": -2}", "must not be negative"},
+        {"{\"vcpus\": 1.5}", "must be a string, number or boolean"},
+        {"{\"memory\": [1]}", "must be a string, number or boolean"},
+        {"{\"debug-exit\": \"yes\"}", "must be true or false"},
+        {"{\"config\": \"other.json\"}", "cannot include"},
+        {"{} {}", "unexpected text after"},
+        {"{\"a\": {\"b\": {\"c\": {\"d\": {\"e\": {\"f\": {\"g\": {\"h\": {\"i\": {\"j\": {\"k\": "
+         "{\"l\": {\"m\": {\"n\": {\"o\": {\"p\": {\"q\": 1}}}}}}}}}}}}}}}}}",
+         "invalid JSON"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        config_free(&cfg);
+        config_init(&cfg);
+        memset(&err, 0, sizeof(err));
+        cr_assert_lt(parse_json(cases[i].text), 0, "case %zu", i);
+        cr_assert_eq(err.exit_code, WISP_EXIT_USAGE, "case %zu", i);
+        cr_assert(strstr(err.msg, cases[i].needle), "case %zu: '%s'", i, err.msg);
+        assert_one_line();
+    }
+}
+
+Test(config, json_file_and_cli_override)
+{
+    char path[] = "/tmp/wisp-test-config-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    const char *j = "{\"kernel\": \"/from-file\", \"memory\": \"128M\", \"vcpus\": 3}";
+    cr_assert_eq(write(fd, j, strlen(j)), (ssize_t)strlen(j));
+    close(fd);
+    char *argv[] = {"wisp", "run", "--config", path, "--vcpus", "2"};
+    enum cli_action act;
+    int ret = parse(6, argv, &act);
+    unlink(path);
+    cr_assert_eq(ret, 0, "%s", err.msg);
+    cr_assert_str_eq(cfg.kernel, "/from-file");
+    cr_assert_eq(cfg.memory, 128 * MiB);
+    cr_assert_eq(cfg.vcpus, 2, "later command-line option wins");
+}
+
+Test(config, json_file_not_regular)
+{
+    enum cli_action act;
+    char *argv[] = {"wisp", "run", "--config", "/tmp"};
+    cr_assert_lt(parse(4, argv, &act), 0);
+    cr_assert(strstr(err.msg, "not a regular file"));
+}

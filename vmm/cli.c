@@ -1,0 +1,124 @@
+/*
+ * Command-line parsing (see cli.h).  Options are `--key value`,
+ * `--key=value` or, for switches, `--key`; the keys are exactly the JSON
+ * config keys, and values go through config_set().
+ */
+#include "vmm/cli.h"
+
+#include <errno.h>
+#include <string.h>
+
+void cli_print_version(FILE *f)
+{
+    fprintf(f, "wisp %s (%s)\n", WISP_VERSION, WISP_GIT_REV);
+}
+
+void cli_print_help(FILE *f)
+{
+    fprintf(f, "wisp: a small, security-focused microVM monitor for Linux/KVM\n"
+               "\n"
+               "Usage:\n"
+               "  wisp run --kernel PATH [options]   boot a microVM (see `wisp run --help`)\n"
+               "  wisp run --config vm.json          the same, described in a JSON file\n"
+               "  wisp --help                        this text\n"
+               "  wisp --version                     version\n"
+               "\n"
+               "Exit status:\n"
+               "  0    the guest powered off or reset\n"
+               "  1    VMM failure while running (KVM or emulation error)\n"
+               "  2    usage or configuration error (options, JSON, kernel/initrd image, layout)\n"
+               "  3    the host cannot run the VM (/dev/kvm missing or denied, huge pages)\n"
+               "  N    with --debug-exit: the value the guest wrote to the debug-exit port\n"
+               "  128+S  killed by signal S (e.g. 130 after SIGINT when not a terminal)\n");
+}
+
+void cli_print_run_help(FILE *f)
+{
+    fprintf(f, "Usage: wisp run --kernel PATH [options]\n"
+               "\n"
+               "Boot a microVM.  Every option is also a key of the JSON config file\n"
+               "(\"--memory 512M\" is {\"memory\": \"512M\"}; switches are true/false).\n"
+               "\n"
+               "  --kernel PATH        ELF vmlinux (PVH or 64-bit entry) or bzImage (required)\n"
+               "  --initrd PATH        initial ramdisk\n"
+               "  --cmdline STR        kernel command line\n"
+               "  --memory SIZE        guest RAM, e.g. 256M, 1G (default 256M; JSON number = MiB)\n"
+               "  --vcpus N            number of vCPUs (default 1)\n"
+               "  --serial MODE        COM1 console: stdio (default), file:PATH or none\n"
+               "  --boot PROTO         auto (default), linux64 or pvh: how to enter an ELF kernel\n"
+               "  --cpu-features LIST  hide CPU features from the guest, e.g. -xsave,-avx2\n"
+               "  --hugepages          back guest RAM with 2 MiB huge pages\n"
+               "  --debug-exit         enable the debug-exit port 0xf4: the value the guest\n"
+               "                       writes becomes wisp's exit status (for tests)\n"
+               "  --log-level LEVEL    error, warn (default), info or debug\n"
+               "  --stats              print resource statistics as JSON on stderr at exit\n"
+               "  --config FILE        read options from a JSON object; later options override\n"
+               "  -h, --help           this text\n"
+               "\n"
+               "Serial input: with --serial stdio and a terminal on stdin, the terminal is put\n"
+               "in raw mode (restored on exit) and keys go to the guest; press Ctrl-A then x\n"
+               "to quit.\n");
+}
+
+static int parse_run(int argc, char *const argv[], struct vm_config *cfg, enum cli_action *action,
+                     struct errbuf *err)
+{
+    for (int i = 2; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+            *action = CLI_RUN_HELP;
+            return 0;
+        }
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
+            return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                           "unexpected argument '%s' (see wisp run --help)", arg);
+        char key[64];
+        const char *value = NULL;
+        const char *eq = strchr(arg + 2, '=');
+        size_t klen = eq ? (size_t)(eq - (arg + 2)) : strlen(arg + 2);
+        if (klen == 0 || klen >= sizeof(key))
+            return err_set(err, WISP_EXIT_USAGE, EINVAL, "unknown option '%s'", arg);
+        memcpy(key, arg + 2, klen);
+        key[klen] = '\0';
+        if (strcmp(key, "config") != 0 && !config_key_known(key))
+            return err_set(err, WISP_EXIT_USAGE, EINVAL, "unknown option '%s'", key);
+        if (eq) {
+            value = eq + 1;
+        } else if (!config_key_is_flag(key)) {
+            if (i + 1 >= argc)
+                return err_set(err, WISP_EXIT_USAGE, EINVAL, "option '--%s' needs a value", key);
+            value = argv[++i];
+        }
+        int ret;
+        if (!strcmp(key, "config")) {
+            if (!value)
+                return err_set(err, WISP_EXIT_USAGE, EINVAL, "option '--config' needs a value");
+            ret = config_load_json(cfg, value, err);
+        } else {
+            ret = config_set(cfg, key, value, err);
+        }
+        if (ret < 0)
+            return ret;
+    }
+    *action = CLI_RUN;
+    return 0;
+}
+
+int cli_parse(int argc, char *const argv[], struct vm_config *cfg, enum cli_action *action,
+              struct errbuf *err)
+{
+    if (argc < 2)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL, "no command given (try wisp --help)");
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        *action = CLI_HELP;
+        return 0;
+    }
+    if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        *action = CLI_VERSION;
+        return 0;
+    }
+    if (!strcmp(cmd, "run"))
+        return parse_run(argc, argv, cfg, action, err);
+    return err_set(err, WISP_EXIT_USAGE, EINVAL, "unknown command '%s' (try wisp --help)", cmd);
+}

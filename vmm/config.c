@@ -1,0 +1,391 @@
+/*
+ * VM configuration (see config.h).  config_set() interprets every key; the
+ * command line and the JSON loader both funnel into it, so they accept the
+ * same keys and values and produce the same error messages.
+ */
+#include "vmm/config.h"
+#include "vmm/log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_VCPUS_CONFIG 1024          /* sanity cap; the VM applies the real limit */
+#define MAX_JSON_FILE    (1024 * 1024) /* a VM description is a few hundred bytes */
+#define MAX_STRING_VALUE 65536
+
+void config_init(struct vm_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->memory = CONFIG_DEFAULT_MEMORY;
+    c->vcpus = 1;
+    c->serial = SERIAL_STDIO;
+    c->boot = BOOT_AUTO;
+    c->log_level = LOG_WARN;
+}
+
+void config_free(struct vm_config *c)
+{
+    free(c->kernel);
+    free(c->initrd);
+    free(c->cmdline);
+    free(c->serial_path);
+    free(c->cpu_features);
+    config_init(c);
+}
+
+int config_parse_size(const char *s, uint64_t *out)
+{
+    if (!s || !isdigit((unsigned char)s[0]))
+        return -EINVAL;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return -EINVAL;
+    uint64_t mult = 1;
+    switch (*end) {
+    case '\0':
+        break;
+    case 'k':
+    case 'K':
+        mult = KiB;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        mult = MiB;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        mult = GiB;
+        end++;
+        break;
+    case 't':
+    case 'T':
+        mult = 1024 * GiB;
+        end++;
+        break;
+    default:
+        return -EINVAL;
+    }
+    /* Allow an optional "iB" / "B" after the unit ("256MiB", "256MB" mean MiB). */
+    if (mult > 1 && (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0))
+        end += strlen(end);
+    if (*end != '\0')
+        return -EINVAL;
+    uint64_t r;
+    if (__builtin_mul_overflow((uint64_t)v, mult, &r))
+        return -EINVAL;
+    *out = r;
+    return 0;
+}
+
+static int set_string(char **dst, const char *key, const char *value, struct errbuf *err)
+{
+    if (!value)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL, "option '%s' needs a value", key);
+    if (strlen(value) > MAX_STRING_VALUE)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL, "value of '%s' is too long", key);
+    char *d = strdup(value);
+    if (!d)
+        return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
+    free(*dst);
+    *dst = d;
+    return 0;
+}
+
+static int set_bool(bool *dst, const char *key, const char *value, struct errbuf *err)
+{
+    if (!value || !strcmp(value, "on") || !strcmp(value, "true") || !strcmp(value, "yes")) {
+        *dst = true;
+        return 0;
+    }
+    if (!strcmp(value, "off") || !strcmp(value, "false") || !strcmp(value, "no")) {
+        *dst = false;
+        return 0;
+    }
+    return err_set(err, WISP_EXIT_USAGE, EINVAL, "'%s' must be on or off, not '%s'", key, value);
+}
+
+static int set_serial(struct vm_config *c, const char *value, struct errbuf *err)
+{
+    if (!value)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL, "option 'serial' needs a value");
+    if (!strcmp(value, "stdio")) {
+        c->serial = SERIAL_STDIO;
+    } else if (!strcmp(value, "none")) {
+        c->serial = SERIAL_NONE;
+    } else if (!strncmp(value, "file:", 5) && value[5] != '\0') {
+        int ret = set_string(&c->serial_path, "serial", value + 5, err);
+        if (ret < 0)
+            return ret;
+        c->serial = SERIAL_FILE;
+    } else {
+        return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                       "serial must be stdio, file:PATH or none, not '%s'", value);
+    }
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    enum log_level level;
+} log_levels[] = {
+    {"error", LOG_ERROR}, {"warn", LOG_WARN}, {"info", LOG_INFO}, {"debug", LOG_DEBUG}};
+
+/* Every key config_set() accepts (kept in step with it; a unit test checks). */
+static const char *const all_keys[] = {"kernel", "initrd",     "cmdline",   "cpu-features",
+                                       "serial", "debug-exit", "hugepages", "stats",
+                                       "memory", "vcpus",      "boot",      "log-level"};
+
+bool config_key_known(const char *key)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(all_keys); i++)
+        if (!strcmp(key, all_keys[i]))
+            return true;
+    return false;
+}
+
+/* Keys that are switches: given without a value on the command line. */
+static const char *const flag_keys[] = {"debug-exit", "hugepages", "stats"};
+
+bool config_key_is_flag(const char *key)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(flag_keys); i++)
+        if (!strcmp(key, flag_keys[i]))
+            return true;
+    return false;
+}
+
+int config_set(struct vm_config *c, const char *key, const char *value, struct errbuf *err)
+{
+    if (!strcmp(key, "kernel"))
+        return set_string(&c->kernel, key, value, err);
+    if (!strcmp(key, "initrd"))
+        return set_string(&c->initrd, key, value, err);
+    if (!strcmp(key, "cmdline"))
+        return set_string(&c->cmdline, key, value, err);
+    if (!strcmp(key, "cpu-features"))
+        return set_string(&c->cpu_features, key, value, err);
+    if (!strcmp(key, "serial"))
+        return set_serial(c, value, err);
+    if (!strcmp(key, "debug-exit"))
+        return set_bool(&c->debug_exit, key, value, err);
+    if (!strcmp(key, "hugepages"))
+        return set_bool(&c->hugepages, key, value, err);
+    if (!strcmp(key, "stats"))
+        return set_bool(&c->stats, key, value, err);
+    if (!strcmp(key, "memory")) {
+        uint64_t v;
+        if (!value || config_parse_size(value, &v) < 0)
+            return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                           "memory must be a size like 256M or 1G, not '%s'", value ? value : "");
+        c->memory = v;
+        return 0;
+    }
+    if (!strcmp(key, "vcpus")) {
+        char *end;
+        errno = 0;
+        long v = value ? strtol(value, &end, 10) : 0;
+        if (!value || !isdigit((unsigned char)value[0]) || *end || errno || v > MAX_VCPUS_CONFIG)
+            return err_set(err, WISP_EXIT_USAGE, EINVAL, "vcpus must be a number from 1, not '%s'",
+                           value ? value : "");
+        c->vcpus = (unsigned)v;
+        return 0;
+    }
+    if (!strcmp(key, "boot")) {
+        if (value && !strcmp(value, "auto"))
+            c->boot = BOOT_AUTO;
+        else if (value && !strcmp(value, "linux64"))
+            c->boot = BOOT_LINUX64;
+        else if (value && !strcmp(value, "pvh"))
+            c->boot = BOOT_PVH;
+        else
+            return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                           "boot must be auto, linux64 or pvh, not '%s'", value ? value : "");
+        return 0;
+    }
+    if (!strcmp(key, "log-level")) {
+        for (size_t i = 0; value && i < ARRAY_SIZE(log_levels); i++) {
+            if (!strcmp(value, log_levels[i].name)) {
+                c->log_level = (int)log_levels[i].level;
+                return 0;
+            }
+        }
+        return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                       "log-level must be error, warn, info or debug, not '%s'",
+                       value ? value : "");
+    }
+    return err_set(err, WISP_EXIT_USAGE, EINVAL, "unknown option '%s'", key);
+}
+
+/* Line number of byte offset `pos` in `text`, for JSON error messages. */
+static unsigned line_of(const char *text, size_t pos)
+{
+    unsigned line = 1;
+    for (size_t i = 0; i < pos && text[i]; i++)
+        line += text[i] == '\n';
+    return line;
+}
+
+static int json_value_to_string(json_object *v, const char *key, char *buf, size_t len,
+                                const char **out, struct errbuf *err)
+{
+    switch (json_object_get_type(v)) {
+    case json_type_string:
+        *out = json_object_get_string(v);
+        return 0;
+    case json_type_boolean:
+        *out = json_object_get_boolean(v) ? "on" : "off";
+        return 0;
+    case json_type_int: {
+        int64_t n = json_object_get_int64(v);
+        if (n < 0)
+            return err_set(err, WISP_EXIT_USAGE, EINVAL, "config: '%s' must not be negative", key);
+        /* A bare number for memory means MiB ("memory": 512). */
+        snprintf(buf, len, "%lld%s", (long long)n, strcmp(key, "memory") ? "" : "M");
+        *out = buf;
+        return 0;
+    }
+    default:
+        return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                       "config: '%s' must be a string, number or boolean", key);
+    }
+}
+
+int config_parse_json(struct vm_config *c, const char *text, size_t len, struct errbuf *err)
+{
+    if (len > MAX_JSON_FILE)
+        return err_set(err, WISP_EXIT_USAGE, EFBIG, "config is larger than %d bytes",
+                       MAX_JSON_FILE);
+    json_tokener *tok = json_tokener_new_ex(16); /* nesting depth: we need 1 */
+    if (!tok)
+        return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
+    json_object *root = json_tokener_parse_ex(tok, text, (int)len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    int ret = 0;
+    if (!root || jerr != json_tokener_success) {
+        if (jerr == json_tokener_continue)
+            ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "config: JSON ends unexpectedly");
+        else
+            ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "config: invalid JSON at line %u: %s",
+                          line_of(text, json_tokener_get_parse_end(tok)),
+                          json_tokener_error_desc(jerr));
+        goto out;
+    }
+    /* Nothing but white space may follow the object. */
+    for (size_t i = json_tokener_get_parse_end(tok); i < len; i++) {
+        if (!isspace((unsigned char)text[i])) {
+            ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
+                          "config: unexpected text after the JSON object at line %u",
+                          line_of(text, i));
+            goto out;
+        }
+    }
+    if (!json_object_is_type(root, json_type_object)) {
+        ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "config: top level must be a JSON object");
+        goto out;
+    }
+    json_object_object_foreach(root, key, val)
+    {
+        char num[32];
+        const char *s = NULL;
+        if (!strcmp(key, "config")) {
+            ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "config: files cannot include others");
+            goto out;
+        }
+        if (config_key_is_flag(key) && !json_object_is_type(val, json_type_boolean)) {
+            ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "config: '%s' must be true or false", key);
+            goto out;
+        }
+        ret = json_value_to_string(val, key, num, sizeof(num), &s, err);
+        if (ret < 0)
+            goto out;
+        ret = config_set(c, key, s, err);
+        if (ret < 0) {
+            /* Prefix the message so the user knows it came from the file. */
+            static const char prefix[] = "config: ";
+            size_t keep = sizeof(err->msg) - sizeof(prefix);
+            memmove(err->msg + sizeof(prefix) - 1, err->msg, keep);
+            memcpy(err->msg, prefix, sizeof(prefix) - 1);
+            err->msg[sizeof(err->msg) - 1] = '\0';
+            goto out;
+        }
+    }
+out:
+    if (root)
+        json_object_put(root);
+    json_tokener_free(tok);
+    return ret;
+}
+
+int config_load_json(struct vm_config *c, const char *path, struct errbuf *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return err_set(err, WISP_EXIT_USAGE, errno, "cannot open config file %s: %s", path,
+                       strerror(errno));
+    struct stat st;
+    char *buf = NULL;
+    int ret;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "config file %s is not a regular file", path);
+        goto out;
+    }
+    if (st.st_size > MAX_JSON_FILE) {
+        ret = err_set(err, WISP_EXIT_USAGE, EFBIG, "config file %s is larger than %d bytes", path,
+                      MAX_JSON_FILE);
+        goto out;
+    }
+    buf = malloc((size_t)st.st_size + 1);
+    if (!buf) {
+        ret = err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
+        goto out;
+    }
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            ret = err_set(err, WISP_EXIT_USAGE, n < 0 ? errno : EIO, "cannot read config file %s",
+                          path);
+            goto out;
+        }
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    ret = config_parse_json(c, buf, got, err);
+out:
+    free(buf);
+    close(fd);
+    return ret;
+}
+
+int config_validate(const struct vm_config *c, struct errbuf *err)
+{
+    if (!c->kernel || !c->kernel[0])
+        return err_set(err, WISP_EXIT_USAGE, EINVAL, "no kernel given (use --kernel PATH)");
+    if (c->vcpus == 0)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL, "vcpus must be at least 1");
+    if (c->memory % PAGE_SIZE)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                       "memory size %llu bytes is not a multiple of the 4 KiB page size",
+                       (unsigned long long)c->memory);
+    if (c->hugepages && c->memory % (2 * MiB))
+        return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                       "with hugepages, memory must be a multiple of 2 MiB");
+    if (c->memory > CONFIG_MAX_MEMORY)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL, "memory size is larger than %llu GiB",
+                       (unsigned long long)(CONFIG_MAX_MEMORY / GiB));
+    return 0;
+}

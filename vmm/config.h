@@ -1,0 +1,69 @@
+/*
+ * VM configuration: one struct filled from the command line or from a JSON
+ * file, which use the same keys (`--memory 256M` on the command line is
+ * `"memory": "256M"` in JSON).  config_set() is the single place a key is
+ * interpreted, so both front ends accept exactly the same values.
+ */
+#ifndef VMM_CONFIG_H
+#define VMM_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/error.h"
+
+enum serial_mode { SERIAL_STDIO = 0, SERIAL_FILE, SERIAL_NONE };
+enum boot_proto { BOOT_AUTO = 0, BOOT_LINUX64, BOOT_PVH };
+enum seccomp_mode { SECCOMP_KILL = 0, SECCOMP_LOG, SECCOMP_OFF };
+
+#define CONFIG_DEFAULT_MEMORY (256ULL * 1024 * 1024)
+#define CONFIG_MAX_MEMORY     (1ULL << 40) /* 1 TiB: far above what we test, far below overflow */
+
+struct vm_config {
+    char *kernel;    /* required */
+    char *initrd;    /* optional */
+    char *cmdline;   /* optional; "" if unset */
+    uint64_t memory; /* bytes */
+    unsigned vcpus;  /* >= 1 */
+    enum serial_mode serial;
+    char *serial_path;    /* for SERIAL_FILE */
+    bool debug_exit;      /* enable the debug-exit port (tests) */
+    bool hugepages;       /* back RAM with 2 MiB huge pages */
+    enum boot_proto boot; /* how to enter the kernel */
+    char *cpu_features;   /* feature mask, e.g. "-xsave,-avx2"; NULL = host-supported set */
+    int log_level;        /* enum log_level */
+    bool stats;           /* print a statistics line on exit */
+};
+
+/* Defaults: 256 MiB, 1 vCPU, serial on stdio, auto boot protocol. */
+void config_init(struct vm_config *c);
+void config_free(struct vm_config *c);
+
+/*
+ * Set `key` (without leading dashes) to `value`.  Boolean keys take NULL
+ * (meaning true) or "on"/"off"/"true"/"false".  Unknown keys and bad values
+ * fail with WISP_EXIT_USAGE and a message naming the key.
+ */
+int config_set(struct vm_config *c, const char *key, const char *value,
+               struct errbuf *err) __must_check;
+
+/* Is `key` an option config_set() knows? */
+bool config_key_known(const char *key);
+
+/* Is `key` a boolean switch (takes no value on the command line)? */
+bool config_key_is_flag(const char *key);
+
+/* Merge settings from a JSON object file (keys as for config_set). */
+int config_load_json(struct vm_config *c, const char *path, struct errbuf *err) __must_check;
+
+/* Same, from a buffer (used by the file loader, unit tests and the fuzzer). */
+int config_parse_json(struct vm_config *c, const char *text, size_t len,
+                      struct errbuf *err) __must_check;
+
+/* Check the whole configuration once all sources are merged. */
+int config_validate(const struct vm_config *c, struct errbuf *err) __must_check;
+
+/* Parse "256M", "1G", "1048576" (bytes), "512K"; -EINVAL on junk or overflow. */
+int config_parse_size(const char *s, uint64_t *out) __must_check;
+
+#endif /* VMM_CONFIG_H */

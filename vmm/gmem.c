@@ -1,0 +1,199 @@
+/*
+ * Guest memory (see gmem.h).  Layout of each region in our address space:
+ *
+ *   [guard page PROT_NONE][ region, memfd MAP_SHARED ][guard page PROT_NONE]
+ *
+ * The reservation is made first as one PROT_NONE anonymous mapping, then the
+ * memfd is mapped over its middle with MAP_FIXED, so the guards cannot be
+ * taken by another mapping in between.
+ */
+#include "vmm/gmem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/memfd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define HUGE_2M (2ULL * MiB)
+
+static int map_region(struct gmem *gm, unsigned i, struct errbuf *err)
+{
+    struct gmem_region *r = &gm->regions[i];
+    size_t guard = (size_t)gm->page_size;
+    size_t len = (size_t)r->size + 2 * guard;
+
+    void *resv = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (resv == MAP_FAILED)
+        return err_set(err, WISP_EXIT_HOST, errno, "cannot reserve %llu MiB of address space: %s",
+                       (unsigned long long)(r->size / MiB), strerror(errno));
+    gm->resv[i] = resv;
+    gm->resv_len[i] = len;
+
+    void *p = mmap((uint8_t *)resv + guard, (size_t)r->size, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_FIXED, gm->fd, (off_t)r->fd_offset);
+    if (p == MAP_FAILED)
+        return err_set(err, WISP_EXIT_HOST, errno, "cannot map guest memory: %s", strerror(errno));
+    r->hva = p;
+    /* Guest RAM stays out of core dumps of the VMM. */
+    (void)madvise(p, (size_t)r->size, MADV_DONTDUMP);
+    return 0;
+}
+
+int gmem_create(struct gmem *gm, const struct gmem_range *ranges, unsigned n, bool hugepages,
+                struct errbuf *err)
+{
+    memset(gm, 0, sizeof(*gm));
+    gm->fd = -1;
+    gm->page_size = hugepages ? HUGE_2M : PAGE_SIZE;
+
+    if (n == 0 || n > GMEM_MAX_REGIONS)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL, "guest memory needs 1 to %d regions",
+                       GMEM_MAX_REGIONS);
+
+    uint64_t total = 0;
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t end;
+        if (!range_end(ranges[i].gpa, ranges[i].size, &end) ||
+            !is_aligned(ranges[i].gpa | ranges[i].size, gm->page_size))
+            return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                           "guest memory region %u (0x%llx+0x%llx) is empty or not %s aligned", i,
+                           (unsigned long long)ranges[i].gpa, (unsigned long long)ranges[i].size,
+                           hugepages ? "2 MiB" : "page");
+        if (i > 0 && ranges[i].gpa < ranges[i - 1].gpa + ranges[i - 1].size)
+            return err_set(err, WISP_EXIT_USAGE, EINVAL, "guest memory regions overlap");
+        if (__builtin_add_overflow(total, ranges[i].size, &total))
+            return err_set(err, WISP_EXIT_USAGE, EINVAL, "guest memory size overflows");
+    }
+
+    unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+    if (hugepages)
+        flags |= MFD_HUGETLB | MFD_HUGE_2MB;
+    gm->fd = memfd_create("wisp-guest-ram", flags);
+    if (gm->fd < 0) {
+        int e = errno;
+        gm->fd = -1;
+        if (hugepages)
+            return err_set(err, WISP_EXIT_HOST, e,
+                           "huge pages requested but not usable (memfd_create: %s)", strerror(e));
+        return err_set(err, WISP_EXIT_HOST, e, "memfd_create failed: %s", strerror(e));
+    }
+    if (ftruncate(gm->fd, (off_t)total) < 0) {
+        int e = errno;
+        gmem_destroy(gm);
+        return err_set(err, WISP_EXIT_HOST, e, "cannot size guest memory to %llu MiB: %s",
+                       (unsigned long long)(total / MiB), strerror(e));
+    }
+    if (hugepages) {
+        /* hugetlbfs does not reserve at ftruncate; fallocate makes "no huge
+         * pages available" an error now instead of a SIGBUS in the guest. */
+        if (fallocate(gm->fd, 0, 0, (off_t)total) < 0) {
+            int e = errno;
+            gmem_destroy(gm);
+            return err_set(err, WISP_EXIT_HOST, e,
+                           "not enough free 2 MiB huge pages for %llu MiB of guest memory "
+                           "(see /proc/sys/vm/nr_hugepages): %s",
+                           (unsigned long long)(total / MiB), strerror(e));
+        }
+    }
+    /* The size is fixed from here on: a shrink would SIGBUS us. */
+    (void)fcntl(gm->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
+
+    uint64_t off = 0;
+    for (unsigned i = 0; i < n; i++) {
+        gm->regions[i].gpa = ranges[i].gpa;
+        gm->regions[i].size = ranges[i].size;
+        gm->regions[i].fd_offset = off;
+        gm->nregions = i + 1;
+        off += ranges[i].size;
+        int ret = map_region(gm, i, err);
+        if (ret < 0) {
+            gmem_destroy(gm);
+            return ret;
+        }
+    }
+    gm->total = total;
+    return 0;
+}
+
+void gmem_destroy(struct gmem *gm)
+{
+    for (unsigned i = 0; i < GMEM_MAX_REGIONS; i++) {
+        if (gm->resv[i])
+            munmap(gm->resv[i], gm->resv_len[i]);
+        gm->resv[i] = NULL;
+        gm->regions[i].hva = NULL;
+    }
+    if (gm->fd >= 0)
+        close(gm->fd);
+    gm->fd = -1;
+    gm->nregions = 0;
+    gm->total = 0;
+}
+
+const struct gmem_region *gmem_region_of(const struct gmem *gm, gpa_t gpa)
+{
+    /* Few regions: a linear scan is both simplest and fastest. */
+    for (unsigned i = 0; i < gm->nregions; i++) {
+        const struct gmem_region *r = &gm->regions[i];
+        if (gpa >= r->gpa && gpa - r->gpa < r->size)
+            return r;
+    }
+    return NULL;
+}
+
+void *gmem_ptr(const struct gmem *gm, gpa_t gpa, uint64_t len)
+{
+    uint64_t end;
+    if (!range_end(gpa, len, &end))
+        return NULL;
+    const struct gmem_region *r = gmem_region_of(gm, gpa);
+    if (!r)
+        return NULL;
+    /* end - 1 is the last byte; it must be in the same region. */
+    if (end - 1 - r->gpa >= r->size)
+        return NULL;
+    return r->hva + (gpa - r->gpa);
+}
+
+bool gmem_range_ok(const struct gmem *gm, gpa_t gpa, uint64_t len)
+{
+    return gmem_ptr(gm, gpa, len) != NULL;
+}
+
+int gmem_read(const struct gmem *gm, gpa_t gpa, void *dst, size_t len)
+{
+    void *p = gmem_ptr(gm, gpa, len);
+    if (!p)
+        return -EFAULT;
+    memcpy(dst, p, len);
+    return 0;
+}
+
+int gmem_write(const struct gmem *gm, gpa_t gpa, const void *src, size_t len)
+{
+    void *p = gmem_ptr(gm, gpa, len);
+    if (!p)
+        return -EFAULT;
+    memcpy(p, src, len);
+    return 0;
+}
+
+int gmem_zero(const struct gmem *gm, gpa_t gpa, size_t len)
+{
+    void *p = gmem_ptr(gm, gpa, len);
+    if (!p)
+        return -EFAULT;
+    memset(p, 0, len);
+    return 0;
+}
+
+gpa_t gmem_end(const struct gmem *gm)
+{
+    if (gm->nregions == 0)
+        return 0;
+    const struct gmem_region *r = &gm->regions[gm->nregions - 1];
+    return r->gpa + r->size;
+}

@@ -1,0 +1,84 @@
+/*
+ * Guest memory: the one module that owns guest-physical -> host translation.
+ *
+ * Guest RAM is one memfd (so it can later be shared with vhost-user and
+ * vfio-user servers and with a migration helper), mapped MAP_SHARED as one or
+ * more regions at fixed guest-physical addresses.  Every mapping is framed by
+ * PROT_NONE guard pages so an overrun faults instead of touching host data.
+ *
+ * Every access goes through a checked (gpa, len) translation: the whole range
+ * must lie inside ONE region, and the arithmetic is overflow-checked.  A range
+ * that touches a hole, crosses from one region into the next or wraps is
+ * refused.  No function here returns a pointer without a length.
+ */
+#ifndef VMM_GMEM_H
+#define VMM_GMEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmm/error.h"
+#include "vmm/util.h"
+
+typedef uint64_t gpa_t;
+
+#define GMEM_MAX_REGIONS 8
+
+struct gmem_region {
+    gpa_t gpa;          /* guest-physical base, page aligned */
+    uint64_t size;      /* bytes, page aligned, > 0 */
+    uint64_t fd_offset; /* offset of this region in the memfd */
+    uint8_t *hva;       /* host mapping of [gpa, gpa + size) */
+};
+
+struct gmem {
+    int fd;            /* memfd backing all regions, -1 if none */
+    uint64_t total;    /* sum of region sizes */
+    unsigned nregions; /* regions sorted by gpa, non-overlapping */
+    struct gmem_region regions[GMEM_MAX_REGIONS];
+    uint64_t page_size; /* 4 KiB, or 2 MiB with huge pages */
+    /* Whole reservation per region including guard pages, for munmap. */
+    void *resv[GMEM_MAX_REGIONS];
+    size_t resv_len[GMEM_MAX_REGIONS];
+};
+
+/* One requested RAM range. */
+struct gmem_range {
+    gpa_t gpa;
+    uint64_t size;
+};
+
+/*
+ * Create guest RAM for `n` ranges (sorted, non-overlapping, page aligned).
+ * With `hugepages`, the memfd uses 2 MiB huge pages and every range must be
+ * 2 MiB aligned; if the host has none available the call fails with a clear
+ * message and exit code WISP_EXIT_HOST.  Memory is marked MADV_DONTDUMP.
+ * On failure nothing is left allocated and gm->fd is -1.
+ */
+int gmem_create(struct gmem *gm, const struct gmem_range *ranges, unsigned n, bool hugepages,
+                struct errbuf *err) __must_check;
+
+/* Unmap everything and close the memfd.  Safe on a zeroed or failed gmem. */
+void gmem_destroy(struct gmem *gm);
+
+/*
+ * Translate [gpa, gpa + len) to a host pointer.  Returns NULL if len is 0,
+ * the range wraps, or it is not wholly inside one region.
+ */
+void *gmem_ptr(const struct gmem *gm, gpa_t gpa, uint64_t len);
+
+/* Region containing gpa, or NULL. */
+const struct gmem_region *gmem_region_of(const struct gmem *gm, gpa_t gpa);
+
+/* Is [gpa, gpa + len) wholly inside one region? */
+bool gmem_range_ok(const struct gmem *gm, gpa_t gpa, uint64_t len);
+
+/* Copy between guest and host; 0 or -EFAULT if the range is not valid RAM. */
+int gmem_read(const struct gmem *gm, gpa_t gpa, void *dst, size_t len) __must_check;
+int gmem_write(const struct gmem *gm, gpa_t gpa, const void *src, size_t len) __must_check;
+int gmem_zero(const struct gmem *gm, gpa_t gpa, size_t len) __must_check;
+
+/* Highest guest-physical address + 1 covered by RAM. */
+gpa_t gmem_end(const struct gmem *gm);
+
+#endif /* VMM_GMEM_H */

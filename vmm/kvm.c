@@ -1,0 +1,108 @@
+/* KVM device, VM fd, memory slots and irqfds (see kvm.h). */
+#include "vmm/kvm.h"
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+const char *kvm_device_path(void)
+{
+    /* Only for tests of the "no KVM" paths; documented in README. */
+    const char *p = getenv("WISP_KVM_DEV");
+    return p && p[0] ? p : "/dev/kvm";
+}
+
+static const struct {
+    int cap;
+    const char *name;
+} required_caps[] = {
+    {KVM_CAP_IRQCHIP, "in-kernel irqchip"},     {KVM_CAP_IRQFD, "irqfd"},
+    {KVM_CAP_IOEVENTFD, "ioeventfd"},           {KVM_CAP_USER_MEMORY, "user memory"},
+    {KVM_CAP_IMMEDIATE_EXIT, "immediate exit"}, {KVM_CAP_PIT2, "in-kernel PIT"},
+    {KVM_CAP_EXT_CPUID, "extended CPUID"},      {KVM_CAP_SET_TSS_ADDR, "TSS address"},
+};
+
+int kvm_open_vm(struct vm *vm, struct errbuf *err)
+{
+    const char *path = kvm_device_path();
+    vm->kvm_fd = open(path, O_RDWR | O_CLOEXEC);
+    if (vm->kvm_fd < 0) {
+        int e = errno;
+        const char *hint = e == ENOENT   ? " (is KVM enabled and the kvm module loaded?)"
+                           : e == EACCES ? " (run as root or join the kvm group)"
+                                         : "";
+        return err_set(err, WISP_EXIT_HOST, e, "cannot open %s: %s%s", path, strerror(e), hint);
+    }
+    int ver = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+    if (ver != KVM_API_VERSION)
+        return err_set(err, WISP_EXIT_HOST, ENOTSUP, "%s: unsupported KVM API version %d", path,
+                       ver);
+    for (size_t i = 0; i < ARRAY_SIZE(required_caps); i++) {
+        if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, required_caps[i].cap) <= 0)
+            return err_set(err, WISP_EXIT_HOST, ENOTSUP, "KVM lacks a required feature: %s",
+                           required_caps[i].name);
+    }
+    int maxv = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+    if (maxv <= 0)
+        maxv = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+    vm->kvm_max_vcpus = maxv > 0 ? (unsigned)maxv : 1;
+
+    vm->vcpu_mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (vm->vcpu_mmap_size < (int)sizeof(struct kvm_run))
+        return err_set(err, WISP_EXIT_HOST, EINVAL, "KVM reports a bad vCPU mmap size");
+
+    do {
+        vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0UL);
+    } while (vm->vm_fd < 0 && errno == EINTR);
+    if (vm->vm_fd < 0)
+        return err_set(err, WISP_EXIT_HOST, errno, "KVM_CREATE_VM failed: %s", strerror(errno));
+    return 0;
+}
+
+int kvm_map_memory(struct vm *vm, struct errbuf *err)
+{
+    for (unsigned i = 0; i < vm->mem.nregions; i++) {
+        const struct gmem_region *r = &vm->mem.regions[i];
+        struct kvm_userspace_memory_region slot = {
+            .slot = i,
+            .flags = 0,
+            .guest_phys_addr = r->gpa,
+            .memory_size = r->size,
+            .userspace_addr = (uint64_t)(uintptr_t)r->hva,
+        };
+        if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+            return err_set(err, WISP_EXIT_HOST, errno,
+                           "cannot register guest memory 0x%llx+0x%llx with KVM: %s",
+                           (unsigned long long)r->gpa, (unsigned long long)r->size,
+                           strerror(errno));
+    }
+    return 0;
+}
+
+int kvm_irqfd_create(struct vm *vm, unsigned gsi, int *fd, struct errbuf *err)
+{
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (efd < 0)
+        return err_set(err, WISP_EXIT_HOST, errno, "eventfd: %s", strerror(errno));
+    struct kvm_irqfd irqfd = {.fd = (uint32_t)efd, .gsi = gsi};
+    if (ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0) {
+        int e = errno;
+        close(efd);
+        return err_set(err, WISP_EXIT_HOST, e, "KVM_IRQFD for GSI %u failed: %s", gsi, strerror(e));
+    }
+    *fd = efd;
+    return 0;
+}
+
+void kvm_irq_pulse(int irqfd)
+{
+    /* KVM asserts and deasserts the GSI for each eventfd signal. */
+    uint64_t one = 1;
+    ssize_t r __unused = write(irqfd, &one, sizeof(one));
+}

@@ -1,0 +1,31 @@
+/*
+ * Thin KVM helpers shared by the VM core and architecture code: opening
+ * /dev/kvm with clear errors, capability checks, memory slots and irqfds.
+ */
+#ifndef VMM_KVM_H
+#define VMM_KVM_H
+
+#include "vmm/error.h"
+
+struct vm;
+
+/*
+ * Open /dev/kvm, check the API version and the capabilities wisp relies on,
+ * create the VM.  Fills vm->kvm_fd, vm_fd, vcpu_mmap_size, kvm_max_vcpus.
+ * Errors are WISP_EXIT_HOST ("cannot open /dev/kvm: Permission denied", ...).
+ */
+int kvm_open_vm(struct vm *vm, struct errbuf *err) __must_check;
+
+/* Register every guest memory region as a KVM memory slot. */
+int kvm_map_memory(struct vm *vm, struct errbuf *err) __must_check;
+
+/* Create an eventfd bound to `gsi` with KVM_IRQFD; *fd receives it. */
+int kvm_irqfd_create(struct vm *vm, unsigned gsi, int *fd, struct errbuf *err) __must_check;
+
+/* Pulse the line behind an irqfd (edge-triggered interrupt). */
+void kvm_irq_pulse(int irqfd);
+
+/* Path of the KVM device; tests may override it with WISP_KVM_DEV. */
+const char *kvm_device_path(void);
+
+#endif /* VMM_KVM_H */

@@ -1,0 +1,66 @@
+/*
+ * wisp entry point: parse the command line, build the VM, run it, and turn
+ * the outcome into the documented exit status.  The only place that prints
+ * a final error line and decides the process exit code.
+ */
+#include "vmm/cli.h"
+#include "vmm/config.h"
+#include "vmm/error.h"
+#include "vmm/log.h"
+#include "vmm/vm.h"
+
+#include <stdio.h>
+
+static int fail(const struct errbuf *err)
+{
+    fprintf(stderr, "wisp: error: %s\n", err->msg);
+    return err->exit_code;
+}
+
+int main(int argc, char *argv[])
+{
+    struct vm_config cfg;
+    struct errbuf err = {0};
+    enum cli_action action = CLI_RUN;
+    int code;
+
+    config_init(&cfg);
+    if (cli_parse(argc, argv, &cfg, &action, &err) < 0) {
+        code = fail(&err);
+        goto out;
+    }
+    switch (action) {
+    case CLI_HELP:
+        cli_print_help(stdout);
+        code = WISP_EXIT_OK;
+        goto out;
+    case CLI_RUN_HELP:
+        cli_print_run_help(stdout);
+        code = WISP_EXIT_OK;
+        goto out;
+    case CLI_VERSION:
+        cli_print_version(stdout);
+        code = WISP_EXIT_OK;
+        goto out;
+    case CLI_RUN:
+        break;
+    }
+    log_threshold = (enum log_level)cfg.log_level;
+    if (config_validate(&cfg, &err) < 0) {
+        code = fail(&err);
+        goto out;
+    }
+
+    struct vm vm;
+    if (vm_create(&vm, &cfg, &err) < 0) {
+        code = fail(&err);
+        goto out;
+    }
+    code = vm_run(&vm, &err);
+    if (err_isset(&err))
+        fprintf(stderr, "wisp: error: %s\n", err.msg);
+    vm_destroy(&vm);
+out:
+    config_free(&cfg);
+    return code;
+}

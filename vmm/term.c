@@ -1,0 +1,53 @@
+/* Raw-mode terminal with guaranteed restore (see term.h). */
+#include "vmm/term.h"
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+static struct termios saved;
+static int saved_fd = -1;
+static atomic_bool active;
+
+void term_restore(void)
+{
+    /* tcsetattr is async-signal-safe; the flag makes restore happen once. */
+    if (atomic_exchange(&active, false))
+        (void)tcsetattr(saved_fd, TCSANOW, &saved);
+}
+
+static void fatal_signal(int sig)
+{
+    term_restore();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+bool term_raw_enable(int fd)
+{
+    if (!isatty(fd) || tcgetattr(fd, &saved) < 0)
+        return false;
+    struct termios raw = saved;
+    cfmakeraw(&raw);
+    /* Output post-processing stays off, as on a real serial line: guest
+     * consoles send "\r\n" themselves. */
+    saved_fd = fd;
+    if (tcsetattr(fd, TCSANOW, &raw) < 0)
+        return false;
+    atomic_store(&active, true);
+    atexit(term_restore);
+    /* Crashes must not leave the user's terminal unusable. */
+    static const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGQUIT};
+    for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = fatal_signal;
+        sa.sa_flags = SA_RESETHAND;
+        sigemptyset(&sa.sa_mask);
+        sigaction(fatal[i], &sa, NULL);
+    }
+    return true;
+}

@@ -1,0 +1,332 @@
+/*
+ * VM lifecycle (see vm.h): acquire KVM, memory, devices and the guest image
+ * in vm_create(), run vCPU threads and the main event loop in vm_run(),
+ * release in reverse order in vm_destroy().
+ */
+#include "vmm/vm.h"
+#include "arch/arch.h"
+#include "devices/legacy/serial.h"
+#include "vmm/kvm.h"
+#include "vmm/log.h"
+#include "vmm/stats.h"
+#include "vmm/term.h"
+#include "vmm/vcpu.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#define CTRL_A 0x01
+
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int exit_code)
+{
+    int expected = VM_RUNNING;
+    if (atomic_compare_exchange_strong(&vm->stop_reason, &expected, (int)reason)) {
+        atomic_store(&vm->exit_code, exit_code);
+        uint64_t one = 1;
+        ssize_t r __unused = write(vm->stop_efd, &one, sizeof(one));
+    }
+}
+
+void vm_register_pio(struct vm *vm, uint16_t base, uint16_t len, const char *name, bus_read_fn read,
+                     bus_write_fn write, void *opaque)
+{
+    if (bus_register(&vm->pio, base, len, name, read, write, opaque) < 0)
+        vmm_fatal("port range 0x%x+%u (%s) conflicts with another device", base, len, name);
+}
+
+void vm_register_mmio(struct vm *vm, uint64_t base, uint64_t len, const char *name,
+                      bus_read_fn read, bus_write_fn write, void *opaque)
+{
+    if (bus_register(&vm->mmio, base, len, name, read, write, opaque) < 0)
+        vmm_fatal("MMIO range 0x%llx+%llu (%s) conflicts with another device",
+                  (unsigned long long)base, (unsigned long long)len, name);
+}
+
+/* ---- creation ----------------------------------------------------------- */
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
+{
+    int ret;
+    memset(vm, 0, sizeof(*vm));
+    vm->cfg = cfg;
+    vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->serial_room_efd = vm->signal_fd = -1;
+    vm->serial_irqfd = vm->serial_out_fd = -1;
+    vm->mem.fd = -1;
+    vm->loop.epfd = -1;
+    bus_init(&vm->pio, "pio");
+    bus_init(&vm->mmio, "mmio");
+
+    ret = kvm_open_vm(vm, err);
+    if (ret < 0)
+        goto fail;
+
+    unsigned max = MIN(arch_max_vcpus(), vm->kvm_max_vcpus);
+    if (cfg->vcpus > max) {
+        ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "%u vCPUs requested; at most %u supported",
+                      cfg->vcpus, max);
+        goto fail;
+    }
+    if (cfg->memory < arch_min_memory()) {
+        ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
+                      "memory size %llu KiB is too small; at least %llu MiB is needed",
+                      (unsigned long long)(cfg->memory / KiB),
+                      (unsigned long long)(arch_min_memory() / MiB));
+        goto fail;
+    }
+
+    struct gmem_range ranges[GMEM_MAX_REGIONS];
+    unsigned n = GMEM_MAX_REGIONS;
+    ret = arch_ram_layout(cfg->memory, ranges, &n, err);
+    if (ret < 0)
+        goto fail;
+    ret = gmem_create(&vm->mem, ranges, n, cfg->hugepages, err);
+    if (ret < 0)
+        goto fail;
+    ret = kvm_map_memory(vm, err);
+    if (ret < 0)
+        goto fail;
+
+    ret = arch_vm_init(vm, err);
+    if (ret < 0)
+        goto fail;
+    /* Load (and so validate) the guest before creating devices: a bad image
+     * must not leave a fresh serial output file behind. */
+    ret = arch_load_guest(vm, err);
+    if (ret < 0)
+        goto fail;
+    ret = arch_create_devices(vm, err);
+    if (ret < 0)
+        goto fail;
+
+    vm->vcpus = calloc(cfg->vcpus, sizeof(*vm->vcpus));
+    if (!vm->vcpus) {
+        ret = err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (unsigned i = 0; i < cfg->vcpus; i++) {
+        ret = vcpu_create(vm, &vm->vcpus[i], i, err);
+        if (ret < 0)
+            goto fail;
+        vm->nvcpus = i + 1;
+        ret = arch_vcpu_init(vm, &vm->vcpus[i], err);
+        if (ret < 0)
+            goto fail;
+    }
+
+    ret = evloop_init(&vm->loop);
+    if (ret < 0) {
+        err_set(err, WISP_EXIT_HOST, -ret, "cannot create event loop: %s", strerror(-ret));
+        goto fail;
+    }
+    vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    vm->serial_room_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (vm->stop_efd < 0 || vm->serial_room_efd < 0) {
+        ret = err_set(err, WISP_EXIT_HOST, errno, "cannot create eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    return 0;
+fail:
+    vm_destroy(vm);
+    return ret;
+}
+
+/* ---- main loop handlers ------------------------------------------------- */
+
+static void on_stop(void *opaque, uint32_t events)
+{
+    struct vm *vm = opaque;
+    (void)events;
+    uint64_t v;
+    ssize_t r __unused = read(vm->stop_efd, &v, sizeof(v));
+    evloop_stop(&vm->loop);
+}
+
+static void on_signal(void *opaque, uint32_t events)
+{
+    struct vm *vm = opaque;
+    (void)events;
+    struct signalfd_siginfo si;
+    if (read(vm->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        log_info("received signal %u, stopping", si.ssi_signo);
+        vm_request_stop(vm, VM_STOP_SIGNAL, 128 + (int)si.ssi_signo);
+    }
+}
+
+static void stdin_pause(struct vm *vm)
+{
+    if (!vm->stdin_paused) {
+        evloop_del(&vm->loop, STDIN_FILENO);
+        vm->stdin_paused = true;
+    }
+}
+
+/* Queue input for the UART; what does not fit is counted, not buffered. */
+static void feed(struct vm *vm, const uint8_t *buf, size_t len)
+{
+    if (len)
+        vm->stdin_dropped += len - serial_receive(vm->serial, buf, len);
+}
+
+/*
+ * Deliver host input to the guest.  On a raw terminal Ctrl-A starts an
+ * escape: Ctrl-A x stops the VM, Ctrl-A followed by anything else sends both.
+ */
+static void deliver_input(struct vm *vm, const uint8_t *buf, size_t len)
+{
+    size_t start = 0;
+    for (size_t i = 0; vm->term_raw && i < len; i++) {
+        if (vm->escape_pending) {
+            vm->escape_pending = false;
+            if (buf[i] == 'x' || buf[i] == 'X') {
+                log_info("Ctrl-A x: stopping the VM");
+                vm_request_stop(vm, VM_STOP_SIGNAL, 128 + SIGINT);
+                return;
+            }
+            const uint8_t ctrl_a = CTRL_A;
+            feed(vm, &ctrl_a, 1);
+        } else if (buf[i] == CTRL_A) {
+            feed(vm, buf + start, i - start);
+            vm->escape_pending = true;
+            start = i + 1;
+        }
+    }
+    if (start < len)
+        feed(vm, buf + start, len - start);
+}
+
+static void on_stdin(void *opaque, uint32_t events)
+{
+    struct vm *vm = opaque;
+    size_t room = serial_rx_room(vm->serial);
+    if (room == 0) {
+        /* The guest is not reading; wait for serial_room() before reading more. */
+        stdin_pause(vm);
+        return;
+    }
+    uint8_t buf[256];
+    ssize_t n = read(STDIN_FILENO, buf, MIN(room, sizeof(buf)));
+    if (n > 0) {
+        deliver_input(vm, buf, (size_t)n);
+    } else if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) || (events & EPOLLHUP)) {
+        /* End of input: the guest keeps running without a keyboard. */
+        evloop_del(&vm->loop, STDIN_FILENO);
+        vm->stdin_eof = true;
+    }
+}
+
+static void on_serial_room(void *opaque, uint32_t events)
+{
+    struct vm *vm = opaque;
+    (void)events;
+    uint64_t v;
+    ssize_t r __unused = read(vm->serial_room_efd, &v, sizeof(v));
+    if (vm->stdin_paused && !vm->stdin_eof) {
+        vm->stdin_paused = false;
+        if (evloop_add(&vm->loop, STDIN_FILENO, EPOLLIN, on_stdin, vm) < 0)
+            vm->stdin_eof = true;
+    }
+}
+
+static int setup_main_loop(struct vm *vm, struct errbuf *err)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    /* Blocked before the vCPU threads start, so they inherit the mask too. */
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+        return err_set(err, WISP_EXIT_HOST, EINVAL, "cannot block signals");
+    vm->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (vm->signal_fd < 0)
+        return err_set(err, WISP_EXIT_HOST, errno, "signalfd: %s", strerror(errno));
+    /* A closed stdout must give EPIPE on write, not kill us. */
+    signal(SIGPIPE, SIG_IGN);
+
+    int ret = evloop_add(&vm->loop, vm->stop_efd, EPOLLIN, on_stop, vm);
+    if (!ret)
+        ret = evloop_add(&vm->loop, vm->signal_fd, EPOLLIN, on_signal, vm);
+    if (!ret)
+        ret = evloop_add(&vm->loop, vm->serial_room_efd, EPOLLIN, on_serial_room, vm);
+    if (!ret && vm->cfg->serial == SERIAL_STDIO) {
+        vm->term_raw = term_raw_enable(STDIN_FILENO);
+        /* stdin may be /dev/null or a file that epoll refuses: then no input. */
+        if (evloop_add(&vm->loop, STDIN_FILENO, EPOLLIN, on_stdin, vm) < 0)
+            vm->stdin_eof = true;
+    }
+    if (ret < 0)
+        return err_set(err, WISP_EXIT_HOST, -ret, "event loop setup failed: %s", strerror(-ret));
+    return 0;
+}
+
+int vm_run(struct vm *vm, struct errbuf *err)
+{
+    int ret = setup_main_loop(vm, err);
+    if (ret < 0)
+        return err->exit_code;
+    ret = vcpu_signals_init();
+    if (ret < 0) {
+        err_set(err, WISP_EXIT_HOST, -ret, "cannot install vCPU signal handler");
+        return err->exit_code;
+    }
+    for (unsigned i = 0; i < vm->nvcpus; i++) {
+        ret = vcpu_start(&vm->vcpus[i], err);
+        if (ret < 0) {
+            vm_request_stop(vm, VM_STOP_ERROR, err->exit_code);
+            break;
+        }
+    }
+    if (ret == 0) {
+        ret = evloop_run(&vm->loop);
+        if (ret < 0) {
+            log_error("event loop failed: %s", strerror(-ret));
+            vm_request_stop(vm, VM_STOP_ERROR, WISP_EXIT_FAILURE);
+        }
+    }
+    /* Whatever ended the loop, make sure every vCPU leaves KVM_RUN. */
+    vm_request_stop(vm, VM_STOP_ERROR, WISP_EXIT_FAILURE);
+    for (unsigned i = 0; i < vm->nvcpus; i++)
+        vcpu_kick(&vm->vcpus[i]);
+    for (unsigned i = 0; i < vm->nvcpus; i++)
+        vcpu_destroy(&vm->vcpus[i]);
+    term_restore();
+    if (vm->cfg->stats)
+        stats_print(vm);
+    return atomic_load(&vm->exit_code);
+}
+
+void vm_destroy(struct vm *vm)
+{
+    if (vm->vcpus) {
+        for (unsigned i = 0; i < vm->nvcpus; i++) {
+            vcpu_kick(&vm->vcpus[i]);
+            vcpu_destroy(&vm->vcpus[i]);
+        }
+        free(vm->vcpus);
+        vm->vcpus = NULL;
+    }
+    vm->nvcpus = 0;
+    evloop_destroy(&vm->loop);
+    arch_vm_destroy(vm); /* also the devices arch_create_devices made */
+    int *fds[] = {&vm->stop_efd,     &vm->serial_room_efd, &vm->signal_fd,
+                  &vm->serial_irqfd, &vm->vm_fd,           &vm->kvm_fd};
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
+        if (*fds[i] >= 0)
+            close(*fds[i]);
+        *fds[i] = -1;
+    }
+    if (vm->serial_out_owned && vm->serial_out_fd >= 0)
+        close(vm->serial_out_fd);
+    vm->serial_out_fd = -1;
+    gmem_destroy(&vm->mem);
+}
