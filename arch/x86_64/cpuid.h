@@ -47,7 +47,7 @@
 
 /*
  * Features to hide.  Bit i of `hidden` stands for feature i of the table in
- * cpuid.c (see x86_cpu_feature_name()).  All zeroes hides nothing, so a
+ * cpuid_features.c (see x86_cpu_feature_name()).  All zeroes hides nothing, so a
  * zero-initialised policy is valid.  x86_cpu_policy_parse() stores the
  * closure: features that depend on a hidden feature are hidden too.
  */

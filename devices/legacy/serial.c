@@ -30,107 +30,18 @@
  * when an IIR read reports it and when ETBEI is cleared.  Linux's driver
  * relies on the re-raise on ETBEI 0->1 (its UART_BUG_THRE test, and the
  * console restoring IER after a polled write).
+ *
+ * Creation, reset and save/load are in serial_state.c; the device object and
+ * the register map are in serial_internal.h.
  */
-#include "devices/legacy/serial.h"
+#include "devices/legacy/serial_internal.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "vmm/log.h"
-
-/* Register offsets (DLL/DLM replace RBR/THR and IER while LCR.DLAB is set). */
-enum { REG_DATA, REG_IER, REG_IIR_FCR, REG_LCR, REG_MCR, REG_LSR, REG_MSR, REG_SCR };
-
-/* Register bits; only what this model implements is named. */
-enum { IER_ERBFI = 0x01, IER_ETBEI = 0x02, IER_ELSI = 0x04, IER_EDSSI = 0x08 };
-enum { IIR_MSI = 0x00, IIR_NONE = 0x01, IIR_THRE = 0x02, IIR_RDA = 0x04, IIR_RLS = 0x06 };
-enum { IIR_CTI = 0x0c /* character timeout */, IIR_FIFO = 0xc0 /* FIFOs enabled */ };
-enum { FCR_ENABLE = 0x01, FCR_CLR_RX = 0x02, FCR_DMA = 0x08, FCR_TRIG = 0xc0 };
-enum { LCR_DLAB = 0x80 };
-enum { MCR_DTR = 0x01, MCR_RTS = 0x02, MCR_OUT1 = 0x04, MCR_OUT2 = 0x08, MCR_LOOP = 0x10 };
-enum { LSR_DR = 0x01, LSR_OE = 0x02, LSR_THRE = 0x20, LSR_TEMT = 0x40 };
-enum { MSR_DCTS = 0x01, MSR_DDSR = 0x02, MSR_TERI = 0x04, MSR_DDCD = 0x08, MSR_DELTA = 0x0f };
-enum { MSR_CTS = 0x10, MSR_DSR = 0x20, MSR_RI = 0x40, MSR_DCD = 0x80 };
-
-/* Writable bits.  A 16550A reads the others as 0, and Linux's probe checks that
- * (IER bits 4-7 would make it an XScale UART, MCR bit 5 a 16750). */
-#define IER_MASK   0x0f
-#define MCR_MASK   0x1f
-#define FCR_STORED (FCR_ENABLE | FCR_DMA | FCR_TRIG) /* bits 1-2 self-clear, 4-5 reserved */
-
-#define STATE_VERSION     1
-#define FLAG_THR_IPENDING 0x01
-#define FLAG_IRQ_LINE     0x02
-
-/* Guest-visible state: exactly what save/load transfer. */
-struct uart {
-    uint8_t ier, lcr, mcr, fcr, scr;
-    uint8_t lsr; /* sticky bits only (OE); DR, THRE and TEMT are computed */
-    uint8_t msr; /* modem inputs (bits 4-7) and delta bits (0-3) */
-    uint16_t divisor;
-    bool thr_ipending;
-    bool irq_line; /* interrupt output level after the last access */
-    unsigned fifo_head, fifo_count;
-    unsigned q_head, q_count;
-    uint8_t fifo[SERIAL_FIFO_SIZE];
-    uint8_t queue[SERIAL_INPUT_QUEUE];
-};
-
-struct serial {
-    pthread_mutex_t lock;
-    struct uart u;
-    int out_fd;
-    void (*irq)(void *);
-    void *irq_opaque;
-    void (*rx_notify)(void *);
-    void *rx_notify_opaque;
-    bool rx_blocked; /* queue was seen full: notify when room comes back */
-    struct {
-        _Atomic uint64_t tx, lost, rx, overruns, irqs;
-    } stats;
-};
-
-/* Work decided under the lock and done after dropping it. */
-struct after {
-    uint8_t tx[8];
-    unsigned ntx;
-    bool raise, notify;
-    void (*irq)(void *);
-    void *irq_opaque;
-    void (*rx_notify)(void *);
-    void *rx_notify_opaque;
-};
-
-/* CTS/DSR/RI/DCD as the guest sees them: a connected, ready peer, or MCR in loopback. */
-static uint8_t modem_inputs(uint8_t mcr)
-{
-    if (!(mcr & MCR_LOOP))
-        return MSR_CTS | MSR_DSR | MSR_DCD;
-    uint8_t st = 0;
-    st |= (mcr & MCR_RTS) ? MSR_CTS : 0;
-    st |= (mcr & MCR_DTR) ? MSR_DSR : 0;
-    st |= (mcr & MCR_OUT1) ? MSR_RI : 0;
-    st |= (mcr & MCR_OUT2) ? MSR_DCD : 0;
-    return st;
-}
-
-static void uart_reset(struct uart *u)
-{
-    memset(u, 0, sizeof(*u));
-    /* The chip leaves the divisor undefined; 12 (9600 baud) is what firmware sets. */
-    u->divisor = 12;
-    u->msr = modem_inputs(0);
-}
-
-static unsigned fifo_cap(const struct uart *u)
-{
-    /* With FIFOs off the receiver is a single holding register. */
-    return (u->fcr & FCR_ENABLE) ? SERIAL_FIFO_SIZE : 1;
-}
 
 static unsigned fifo_trigger(const struct uart *u)
 {
@@ -187,7 +98,7 @@ static uint8_t pending_id(const struct uart *u)
     return IIR_NONE;
 }
 
-static bool irq_line(const struct uart *u)
+bool serial_irq_line(const struct uart *u)
 {
     return (u->mcr & MCR_OUT2) && pending_id(u) != IIR_NONE;
 }
@@ -205,15 +116,10 @@ static size_t rx_room(const struct uart *u)
     return room;
 }
 
-static void lock(struct serial *s)
-{
-    pthread_mutex_lock(&s->lock);
-}
-
 /* Emit edge and notify decisions, drop the lock, then do the I/O and callbacks. */
-static void finish(struct serial *s, struct after *a)
+void serial_finish(struct serial *s, struct after *a)
 {
-    bool line = irq_line(&s->u);
+    bool line = serial_irq_line(&s->u);
     a->raise = line && !s->u.irq_line;
     s->u.irq_line = line;
     if (rx_room(&s->u) == 0) {
@@ -418,7 +324,7 @@ void serial_pio_read(void *opaque, uint64_t offset, void *data, unsigned len)
                             (unsigned long long)offset, len);
         }
     }
-    finish(s, &a);
+    serial_finish(s, &a);
 }
 
 void serial_pio_write(void *opaque, uint64_t offset, const void *data, unsigned len)
@@ -435,7 +341,7 @@ void serial_pio_write(void *opaque, uint64_t offset, const void *data, unsigned 
             log_ratelimited(LOG_DEBUG, "serial: write beyond port range (offset %llu len %u)",
                             (unsigned long long)offset, len);
     }
-    finish(s, &a);
+    serial_finish(s, &a);
 }
 
 size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len)
@@ -451,7 +357,7 @@ size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len)
         fifo_refill(u);
     }
     atomic_fetch_add_explicit(&s->stats.rx, n, memory_order_relaxed);
-    finish(s, &a);
+    serial_finish(s, &a);
     return n;
 }
 
@@ -481,152 +387,3 @@ void serial_get_stats(const struct serial *s, struct serial_stats *st)
     st->overruns = atomic_load_explicit(&s->stats.overruns, memory_order_relaxed);
     st->irqs = atomic_load_explicit(&s->stats.irqs, memory_order_relaxed);
 }
-
-struct serial *serial_create(int out_fd, void (*irq)(void *opaque), void *irq_opaque)
-{
-    struct serial *s = calloc(1, sizeof(*s));
-    if (!s)
-        return NULL;
-    int r = pthread_mutex_init(&s->lock, NULL);
-    if (r) {
-        free(s);
-        errno = r;
-        return NULL;
-    }
-    uart_reset(&s->u);
-    s->out_fd = out_fd;
-    s->irq = irq;
-    s->irq_opaque = irq_opaque;
-    return s;
-}
-
-void serial_destroy(struct serial *s)
-{
-    if (!s)
-        return;
-    pthread_mutex_destroy(&s->lock);
-    free(s);
-}
-
-/*
- * State section "serial", version 1 (all little-endian):
- *   u8 lcr, ier, mcr, fcr, lsr (sticky bits), msr, scr | u16 divisor |
- *   u8 flags (FLAG_*) | u8 fifo count, that many bytes oldest first |
- *   u16 input queue count, that many bytes oldest first
- */
-static int serial_save(void *dev, struct vstate_out *out)
-{
-    struct serial *s = dev;
-    struct uart *u = malloc(sizeof(*u));
-    if (!u)
-        return -ENOMEM;
-    lock(s);
-    *u = s->u;
-    pthread_mutex_unlock(&s->lock);
-
-    vstate_begin(out, "serial", STATE_VERSION);
-    vstate_put_u8(out, u->lcr);
-    vstate_put_u8(out, u->ier);
-    vstate_put_u8(out, u->mcr);
-    vstate_put_u8(out, u->fcr);
-    vstate_put_u8(out, u->lsr);
-    vstate_put_u8(out, u->msr);
-    vstate_put_u8(out, u->scr);
-    vstate_put_u16(out, u->divisor);
-    vstate_put_u8(out, (uint8_t)((u->thr_ipending ? FLAG_THR_IPENDING : 0) |
-                                 (u->irq_line ? FLAG_IRQ_LINE : 0)));
-    vstate_put_u8(out, (uint8_t)u->fifo_count);
-    for (unsigned i = 0; i < u->fifo_count; i++)
-        vstate_put_u8(out, u->fifo[(u->fifo_head + i) % SERIAL_FIFO_SIZE]);
-    vstate_put_u16(out, (uint16_t)u->q_count);
-    for (unsigned i = 0; i < u->q_count; i++)
-        vstate_put_u8(out, u->queue[(u->q_head + i) % SERIAL_INPUT_QUEUE]);
-    free(u);
-    return vstate_end(out);
-}
-
-/* Reject any state save() could not have produced. */
-static int validate(const struct uart *u, uint8_t flags)
-{
-    if ((u->ier & ~IER_MASK) || (u->mcr & ~MCR_MASK) || (u->fcr & ~FCR_STORED) ||
-        (u->lsr & ~LSR_OE) || (flags & ~(FLAG_THR_IPENDING | FLAG_IRQ_LINE)))
-        return -EINVAL; /* reserved bits */
-    if ((u->msr & 0xf0) != modem_inputs(u->mcr))
-        return -EINVAL; /* modem inputs disagree with MCR */
-    if (u->fifo_count > fifo_cap(u) || u->q_count > SERIAL_INPUT_QUEUE)
-        return -EINVAL;
-    if (u->thr_ipending && !(u->ier & IER_ETBEI))
-        return -EINVAL;
-    if (!(u->mcr & MCR_LOOP) && u->q_count && u->fifo_count < fifo_cap(u))
-        return -EINVAL; /* the queue always tops up the FIFO outside loopback */
-    if (u->irq_line != irq_line(u))
-        return -EINVAL;
-    return 0;
-}
-
-static int load_into(struct uart *u, struct vstate_in *in)
-{
-    uint16_t version;
-    int r = vstate_enter(in, "serial", STATE_VERSION, STATE_VERSION, &version);
-    if (r)
-        return r;
-    u->lcr = vstate_get_u8(in);
-    u->ier = vstate_get_u8(in);
-    u->mcr = vstate_get_u8(in);
-    u->fcr = vstate_get_u8(in);
-    u->lsr = vstate_get_u8(in);
-    u->msr = vstate_get_u8(in);
-    u->scr = vstate_get_u8(in);
-    u->divisor = vstate_get_u16(in);
-    uint8_t flags = vstate_get_u8(in);
-    u->thr_ipending = flags & FLAG_THR_IPENDING;
-    u->irq_line = flags & FLAG_IRQ_LINE;
-    u->fifo_count = vstate_get_u8(in);
-    if (u->fifo_count > SERIAL_FIFO_SIZE)
-        return -EINVAL; /* check before it sizes a copy */
-    vstate_get_bytes(in, u->fifo, u->fifo_count);
-    u->q_count = vstate_get_u16(in);
-    if (u->q_count > SERIAL_INPUT_QUEUE)
-        return -EINVAL;
-    vstate_get_bytes(in, u->queue, u->q_count);
-    if (in->err)
-        return in->err;
-    r = vstate_leave(in);
-    if (r)
-        return r;
-    return validate(u, flags);
-}
-
-static int serial_load(void *dev, struct vstate_in *in)
-{
-    struct serial *s = dev;
-    struct uart *u = calloc(1, sizeof(*u));
-    if (!u)
-        return -ENOMEM;
-    int r = load_into(u, in);
-    if (!r) {
-        struct after a = {0};
-        lock(s);
-        s->u = *u;
-        finish(s, &a); /* no edge: irq_line was validated against the new state */
-    }
-    free(u);
-    return r;
-}
-
-static void serial_reset(void *dev)
-{
-    struct serial *s = dev;
-    struct after a = {0};
-    lock(s);
-    uart_reset(&s->u);
-    finish(s, &a);
-}
-
-const struct device_ops serial_device_ops = {
-    .type = "serial",
-    .unmigratable = NULL,
-    .save = serial_save,
-    .load = serial_load,
-    .reset = serial_reset,
-};
