@@ -48,8 +48,11 @@ static uint8_t *out_reserve(struct vstate_out *o, size_t n)
 
 void vstate_put_bytes(struct vstate_out *o, const void *p, size_t n)
 {
+    /* Nothing to reserve: out_reserve() would compute NULL + 0 on a fresh buffer (UB). */
+    if (n == 0)
+        return;
     uint8_t *d = out_reserve(o, n);
-    if (d && n)
+    if (d)
         memcpy(d, p, n);
 }
 void vstate_put_u8(struct vstate_out *o, uint8_t v)
@@ -129,6 +132,9 @@ static const uint8_t *in_take(struct vstate_in *in, size_t n)
 
 void vstate_get_bytes(struct vstate_in *in, void *p, size_t n)
 {
+    /* Nothing to take: in_take() would compute NULL + 0 on an empty input (UB). */
+    if (n == 0)
+        return;
     const uint8_t *s = in_take(in, n);
     if (s)
         memcpy(p, s, n);

@@ -14,6 +14,11 @@ int err_set(struct errbuf *e, int exit_code, int err, const char *fmt, ...)
         va_end(ap);
         if (e->msg[0] == '\0')
             snprintf(e->msg, sizeof(e->msg), "unknown error");
+        /* Messages quote user and image data: keep them one printable line
+         * (no newline, no terminal escape sequences). */
+        for (char *c = e->msg; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = '?';
         e->exit_code = exit_code;
     }
     return err > 0 ? -err : -EINVAL;

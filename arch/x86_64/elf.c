@@ -180,8 +180,11 @@ static int check_load(const struct gmem *gm, const struct elf64_phdr *ph, unsign
 static int scan_notes(const uint8_t *img, const struct elf64_phdr *ph, unsigned idx,
                       struct x86_elf_info *info, struct errbuf *err)
 {
-    const uint8_t *p = img + ph->offset; /* range checked by the caller */
     const uint64_t size = ph->filesz;
+    /* An empty segment may carry any offset: never form img + offset for it (UB). */
+    if (size == 0)
+        return 0;
+    const uint8_t *p = img + ph->offset; /* range checked by the caller */
     const uint64_t align = ph->align == 8 ? 8 : 4;
     uint64_t off = 0;
 
