@@ -100,6 +100,24 @@ int kvm_irqfd_create(struct vm *vm, unsigned gsi, int *fd, struct errbuf *err)
     return 0;
 }
 
+int kvm_ioeventfd(struct vm *vm, uint64_t addr, unsigned len, uint64_t datamatch, int fd,
+                  bool assign)
+{
+    /* KVM needs a width to compare the datamatch against. */
+    if ((len != 1 && len != 2 && len != 4 && len != 8) || fd < 0)
+        return -EINVAL;
+    struct kvm_ioeventfd io = {
+        .datamatch = datamatch,
+        .addr = addr,
+        .len = len,
+        .fd = fd,
+        .flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+    };
+    if (ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0)
+        return -errno;
+    return 0;
+}
+
 void kvm_irq_pulse(int irqfd)
 {
     /* KVM asserts and deasserts the GSI for each eventfd signal. */

@@ -5,6 +5,8 @@
 #ifndef VMM_KVM_H
 #define VMM_KVM_H
 
+#include <stdint.h>
+
 #include "vmm/error.h"
 
 struct vm;
@@ -21,6 +23,19 @@ int kvm_map_memory(struct vm *vm, struct errbuf *err) __must_check;
 
 /* Create an eventfd bound to `gsi` with KVM_IRQFD; *fd receives it. */
 int kvm_irqfd_create(struct vm *vm, unsigned gsi, int *fd, struct errbuf *err) __must_check;
+
+/*
+ * Bind (assign = true) or unbind eventfd `fd` to guest MMIO writes of `len`
+ * bytes (1, 2, 4 or 8) at guest-physical `addr` whose value equals
+ * `datamatch` (KVM_IOEVENTFD with DATAMATCH): KVM completes such a write by
+ * signalling the eventfd, without an exit to user space.  Other writes to
+ * the address exit as ordinary MMIO.  Unbinding needs the same addr, len,
+ * datamatch and fd as the binding; closing the fd does not unbind it.
+ * Returns 0 or -errno: -EINVAL (bad len or fd), -EEXIST (already bound),
+ * -ENOENT (unbinding something not bound), -ENOSPC (KVM's limit reached).
+ */
+int kvm_ioeventfd(struct vm *vm, uint64_t addr, unsigned len, uint64_t datamatch, int fd,
+                  bool assign) __must_check;
 
 /* Pulse the line behind an irqfd (edge-triggered interrupt). */
 void kvm_irq_pulse(int irqfd);
