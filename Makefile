@@ -12,7 +12,7 @@ BUILD ?= build
 CC ?= gcc
 SAN ?= 0
 
-PKGS := json-c
+PKGS := json-c liburing
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS := $(shell pkg-config --libs $(PKGS))
 
