@@ -33,6 +33,17 @@ CFLAGS_OPT := -O2 -D_FORTIFY_SOURCE=2
 LDFLAGS_OPT :=
 endif
 
+# wisp itself is a static PIE: no shared libraries to map (its peak RSS is
+# about 1 MiB smaller, start-up skips the dynamic loader, and a jail needs no
+# library copies).  Sanitizer builds cannot link statically; STATIC=0 opts out.
+STATIC ?= 1
+ifeq ($(SAN),1)
+STATIC := 0
+endif
+ifeq ($(STATIC),1)
+WISP_LDFLAGS := -static-pie
+endif
+
 CFLAGS += $(CFLAGS_COMMON) $(CFLAGS_OPT)
 LDFLAGS += $(LDFLAGS_COMMON) $(LDFLAGS_OPT)
 LIBS := $(PKG_LIBS) -lpthread
@@ -76,7 +87,7 @@ $(LIBWISP): $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 $(WISP): $(MAIN_OBJ) $(LIBWISP)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) $(WISP_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(UNIT_BIN): $(UNIT_OBJS) $(TESTLIB_OBJS) $(LIBWISP)
 	@mkdir -p $(dir $@)

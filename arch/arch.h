@@ -27,6 +27,14 @@ uint64_t arch_min_memory(void);
 int arch_ram_layout(uint64_t mem_size, struct gmem_range *out, unsigned *n,
                     struct errbuf *err) __must_check;
 
+/*
+ * Where virtio-mmio device `index` lives: a page-exclusive MMIO window and
+ * an interrupt line (GSI).  Decided here once, in a form the kernel command
+ * line, ACPI tables and a device tree can all describe.  -ENOSPC if `index`
+ * is beyond the slots the architecture has.
+ */
+int arch_virtio_slot(unsigned index, uint64_t *base, unsigned *gsi);
+
 /* VM-wide setup after guest memory exists: interrupt controllers, timers. */
 int arch_vm_init(struct vm *vm, struct errbuf *err) __must_check;
 

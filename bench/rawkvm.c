@@ -6,7 +6,11 @@
  * No irqchip, no devices, no validation beyond what keeps it from crashing:
  * it exists only to show how close wisp gets to the cost of KVM itself.
  *
- * Usage: rawkvm GUEST.elf "command line"   (exit status = debug-exit value)
+ * Usage: rawkvm GUEST.elf "command line" [irqchip]
+ * Exit status = the debug-exit value.  With "irqchip" it also creates the
+ * in-kernel irqchip and PIT, as any VMM that boots Linux must: that shows
+ * what those KVM objects cost (mostly at VM teardown) apart from wisp.
+ * Prints {"stop_monotonic_ns":N} on stderr when the guest exits.
  */
 #define _GNU_SOURCE
 #include <elf.h>
@@ -19,6 +23,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MEM_SIZE        (256ULL << 20)
@@ -86,6 +91,11 @@ int main(int argc, char **argv)
                                                  .userspace_addr = (uint64_t)(uintptr_t)mem};
     if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0)
         die("KVM_SET_USER_MEMORY_REGION");
+    if (argc > 3 && !strcmp(argv[3], "irqchip")) {
+        struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+        if (ioctl(vm, KVM_CREATE_IRQCHIP, 0) < 0 || ioctl(vm, KVM_CREATE_PIT2, &pit) < 0)
+            die("irqchip");
+    }
     if (ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000UL) < 0)
         die("KVM_SET_TSS_ADDR");
 
@@ -147,8 +157,14 @@ int main(int argc, char **argv)
         if (ioctl(vcpu, KVM_RUN, 0) < 0)
             die("KVM_RUN");
         if (run->exit_reason == KVM_EXIT_IO && run->io.port == DEBUG_EXIT_PORT &&
-            run->io.direction == KVM_EXIT_IO_OUT)
+            run->io.direction == KVM_EXIT_IO_OUT) {
+            /* Same clock as wisp's --stats stop_monotonic_ns: exec -> guest exit. */
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            fprintf(stderr, "{\"stop_monotonic_ns\":%llu}\n",
+                    (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec);
             return *((uint8_t *)run + run->io.data_offset);
+        }
         if (run->exit_reason == KVM_EXIT_IO || run->exit_reason == KVM_EXIT_MMIO)
             continue; /* serial output and the like: ignored */
         fprintf(stderr, "rawkvm: exit reason %u\n", run->exit_reason);

@@ -11,7 +11,7 @@ PACKAGES=(
     libcriterion-dev                  # unit and integration tests
     clang llvm libclang-rt-14-dev     # sanitizer builds (and libFuzzer later)
     qemu-system-x86                   # the QEMU microvm comparison in `make bench`
-    hyperfine                         # benchmark timing
+    python3 time                      # benchmark driver, peak-RSS measurement
     iproute2                          # network namespaces for tests
 )
 

@@ -4,6 +4,7 @@
  * same keys and values and produce the same error messages.
  */
 #include "vmm/config.h"
+#include "devices/virtio/net.h"
 #include "vmm/log.h"
 
 #include <ctype.h>
@@ -38,6 +39,11 @@ void config_free(struct vm_config *c)
     free(c->cmdline);
     free(c->serial_path);
     free(c->cpu_features);
+    for (unsigned i = 0; i < c->ndevices; i++) {
+        free(c->devices[i].path);
+        free(c->devices[i].tap);
+        free(c->devices[i].socket);
+    }
     config_init(c);
 }
 
@@ -142,10 +148,122 @@ static const struct {
 } log_levels[] = {
     {"error", LOG_ERROR}, {"warn", LOG_WARN}, {"info", LOG_INFO}, {"debug", LOG_DEBUG}};
 
+/* ---- --device TYPE[,key=value...] ---------------------------------------- */
+
+static const char *const device_type_names[] = {
+    [DEV_BLK] = "blk", [DEV_NET] = "net", [DEV_RNG] = "rng", [DEV_CONSOLE] = "console"};
+
+/* Apply one key=value of a device description. */
+static int device_kv(struct device_spec *d, const char *key, const char *val, struct errbuf *err)
+{
+    const char *type = device_type_names[d->type];
+    bool is_blk = d->type == DEV_BLK, is_net = d->type == DEV_NET;
+    if (!strcmp(key, "id")) {
+        if (!val[0] || strlen(val) > CONFIG_ID_MAX ||
+            strspn(val, "abcdefghijklmnopqrstuvwxyz"
+                        "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                        "0123456789-_") != strlen(val))
+            return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                           "device id '%s' must be 1-%d letters, digits, '-' or '_'", val,
+                           CONFIG_ID_MAX);
+        memcpy(d->id, val, strlen(val) + 1);
+        return 0;
+    }
+    if (is_blk && !strcmp(key, "path"))
+        return set_string(&d->path, "path", val, err);
+    if (is_blk && !strcmp(key, "readonly"))
+        return set_bool(&d->readonly, "readonly", val, err);
+    if (is_net && !strcmp(key, "tap")) {
+        if (!val[0] || strlen(val) >= 16)
+            return err_set(err, WISP_EXIT_USAGE, EINVAL, "tap name '%s' must be 1 to 15 characters",
+                           val);
+        return set_string(&d->tap, "tap", val, err);
+    }
+    if (is_net && !strcmp(key, "mac")) {
+        if (virtio_net_parse_mac(val, d->mac) < 0)
+            return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                           "mac '%s' must be a unicast address like 52:54:00:12:34:56", val);
+        d->has_mac = true;
+        return 0;
+    }
+    if (d->type == DEV_CONSOLE && !strcmp(key, "socket")) {
+        if (!val[0] || strlen(val) >= 108) /* sizeof(sun_path) */
+            return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                           "console socket path must be 1 to 107 bytes");
+        return set_string(&d->socket, "socket", val, err);
+    }
+    return err_set(err, WISP_EXIT_USAGE, EINVAL, "device %s has no option '%s'", type, key);
+}
+
+int config_add_device(struct vm_config *c, const char *spec, struct errbuf *err)
+{
+    if (!spec || !spec[0])
+        return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                       "option 'device' needs a value like blk,path=disk.img");
+    if (c->ndevices >= CONFIG_MAX_DEVICES)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL, "at most %d devices are supported",
+                       CONFIG_MAX_DEVICES);
+    if (strlen(spec) > MAX_STRING_VALUE)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL, "device description is too long");
+    char *copy = strdup(spec);
+    if (!copy)
+        return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
+    struct device_spec *d = &c->devices[c->ndevices];
+    memset(d, 0, sizeof(*d));
+    int ret = 0;
+    char *save = NULL;
+    char *tok = strtok_r(copy, ",", &save);
+    for (size_t t = 1; tok && t < ARRAY_SIZE(device_type_names); t++)
+        if (!strcmp(tok, device_type_names[t]))
+            d->type = (enum device_type)t;
+    if (!d->type) {
+        ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
+                      "unknown device type '%s' (blk, net, rng or console)", tok ? tok : "");
+        goto out;
+    }
+    while ((tok = strtok_r(NULL, ",", &save)) != NULL) {
+        char *eq = strchr(tok, '=');
+        if (!eq) {
+            ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
+                          "device option '%s' needs a value (key=value)", tok);
+            goto out;
+        }
+        *eq = '\0';
+        ret = device_kv(d, tok, eq + 1, err);
+        if (ret < 0)
+            goto out;
+    }
+    if (d->type == DEV_BLK && !d->path)
+        ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "blk device needs path=IMAGE");
+    else if (d->type == DEV_NET && !d->tap)
+        ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "net device needs tap=NAME");
+    if (ret == 0 && !d->id[0]) {
+        unsigned same = 0;
+        for (unsigned i = 0; i < c->ndevices; i++)
+            same += c->devices[i].type == d->type;
+        snprintf(d->id, sizeof(d->id), "%s%u", device_type_names[d->type], same);
+    }
+    for (unsigned i = 0; ret == 0 && i < c->ndevices; i++)
+        if (!strcmp(c->devices[i].id, d->id))
+            ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "device id '%s' is used twice", d->id);
+out:
+    if (ret < 0) {
+        free(d->path);
+        free(d->tap);
+        free(d->socket);
+        memset(d, 0, sizeof(*d));
+    } else {
+        c->ndevices++;
+    }
+    free(copy);
+    return ret;
+}
+
 /* Every key config_set() accepts (kept in step with it; a unit test checks). */
 static const char *const all_keys[] = {"kernel", "initrd",     "cmdline",   "cpu-features",
                                        "serial", "debug-exit", "hugepages", "stats",
-                                       "memory", "vcpus",      "boot",      "log-level"};
+                                       "memory", "vcpus",      "boot",      "log-level",
+                                       "device"};
 
 bool config_key_known(const char *key)
 {
@@ -170,6 +288,8 @@ int config_set(struct vm_config *c, const char *key, const char *value, struct e
 {
     if (!strcmp(key, "kernel"))
         return set_string(&c->kernel, key, value, err);
+    if (!strcmp(key, "device"))
+        return config_add_device(c, value, err);
     if (!strcmp(key, "initrd"))
         return set_string(&c->initrd, key, value, err);
     if (!strcmp(key, "cmdline"))
@@ -262,6 +382,57 @@ static int json_value_to_string(json_object *v, const char *key, char *buf, size
     }
 }
 
+/*
+ * JSON form of --device: a string "blk,path=x", an object {"type": "blk",
+ * "path": "x", "readonly": true}, or an array of either.  Objects are turned
+ * into the string form, so both go through config_add_device().
+ */
+static int json_device_one(struct vm_config *c, json_object *v, struct errbuf *err)
+{
+    if (json_object_is_type(v, json_type_string))
+        return config_add_device(c, json_object_get_string(v), err);
+    if (!json_object_is_type(v, json_type_object))
+        return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                       "config: each device must be a string or an object");
+    json_object *type;
+    if (!json_object_object_get_ex(v, "type", &type) ||
+        !json_object_is_type(type, json_type_string))
+        return err_set(err, WISP_EXIT_USAGE, EINVAL, "config: a device object needs \"type\"");
+    char spec[4096];
+    size_t off = (size_t)snprintf(spec, sizeof(spec), "%s", json_object_get_string(type));
+    json_object_object_foreach(v, k, val)
+    {
+        if (!strcmp(k, "type"))
+            continue;
+        char num[32];
+        const char *s = NULL;
+        int ret = json_value_to_string(val, k, num, sizeof(num), &s, err);
+        if (ret < 0)
+            return ret;
+        if (strchr(s, ',') || strchr(k, ',') || strchr(k, '='))
+            return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                           "config: device option '%s' must not contain ',' or '='", k);
+        int n = snprintf(spec + off, sizeof(spec) - off, ",%s=%s", k, s);
+        if (n < 0 || (size_t)n >= sizeof(spec) - off)
+            return err_set(err, WISP_EXIT_USAGE, EINVAL, "config: device description too long");
+        off += (size_t)n;
+    }
+    return config_add_device(c, spec, err);
+}
+
+static int json_devices(struct vm_config *c, json_object *v, struct errbuf *err)
+{
+    if (!json_object_is_type(v, json_type_array))
+        return json_device_one(c, v, err);
+    size_t n = json_object_array_length(v);
+    for (size_t i = 0; i < n; i++) {
+        int ret = json_device_one(c, json_object_array_get_idx(v, i), err);
+        if (ret < 0)
+            return ret;
+    }
+    return 0;
+}
+
 int config_parse_json(struct vm_config *c, const char *text, size_t len, struct errbuf *err)
 {
     if (len > MAX_JSON_FILE)
@@ -307,6 +478,12 @@ int config_parse_json(struct vm_config *c, const char *text, size_t len, struct 
             ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "config: '%s' must be true or false", key);
             goto out;
         }
+        if (!strcmp(key, "device")) {
+            ret = json_devices(c, val, err);
+            if (ret < 0)
+                goto out;
+            continue;
+        }
         ret = json_value_to_string(val, key, num, sizeof(num), &s, err);
         if (ret < 0)
             goto out;
@@ -330,7 +507,7 @@ out:
 
 int config_load_json(struct vm_config *c, const char *path, struct errbuf *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) /* a FIFO must not block us */;
     if (fd < 0)
         return err_set(err, WISP_EXIT_USAGE, errno, "cannot open config file %s: %s", path,
                        strerror(errno));
@@ -384,6 +561,15 @@ int config_validate(const struct vm_config *c, struct errbuf *err)
     if (c->hugepages && c->memory % (2 * MiB))
         return err_set(err, WISP_EXIT_USAGE, EINVAL,
                        "with hugepages, memory must be a multiple of 2 MiB");
+    unsigned stdio_consoles = 0;
+    for (unsigned i = 0; i < c->ndevices; i++)
+        stdio_consoles += c->devices[i].type == DEV_CONSOLE && !c->devices[i].socket;
+    if (stdio_consoles > 1)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL, "only one console can use stdio");
+    if (stdio_consoles && c->serial == SERIAL_STDIO)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                       "a console on stdio needs the serial port elsewhere "
+                       "(--serial none or file:PATH)");
     if (c->memory > CONFIG_MAX_MEMORY)
         return err_set(err, WISP_EXIT_USAGE, EINVAL, "memory size is larger than %llu GiB",
                        (unsigned long long)(CONFIG_MAX_MEMORY / GiB));

@@ -16,6 +16,26 @@ enum serial_mode { SERIAL_STDIO = 0, SERIAL_FILE, SERIAL_NONE };
 enum boot_proto { BOOT_AUTO = 0, BOOT_LINUX64, BOOT_PVH };
 enum seccomp_mode { SECCOMP_KILL = 0, SECCOMP_LOG, SECCOMP_OFF };
 
+enum device_type { DEV_BLK = 1, DEV_NET, DEV_RNG, DEV_CONSOLE };
+
+#define CONFIG_MAX_DEVICES 8
+#define CONFIG_ID_MAX 20 /* also the virtio-blk GET_ID length */
+
+/*
+ * One --device: "TYPE[,key=value...]", e.g. "blk,path=disk.img,readonly=on,id=root",
+ * "net,tap=tap0,mac=52:54:00:12:34:56", "rng", "console,socket=/run/vm.sock".
+ */
+struct device_spec {
+    enum device_type type;
+    char id[CONFIG_ID_MAX + 1]; /* unique; defaults to TYPE + index ("blk0") */
+    char *path;                 /* blk: image file */
+    bool readonly;              /* blk */
+    char *tap;                  /* net: tap interface name */
+    bool has_mac;               /* net */
+    uint8_t mac[6];
+    char *socket;               /* console: UNIX socket path; NULL = stdio */
+};
+
 #define CONFIG_DEFAULT_MEMORY (256ULL * 1024 * 1024)
 #define CONFIG_MAX_MEMORY     (1ULL << 40) /* 1 TiB: far above what we test, far below overflow */
 
@@ -33,6 +53,8 @@ struct vm_config {
     char *cpu_features;   /* feature mask, e.g. "-xsave,-avx2"; NULL = host-supported set */
     int log_level;        /* enum log_level */
     bool stats;           /* print a statistics line on exit */
+    unsigned ndevices;
+    struct device_spec devices[CONFIG_MAX_DEVICES];
 };
 
 /* Defaults: 256 MiB, 1 vCPU, serial on stdio, auto boot protocol. */
@@ -46,6 +68,9 @@ void config_free(struct vm_config *c);
  */
 int config_set(struct vm_config *c, const char *key, const char *value,
                struct errbuf *err) __must_check;
+
+/* Parse one device description (the value of --device) and append it. */
+int config_add_device(struct vm_config *c, const char *spec, struct errbuf *err) __must_check;
 
 /* Is `key` an option config_set() knows? */
 bool config_key_known(const char *key);

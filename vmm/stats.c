@@ -52,7 +52,7 @@ void stats_print(struct vm *vm)
     fprintf(stderr,
             "{\"wisp_stats\":1,\"exit_code\":%d,\"peak_rss_kib\":%llu,"
             "\"guest_resident_kib\":%llu,\"vmm_overhead_kib\":%llu,\"vcpus\":%u,"
-            "\"stdin_dropped\":%llu}\n",
+            "\"stdin_dropped\":%llu,\"stop_monotonic_ns\":%llu}\n",
             atomic_load(&vm->exit_code), hwm, guest, hwm > guest ? hwm - guest : 0, vm->nvcpus,
-            (unsigned long long)vm->stdin_dropped);
+            (unsigned long long)vm->stdin_dropped, (unsigned long long)vm->stop_ns);
 }

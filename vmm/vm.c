@@ -5,6 +5,7 @@
  */
 #include "vmm/vm.h"
 #include "arch/arch.h"
+#include "vmm/devmgr.h"
 #include "devices/legacy/serial.h"
 #include "vmm/kvm.h"
 #include "vmm/log.h"
@@ -23,6 +24,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CTRL_A 0x01
@@ -31,6 +33,9 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int exit_code)
 {
     int expected = VM_RUNNING;
     if (atomic_compare_exchange_strong(&vm->stop_reason, &expected, (int)reason)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        vm->stop_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
         atomic_store(&vm->exit_code, exit_code);
         uint64_t one = 1;
         ssize_t r __unused = write(vm->stop_efd, &one, sizeof(one));
@@ -99,12 +104,30 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
     ret = arch_vm_init(vm, err);
     if (ret < 0)
         goto fail;
+    ret = evloop_init(&vm->loop);
+    if (ret < 0) {
+        err_set(err, WISP_EXIT_HOST, -ret, "cannot create event loop: %s", strerror(-ret));
+        goto fail;
+    }
+    vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    vm->serial_room_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (vm->stop_efd < 0 || vm->serial_room_efd < 0) {
+        ret = err_set(err, WISP_EXIT_HOST, errno, "cannot create eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    /* Devices are described on the command line, so place them before loading. */
+    ret = devmgr_plan(vm, &vm->cmdline, err);
+    if (ret < 0)
+        goto fail;
     /* Load (and so validate) the guest before creating devices: a bad image
      * must not leave a fresh serial output file behind. */
     ret = arch_load_guest(vm, err);
     if (ret < 0)
         goto fail;
     ret = arch_create_devices(vm, err);
+    if (ret < 0)
+        goto fail;
+    ret = devmgr_create(vm, err);
     if (ret < 0)
         goto fail;
 
@@ -123,17 +146,6 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
             goto fail;
     }
 
-    ret = evloop_init(&vm->loop);
-    if (ret < 0) {
-        err_set(err, WISP_EXIT_HOST, -ret, "cannot create event loop: %s", strerror(-ret));
-        goto fail;
-    }
-    vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    vm->serial_room_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (vm->stop_efd < 0 || vm->serial_room_efd < 0) {
-        ret = err_set(err, WISP_EXIT_HOST, errno, "cannot create eventfd: %s", strerror(errno));
-        goto fail;
-    }
     return 0;
 fail:
     vm_destroy(vm);
@@ -316,7 +328,10 @@ void vm_destroy(struct vm *vm)
         vm->vcpus = NULL;
     }
     vm->nvcpus = 0;
+    devmgr_destroy(vm); /* before the event loop: transports unregister their fds */
     evloop_destroy(&vm->loop);
+    free(vm->cmdline);
+    vm->cmdline = NULL;
     arch_vm_destroy(vm); /* also the devices arch_create_devices made */
     int *fds[] = {&vm->stop_efd,     &vm->serial_room_efd, &vm->signal_fd,
                   &vm->serial_irqfd, &vm->vm_fd,           &vm->kvm_fd};

@@ -24,6 +24,7 @@ struct serial;
 struct i8042;
 struct debug_exit;
 struct vcpu;
+struct devmgr;
 
 /* Why the VM stopped. */
 enum vm_stop_reason {
@@ -53,6 +54,8 @@ struct vm {
     struct arch_vm *arch;
 
     unsigned kvm_max_vcpus;
+    char *cmdline;       /* what the guest gets: the user's plus device descriptions */
+    struct devmgr *devs; /* virtio devices and their transports */
 
     /* Built-in legacy devices (created by arch_create_devices). */
     struct serial *serial;
@@ -74,6 +77,7 @@ struct vm {
     /* Stop protocol: the first vm_request_stop() wins and wakes the main loop. */
     _Atomic int stop_reason;
     _Atomic int exit_code;
+    uint64_t stop_ns; /* CLOCK_MONOTONIC when the first stop request came (for --stats) */
     int stop_efd;
 };
 

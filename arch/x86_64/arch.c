@@ -46,6 +46,23 @@ uint64_t arch_min_memory(void)
     return X86_MIN_MEMORY;
 }
 
+/*
+ * ISA interrupt lines free for virtio-mmio devices: not the PIT (0), i8042
+ * (1, 12), cascade (2), COM2/COM1 (3, 4), RTC (8), FPU (13).  The MP table
+ * already routes ISA IRQ n to IOAPIC pin n, edge-triggered, which is what an
+ * irqfd pulse delivers.  More devices will need ACPI and more pins.
+ */
+static const unsigned virtio_gsis[] = {5, 6, 7, 9, 10, 11, 14, 15};
+
+int arch_virtio_slot(unsigned index, uint64_t *base, unsigned *gsi)
+{
+    if (index >= ARRAY_SIZE(virtio_gsis))
+        return -ENOSPC;
+    *base = X86_VIRTIO_MMIO_BASE + (uint64_t)index * 0x1000;
+    *gsi = virtio_gsis[index];
+    return 0;
+}
+
 int arch_ram_layout(uint64_t mem_size, struct gmem_range *out, unsigned *n, struct errbuf *err)
 {
     if (*n < 2)
@@ -127,7 +144,8 @@ static int open_serial_output(struct vm *vm, struct errbuf *err)
         return 0;
     case SERIAL_FILE:
         vm->serial_out_fd =
-            open(vm->cfg->serial_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+            open(vm->cfg->serial_path,
+                 O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
         if (vm->serial_out_fd < 0)
             return err_set(err, WISP_EXIT_USAGE, errno, "cannot open serial output file %s: %s",
                            vm->cfg->serial_path, strerror(errno));
@@ -181,7 +199,7 @@ static int map_file(const char *path, const char *what, struct mapped_file *f, s
 {
     f->data = NULL;
     f->len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) /* a FIFO must not block us */;
     if (fd < 0)
         return err_set(err, WISP_EXIT_USAGE, errno, "cannot open %s %s: %s", what, path,
                        strerror(errno));
@@ -235,7 +253,7 @@ int arch_load_guest(struct vm *vm, struct errbuf *err)
         .kernel_len = kernel.len,
         .initrd = initrd.data,
         .initrd_len = initrd.len,
-        .cmdline = vm->cfg->cmdline ? vm->cfg->cmdline : "",
+        .cmdline = vm->cmdline ? vm->cmdline : "",
         .proto = vm->cfg->boot,
         .nvcpus = vm->cfg->vcpus,
     };

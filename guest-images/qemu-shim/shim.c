@@ -37,8 +37,7 @@ void pvh_main(const struct pvh_start_info *si)
     if (len < 0x1000 || zp_get(img, ZP_HEADER, 4) != BZ_HDRS_MAGIC ||
         zp_get(img, ZP_BOOT_FLAG, 2) != BZ_BOOT_FLAG)
         fail("module is not a bzImage");
-    if (zp_get(img, ZP_VERSION, 2) < 0x020C ||
-        !(zp_get(img, ZP_XLOADFLAGS, 2) & BZ_XLF_KERNEL_64))
+    if (zp_get(img, ZP_VERSION, 2) < 0x020C || !(zp_get(img, ZP_XLOADFLAGS, 2) & BZ_XLF_KERNEL_64))
         fail("bzImage has no 64-bit entry");
     u64 setup = ((u64)(img[ZP_SETUP_SECTS] ? img[ZP_SETUP_SECTS] : 4) + 1) * 512;
     u64 payload = (u64)zp_get(img, ZP_SYSSIZE, 4) * 16;
@@ -50,9 +49,8 @@ void pvh_main(const struct pvh_start_info *si)
         fail("kernel would overlap the shim");
 
     /* Zero page: setup header copied from the image, then our fields. */
-    memcpy(zero_page + ZP_SETUP_SECTS, img + ZP_SETUP_SECTS,
-           ZP_HEADER_END - ZP_SETUP_SECTS);
-    zero_page[ZP_TYPE_OF_LOADER] = 0xFF;        /* "undefined" loader */
+    memcpy(zero_page + ZP_SETUP_SECTS, img + ZP_SETUP_SECTS, ZP_HEADER_END - ZP_SETUP_SECTS);
+    zero_page[ZP_TYPE_OF_LOADER] = 0xFF; /* "undefined" loader */
     const char *cl = si->cmdline_paddr ? phys(si->cmdline_paddr) : "";
     size_t n = strlen(cl);
     if (n >= sizeof cmdline)
@@ -84,11 +82,11 @@ void pvh_main(const struct pvh_start_info *si)
      * guest's no-MP-table path (one CPU). */
     char v[8];
     if (cmdline_get(cmdline, "pvh2linux.nomp", v, sizeof v) && v[0] == '1') {
-        static const u64 areas[][2] = { { 0x9FC00, 0x400 }, { 0xF0000, 0x10000 } };
+        static const u64 areas[][2] = {{0x9FC00, 0x400}, {0xF0000, 0x10000}};
         for (int a = 0; a < 2; a++)
             for (u64 p = areas[a][0]; p < areas[a][0] + areas[a][1]; p += 16) {
                 u32 *sig = phys(p);
-                if (*sig == 0x5f504d5fu)        /* "_MP_" */
+                if (*sig == 0x5f504d5fu) /* "_MP_" */
                     *sig = 0;
             }
     }
@@ -98,11 +96,11 @@ void pvh_main(const struct pvh_start_info *si)
     memset(dst + payload, 0xA5, init - payload);
     u64 entry = load + GUEST_LINUX64_OFFSET;
     SAY_SHIM("payload %lu bytes at 0x%lx, entry 0x%lx, zero page 0x%lx, "
-             "e820 %u entries, initrd %u bytes", payload, load, entry,
-             (u64)zero_page, ne, zp_get(zero_page, ZP_RAMDISK_SIZE, 4));
+             "e820 %u entries, initrd %u bytes",
+             payload, load, entry, (u64)zero_page, ne, zp_get(zero_page, ZP_RAMDISK_SIZE, 4));
 
     /* Our GDT (CS=0x10, DS=0x18) and 4 GiB identity map are what the
      * protocol asks of the loader. */
-    __asm__ volatile("cli; jmp *%0" :: "r"(entry), "S"(zero_page) : "memory");
+    __asm__ volatile("cli; jmp *%0" ::"r"(entry), "S"(zero_page) : "memory");
     __builtin_unreachable();
 }

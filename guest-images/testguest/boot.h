@@ -14,8 +14,8 @@
 
 /* ---- PVH (hvm_start_info, passed in EBX) ---- */
 struct pvh_start_info {
-    uint32_t magic;             /* PVH_START_MAGIC */
-    uint32_t version;           /* >= 1 has the memory map fields */
+    uint32_t magic;   /* PVH_START_MAGIC */
+    uint32_t version; /* >= 1 has the memory map fields */
     uint32_t flags;
     uint32_t nr_modules;
     uint64_t modlist_paddr;
@@ -51,33 +51,33 @@ _Static_assert(sizeof(struct pvh_memmap_entry) == 24, "pvh memmap");
 /* ---- Linux zero page (struct boot_params, 4 KiB) ----
  * Only the fields we touch, as byte offsets; the page is read through
  * the helpers below so no 4 KiB struct with padding is needed. */
-#define ZP_SIZE                 4096
-#define ZP_EXT_RAMDISK_IMAGE    0x0C0   /* u32, high half of ramdisk_image */
-#define ZP_EXT_RAMDISK_SIZE     0x0C4   /* u32, high half of ramdisk_size */
-#define ZP_EXT_CMD_LINE_PTR     0x0C8   /* u32, high half of cmd_line_ptr */
-#define ZP_E820_ENTRIES         0x1E8   /* u8 */
-#define ZP_SETUP_SECTS          0x1F1   /* u8: start of the setup header */
-#define ZP_SYSSIZE              0x1F4   /* u32, payload size / 16 */
-#define ZP_BOOT_FLAG            0x1FE   /* u16, 0xAA55 */
-#define ZP_JUMP                 0x200   /* 2-byte short jmp over the header */
-#define ZP_HEADER               0x202   /* u32 "HdrS" */
-#define ZP_VERSION              0x206   /* u16 */
-#define ZP_TYPE_OF_LOADER       0x210   /* u8 */
-#define ZP_LOADFLAGS            0x211   /* u8 */
-#define ZP_CODE32_START         0x214   /* u32 */
-#define ZP_RAMDISK_IMAGE        0x218   /* u32 */
-#define ZP_RAMDISK_SIZE         0x21C   /* u32 */
-#define ZP_CMD_LINE_PTR         0x228   /* u32 */
-#define ZP_INITRD_ADDR_MAX      0x22C   /* u32 */
-#define ZP_KERNEL_ALIGNMENT     0x230   /* u32 */
-#define ZP_RELOCATABLE_KERNEL   0x234   /* u8 */
-#define ZP_XLOADFLAGS           0x236   /* u16 */
-#define ZP_CMDLINE_SIZE         0x238   /* u32 */
-#define ZP_PREF_ADDRESS         0x258   /* u64 */
-#define ZP_INIT_SIZE            0x260   /* u32 */
-#define ZP_HEADER_END           0x268   /* first byte after init_size */
-#define ZP_E820_TABLE           0x2D0   /* 20-byte entries */
-#define ZP_E820_MAX             128
+#define ZP_SIZE               4096
+#define ZP_EXT_RAMDISK_IMAGE  0x0C0 /* u32, high half of ramdisk_image */
+#define ZP_EXT_RAMDISK_SIZE   0x0C4 /* u32, high half of ramdisk_size */
+#define ZP_EXT_CMD_LINE_PTR   0x0C8 /* u32, high half of cmd_line_ptr */
+#define ZP_E820_ENTRIES       0x1E8 /* u8 */
+#define ZP_SETUP_SECTS        0x1F1 /* u8: start of the setup header */
+#define ZP_SYSSIZE            0x1F4 /* u32, payload size / 16 */
+#define ZP_BOOT_FLAG          0x1FE /* u16, 0xAA55 */
+#define ZP_JUMP               0x200 /* 2-byte short jmp over the header */
+#define ZP_HEADER             0x202 /* u32 "HdrS" */
+#define ZP_VERSION            0x206 /* u16 */
+#define ZP_TYPE_OF_LOADER     0x210 /* u8 */
+#define ZP_LOADFLAGS          0x211 /* u8 */
+#define ZP_CODE32_START       0x214 /* u32 */
+#define ZP_RAMDISK_IMAGE      0x218 /* u32 */
+#define ZP_RAMDISK_SIZE       0x21C /* u32 */
+#define ZP_CMD_LINE_PTR       0x228 /* u32 */
+#define ZP_INITRD_ADDR_MAX    0x22C /* u32 */
+#define ZP_KERNEL_ALIGNMENT   0x230 /* u32 */
+#define ZP_RELOCATABLE_KERNEL 0x234 /* u8 */
+#define ZP_XLOADFLAGS         0x236 /* u16 */
+#define ZP_CMDLINE_SIZE       0x238 /* u32 */
+#define ZP_PREF_ADDRESS       0x258 /* u64 */
+#define ZP_INIT_SIZE          0x260 /* u32 */
+#define ZP_HEADER_END         0x268 /* first byte after init_size */
+#define ZP_E820_TABLE         0x2D0 /* 20-byte entries */
+#define ZP_E820_MAX           128
 
 struct e820_entry {
     uint64_t addr;
@@ -88,7 +88,7 @@ _Static_assert(sizeof(struct e820_entry) == 20, "e820 entry");
 _Static_assert(ZP_E820_TABLE + ZP_E820_MAX * sizeof(struct e820_entry) <= 0xCD0,
                "e820 table must end before the boot_params tail");
 
-#define E820_RAM                1
+#define E820_RAM 1
 
 /* Little-endian field access on a byte buffer (zero page, bzImage). */
 static inline uint32_t zp_get(const uint8_t *zp, unsigned off, unsigned width)

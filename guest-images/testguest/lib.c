@@ -5,11 +5,11 @@
  */
 #include "guest.h"
 
-#define COM1_RBR    (GUEST_SERIAL_PORT + 0)
-#define COM1_THR    (GUEST_SERIAL_PORT + 0)
-#define COM1_LSR    (GUEST_SERIAL_PORT + 5)
-#define LSR_DR      0x01
-#define LSR_THRE    0x20
+#define COM1_RBR (GUEST_SERIAL_PORT + 0)
+#define COM1_THR (GUEST_SERIAL_PORT + 0)
+#define COM1_LSR (GUEST_SERIAL_PORT + 5)
+#define LSR_DR   0x01
+#define LSR_THRE 0x20
 
 /* gcc may emit calls to these even with -ffreestanding. String
  * instructions move 8 bytes per iteration: far fewer emulated steps than
@@ -18,8 +18,8 @@ void *memcpy(void *d, const void *s, size_t n)
 {
     void *ret = d;
     size_t q = n / 8, r = n % 8;
-    __asm__ volatile("rep movsq" : "+D"(d), "+S"(s), "+c"(q) :: "memory");
-    __asm__ volatile("rep movsb" : "+D"(d), "+S"(s), "+c"(r) :: "memory");
+    __asm__ volatile("rep movsq" : "+D"(d), "+S"(s), "+c"(q)::"memory");
+    __asm__ volatile("rep movsb" : "+D"(d), "+S"(s), "+c"(r)::"memory");
     return ret;
 }
 
@@ -40,6 +40,13 @@ int memcmp(const void *a, const void *b, size_t n)
         if (x[i] != y[i])
             return x[i] - y[i];
     return 0;
+}
+
+bool streq(const char *a, const char *b)
+{
+    while (*a && *a == *b)
+        a++, b++;
+    return *a == *b;
 }
 
 size_t strlen(const char *s)
@@ -69,7 +76,7 @@ int serial_getc_poll(void)
 
 /* ---- printf subset: %s %c %d %i %u %x %p, flags 0 and width, l/ll/z ---- */
 struct sink {
-    char *buf;          /* NULL: write to the serial port */
+    char *buf; /* NULL: write to the serial port */
     size_t size, len;
 };
 
@@ -82,8 +89,7 @@ static void emit(struct sink *s, char c)
     s->len++;
 }
 
-static void emit_num(struct sink *s, u64 v, unsigned base, bool neg,
-                     int width, char pad)
+static void emit_num(struct sink *s, u64 v, unsigned base, bool neg, int width, char pad)
 {
     char tmp[24];
     int n = 0;
@@ -146,7 +152,7 @@ static void format(struct sink *s, const char *fmt, va_list ap)
         case '%':
             emit(s, '%');
             break;
-        default:                /* unknown: print it, stop at end */
+        default: /* unknown: print it, stop at end */
             emit(s, '%');
             if (!*fmt)
                 return;
@@ -157,7 +163,7 @@ static void format(struct sink *s, const char *fmt, va_list ap)
 
 int vformat(char *buf, size_t size, const char *fmt, va_list ap)
 {
-    struct sink s = { buf, size, 0 };
+    struct sink s = {buf, size, 0};
     format(&s, fmt, ap);
     if (size)
         buf[s.len < size ? s.len : size - 1] = 0;
@@ -175,7 +181,7 @@ int sformat(char *buf, size_t size, const char *fmt, ...)
 
 void gprintf(const char *fmt, ...)
 {
-    struct sink s = { NULL, 0, 0 };
+    struct sink s = {NULL, 0, 0};
     va_list ap;
     va_start(ap, fmt);
     format(&s, fmt, ap);
@@ -210,7 +216,7 @@ u64 tsc_khz(const char **source)
     u32 r[4];
     cpuid(0x40000000, 0, r);
     if (r[0] >= 0x40000010 && r[0] < 0x40010000) {
-        cpuid(0x40000010, 0, r);        /* hypervisor timing leaf, kHz */
+        cpuid(0x40000010, 0, r); /* hypervisor timing leaf, kHz */
         if (r[0]) {
             *source = "cpuid.40000010";
             return r[0];
@@ -219,14 +225,14 @@ u64 tsc_khz(const char **source)
     cpuid(0, 0, r);
     u32 max = r[0];
     if (max >= 0x15) {
-        cpuid(0x15, 0, r);              /* crystal Hz * EBX / EAX */
+        cpuid(0x15, 0, r); /* crystal Hz * EBX / EAX */
         if (r[0] && r[1] && r[2]) {
             *source = "cpuid.15";
             return (u64)r[2] * r[1] / r[0] / 1000;
         }
     }
     if (max >= 0x16) {
-        cpuid(0x16, 0, r);              /* base MHz */
+        cpuid(0x16, 0, r); /* base MHz */
         if (r[0]) {
             *source = "cpuid.16";
             return (u64)r[0] * 1000;
@@ -248,8 +254,7 @@ bool cmdline_get(const char *cl, const char *key, char *out, size_t size)
         const char *tok = cl;
         while (*cl && *cl != ' ')
             cl++;
-        if ((size_t)(cl - tok) > klen && tok[klen] == '=' &&
-            memcmp(tok, key, klen) == 0) {
+        if ((size_t)(cl - tok) > klen && tok[klen] == '=' && memcmp(tok, key, klen) == 0) {
             size_t n = cl - tok - klen - 1;
             if (n >= size)
                 n = size - 1;

@@ -4,18 +4,12 @@
  */
 #include "guest.h"
 #include "boot.h"
+#include "virtio.h"
 
 struct boot_info boot;
 bool any_failed;
 
 extern u8 image_head[];
-
-static bool streq(const char *a, const char *b)
-{
-    while (*a && *a == *b)
-        a++, b++;
-    return *a == *b;
-}
 
 /* test=exit must cost as few (emulated) instructions as possible: it runs
  * before .bss is cleared, so it may only use the stack. */
@@ -82,11 +76,11 @@ static void mtrr_setup(void)
         rdmsr_safe(0x277, &boot.pat);
     if ((r[3] & (1u << 12)) && rdmsr_safe(0x2FF, &boot.mtrr_def_type) &&
         mtrr_all_uncached(boot.mtrr_def_type))
-        boot.mtrr_fixed = wrmsr_safe(0x2FF, 0x806);  /* enabled, default WB */
+        boot.mtrr_fixed = wrmsr_safe(0x2FF, 0x806); /* enabled, default WB */
     /* CR0.CD/NW would disable caching as well (PVH/INIT leave them set). */
     __asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
     if (cr0 & 0x60000000)
-        __asm__ volatile("mov %0, %%cr0" :: "r"(cr0 & ~0x60000000ull));
+        __asm__ volatile("mov %0, %%cr0" ::"r"(cr0 & ~0x60000000ull));
 }
 
 /* ---------------- tests ---------------- */
@@ -98,6 +92,30 @@ static u64 ram_total(void)
         if (boot.map[i].type == E820_RAM)
             sum += boot.map[i].size;
     return sum;
+}
+
+bool lazy_ready(void)
+{
+    static int state; /* 0 unknown, 1 ok, -1 not usable */
+    u64 a = (u64)__lazy_start, b = (u64)__lazy_end;
+    if (state)
+        return state > 0;
+    state = -1;
+    bool in_ram = false;
+    for (u32 i = 0; i < boot.nr_map; i++)
+        if (boot.map[i].type == E820_RAM && boot.map[i].addr <= a &&
+            b <= boot.map[i].addr + boot.map[i].size)
+            in_ram = true;
+    if (!in_ram) {
+        SAY("lazy memory 0x%lx-0x%lx is not inside one RAM range", a, b);
+        return false;
+    }
+    if (boot.have_initrd && boot.initrd_addr < b && a < boot.initrd_addr + boot.initrd_size) {
+        SAY("lazy memory 0x%lx-0x%lx overlaps the initrd at 0x%lx", a, b, boot.initrd_addr);
+        return false;
+    }
+    state = 1;
+    return true;
 }
 
 static __attribute__((noreturn)) void finish(void)
@@ -113,22 +131,22 @@ static void test_report(void)
 
     SAY("boot=%s", boot.protocol);
     if (streq(boot.protocol, "pvh"))
-        SAY("pvh start_info=0x%lx version=%u rsdp=0x%lx", boot.boot_struct,
-            boot.pvh_version, boot.rsdp);
+        SAY("pvh start_info=0x%lx version=%u rsdp=0x%lx", boot.boot_struct, boot.pvh_version,
+            boot.rsdp);
     if (streq(boot.protocol, "linux64")) {
         u64 load;
         __asm__("lea image_head(%%rip), %0" : "=r"(load));
         SAY("linux64 hdr_version=0x%04x setup_sects=%u type_of_loader=0x%02x "
             "loadflags=0x%02x code32_start=0x%x load_addr=0x%lx zero_page=0x%lx",
-            boot.hdr_version, boot.setup_sects, boot.type_of_loader,
-            boot.loadflags, boot.code32_start, load, boot.boot_struct);
+            boot.hdr_version, boot.setup_sects, boot.type_of_loader, boot.loadflags,
+            boot.code32_start, load, boot.boot_struct);
     }
     SAY("cmdline=%s", boot.cmdline);
 
     SAY("memmap entries=%u", boot.nr_map);
     for (u32 i = 0; i < boot.nr_map; i++)
-        SAY("memmap %u addr=0x%016lx size=0x%016lx type=%u", i,
-            boot.map[i].addr, boot.map[i].size, boot.map[i].type);
+        SAY("memmap %u addr=0x%016lx size=0x%016lx type=%u", i, boot.map[i].addr, boot.map[i].size,
+            boot.map[i].type);
     u64 ram = ram_total();
     SAY("ram_total=%lu KiB (%lu MiB)", ram >> 10, ram >> 20);
     if (cmdline_get(boot.cmdline, "mem", v, sizeof v) && parse_u64(v, &n)) {
@@ -144,13 +162,11 @@ static void test_report(void)
          * asked to, or when the initrd is small. */
         if (want_sum || boot.initrd_size <= 65536) {
             u32 h = fnv1a((const u8 *)boot.initrd_addr, boot.initrd_size);
-            SAY("initrd addr=0x%lx size=%lu fnv1a=0x%08x", boot.initrd_addr,
-                boot.initrd_size, h);
+            SAY("initrd addr=0x%lx size=%lu fnv1a=0x%08x", boot.initrd_addr, boot.initrd_size, h);
             if (want_sum && parse_u64(v, &n))
                 check("initrd_sum", h == n, "expected=0x%08lx found=0x%08x", n, h);
         } else {
-            SAY("initrd addr=0x%lx size=%lu fnv1a=skipped", boot.initrd_addr,
-                boot.initrd_size);
+            SAY("initrd addr=0x%lx size=%lu fnv1a=skipped", boot.initrd_addr, boot.initrd_size);
         }
     } else {
         SAY("initrd none");
@@ -158,8 +174,8 @@ static void test_report(void)
             check("initrd_sum", false, "no initrd");
     }
     if (cmdline_get(boot.cmdline, "initrd_size", v, sizeof v) && parse_u64(v, &n))
-        check("initrd_size", boot.have_initrd && boot.initrd_size == n,
-              "expected=%lu found=%lu", n, boot.have_initrd ? boot.initrd_size : 0);
+        check("initrd_size", boot.have_initrd && boot.initrd_size == n, "expected=%lu found=%lu", n,
+              boot.have_initrd ? boot.initrd_size : 0);
 
     SAY("msr mtrr_def_type=0x%lx pat=0x%lx%s", boot.mtrr_def_type, boot.pat,
         boot.mtrr_fixed ? " (mtrr_def_type set to 0x806)" : "");
@@ -179,11 +195,10 @@ static void test_report(void)
     }
     const char *src;
     u64 khz = tsc_khz(&src);
-    SAY("cpuid hypervisor=%d signature=\"%s\" max_leaf=0x%x tsc_khz=%lu (%s)",
-        hv, sig, hv_max, khz, src);
+    SAY("cpuid hypervisor=%d signature=\"%s\" max_leaf=0x%x tsc_khz=%lu (%s)", hv, sig, hv_max, khz,
+        src);
 
-    bool have_cpus = cmdline_get(boot.cmdline, "cpus", v, sizeof v) &&
-                     parse_u64(v, &n);
+    bool have_cpus = cmdline_get(boot.cmdline, "cpus", v, sizeof v) && parse_u64(v, &n);
     smp_report(have_cpus ? n : 0, have_cpus);
     finish();
 }
@@ -269,18 +284,17 @@ static void test_badio(void)
         if (p < 0x514 || p > 0x51B)
             outb(p, 0);
     }
-    SAY("badio: ports 0x510-0x51f in-xor=0x%x inw(0x51e)=0x%x inl(0x51c)=0x%x",
-        acc, inw(0x51E), inl(0x51C));
+    SAY("badio: ports 0x510-0x51f in-xor=0x%x inw(0x51e)=0x%x inl(0x51c)=0x%x", acc, inw(0x51E),
+        inl(0x51C));
     outw(0x51E, 0xBEEF);
     outl(0x51C, 0xDEADBEEF);
 
-    static const u64 mmio[] = { 0xD0000000ull, 0xFE000000ull };
+    static const u64 mmio[] = {0xD0000000ull, 0xFE000000ull};
     for (size_t i = 0; i < sizeof mmio / sizeof mmio[0]; i++) {
         u32 before = mmio_read32(mmio[i]);
         mmio_write32(mmio[i], 0xDEADBEEF);
         u32 after = mmio_read32(mmio[i]);
-        SAY("badio: mmio 0x%lx read=0x%08x after-write=0x%08x", mmio[i],
-            before, after);
+        SAY("badio: mmio 0x%lx read=0x%08x after-write=0x%08x", mmio[i], before, after);
     }
     SAY("badio survived");
     finish();
@@ -308,6 +322,7 @@ static __attribute__((noreturn)) void common_main(void)
         test_triple();
     else if (streq(test, "badio"))
         test_badio();
+    virtio_tests(test); /* returns only for names it does not know */
     SAY("unknown test=%s", test);
     any_failed = true;
     finish();
@@ -351,8 +366,7 @@ void pvh_main(const struct pvh_start_info *si)
  * 4 GiB (initrd_addr_max says 2 GiB). */
 void linux64_main(const u8 *zp)
 {
-    u64 clp = zp_get(zp, ZP_CMD_LINE_PTR, 4) |
-              (u64)zp_get(zp, ZP_EXT_CMD_LINE_PTR, 4) << 32;
+    u64 clp = zp_get(zp, ZP_CMD_LINE_PTR, 4) | (u64)zp_get(zp, ZP_EXT_CMD_LINE_PTR, 4) << 32;
     const char *cl = clp ? (const char *)clp : "";
     early_exit(cl);
     memset(__bss_start, 0, __bss_end - __bss_start);
@@ -368,10 +382,10 @@ void linux64_main(const u8 *zp)
         boot.map[i].type = e[i].type;
         boot.nr_map = i + 1;
     }
-    boot.initrd_addr = zp_get(zp, ZP_RAMDISK_IMAGE, 4) |
-                       (u64)zp_get(zp, ZP_EXT_RAMDISK_IMAGE, 4) << 32;
-    boot.initrd_size = zp_get(zp, ZP_RAMDISK_SIZE, 4) |
-                       (u64)zp_get(zp, ZP_EXT_RAMDISK_SIZE, 4) << 32;
+    boot.initrd_addr = zp_get(zp, ZP_RAMDISK_IMAGE, 4) | (u64)zp_get(zp, ZP_EXT_RAMDISK_IMAGE, 4)
+                                                             << 32;
+    boot.initrd_size = zp_get(zp, ZP_RAMDISK_SIZE, 4) | (u64)zp_get(zp, ZP_EXT_RAMDISK_SIZE, 4)
+                                                            << 32;
     boot.have_initrd = boot.initrd_size != 0;
     boot.hdr_version = zp_get(zp, ZP_VERSION, 2);
     boot.setup_sects = zp[ZP_SETUP_SECTS];

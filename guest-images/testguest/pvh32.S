@@ -118,12 +118,15 @@ pdpt:
     .quad pd + 2 * 4096 + PTE_P + PTE_RW
     .quad pd + 3 * 4096 + PTE_P + PTE_RW
     .fill 508, 8, 0
-/* The top 32 MiB (IOAPIC, LAPIC, firmware) is mapped uncached so MMIO
- * stays uncached even after we switch the MTRR default to write-back. */
+/* The 32-bit MMIO hole, 3-4 GiB (virtio-mmio windows at 0xD0000000 under
+ * wisp, 0xFEB00000 under QEMU microvm, IOAPIC, LAPIC, firmware), is mapped
+ * uncached so MMIO stays uncached even after we switch the MTRR default to
+ * write-back. wisp's layout puts no RAM there (RAM above 3 GiB moves
+ * above 4 GiB, which this map does not cover). */
 pd:
     .set page, 0
     .rept 2048
-    .if page >= 0xFE000000
+    .if page >= 0xC0000000
     .quad page + PTE_P + PTE_RW + PTE_PS + PTE_PWT + PTE_PCD
     .else
     .quad page + PTE_P + PTE_RW + PTE_PS

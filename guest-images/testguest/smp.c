@@ -9,7 +9,7 @@
 struct mp_float {
     u32 signature;
     u32 config_paddr;
-    u8 length;              /* in 16-byte units */
+    u8 length; /* in 16-byte units */
     u8 spec_rev;
     u8 checksum;
     u8 features[5];
@@ -40,22 +40,22 @@ struct mp_cpu {
     u8 type;
     u8 apic_id;
     u8 apic_version;
-    u8 flags;               /* bit 0 enabled, bit 1 bootstrap processor */
+    u8 flags; /* bit 0 enabled, bit 1 bootstrap processor */
     u32 signature;
     u32 features;
     u32 reserved[2];
 };
 _Static_assert(sizeof(struct mp_cpu) == 20, "mp cpu");
 
-#define MP_SIG      0x5f504d5fu     /* "_MP_" */
-#define PCMP_SIG    0x504d4350u     /* "PCMP" */
+#define MP_SIG   0x5f504d5fu /* "_MP_" */
+#define PCMP_SIG 0x504d4350u /* "PCMP" */
 
-#define APIC_ICR_LO     0x300
-#define APIC_ICR_HI     0x310
-#define ICR_BUSY        (1u << 12)
-#define ICR_INIT_ASSERT 0x0000c500u /* INIT, level, assert */
+#define APIC_ICR_LO       0x300
+#define APIC_ICR_HI       0x310
+#define ICR_BUSY          (1u << 12)
+#define ICR_INIT_ASSERT   0x0000c500u /* INIT, level, assert */
 #define ICR_INIT_DEASSERT 0x00008500u
-#define ICR_STARTUP     0x00004600u /* | vector */
+#define ICR_STARTUP       0x00004600u /* | vector */
 
 static u32 ap_ids[GUEST_MAX_CPUS];
 static u32 ap_online;
@@ -72,8 +72,7 @@ static const struct mp_float *mp_scan(u64 base, u64 len)
 {
     for (u64 a = base; a + 16 <= base + len; a += 16) {
         const struct mp_float *f = phys(a);
-        if (f->signature == MP_SIG && f->length &&
-            sum8((const u8 *)f, f->length * 16u) == 0)
+        if (f->signature == MP_SIG && f->length && sum8((const u8 *)f, f->length * 16u) == 0)
             return f;
     }
     return NULL;
@@ -83,7 +82,7 @@ static const struct mp_float *mp_scan(u64 base, u64 len)
  * base memory, then the BIOS ROM area. */
 static const struct mp_float *mp_find(void)
 {
-    u64 ebda = (u64)*(const volatile u16 *)phys(0x40E) << 4;
+    u64 ebda = (u64) * (const volatile u16 *)phys(0x40E) << 4;
     const struct mp_float *f = NULL;
     if (ebda >= 0x400 && ebda < 0xA0000)
         f = mp_scan(ebda, 1024);
@@ -136,15 +135,15 @@ static bool tramp_install(void)
     u64 cr3;
     __asm__ volatile("mov %%cr3, %0" : "=r"(cr3));
     if (cr3 >> 32)
-        return false;       /* the 32-bit part loads CR3 */
+        return false; /* the 32-bit part loads CR3 */
     u8 *t = phys(GUEST_TRAMPOLINE_ADDR);
     memcpy(t, tramp_start, tramp_end - tramp_start);
     u32 base = GUEST_TRAMPOLINE_ADDR;
     struct tramp_data *td = (void *)(t + (tramp_data - tramp_start));
     td->gdt[0] = 0;
-    td->gdt[1] = 0x00cf9a000000ffffull;     /* 0x08 flat 32-bit code */
-    td->gdt[2] = 0x00af9a000000ffffull;     /* 0x10 64-bit code */
-    td->gdt[3] = 0x00cf92000000ffffull;     /* 0x18 flat data */
+    td->gdt[1] = 0x00cf9a000000ffffull; /* 0x08 flat 32-bit code */
+    td->gdt[2] = 0x00af9a000000ffffull; /* 0x10 64-bit code */
+    td->gdt[3] = 0x00cf92000000ffffull; /* 0x18 flat data */
     td->gdtr_limit = sizeof td->gdt - 1;
     td->gdtr_base = base + (u32)(tramp_data - tramp_start);
     td->pm32_off = base + (u32)(tramp_pm32 - tramp_start);
@@ -182,8 +181,8 @@ void smp_report(u64 expect_cpus, bool have_expect)
     } else {
         if (c->lapic_paddr)
             lapic = c->lapic_paddr;
-        SAY("mptable at 0x%lx config=0x%x length=%u entry_count=%u lapic=0x%lx",
-            (u64)f, f->config_paddr, c->length, c->entry_count, lapic);
+        SAY("mptable at 0x%lx config=0x%x length=%u entry_count=%u lapic=0x%lx", (u64)f,
+            f->config_paddr, c->length, c->entry_count, lapic);
         /* Start every enabled non-BSP processor: INIT them all, then the
          * SIPIs, with the SDM's delays (10 ms, 200 us) done once. */
         u32 targets[GUEST_MAX_CPUS];
@@ -193,7 +192,7 @@ void smp_report(u64 expect_cpus, bool have_expect)
         while (p < end) {
             if (*p != 0) {
                 if (*p > 4)
-                    break;          /* unknown entry type: size unknown */
+                    break; /* unknown entry type: size unknown */
                 p += 8;
                 continue;
             }
@@ -201,10 +200,9 @@ void smp_report(u64 expect_cpus, bool have_expect)
             p += sizeof *cpu;
             if (p > end)
                 break;
-            SAY("mptable cpu apic_id=%u enabled=%u bsp=%u", cpu->apic_id,
-                cpu->flags & 1, (cpu->flags >> 1) & 1);
-            if ((cpu->flags & 1) && cpu->apic_id != bsp_id &&
-                n_aps < GUEST_MAX_CPUS - 1)
+            SAY("mptable cpu apic_id=%u enabled=%u bsp=%u", cpu->apic_id, cpu->flags & 1,
+                (cpu->flags >> 1) & 1);
+            if ((cpu->flags & 1) && cpu->apic_id != bsp_id && n_aps < GUEST_MAX_CPUS - 1)
                 targets[n_aps++] = cpu->apic_id;
         }
         if (n_aps && !tramp_page_is_ram())
@@ -226,8 +224,7 @@ void smp_report(u64 expect_cpus, bool have_expect)
             /* Bounded wait (~2 s) for the check-ins. */
             const char *src;
             u64 start = rdtsc(), limit = tsc_khz(&src) * 2000;
-            while (__atomic_load_n(&ap_online, __ATOMIC_ACQUIRE) < n_aps &&
-                   rdtsc() - start < limit)
+            while (__atomic_load_n(&ap_online, __ATOMIC_ACQUIRE) < n_aps && rdtsc() - start < limit)
                 cpu_relax();
             u32 got = __atomic_load_n(&ap_online, __ATOMIC_ACQUIRE);
             for (u32 i = 0; i < got && i < GUEST_MAX_CPUS; i++)
@@ -248,9 +245,7 @@ void smp_report(u64 expect_cpus, bool have_expect)
         len += sformat(list + len, sizeof list - len, i ? ",%u" : "%u", ids[i]);
     SAY("cpus=%u online apic_ids=%s", online, list);
     if (c)
-        check("ap_startup", online == n_aps + 1, "mptable_aps=%u online_aps=%u",
-              n_aps, online - 1);
+        check("ap_startup", online == n_aps + 1, "mptable_aps=%u online_aps=%u", n_aps, online - 1);
     if (have_expect)
-        check("cpus", online == expect_cpus, "expected=%lu online=%u",
-              expect_cpus, online);
+        check("cpus", online == expect_cpus, "expected=%lu online=%u", expect_cpus, online);
 }

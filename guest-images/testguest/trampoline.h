@@ -9,17 +9,17 @@
 #ifndef WISP_GUEST_TRAMPOLINE_H
 #define WISP_GUEST_TRAMPOLINE_H
 
-#define TD_GDT          0       /* 4 descriptors: null, code32, code64, data */
-#define TD_GDTR         34      /* u16 limit, u32 base (lgdtl operand) */
-#define TD_PM32         40      /* far pointer m16:32 to the 32-bit part */
-#define TD_LM64         48      /* far pointer m16:32 to the 64-bit part */
-#define TD_CR3          56
-#define TD_NEXT_SLOT    60      /* lock xadd'ed by each AP */
-#define TD_MAX_SLOTS    64
-#define TD_STACK_BASE   72
-#define TD_STACK_SIZE   80
-#define TD_ENTRY        88      /* C function void ap_main(u32 slot) */
-#define TD_SIZE         96
+#define TD_GDT        0  /* 4 descriptors: null, code32, code64, data */
+#define TD_GDTR       34 /* u16 limit, u32 base (lgdtl operand) */
+#define TD_PM32       40 /* far pointer m16:32 to the 32-bit part */
+#define TD_LM64       48 /* far pointer m16:32 to the 64-bit part */
+#define TD_CR3        56
+#define TD_NEXT_SLOT  60 /* lock xadd'ed by each AP */
+#define TD_MAX_SLOTS  64
+#define TD_STACK_BASE 72
+#define TD_STACK_SIZE 80
+#define TD_ENTRY      88 /* C function void ap_main(u32 slot) */
+#define TD_SIZE       96
 
 #ifndef __ASSEMBLER__
 #include <stddef.h>

@@ -57,11 +57,11 @@ struct elf64_phdr {
 _Static_assert(sizeof(struct elf64_phdr) == 56, "phdr");
 _Static_assert(offsetof(struct elf64_phdr, paddr) == 24, "phdr");
 
-#define ET_EXEC     2
-#define EM_X86_64   62
-#define PT_LOAD     1
-#define SETUP_SIZE  ((BZ_SETUP_SECTS + 1) * 512)
-#define MAX_IMAGE   (64u << 20)     /* sanity bound for a test guest */
+#define ET_EXEC    2
+#define EM_X86_64  62
+#define PT_LOAD    1
+#define SETUP_SIZE ((BZ_SETUP_SECTS + 1) * 512)
+#define MAX_IMAGE  (64u << 20) /* sanity bound for a test guest */
 
 static const char *prog = "mkbzimage";
 
@@ -102,9 +102,8 @@ static uint8_t *read_file(const char *path, size_t *len)
 }
 
 /* Validate the ELF; return the flattened payload and its layout. */
-static uint8_t *flatten(const uint8_t *elf, size_t len, const char *path,
-                        uint64_t *base_out, size_t *payload_len,
-                        uint64_t *mem_len)
+static uint8_t *flatten(const uint8_t *elf, size_t len, const char *path, uint64_t *base_out,
+                        size_t *payload_len, uint64_t *mem_len)
 {
     struct elf64_ehdr eh;
     if (len < sizeof eh)
@@ -115,10 +114,9 @@ static uint8_t *flatten(const uint8_t *elf, size_t len, const char *path,
     if (eh.ident[4] != 2 || eh.ident[5] != 1)
         die("%s: not a little-endian 64-bit ELF", path);
     if (eh.type != ET_EXEC || eh.machine != EM_X86_64)
-        die("%s: not an x86-64 executable (type %u machine %u)", path,
-            eh.type, eh.machine);
-    if (eh.phentsize != sizeof(struct elf64_phdr) || eh.phnum == 0 ||
-        eh.phoff > len || (len - eh.phoff) / sizeof(struct elf64_phdr) < eh.phnum)
+        die("%s: not an x86-64 executable (type %u machine %u)", path, eh.type, eh.machine);
+    if (eh.phentsize != sizeof(struct elf64_phdr) || eh.phnum == 0 || eh.phoff > len ||
+        (len - eh.phoff) / sizeof(struct elf64_phdr) < eh.phnum)
         die("%s: bad program header table", path);
 
     uint64_t lo = UINT64_MAX, hi_file = 0, hi_mem = 0;
@@ -143,11 +141,9 @@ static uint8_t *flatten(const uint8_t *elf, size_t len, const char *path,
     if (!nload)
         die("%s: no PT_LOAD segments", path);
     if (lo % BZ_KERNEL_ALIGN)
-        die("%s: load base 0x%llx is not 2 MiB aligned", path,
-            (unsigned long long)lo);
+        die("%s: load base 0x%llx is not 2 MiB aligned", path, (unsigned long long)lo);
     if (eh.entry != lo + GUEST_LINUX64_OFFSET)
-        die("%s: entry 0x%llx is not base + 0x200 (0x%llx)", path,
-            (unsigned long long)eh.entry,
+        die("%s: entry 0x%llx is not base + 0x200 (0x%llx)", path, (unsigned long long)eh.entry,
             (unsigned long long)(lo + GUEST_LINUX64_OFFSET));
     if (hi_mem - lo > MAX_IMAGE)
         die("%s: image spans more than %u MiB", path, MAX_IMAGE >> 20);
@@ -182,7 +178,7 @@ static void build_header(uint8_t *s, uint64_t base, size_t plen, uint64_t mem_le
 {
     memset(s, 0, SETUP_SIZE);
     s[ZP_SETUP_SECTS] = BZ_SETUP_SECTS;
-    zp_put(s, 0x1FA, 2, 0xFFFF);                    /* vid_mode: normal */
+    zp_put(s, 0x1FA, 2, 0xFFFF); /* vid_mode: normal */
     zp_put(s, ZP_SYSSIZE, 4, (plen + 15) / 16);
     zp_put(s, ZP_BOOT_FLAG, 2, BZ_BOOT_FLAG);
     s[ZP_JUMP] = 0xEB;                              /* jmp short ... */
@@ -194,14 +190,14 @@ static void build_header(uint8_t *s, uint64_t base, size_t plen, uint64_t mem_le
     zp_put(s, ZP_INITRD_ADDR_MAX, 4, BZ_INITRD_ADDR_MAX);
     zp_put(s, ZP_KERNEL_ALIGNMENT, 4, BZ_KERNEL_ALIGN);
     s[ZP_RELOCATABLE_KERNEL] = 0;
-    s[ZP_RELOCATABLE_KERNEL + 1] = 21;              /* min_alignment: 2 MiB */
+    s[ZP_RELOCATABLE_KERNEL + 1] = 21; /* min_alignment: 2 MiB */
     zp_put(s, ZP_XLOADFLAGS, 2, BZ_XLF_KERNEL_64 | BZ_XLF_ABOVE_4G);
     zp_put(s, ZP_CMDLINE_SIZE, 4, BZ_CMDLINE_SIZE);
     zp_put(s, ZP_PREF_ADDRESS, 8, base);
     zp_put(s, ZP_INIT_SIZE, 4, (mem_len + 4095) & ~4095ull);
     /* Real-mode entry (setup + 0x200 jumps here): there is no 16-bit
      * setup code, so halt forever: cli; hlt; jmp back to the hlt. */
-    static const uint8_t halt16[] = { 0xFA, 0xF4, 0xEB, 0xFD };
+    static const uint8_t halt16[] = {0xFA, 0xF4, 0xEB, 0xFD};
     memcpy(s + ZP_HEADER_END, halt16, sizeof halt16);
 }
 
@@ -209,9 +205,15 @@ static void build_header(uint8_t *s, uint64_t base, size_t plen, uint64_t mem_le
 static int verify(const uint8_t *img, size_t len, const char *path)
 {
     int bad = 0;
-#define EXPECT(cond, ...) do { if (!(cond)) { bad++; \
-        fprintf(stderr, "%s: %s: ", prog, path); \
-        fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
+#define EXPECT(cond, ...)                                                                          \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            bad++;                                                                                 \
+            fprintf(stderr, "%s: %s: ", prog, path);                                               \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
+    } while (0)
     if (len < SETUP_SIZE + 0x210 || zp_get(img, ZP_HEADER, 4) != BZ_HDRS_MAGIC) {
         fprintf(stderr, "%s: %s: not a bzImage (too short or no HdrS)\n", prog, path);
         return 1;
@@ -219,38 +221,35 @@ static int verify(const uint8_t *img, size_t len, const char *path)
     uint32_t sects = img[ZP_SETUP_SECTS];
     size_t poff = (sects + 1) * 512;
     uint32_t syssize = zp_get(img, ZP_SYSSIZE, 4);
-    uint64_t pref = zp_get(img, ZP_PREF_ADDRESS, 4) |
-                    (uint64_t)zp_get(img, ZP_PREF_ADDRESS + 4, 4) << 32;
+    uint64_t pref = zp_get(img, ZP_PREF_ADDRESS, 4) | (uint64_t)zp_get(img, ZP_PREF_ADDRESS + 4, 4)
+                                                          << 32;
     EXPECT(sects == BZ_SETUP_SECTS, "setup_sects %u", sects);
     EXPECT(zp_get(img, ZP_BOOT_FLAG, 2) == BZ_BOOT_FLAG, "boot_flag");
     EXPECT(zp_get(img, ZP_HEADER, 4) == BZ_HDRS_MAGIC, "no HdrS magic");
-    EXPECT(zp_get(img, ZP_VERSION, 2) == BZ_VERSION, "version 0x%x",
-           zp_get(img, ZP_VERSION, 2));
-    EXPECT(img[ZP_JUMP] == 0xEB &&
-           ZP_JUMP + 2 + img[ZP_JUMP + 1] == ZP_HEADER_END, "jump at 0x200");
+    EXPECT(zp_get(img, ZP_VERSION, 2) == BZ_VERSION, "version 0x%x", zp_get(img, ZP_VERSION, 2));
+    EXPECT(img[ZP_JUMP] == 0xEB && ZP_JUMP + 2 + img[ZP_JUMP + 1] == ZP_HEADER_END,
+           "jump at 0x200");
     EXPECT(img[ZP_LOADFLAGS] == BZ_LOADED_HIGH, "loadflags 0x%x", img[ZP_LOADFLAGS]);
     EXPECT(img[ZP_RELOCATABLE_KERNEL] == 0, "relocatable_kernel");
     EXPECT(zp_get(img, ZP_KERNEL_ALIGNMENT, 4) == BZ_KERNEL_ALIGN, "kernel_alignment");
-    EXPECT(zp_get(img, ZP_XLOADFLAGS, 2) == (BZ_XLF_KERNEL_64 | BZ_XLF_ABOVE_4G),
-           "xloadflags");
+    EXPECT(zp_get(img, ZP_XLOADFLAGS, 2) == (BZ_XLF_KERNEL_64 | BZ_XLF_ABOVE_4G), "xloadflags");
     EXPECT(zp_get(img, ZP_CMDLINE_SIZE, 4) == BZ_CMDLINE_SIZE, "cmdline_size");
     EXPECT(zp_get(img, ZP_INITRD_ADDR_MAX, 4) == BZ_INITRD_ADDR_MAX, "initrd_addr_max");
     EXPECT(pref == GUEST_IMAGE_BASE, "pref_address 0x%llx", (unsigned long long)pref);
     EXPECT(zp_get(img, ZP_CODE32_START, 4) == pref, "code32_start");
-    EXPECT(len == poff + (size_t)syssize * 16, "file size %zu != setup %zu + syssize*16 %u",
-           len, poff, syssize * 16);
+    EXPECT(len == poff + (size_t)syssize * 16, "file size %zu != setup %zu + syssize*16 %u", len,
+           poff, syssize * 16);
     uint32_t init = zp_get(img, ZP_INIT_SIZE, 4);
     EXPECT(init % 4096 == 0 && init >= (size_t)syssize * 16, "init_size 0x%x", init);
-    EXPECT(len > poff + GUEST_LINUX64_OFFSET + 8 &&
-           img[poff + GUEST_LINUX64_OFFSET] != 0xcc &&
-           img[poff + GUEST_LINUX64_OFFSET] != 0, "no code at payload + 0x200");
+    EXPECT(len > poff + GUEST_LINUX64_OFFSET + 8 && img[poff + GUEST_LINUX64_OFFSET] != 0xcc &&
+               img[poff + GUEST_LINUX64_OFFSET] != 0,
+           "no code at payload + 0x200");
 #undef EXPECT
     if (!bad)
         printf("%s: %s ok: version 0x%04x, setup %zu bytes, payload %u bytes at 0x%llx, "
-               "init_size 0x%x, 64-bit entry 0x%llx\n", prog, path,
-               zp_get(img, ZP_VERSION, 2), poff, syssize * 16,
-               (unsigned long long)pref, init,
-               (unsigned long long)(pref + GUEST_LINUX64_OFFSET));
+               "init_size 0x%x, 64-bit entry 0x%llx\n",
+               prog, path, zp_get(img, ZP_VERSION, 2), poff, syssize * 16, (unsigned long long)pref,
+               init, (unsigned long long)(pref + GUEST_LINUX64_OFFSET));
     return bad;
 }
 
@@ -271,8 +270,8 @@ int main(int argc, char **argv)
     size_t plen;
     uint8_t *payload = flatten(elf, len, argv[1], &base, &plen, &mem_len);
     if (base != GUEST_IMAGE_BASE)
-        die("%s: load base 0x%llx, expected 0x%x", argv[1],
-            (unsigned long long)base, GUEST_IMAGE_BASE);
+        die("%s: load base 0x%llx, expected 0x%x", argv[1], (unsigned long long)base,
+            GUEST_IMAGE_BASE);
 
     size_t total = SETUP_SIZE + plen;
     uint8_t *img = malloc(total);

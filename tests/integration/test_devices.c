@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define ASSERT_OUT(r, s)                                                                           \
@@ -125,4 +127,76 @@ Test(devices, stats_line, .timeout = 120)
     cr_assert(strstr(r.err, "\"wisp_stats\":1"), "%s", r.err);
     cr_assert(strstr(r.err, "\"exit_code\":3"), "%s", r.err);
     proc_result_free(&r);
+}
+
+/* Start wisp with stdin kept open (a pipe we hold), wait for `ready` on stdout. */
+static pid_t spawn_waiting(const char *ready, int *in_fd, int *out_fd)
+{
+    int pin[2], pout[2];
+    cr_assert_eq(pipe(pin), 0);
+    cr_assert_eq(pipe(pout), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(pin[0], 0);
+        dup2(pout[1], 1);
+        close(pin[1]);
+        close(pout[0]);
+        execl(wisp_bin(), wisp_bin(), "run", "--kernel", guest_elf(), "--debug-exit",
+              "--cmdline", "test=echo", (char *)NULL);
+        _exit(127);
+    }
+    close(pin[0]);
+    close(pout[1]);
+    char buf[4096];
+    size_t got = 0;
+    while (got < sizeof(buf) - 1) {
+        ssize_t n = read(pout[0], buf + got, sizeof(buf) - 1 - got);
+        cr_assert_gt(n, 0, "wisp ended before '%s'", ready);
+        got += (size_t)n;
+        buf[got] = '\0';
+        if (strstr(buf, ready))
+            break;
+    }
+    *in_fd = pin[1];
+    *out_fd = pout[0];
+    return pid;
+}
+
+static void stop_with_signal(int sig)
+{
+    int in_fd, out_fd;
+    pid_t pid = spawn_waiting("echo ready", &in_fd, &out_fd);
+    cr_assert_eq(kill(pid, sig), 0);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st), "wisp died from signal %d instead of exiting", WTERMSIG(st));
+    cr_assert_eq(WEXITSTATUS(st), 128 + sig);
+    close(in_fd);
+    close(out_fd);
+}
+
+Test(devices, sigterm_exits_143, .timeout = 120)
+{
+    stop_with_signal(SIGTERM);
+}
+
+Test(devices, sigint_exits_130, .timeout = 120)
+{
+    stop_with_signal(SIGINT);
+}
+
+Test(devices, stdin_eof_keeps_guest_running, .timeout = 120)
+{
+    /* Closing stdin is not a reason to stop the VM: the guest keeps waiting
+     * for input until it is stopped. */
+    int in_fd, out_fd;
+    pid_t pid = spawn_waiting("echo ready", &in_fd, &out_fd);
+    close(in_fd);
+    usleep(300 * 1000);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, WNOHANG), 0, "wisp exited after stdin EOF");
+    kill(pid, SIGTERM);
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    close(out_fd);
 }

@@ -361,3 +361,18 @@ Test(errors, help_and_version)
     cr_assert(strncmp(r.out, "wisp ", 5) == 0);
     proc_result_free(&r);
 }
+
+Test(errors, kernel_is_fifo_does_not_hang)
+{
+    char path[] = "/tmp/wisp-fifo-XXXXXX";
+    cr_assert_not_null(mkdtemp(path));
+    char fifo[64];
+    snprintf(fifo, sizeof(fifo), "%s/k", path);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    struct proc_result r;
+    run_bad(&r, fifo, NULL, NULL);
+    unlink(fifo);
+    rmdir(path);
+    assert_error(&r, EXIT_USAGE, "not a regular file");
+    proc_result_free(&r);
+}

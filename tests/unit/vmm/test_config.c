@@ -256,3 +256,100 @@ Test(config, json_file_not_regular)
     cr_assert_lt(parse(4, argv, &act), 0);
     cr_assert(strstr(err.msg, "not a regular file"));
 }
+
+Test(config, devices_cli)
+{
+    cr_assert_eq(config_add_device(&cfg, "blk,path=/d.img,readonly=on,id=root", &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(config_add_device(&cfg, "blk,path=/e.img", &err), 0, "%s", err.msg);
+    cr_assert_eq(config_add_device(&cfg, "net,tap=tap0,mac=52:54:00:12:34:56", &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(config_add_device(&cfg, "rng", &err), 0, "%s", err.msg);
+    cr_assert_eq(config_add_device(&cfg, "console,socket=/tmp/c.sock", &err), 0, "%s", err.msg);
+    cr_assert_eq(cfg.ndevices, 5);
+    cr_assert_eq(cfg.devices[0].type, DEV_BLK);
+    cr_assert_str_eq(cfg.devices[0].id, "root");
+    cr_assert(cfg.devices[0].readonly);
+    cr_assert_str_eq(cfg.devices[1].id, "blk1", "default id counts earlier devices of the type");
+    cr_assert_str_eq(cfg.devices[2].tap, "tap0");
+    cr_assert(cfg.devices[2].has_mac);
+    cr_assert_eq(cfg.devices[2].mac[5], 0x56);
+    cr_assert_str_eq(cfg.devices[3].id, "rng0");
+    cr_assert_str_eq(cfg.devices[4].socket, "/tmp/c.sock");
+}
+
+Test(config, devices_errors)
+{
+    struct {
+        const char *spec;
+        const char *needle;
+    } cases[] = {
+        {"", "needs a value"},
+        {"disk,path=x", "unknown device type 'disk'"},
+        {"blk", "needs path="},
+        {"blk,readonly=on", "needs path="},
+        {"blk,path=x,readonly=maybe", "must be on or off"},
+        {"blk,path=x,tap=t", "has no option 'tap'"},
+        {"blk,path", "needs a value"},
+        {"net", "needs tap="},
+        {"net,tap=averyveryverylongname", "1 to 15"},
+        {"net,tap=t,mac=01:00:5e:00:00:01", "unicast"},
+        {"net,tap=t,mac=52:54:00:12:34", "unicast"},
+        {"net,tap=t,mac=52:54:00:12:34:56:78", "unicast"},
+        {"rng,id=has space", "letters, digits"},
+        {"rng,id=", "letters, digits"},
+        {"rng,id=abcdefghijklmnopqrstuvwxyz", "letters, digits"},
+        {"console,socket=", "1 to 107"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        memset(&err, 0, sizeof(err));
+        cr_assert_lt(config_add_device(&cfg, cases[i].spec, &err), 0, "case %zu", i);
+        cr_assert(strstr(err.msg, cases[i].needle), "case %zu: '%s'", i, err.msg);
+        assert_one_line();
+    }
+    cr_assert_eq(cfg.ndevices, 0, "failed specs leave nothing behind");
+}
+
+Test(config, devices_duplicate_id_and_limit)
+{
+    cr_assert_eq(config_add_device(&cfg, "rng,id=x", &err), 0);
+    cr_assert_lt(config_add_device(&cfg, "rng,id=x", &err), 0);
+    cr_assert(strstr(err.msg, "used twice"));
+    for (int i = 1; i < CONFIG_MAX_DEVICES; i++)
+        cr_assert_eq(config_add_device(&cfg, "rng", &err), 0, "%d: %s", i, err.msg);
+    memset(&err, 0, sizeof(err));
+    cr_assert_lt(config_add_device(&cfg, "rng", &err), 0);
+    cr_assert(strstr(err.msg, "at most"));
+}
+
+Test(config, devices_json_forms)
+{
+    const char *j = "{\"device\": [\"rng\", {\"type\": \"blk\", \"path\": \"/d\", "
+                    "\"readonly\": true, \"id\": \"root\"}], \"kernel\": \"/k\"}";
+    cr_assert_eq(parse_json(j), 0, "%s", err.msg);
+    cr_assert_eq(cfg.ndevices, 2);
+    cr_assert_eq(cfg.devices[1].type, DEV_BLK);
+    cr_assert(cfg.devices[1].readonly);
+    cr_assert_str_eq(cfg.devices[1].id, "root");
+    config_free(&cfg);
+    config_init(&cfg);
+    cr_assert_eq(parse_json("{\"device\": \"net,tap=tap0\"}"), 0, "%s", err.msg);
+    cr_assert_eq(cfg.devices[0].type, DEV_NET);
+    memset(&err, 0, sizeof(err));
+    cr_assert_lt(parse_json("{\"device\": [{\"path\": \"/d\"}]}"), 0);
+    cr_assert(strstr(err.msg, "needs \"type\""), "%s", err.msg);
+    memset(&err, 0, sizeof(err));
+    cr_assert_lt(parse_json("{\"device\": [3]}"), 0);
+    cr_assert(strstr(err.msg, "string or an object"), "%s", err.msg);
+}
+
+Test(config, console_stdio_conflicts_with_serial_stdio)
+{
+    cfg.kernel = strdup("/k");
+    cr_assert_eq(config_add_device(&cfg, "console", &err), 0);
+    cr_assert_lt(config_validate(&cfg, &err), 0);
+    cr_assert(strstr(err.msg, "serial port elsewhere"), "%s", err.msg);
+    cfg.serial = SERIAL_NONE;
+    memset(&err, 0, sizeof(err));
+    cr_assert_eq(config_validate(&cfg, &err), 0, "%s", err.msg);
+}

@@ -1,0 +1,137 @@
+/* Device manager (see devmgr.h). */
+#include "vmm/devmgr.h"
+#include "arch/arch.h"
+#include "devices/virtio/blk.h"
+#include "devices/virtio/console.h"
+#include "devices/virtio/net.h"
+#include "devices/virtio/rng.h"
+#include "vmm/kvm.h"
+#include "vmm/log.h"
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- host services handed to the transports ------------------------------- */
+
+static int host_ioeventfd(void *opaque, uint64_t addr, uint32_t datamatch, int fd, bool assign)
+{
+    return kvm_ioeventfd(opaque, addr, 4, datamatch, fd, assign);
+}
+
+static int host_irqfd(void *opaque, unsigned gsi, int *fd)
+{
+    struct errbuf tmp = {0};
+    int ret = kvm_irqfd_create(opaque, gsi, fd, &tmp);
+    if (ret < 0)
+        log_error("%s", tmp.msg);
+    return ret;
+}
+
+int devmgr_plan(struct vm *vm, char **cmdline, struct errbuf *err)
+{
+    const struct vm_config *cfg = vm->cfg;
+    struct devmgr *dm = calloc(1, sizeof(*dm));
+    if (!dm)
+        return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
+    vm->devs = dm;
+
+    const char *user = cfg->cmdline ? cfg->cmdline : "";
+    size_t cap = strlen(user) + 1 + cfg->ndevices * 64;
+    char *line = malloc(cap);
+    if (!line)
+        return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
+    size_t off = (size_t)snprintf(line, cap, "%s", user);
+    for (unsigned i = 0; i < cfg->ndevices; i++) {
+        struct devmgr_entry *e = &dm->dev[i];
+        e->spec = &cfg->devices[i];
+        if (arch_virtio_slot(i, &e->base, &e->gsi) < 0) {
+            free(line);
+            return err_set(err, WISP_EXIT_USAGE, ENOSPC, "too many devices: no slot for %s",
+                           e->spec->id);
+        }
+        char frag[64];
+        int n = virtio_mmio_cmdline(e->base, e->gsi, frag, sizeof(frag));
+        if (n < 0 || (size_t)n >= sizeof(frag)) {
+            free(line);
+            return err_set(err, WISP_EXIT_FAILURE, EINVAL, "internal: command line fragment");
+        }
+        off += (size_t)snprintf(line + off, cap - off, "%s%s", off ? " " : "", frag);
+        dm->n = i + 1;
+    }
+    *cmdline = line;
+    return 0;
+}
+
+static int create_model(struct vm *vm, const struct device_spec *s, struct virtio_dev **out,
+                        struct errbuf *err)
+{
+    switch (s->type) {
+    case DEV_BLK: {
+        struct virtio_blk_config c = {.id = s->id, .path = s->path, .read_only = s->readonly};
+        return virtio_blk_create(&c, &vm->mem, &vm->loop, out, err);
+    }
+    case DEV_NET: {
+        struct virtio_net_config c = {.id = s->id, .tap = s->tap, .has_mac = s->has_mac};
+        memcpy(c.mac, s->mac, sizeof(c.mac));
+        return virtio_net_create(&c, &vm->mem, &vm->loop, out, err);
+    }
+    case DEV_RNG: {
+        struct virtio_rng_config c = {.id = s->id};
+        return virtio_rng_create(&c, &vm->mem, &vm->loop, out, err);
+    }
+    case DEV_CONSOLE: {
+        struct virtio_console_config c = {
+            .id = s->id,
+            .mode = s->socket ? VIRTIO_CONSOLE_SOCKET : VIRTIO_CONSOLE_STDIO,
+            .socket_path = s->socket,
+        };
+        return virtio_console_create(&c, &vm->mem, &vm->loop, out, err);
+    }
+    }
+    return err_set(err, WISP_EXIT_USAGE, EINVAL, "unknown device type %d", (int)s->type);
+}
+
+int devmgr_create(struct vm *vm, struct errbuf *err)
+{
+    struct devmgr *dm = vm->devs;
+    dm->host = (struct virtio_mmio_host){
+        .opaque = vm,
+        .loop = &vm->loop,
+        .mmio_bus = &vm->mmio,
+        .ioeventfd = host_ioeventfd,
+        .irqfd = host_irqfd,
+    };
+    for (unsigned i = 0; i < dm->n; i++) {
+        struct devmgr_entry *e = &dm->dev[i];
+        int ret = create_model(vm, e->spec, &e->dev, err);
+        if (ret < 0)
+            return ret;
+        ret = virtio_mmio_create(e->dev, &dm->host, e->base, e->gsi, &e->mmio, err);
+        if (ret < 0)
+            return ret;
+        log_info("device %s: virtio-%s at 0x%llx, GSI %u", e->spec->id, e->dev->ops->type,
+                 (unsigned long long)e->base, e->gsi);
+    }
+    return 0;
+}
+
+void devmgr_destroy(struct vm *vm)
+{
+    struct devmgr *dm = vm->devs;
+    if (!dm)
+        return;
+    for (unsigned i = dm->n; i-- > 0;) {
+        struct devmgr_entry *e = &dm->dev[i];
+        if (e->mmio)
+            virtio_mmio_destroy(e->mmio);
+        e->mmio = NULL;
+        if (e->dev && e->dev->ops->destroy)
+            e->dev->ops->destroy(e->dev);
+        e->dev = NULL;
+    }
+    free(dm);
+    vm->devs = NULL;
+}

@@ -1,0 +1,46 @@
+/*
+ * Device manager: turns the configured --device list into virtio devices on
+ * virtio-mmio transports.  It decides each device's slot (MMIO window and
+ * interrupt line, from the architecture), describes the devices on the
+ * kernel command line, creates device models and transports, and gives the
+ * transports the KVM services they need (ioeventfd, irqfd) without letting
+ * device code issue KVM ioctls.
+ */
+#ifndef VMM_DEVMGR_H
+#define VMM_DEVMGR_H
+
+#include "devices/virtio/mmio.h"
+#include "devices/virtio/virtio.h"
+#include "vmm/config.h"
+#include "vmm/error.h"
+
+struct vm;
+
+struct devmgr_entry {
+    const struct device_spec *spec;
+    uint64_t base; /* MMIO window */
+    unsigned gsi;
+    struct virtio_dev *dev;
+    struct virtio_mmio *mmio;
+};
+
+struct devmgr {
+    unsigned n;
+    struct devmgr_entry dev[CONFIG_MAX_DEVICES];
+    struct virtio_mmio_host host;
+};
+
+/*
+ * Assign slots to the configured devices and build the guest command line:
+ * the user's command line followed by one "virtio_mmio.device=" token per
+ * device.  *cmdline is malloc'd.  Nothing is opened yet.
+ */
+int devmgr_plan(struct vm *vm, char **cmdline, struct errbuf *err) __must_check;
+
+/* Open backends, create the device models and their transports. */
+int devmgr_create(struct vm *vm, struct errbuf *err) __must_check;
+
+/* Tear down transports, then devices.  vCPUs must be stopped.  Safe if partly created. */
+void devmgr_destroy(struct vm *vm);
+
+#endif /* VMM_DEVMGR_H */
