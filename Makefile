@@ -12,7 +12,7 @@ BUILD ?= build
 CC ?= gcc
 SAN ?= 0
 
-PKGS := json-c liburing
+PKGS := json-c liburing libseccomp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS := $(shell pkg-config --libs $(PKGS))
 
@@ -75,6 +75,7 @@ INTEG_BIN := $(BUILD)/tests/integration
 all: $(WISP) guest
 
 -include guest-images/guest.mk
+-include tests/fuzz/fuzz.mk
 
 guest: $(GUEST_ELF) $(GUEST_BZIMAGE)
 
@@ -97,21 +98,33 @@ $(INTEG_BIN): $(INTEG_OBJS) $(TESTLIB_OBJS) $(LIBWISP)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcriterion
 
-# Integration tests find their inputs through the environment.
-TEST_ENV = WISP_BIN=$(abspath $(WISP)) WISP_GUEST_ELF=$(abspath $(GUEST_ELF)) \
-           WISP_GUEST_BZIMAGE=$(abspath $(GUEST_BZIMAGE))
+# wisp with the test-only hooks of vmm/sandbox.c (forbidden-syscall triggers);
+# only the tests use it, and the release binary carries none of it.
+WISP_TEST := $(BUILD)/wisp-test
+$(BUILD)/obj/vmm/sandbox-hooks.o: vmm/sandbox.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DWISP_TEST_HOOKS -MMD -MP -c $< -o $@
+$(WISP_TEST): $(MAIN_OBJ) $(BUILD)/obj/vmm/sandbox-hooks.o $(LIBWISP)
+	$(CC) $(LDFLAGS) $(WISP_LDFLAGS) -o $@ $^ $(LIBS)
 
-# Everything CI runs: unit tests, KVM integration tests, then the unit tests
-# again under ASan+UBSan.  Prerequisites build in parallel; the runs are sequential.
-test: $(UNIT_BIN) $(INTEG_BIN) $(WISP) guest
+# Integration tests find their inputs through the environment.
+TEST_ENV = WISP_BIN=$(abspath $(WISP)) WISP_TEST_BIN=$(abspath $(WISP_TEST)) \
+           WISP_GUEST_ELF=$(abspath $(GUEST_ELF)) WISP_GUEST_BZIMAGE=$(abspath $(GUEST_BZIMAGE))
+
+# Everything CI runs: unit tests, KVM integration tests, both again under
+# ASan+UBSan, then every libFuzzer target for FUZZ_SECONDS (30) from its seed
+# corpus.  Prerequisites build in parallel; the runs are sequential.
+FUZZ_SECONDS ?= 30
+test: $(UNIT_BIN) $(INTEG_BIN) $(WISP) $(WISP_TEST) guest
 	$(UNIT_BIN) --jobs 2
 	$(TEST_ENV) $(INTEG_BIN) --jobs 2
-	$(MAKE) BUILD=build-san SAN=1 test-unit
+	$(MAKE) BUILD=build-san SAN=1 test-unit test-integration
+	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
 
 test-unit: $(UNIT_BIN)
 	$(RUN_ENV) $(UNIT_BIN) --jobs 2
 
-test-integration: $(INTEG_BIN) $(WISP) guest
+test-integration: $(INTEG_BIN) $(WISP) $(WISP_TEST) guest
 	$(RUN_ENV) $(TEST_ENV) $(INTEG_BIN) --jobs 2
 
 # Both suites under ASan+UBSan.

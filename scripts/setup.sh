@@ -8,6 +8,7 @@ PACKAGES=(
     build-essential pkg-config git    # compiler, make
     libjson-c-dev                     # JSON config files
     liburing-dev                      # asynchronous disk I/O for virtio-blk
+    libseccomp-dev                    # per-thread seccomp filters
     libcriterion-dev                  # unit and integration tests
     clang llvm libclang-rt-14-dev     # sanitizer builds (and libFuzzer later)
     qemu-system-x86                   # the QEMU microvm comparison in `make bench`

@@ -20,6 +20,7 @@ void cli_print_help(FILE *f)
                "Usage:\n"
                "  wisp run --kernel PATH [options]   boot a microVM (see `wisp run --help`)\n"
                "  wisp run --config vm.json          the same, described in a JSON file\n"
+               "  wisp jail [options] -- RUN-ARGS    run it jailed, as root (`wisp jail --help`)\n"
                "  wisp --help                        this text\n"
                "  wisp --version                     version\n"
                "\n"
@@ -29,6 +30,7 @@ void cli_print_help(FILE *f)
                "  2    usage or configuration error (options, JSON, kernel/initrd image, layout)\n"
                "  3    the host cannot run the VM (/dev/kvm missing or denied, huge pages)\n"
                "  N    with --debug-exit: the value the guest wrote to the debug-exit port\n"
+               "  148  a thread made a syscall its seccomp filter forbids (--seccomp kill)\n"
                "  128+S  killed by signal S (e.g. 130 after SIGINT when not a terminal)\n");
 }
 
@@ -57,6 +59,9 @@ void cli_print_run_help(FILE *f)
                "                       writes becomes wisp's exit status (for tests)\n"
                "  --log-level LEVEL    error, warn (default), info or debug\n"
                "  --stats              print resource statistics as JSON on stderr at exit\n"
+               "  --seccomp MODE       per-thread syscall filters: kill (default: a forbidden\n"
+               "                       syscall ends wisp with status 148), log (the kernel\n"
+               "                       logs it) or off (no filters; not for production)\n"
                "  --config FILE        read options from a JSON object; later options override\n"
                "  -h, --help           this text\n"
                "\n"
@@ -125,5 +130,9 @@ int cli_parse(int argc, char *const argv[], struct vm_config *cfg, enum cli_acti
     }
     if (!strcmp(cmd, "run"))
         return parse_run(argc, argv, cfg, action, err);
+    if (!strcmp(cmd, "jail")) {
+        *action = CLI_JAIL;
+        return 0;
+    }
     return err_set(err, WISP_EXIT_USAGE, EINVAL, "unknown command '%s' (try wisp --help)", cmd);
 }

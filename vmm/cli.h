@@ -15,12 +15,14 @@ enum cli_action {
     CLI_HELP,     /* print top-level help and exit 0 */
     CLI_RUN_HELP, /* print `wisp run` help and exit 0 */
     CLI_VERSION,  /* print the version and exit 0 */
+    CLI_JAIL,     /* `wisp jail ...`: main() hands argv to jail_main() (vmm/jail.h) */
 };
 
 /*
  * Parse argv (argv[0] is the program).  `wisp run ...` fills `cfg` (options
  * are applied in order, so later ones override earlier ones and a --config
- * file).  Errors are WISP_EXIT_USAGE.
+ * file).  `wisp jail ...` only sets CLI_JAIL: the jailer parses its own
+ * options.  Errors are WISP_EXIT_USAGE.
  */
 int cli_parse(int argc, char *const argv[], struct vm_config *cfg, enum cli_action *action,
               struct errbuf *err) __must_check;

@@ -260,10 +260,9 @@ out:
 }
 
 /* Every key config_set() accepts (kept in step with it; a unit test checks). */
-static const char *const all_keys[] = {"kernel", "initrd",     "cmdline",   "cpu-features",
-                                       "serial", "debug-exit", "hugepages", "stats",
-                                       "memory", "vcpus",      "boot",      "log-level",
-                                       "device"};
+static const char *const all_keys[] = {
+    "kernel", "initrd", "cmdline", "cpu-features", "serial",    "debug-exit", "hugepages",
+    "stats",  "memory", "vcpus",   "boot",         "log-level", "device",     "seccomp"};
 
 bool config_key_known(const char *key)
 {
@@ -304,6 +303,18 @@ int config_set(struct vm_config *c, const char *key, const char *value, struct e
         return set_bool(&c->hugepages, key, value, err);
     if (!strcmp(key, "stats"))
         return set_bool(&c->stats, key, value, err);
+    if (!strcmp(key, "seccomp")) {
+        static const char *const modes[] = {
+            [SECCOMP_KILL] = "kill", [SECCOMP_LOG] = "log", [SECCOMP_OFF] = "off"};
+        for (size_t i = 0; value && i < ARRAY_SIZE(modes); i++) {
+            if (!strcmp(value, modes[i])) {
+                c->seccomp = (enum seccomp_mode)i;
+                return 0;
+            }
+        }
+        return err_set(err, WISP_EXIT_USAGE, EINVAL, "seccomp must be kill, log or off, not '%s'",
+                       value ? value : "");
+    }
     if (!strcmp(key, "memory")) {
         uint64_t v;
         if (!value || config_parse_size(value, &v) < 0)

@@ -53,6 +53,8 @@ struct vm_config {
     char *cpu_features;   /* feature mask, e.g. "-xsave,-avx2"; NULL = host-supported set */
     int log_level;        /* enum log_level */
     bool stats;           /* print a statistics line on exit */
+    /* Per-thread syscall filters (vmm/sandbox.h): kill (default), log or off. */
+    enum seccomp_mode seccomp;
     unsigned ndevices;
     struct device_spec devices[CONFIG_MAX_DEVICES];
 };

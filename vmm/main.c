@@ -6,6 +6,7 @@
 #include "vmm/cli.h"
 #include "vmm/config.h"
 #include "vmm/error.h"
+#include "vmm/jail.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
 
@@ -41,6 +42,11 @@ int main(int argc, char *argv[])
     case CLI_VERSION:
         cli_print_version(stdout);
         code = WISP_EXIT_OK;
+        goto out;
+    case CLI_JAIL:
+        code = jail_main(argc, argv, &err);
+        if (err_isset(&err))
+            fprintf(stderr, "wisp: error: %s\n", err.msg);
         goto out;
     case CLI_RUN:
         break;

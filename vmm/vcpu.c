@@ -8,6 +8,7 @@
  */
 #include "vmm/vcpu.h"
 #include "vmm/log.h"
+#include "vmm/sandbox.h"
 #include "vmm/vm.h"
 
 #include <errno.h>
@@ -191,6 +192,15 @@ static void *vcpu_thread(void *arg)
     sigdelset(&set, SIGFPE);
     sigdelset(&set, SIGABRT);
     pthread_sigmask(SIG_SETMASK, &set, NULL);
+
+    /* Our own filter, before the guest runs; the thread was named first so a
+     * seccomp report can say which vCPU it was. */
+    struct errbuf err = {0};
+    if (sandbox_enter(SANDBOX_VCPU, &err) < 0) {
+        log_error("vCPU %u: %s", v->index, err.msg);
+        vm_request_stop(v->vm, VM_STOP_ERROR, err.exit_code);
+        return NULL;
+    }
 
     while (!vm_stopping(v->vm)) {
         if (ioctl(v->fd, KVM_RUN, 0) < 0) {

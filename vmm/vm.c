@@ -9,6 +9,7 @@
 #include "devices/legacy/serial.h"
 #include "vmm/kvm.h"
 #include "vmm/log.h"
+#include "vmm/sandbox.h"
 #include "vmm/stats.h"
 #include "vmm/term.h"
 #include "vmm/vcpu.h"
@@ -291,6 +292,9 @@ int vm_run(struct vm *vm, struct errbuf *err)
         err_set(err, WISP_EXIT_HOST, -ret, "cannot install vCPU signal handler");
         return err->exit_code;
     }
+    struct sandbox_opts sandbox = {.mode = vm->cfg->seccomp, .stats = vm->cfg->stats};
+    if (sandbox_prepare(&sandbox, err) < 0)
+        return err->exit_code;
     for (unsigned i = 0; i < vm->nvcpus; i++) {
         ret = vcpu_start(&vm->vcpus[i], err);
         if (ret < 0) {
@@ -298,6 +302,11 @@ int vm_run(struct vm *vm, struct errbuf *err)
             break;
         }
     }
+    /* Threads inherit filters: enter ours only once every vCPU thread exists
+     * (each enters its own before its first KVM_RUN), and before the loop
+     * handles guest data. */
+    if (ret == 0 && (ret = sandbox_enter(SANDBOX_MAIN, err)) < 0)
+        vm_request_stop(vm, VM_STOP_ERROR, err->exit_code);
     if (ret == 0) {
         ret = evloop_run(&vm->loop);
         if (ret < 0) {
