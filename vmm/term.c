@@ -10,13 +10,26 @@
 
 static struct termios saved;
 static int saved_fd = -1;
-static atomic_bool active;
+
+/* INACTIVE -> ACTIVE (raw mode on) -> RESTORING -> INACTIVE.  Two threads can
+ * die at once (e.g. every vCPU hits the same fatal error): the loser must not
+ * let the process exit before the winner's tcsetattr() is done. */
+enum { TERM_INACTIVE, TERM_ACTIVE, TERM_RESTORING };
+static atomic_int state;
 
 void term_restore(void)
 {
-    /* tcsetattr is async-signal-safe; the flag makes restore happen once. */
-    if (atomic_exchange(&active, false))
+    /* Async-signal-safe: atomics and tcsetattr only. */
+    int expect = TERM_ACTIVE;
+    if (atomic_compare_exchange_strong(&state, &expect, TERM_RESTORING)) {
         (void)tcsetattr(saved_fd, TCSANOW, &saved);
+        atomic_store(&state, TERM_INACTIVE);
+        return;
+    }
+    /* Someone else is restoring: wait (bounded; no syscalls) until it is done. */
+    for (unsigned long spin = 0; spin < 200000000UL && atomic_load(&state) == TERM_RESTORING;
+         spin++)
+        __asm__ volatile("" ::: "memory");
 }
 
 static void fatal_signal(int sig)
@@ -37,7 +50,7 @@ bool term_raw_enable(int fd)
     saved_fd = fd;
     if (tcsetattr(fd, TCSANOW, &raw) < 0)
         return false;
-    atomic_store(&active, true);
+    atomic_store(&state, TERM_ACTIVE);
     atexit(term_restore);
     /* Crashes must not leave the user's terminal unusable. */
     static const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGQUIT};
