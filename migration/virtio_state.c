@@ -109,6 +109,8 @@ const char *virtio_state_type_name(uint16_t type)
         return "CONSOLE_STATE";
     case VIRTIO_STATE_T_RNG_STATE:
         return "RNG_STATE";
+    case VIRTIO_STATE_T_BLK_DEV_STATE:
+        return "BLK_DEV_STATE";
     case VIRTIO_STATE_T_BACKEND_OPAQUE:
         return "BACKEND_OPAQUE";
     case VIRTIO_STATE_T_END:
@@ -152,6 +154,7 @@ uint32_t virtio_state_dev_rec_owner(uint16_t type)
 {
     switch (type) {
     case VIRTIO_STATE_T_BLK_STATE:
+    case VIRTIO_STATE_T_BLK_DEV_STATE:
         return VIRTIO_ID_BLOCK;
     case VIRTIO_STATE_T_NET_STATE:
         return VIRTIO_ID_NET;

@@ -32,7 +32,8 @@
 
 static const struct virtio_snapshot_type types[] = {
     {VIRTIO_ID_NET, "net", VIRTIO_STATE_T_NET_STATE, true, true, 0},
-    {VIRTIO_ID_BLOCK, "blk", VIRTIO_STATE_T_BLK_STATE, false, false, VIRTIO_BIT(VIRTIO_BLK_F_RO)},
+    {VIRTIO_ID_BLOCK, "blk", VIRTIO_STATE_T_BLK_DEV_STATE, true, false,
+     VIRTIO_BIT(VIRTIO_BLK_F_RO)},
     {VIRTIO_ID_CONSOLE, "console", VIRTIO_STATE_T_CONSOLE_STATE, true, false, 0},
     {VIRTIO_ID_RNG, "rng", VIRTIO_STATE_T_RNG_STATE, true, false, 0},
 };

@@ -141,8 +141,8 @@ Test(virtio_snapshot_blk, refuses_while_in_flight_until_quiesced)
     snap_save_state(&a, &st);
     cr_assert(st.vq[0].flags & VIRTIO_STATE_VQ_DRAINED);
     cr_assert_eq(st.vq[0].last_avail_idx, 64);
-    cr_assert_eq(st.dev_rec_type, VIRTIO_STATE_T_BLK_STATE);
-    cr_assert_eq(st.dev_blob_len, 0, "verify-only data: BLK_STATE stays empty");
+    cr_assert_eq(st.dev_rec_type, VIRTIO_STATE_T_BLK_DEV_STATE);
+    cr_assert_gt(st.dev_blob_len, 0, "the disk's own section travels (verify-only)");
     virtio_state_free(&st);
 }
 
@@ -233,4 +233,24 @@ Test(virtio_snapshot_blk, restored_index_wraps)
         cr_assert(blk_fx_img_all(&fx, (200 + i) * 512, 512, (uint8_t)(0x90 + i)));
     }
     cr_assert_eq(stats(&b).writes, 12, "each request across the wrap served once");
+}
+
+Test(virtio_snapshot_blk, another_disk_serial_is_not_accepted)
+{
+    /* The GET_ID string travels in BLK_DEV_STATE: a destination disk with
+     * another serial must not silently take over the guest's disk. */
+    struct virtio_state st;
+    source_state(&st, false);
+    struct virtio_blk_config cfg = {.id = "disk9", .path = fx.path};
+    struct errbuf err = {0};
+    struct virtio_dev *d;
+    cr_assert_eq(virtio_blk_create(&cfg, &fx.vq.mem, &b.host.loop, &d, &err), 0, "%s", err.msg);
+    snap_side_attach(&b, d); /* a fresh destination: not brought up, rings untouched */
+    char why[256] = "";
+    int r = virtio_snapshot_load(b.d, b.t, &st, why, sizeof(why));
+    cr_assert_lt(r, 0, "a different serial was accepted");
+    cr_assert(strstr(why, "BLK_DEV_STATE"), "%s", why);
+    cr_assert(b.d->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET || r != -EIO,
+              "a failed apply leaves the device needing a reset");
+    virtio_state_free(&st);
 }
