@@ -1,5 +1,6 @@
 /* Harness for the `wisp jail` integration tests (see test_jail_harness.h). */
 #include "tests/integration/test_jail_harness.h"
+#include "tests/lib/tree_list.h"
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -235,7 +236,7 @@ const char *jh_status(pid_t pid, const char *key)
 }
 
 static char **lines;
-static size_t nlines, skip_len;
+static size_t nlines;
 
 static void add_line(const char *l)
 {
@@ -270,36 +271,9 @@ static char *join_lines(void)
     return out;
 }
 
-static int list_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)flag;
-    if (ftw->level == 0)
-        return 0;
-    char type = S_ISDIR(st->st_mode)    ? 'd'
-                : S_ISREG(st->st_mode)  ? 'f'
-                : S_ISCHR(st->st_mode)  ? 'c'
-                : S_ISLNK(st->st_mode)  ? 'l'
-                : S_ISFIFO(st->st_mode) ? 'p'
-                                        : '?';
-    char line[700], dev[32] = "";
-    if (type == 'c')
-        snprintf(dev, sizeof(dev), " %u:%u", major(st->st_rdev), minor(st->st_rdev));
-    snprintf(line, sizeof(line), "%s %c %04o %u:%u%s", path + skip_len, type,
-             (unsigned)(st->st_mode & 07777), (unsigned)st->st_uid, (unsigned)st->st_gid, dev);
-    add_line(line);
-    return 0;
-}
-
 char *jh_list_tree(const char *dir)
 {
-    /* "/." so that nftw descends through /proc/PID/root, which is a link
-     * (it strips a trailing '/' and would report the link itself). */
-    char top[600];
-    snprintf(top, sizeof(top), "%s/.", dir);
-    skip_len = strlen(top) + 1;
-    if (nftw(top, list_one, 16, FTW_PHYS) != 0)
-        return NULL;
-    return join_lines();
+    return tree_list(dir);
 }
 
 /* "lib/x86_64-linux-gnu/libc.so.6" -> its directories and itself, as tree lines. */

@@ -1,5 +1,6 @@
 /* Helpers for the jailer's unit tests (see test_jail_util.h). */
 #include "tests/unit/vmm/test_jail_util.h"
+#include "tests/lib/tree_list.h"
 
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -135,57 +136,9 @@ void tj_write_elf(const char *path, bool dynamic, const char *interp, const char
     free(b);
 }
 
-/* nftw has no user pointer: the listing is collected here. */
-static char **tree_lines;
-static size_t tree_n, tree_base_len;
-
-static int list_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)flag;
-    if (ftw->level == 0)
-        return 0;
-    char type = S_ISDIR(st->st_mode)    ? 'd'
-                : S_ISREG(st->st_mode)  ? 'f'
-                : S_ISCHR(st->st_mode)  ? 'c'
-                : S_ISLNK(st->st_mode)  ? 'l'
-                : S_ISFIFO(st->st_mode) ? 'p'
-                                        : '?';
-    char line[600], dev[32] = "";
-    if (type == 'c')
-        snprintf(dev, sizeof(dev), " %u:%u", major(st->st_rdev), minor(st->st_rdev));
-    snprintf(line, sizeof(line), "%s %c %04o %u:%u%s", path + tree_base_len + 1, type,
-             (unsigned)(st->st_mode & 07777), (unsigned)st->st_uid, (unsigned)st->st_gid, dev);
-    tree_lines = realloc(tree_lines, (tree_n + 1) * sizeof(char *));
-    tree_lines[tree_n++] = strdup(line);
-    return 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 char *tj_list_tree(const char *dir)
 {
-    tree_lines = NULL;
-    tree_n = 0;
-    tree_base_len = strlen(dir);
-    if (nftw(dir, list_one, 16, FTW_PHYS) != 0)
-        return NULL;
-    if (tree_n)
-        qsort(tree_lines, tree_n, sizeof(char *), cmp_str);
-    size_t total = 1;
-    for (size_t i = 0; i < tree_n; i++)
-        total += strlen(tree_lines[i]) + 1;
-    char *out = calloc(1, total);
-    for (size_t i = 0; i < tree_n; i++) {
-        strcat(out, tree_lines[i]);
-        strcat(out, "\n");
-        free(tree_lines[i]);
-    }
-    free(tree_lines);
-    tree_lines = NULL;
-    return out;
+    return tree_list(dir);
 }
 
 int tj_parse(struct jail_opts *o, struct errbuf *err, ...)
