@@ -1,5 +1,6 @@
 /* Logging and the per-call-site rate limiter (see log.h for the policy). */
 #include "vmm/log.h"
+#include "vmm/term.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -82,5 +83,10 @@ void vmm_fatal(const char *fmt, ...)
     va_start(ap, fmt);
     vlog_line("fatal", fmt, ap);
     va_end(ap);
+    /* Restore the terminal before abort(): once one thread's SIGABRT handler
+     * has run (SA_RESETHAND), a second thread's abort() would end the process
+     * at once, possibly while the first is still restoring. term_restore()
+     * makes a concurrent caller wait until the restore is done. */
+    term_restore();
     abort();
 }

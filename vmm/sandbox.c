@@ -138,6 +138,7 @@ static struct {
 static char syscall_names[NAME_TABLE][NAME_LEN]; /* "" = unknown */
 static _Thread_local char thread_label[16];      /* set by sandbox_enter() */
 static atomic_int trapped;
+static atomic_int trapped_spoken; /* set once the first trapping thread wrote its line */
 
 static size_t put_str(char *buf, size_t off, size_t cap, const char *s)
 {
@@ -163,16 +164,25 @@ static void sigsys_handler(int sig, siginfo_t *si, void *uctx)
 {
     (void)sig;
     (void)uctx;
-    /* Two threads may trap at once: the first one speaks, both exit. */
-    if (atomic_exchange(&trapped, 1))
-        _exit(SANDBOX_EXIT_STATUS);
-    /* A raw terminal would print the line without a carriage return. */
+    /* Restore first: term_restore() lets one thread do it and makes any other
+     * wait until it is done, so no thread's _exit() can end the process while
+     * the terminal is still raw (a raw terminal would also print our line
+     * without a carriage return). */
     term_restore();
+    /* Two threads may trap at once: the first one speaks, the others wait
+     * (bounded, no syscalls) until its line is out, then all exit. */
+    if (atomic_exchange(&trapped, 1)) {
+        for (unsigned long spin = 0; spin < 200000000UL && atomic_load(&trapped_spoken) == 0;
+             spin++)
+            __asm__ volatile("" ::: "memory");
+        _exit(SANDBOX_EXIT_STATUS);
+    }
     char line[160];
     size_t n = 0;
     if (si->si_code != SI_SECCOMP) {
         n = put_str(line, n, sizeof(line), "wisp: fatal: SIGSYS not raised by seccomp\n");
         ssize_t w __unused = write(STDERR_FILENO, line, n);
+        atomic_store(&trapped_spoken, 1);
         _exit(128 + SIGSYS);
     }
     int nr = si->si_syscall;
@@ -187,6 +197,7 @@ static void sigsys_handler(int sig, siginfo_t *si, void *uctx)
     n = put_str(line, n, sizeof(line), ")");
     line[n++] = '\n';
     ssize_t w __unused = write(STDERR_FILENO, line, n);
+    atomic_store(&trapped_spoken, 1);
     _exit(SANDBOX_EXIT_STATUS);
 }
 
