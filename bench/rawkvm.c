@@ -29,6 +29,7 @@
 #define MEM_SIZE        (256ULL << 20)
 #define START_INFO      0x6000
 #define CMDLINE         0x7000
+#define COM1_THR        0x3F8 /* serial transmit register */
 #define DEBUG_EXIT_PORT 0xf4
 
 static void die(const char *what)
@@ -165,8 +166,15 @@ int main(int argc, char **argv)
                     (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec);
             return *((uint8_t *)run + run->io.data_offset);
         }
+        if (run->exit_reason == KVM_EXIT_IO && run->io.port == COM1_THR &&
+            run->io.direction == KVM_EXIT_IO_OUT && run->io.size == 1) {
+            /* Serial output goes to stdout unbuffered, as a VMM's would. */
+            ssize_t w = write(STDOUT_FILENO, (uint8_t *)run + run->io.data_offset, 1);
+            (void)w;
+            continue;
+        }
         if (run->exit_reason == KVM_EXIT_IO || run->exit_reason == KVM_EXIT_MMIO)
-            continue; /* serial output and the like: ignored */
+            continue; /* other port and MMIO accesses: ignored */
         fprintf(stderr, "rawkvm: exit reason %u\n", run->exit_reason);
         return 1;
     }

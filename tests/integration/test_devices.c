@@ -72,6 +72,24 @@ Test(devices, debug_exit_value_is_status, .timeout = 120)
     }
 }
 
+/* The boot benchmark times QEMU by the byte the guest writes just before its
+ * exit (mark=1): it must reach stdout before wisp exits, and only then. */
+Test(devices, exit_mark_precedes_exit, .timeout = 120)
+{
+    struct proc_result r;
+    wisp_run(&r, NULL, NULL, "run", "--kernel", guest_elf(), "--debug-exit", "--cmdline",
+             "test=exit code=4 mark=1", NULL);
+    cr_assert_eq(r.status, 4, "%d: %s", r.status, r.err);
+    cr_assert_eq(r.out_len, 1, "stdout: '%s'", r.out);
+    cr_assert_eq(r.out[0], '!');
+    proc_result_free(&r);
+    wisp_run(&r, NULL, NULL, "run", "--kernel", guest_elf(), "--debug-exit", "--cmdline",
+             "test=exit code=4", NULL);
+    cr_assert_eq(r.status, 4);
+    cr_assert_eq(r.out_len, 0, "no mark without mark=1: '%s'", r.out);
+    proc_result_free(&r);
+}
+
 Test(devices, no_debug_exit_port_without_flag, .timeout = 120)
 {
     /* Without --debug-exit the port is unassigned: the guest's write is ignored
