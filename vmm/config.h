@@ -19,7 +19,7 @@ enum seccomp_mode { SECCOMP_KILL = 0, SECCOMP_LOG, SECCOMP_OFF };
 enum device_type { DEV_BLK = 1, DEV_NET, DEV_RNG, DEV_CONSOLE };
 
 #define CONFIG_MAX_DEVICES 8
-#define CONFIG_ID_MAX 20 /* also the virtio-blk GET_ID length */
+#define CONFIG_ID_MAX      20 /* also the virtio-blk GET_ID length */
 
 /*
  * One --device: "TYPE[,key=value...]", e.g. "blk,path=disk.img,readonly=on,id=root",
@@ -33,7 +33,7 @@ struct device_spec {
     char *tap;                  /* net: tap interface name */
     bool has_mac;               /* net */
     uint8_t mac[6];
-    char *socket;               /* console: UNIX socket path; NULL = stdio */
+    char *socket; /* console: UNIX socket path; NULL = stdio */
 };
 
 #define CONFIG_DEFAULT_MEMORY (256ULL * 1024 * 1024)

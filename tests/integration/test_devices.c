@@ -160,8 +160,8 @@ static pid_t spawn_waiting(const char *ready, int *in_fd, int *out_fd)
         dup2(pout[1], 1);
         close(pin[1]);
         close(pout[0]);
-        execl(wisp_bin(), wisp_bin(), "run", "--kernel", guest_elf(), "--debug-exit",
-              "--cmdline", "test=echo", (char *)NULL);
+        execl(wisp_bin(), wisp_bin(), "run", "--kernel", guest_elf(), "--debug-exit", "--cmdline",
+              "test=echo", (char *)NULL);
         _exit(127);
     }
     close(pin[0]);

@@ -26,7 +26,7 @@
     cr_assert_eq((r)->status, GUEST_PASS, "status %d\nstdout:\n%s\nstderr:\n%s", (r)->status,      \
                  (r)->out, (r)->err)
 #define ASSERT_OUT(r, s)                                                                           \
-    cr_assert(strstr((r)->out, (s)), "missing '%s' in stdout:\n%s\nstderr:\n%s", (s), (r)->out,   \
+    cr_assert(strstr((r)->out, (s)), "missing '%s' in stdout:\n%s\nstderr:\n%s", (s), (r)->out,    \
               (r)->err)
 
 #define IMG_SECTORS 16384 /* 8 MiB */
@@ -192,7 +192,7 @@ Test(virtio, console_socket_round_trip, .timeout = 120)
     snprintf(sock, sizeof(sock), "/tmp/wisp-console-%d.sock", getpid());
     char dev[128];
     snprintf(dev, sizeof(dev), "console,socket=%s", sock);
-    const char *args[] = {"run", "--kernel", guest_elf(), "--debug-exit", "--device", dev,
+    const char *args[] = {"run",       "--kernel",     guest_elf(), "--debug-exit", "--device", dev,
                           "--cmdline", "test=console", NULL};
     struct proc_result r;
     run_with_console(&r, sock, args);
@@ -211,7 +211,8 @@ Test(virtio, net_frames_through_tap, .timeout = 120)
     cr_assert_eq(netns_reflector_start("wtap0", 0x88b5), 0);
     struct proc_result r;
     wisp_run(&r, NULL, NULL, "run", "--kernel", guest_elf(), "--debug-exit", "--device",
-             "net,tap=wtap0,mac=52:54:00:12:34:56", "--cmdline", "test=net net_count=16 net_expect=16", NULL);
+             "net,tap=wtap0,mac=52:54:00:12:34:56", "--cmdline",
+             "test=net net_count=16 net_expect=16", NULL);
     unsigned reflected = netns_reflector_stop();
     ASSERT_PASS(&r);
     ASSERT_OUT(&r, "mac=52:54:00:12:34:56");
@@ -233,9 +234,15 @@ Test(virtio, all_four_devices, .timeout = 120)
     snprintf(blk, sizeof(blk), "blk,path=%s", img);
     snprintf(sock, sizeof(sock), "/tmp/wisp-all-%d.sock", getpid());
     snprintf(con, sizeof(con), "console,socket=%s", sock);
-    const char *args[] = {"run", "--kernel", guest_elf(), "--debug-exit", "--vcpus", "2",
-                          "--device", blk, "--device", "net,tap=wtap1", "--device", "rng",
-                          "--device", con, "--cmdline", "test=virtio-all net_count=8 net_expect=8", NULL};
+    const char *args[] = {"run",       "--kernel",
+                          guest_elf(), "--debug-exit",
+                          "--vcpus",   "2",
+                          "--device",  blk,
+                          "--device",  "net,tap=wtap1",
+                          "--device",  "rng",
+                          "--device",  con,
+                          "--cmdline", "test=virtio-all net_count=8 net_expect=8",
+                          NULL};
     struct proc_result r;
     run_with_console(&r, sock, args);
     netns_reflector_stop();
@@ -250,8 +257,8 @@ Test(virtio, all_four_devices, .timeout = 120)
 
 /* Hostile guests: each mode must leave wisp running and the other device usable. */
 static const char *const hostile_modes[] = {
-    "desc-out-of-ram", "desc-across-hole", "chain-loop",       "chain-too-long",
-    "avail-jump",      "huge-len",         "queue-reconfig",   "features-not-offered",
+    "desc-out-of-ram", "desc-across-hole", "chain-loop",     "chain-too-long",
+    "avail-jump",      "huge-len",         "queue-reconfig", "features-not-offered",
     "ro-registers",    "bad-access-size",
 };
 
