@@ -57,17 +57,17 @@ run() {
 for n in 1 2 4; do
     run "pvh report smp$n" 161 "cpus=$n online" micro $n "" -- -kernel "$elf" \
         -initrd "$tmp/initrd" \
-        -append "test=report cpus=$n mem=256 initrd_size=5000 initrd_sum=$sum"
+        -append "test=report cpus=$n mem=256 initrd_size=5000 initrd_sum=$sum ioapic_strict=0"
 done
 run "linux64 report smp2" 161 "boot=linux64" micro 2 "" -- -kernel "$shim" \
     -initrd "$tmp/bz+initrd" \
-    -append "test=report cpus=2 mem=256 initrd_size=5000 initrd_sum=$sum"
+    -append "test=report cpus=2 mem=256 initrd_size=5000 initrd_sum=$sum ioapic_strict=0"
 run "linux64 no mptable" 161 "mptable none" micro 2 "" -- -kernel "$shim" \
     -initrd "$bz" -append "test=report pvh2linux.nomp=1"
 run "pvh report wrong cpus" 163 "check cpus FAIL" micro 1 "" -- \
-    -kernel "$elf" -append "test=report cpus=3"
+    -kernel "$elf" -append "test=report cpus=3 ioapic_strict=0"
 run "pvh report bad initrd_sum" 163 "check initrd_sum FAIL" micro 1 "" -- \
-    -kernel "$elf" -initrd "$tmp/initrd" -append "test=report initrd_sum=0x1"
+    -kernel "$elf" -initrd "$tmp/initrd" -append "test=report initrd_sum=0x1 ioapic_strict=0"
 run "pvh exit code=7" 15 "" micro 1 "" -- -kernel "$elf" -append "test=exit code=7"
 run "linux64 exit code=7" 15 "" micro 1 "" -- -kernel "$shim" -initrd "$bz" \
     -append "test=exit code=7 virtio_mmio.device=4K@0xfeb00000:12"

@@ -8,6 +8,7 @@
 #include "arch/x86_64/cpu.h"
 #include "arch/x86_64/cpuid.h"
 #include "arch/x86_64/layout.h"
+#include "arch/x86_64/mptable.h"
 #include "arch/x86_64/msr.h"
 #include "devices/legacy/debug_exit.h"
 #include "devices/legacy/i8042.h"
@@ -27,7 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define X86_MAX_VCPUS  254 /* xAPIC ids 0..254; the IOAPIC takes id = vCPU count */
+#define X86_MAX_VCPUS  254 /* xAPIC ids 0..253 for CPUs; 255 is broadcast (see mptable.h) */
 #define X86_MIN_MEMORY (16 * MiB)
 
 struct arch_vm {
@@ -60,6 +61,20 @@ int arch_virtio_slot(unsigned index, uint64_t *base, unsigned *gsi)
         return -ENOSPC;
     *base = X86_VIRTIO_MMIO_BASE + (uint64_t)index * 0x1000;
     *gsi = virtio_gsis[index];
+    return 0;
+}
+
+/* KVM's IOAPIC resets to id 0; give it the id the MP table names (x86_ioapic_id). */
+static int set_ioapic_id(int vm_fd, unsigned id, struct errbuf *err)
+{
+    struct kvm_irqchip chip;
+    memset(&chip, 0, sizeof(chip));
+    chip.chip_id = KVM_IRQCHIP_IOAPIC;
+    if (ioctl(vm_fd, KVM_GET_IRQCHIP, &chip) < 0)
+        return err_set(err, WISP_EXIT_HOST, errno, "KVM_GET_IRQCHIP (IOAPIC): %s", strerror(errno));
+    chip.chip.ioapic.id = (uint8_t)id;
+    if (ioctl(vm_fd, KVM_SET_IRQCHIP, &chip) < 0)
+        return err_set(err, WISP_EXIT_HOST, errno, "KVM_SET_IRQCHIP (IOAPIC): %s", strerror(errno));
     return 0;
 }
 
@@ -96,11 +111,14 @@ int arch_vm_init(struct vm *vm, struct errbuf *err)
      * and timers never leave the kernel. */
     if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
         return err_set(err, WISP_EXIT_HOST, errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+    int ret = set_ioapic_id(vm->vm_fd, x86_ioapic_id(vm->cfg->vcpus), err);
+    if (ret < 0)
+        return ret;
     struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
     if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
         return err_set(err, WISP_EXIT_HOST, errno, "KVM_CREATE_PIT2: %s", strerror(errno));
 
-    int ret = x86_cpu_policy_parse(vm->cfg->cpu_features, &vm->arch->policy, err);
+    ret = x86_cpu_policy_parse(vm->cfg->cpu_features, &vm->arch->policy, err);
     if (ret < 0)
         return ret;
     return x86_cpuid_get_supported(vm->kvm_fd, &vm->arch->supported, err);

@@ -184,7 +184,7 @@ int x86_mptable_write(const struct gmem *gm, unsigned nvcpus, struct errbuf *err
     memcpy(bus.bus_type, "ISA   ", sizeof(bus.bus_type));
     put(buf, &off, &bus, sizeof(bus));
 
-    const uint8_t ioapic_id = (uint8_t)nvcpus;
+    const uint8_t ioapic_id = (uint8_t)x86_ioapic_id(nvcpus);
     struct mp_ioapic io = {
         .type = MP_ENTRY_IOAPIC,
         .id = ioapic_id,

@@ -189,7 +189,16 @@ void smp_report(u64 expect_cpus, bool have_expect)
         /* Walk by table length, not entry_count: some firmware (qboot)
          * leaves entry_count at 0; Linux walks by length too. */
         const u8 *p = (const u8 *)(c + 1), *end = (const u8 *)c + c->length;
+        bool have_ioapic = false;
+        u8 ioapic_id = 0;
+        u32 ioapic_addr = 0;
         while (p < end) {
+            if (*p == 2 && p + 8 <= end && !have_ioapic) {
+                /* IOAPIC entry: type, id, version, flags, address. */
+                have_ioapic = true;
+                ioapic_id = p[1];
+                ioapic_addr = (u32)p[4] | (u32)p[5] << 8 | (u32)p[6] << 16 | (u32)p[7] << 24;
+            }
             if (*p != 0) {
                 if (*p > 4)
                     break; /* unknown entry type: size unknown */
@@ -204,6 +213,21 @@ void smp_report(u64 expect_cpus, bool have_expect)
                 (cpu->flags >> 1) & 1);
             if ((cpu->flags & 1) && cpu->apic_id != bsp_id && n_aps < GUEST_MAX_CPUS - 1)
                 targets[n_aps++] = cpu->apic_id;
+        }
+        if (have_ioapic && ioapic_addr == 0xFEC00000u) {
+            /* The table must name the id the IOAPIC itself reports (register 0,
+             * bits 24-27), or an OS that checks or reprograms it is misled. */
+            mmio_write32(ioapic_addr, 0);
+            u32 reg_id = (mmio_read32(ioapic_addr + 0x10) >> 24) & 0xF;
+            char v[8];
+            if (cmdline_get(boot.cmdline, "ioapic_strict", v, sizeof v) && streq(v, "0"))
+                SAY("ioapic id mptable=%u register=%u (not checked: ioapic_strict=0)", ioapic_id,
+                    reg_id);
+            else
+                check("ioapic_id", reg_id == ioapic_id, "mptable=%u register=%u", ioapic_id,
+                      reg_id);
+        } else {
+            SAY("mptable ioapic %s", have_ioapic ? "at an unexpected address" : "missing");
         }
         if (n_aps && !tramp_page_is_ram())
             SAY("smp: warning: trampoline page 0x%x is not RAM in the memory map",

@@ -84,6 +84,23 @@ ParameterizedTest(struct boot_case *c, boot, report, .timeout = 120)
         ASSERT_OUT(&r, "setup_sects=0");
     /* wisp sets MTRRdefType to enabled + write-back on every vCPU. */
     ASSERT_OUT(&r, "mtrr_def_type=0x806");
+    /* The MP table names the id KVM's IOAPIC reports (the CPU count here). */
+    char ioapic[64];
+    snprintf(ioapic, sizeof(ioapic), "check ioapic_id ok mptable=%u register=%u", c->vcpus,
+             c->vcpus);
+    ASSERT_OUT(&r, ioapic);
+    proc_result_free(&r);
+}
+
+/* With 16 vCPUs no 4-bit IOAPIC id is free: table and register both say 0. */
+Test(boot, sixteen_vcpus_ioapic_id, .timeout = 120)
+{
+    struct boot_case c = {ELF_PVH, 16};
+    struct proc_result r;
+    run_report(&r, &c, NULL, NULL);
+    ASSERT_PASS(&r);
+    ASSERT_OUT(&r, "cpus=16 online");
+    ASSERT_OUT(&r, "check ioapic_id ok mptable=0 register=0");
     proc_result_free(&r);
 }
 

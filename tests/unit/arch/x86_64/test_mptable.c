@@ -92,7 +92,7 @@ static void check_table(unsigned n)
             off += 8;
             break;
         case 2:
-            cr_assert_eq(c[off + 1], n, "IOAPIC id follows the CPUs");
+            cr_assert_eq(c[off + 1], n < 16 ? n : 0, "IOAPIC id: after the CPUs if it fits 4 bits");
             cr_assert_eq(c[off + 2], 0x11);
             cr_assert_eq(c[off + 3], 1);
             cr_assert_eq(le32_get(c + off + 4), X86_IOAPIC_GPA);
@@ -108,7 +108,7 @@ static void check_table(unsigned n)
             cr_assert_neq(irq, 2, "no entry for the cascade");
             cr_assert_not(seen_irq[irq]);
             seen_irq[irq] = true;
-            cr_assert_eq(c[off + 6], n, "to the IOAPIC");
+            cr_assert_eq(c[off + 6], n < 16 ? n : 0, "to the IOAPIC");
             cr_assert_eq(c[off + 7], irq == 0 ? 2 : irq, "KVM default GSI routing");
             ioints++;
             off += 8;
@@ -141,6 +141,19 @@ Test(x86_mptable, one_vcpu)
 Test(x86_mptable, four_vcpus)
 {
     check_table(4);
+}
+
+/* 15 vCPUs is the last count whose IOAPIC id (= count) fits KVM's 4-bit register. */
+Test(x86_mptable, fifteen_vcpus)
+{
+    check_table(15);
+    cr_assert_eq(x86_ioapic_id(15), 15);
+}
+
+Test(x86_mptable, sixteen_vcpus)
+{
+    check_table(16);
+    cr_assert_eq(x86_ioapic_id(16), 0);
 }
 
 Test(x86_mptable, max_vcpus)
