@@ -65,9 +65,9 @@ void cli_print_run_help(FILE *f)
                "  --config FILE        read options from a JSON object; later options override\n"
                "  -h, --help           this text\n"
                "\n"
-               "Serial input: with --serial stdio and a terminal on stdin, the terminal is put\n"
-               "in raw mode (restored on exit) and keys go to the guest; press Ctrl-A then x\n"
-               "to quit.\n");
+               "Console input: when the serial port or a virtio console uses stdio and stdin\n"
+               "is a terminal, the terminal is put in raw mode (restored on exit) and keys go\n"
+               "to the guest; press Ctrl-A then x to quit, Ctrl-A Ctrl-A to send Ctrl-A.\n");
 }
 
 static int parse_run(int argc, char *const argv[], struct vm_config *cfg, enum cli_action *action,

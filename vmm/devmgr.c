@@ -1,6 +1,7 @@
 /* Device manager (see devmgr.h). */
 #include "vmm/devmgr.h"
 #include "arch/arch.h"
+#include "devices/backends/chardev.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/console.h"
 #include "devices/virtio/net.h"
@@ -65,6 +66,21 @@ int devmgr_plan(struct vm *vm, char **cmdline, struct errbuf *err)
     return 0;
 }
 
+/* Input filter of a stdio console: the Ctrl-A escape while the terminal is raw. */
+static size_t console_escape(void *ctx, uint8_t *buf, size_t len)
+{
+    struct vm *vm = ctx;
+    if (!vm->term_raw)
+        return len;
+    bool stop;
+    len = term_escape_filter(&vm->escape, buf, len, &stop);
+    if (stop) {
+        vm_stop_by_escape(vm);
+        return 0;
+    }
+    return len;
+}
+
 static int create_model(struct vm *vm, const struct device_spec *s, struct virtio_dev **out,
                         struct errbuf *err)
 {
@@ -88,7 +104,16 @@ static int create_model(struct vm *vm, const struct device_spec *s, struct virti
             .mode = s->socket ? VIRTIO_CONSOLE_SOCKET : VIRTIO_CONSOLE_STDIO,
             .socket_path = s->socket,
         };
-        return virtio_console_create(&c, &vm->mem, &vm->loop, out, err);
+        if (s->socket)
+            return virtio_console_create(&c, &vm->mem, &vm->loop, out, err);
+        /* On stdio the VMM owns the terminal: raw mode (vm_run) and the
+         * Ctrl-A escape, filtered before the device sees the input. */
+        struct chardev *cd;
+        int ret = chardev_open_stdio(&cd, err);
+        if (ret < 0)
+            return ret;
+        chardev_set_input_filter(cd, console_escape, vm);
+        return virtio_console_create_with_chardev(&c, cd, &vm->mem, &vm->loop, out, err);
     }
     }
     return err_set(err, WISP_EXIT_USAGE, EINVAL, "unknown device type %d", (int)s->type);

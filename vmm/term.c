@@ -64,3 +64,25 @@ bool term_raw_enable(int fd)
     }
     return true;
 }
+
+size_t term_escape_filter(struct term_escape *e, uint8_t *buf, size_t len, bool *stop)
+{
+    size_t out = 0;
+    *stop = false;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t b = buf[i];
+        if (e->pending) {
+            e->pending = false;
+            if (b == 'x' || b == 'X') {
+                *stop = true;
+                return out;
+            }
+            buf[out++] = b; /* Ctrl-A Ctrl-A gives one Ctrl-A, anything else itself */
+        } else if (b == TERM_ESCAPE_CHAR) {
+            e->pending = true;
+        } else {
+            buf[out++] = b;
+        }
+    }
+    return out;
+}

@@ -28,8 +28,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CTRL_A 0x01
-
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int exit_code)
 {
     int expected = VM_RUNNING;
@@ -183,6 +181,12 @@ static void stdin_pause(struct vm *vm)
     }
 }
 
+void vm_stop_by_escape(struct vm *vm)
+{
+    log_info("Ctrl-A x: stopping the VM");
+    vm_request_stop(vm, VM_STOP_SIGNAL, 128 + SIGINT);
+}
+
 /* Queue input for the UART; what does not fit is counted, not buffered. */
 static void feed(struct vm *vm, const uint8_t *buf, size_t len)
 {
@@ -191,30 +195,20 @@ static void feed(struct vm *vm, const uint8_t *buf, size_t len)
 }
 
 /*
- * Deliver host input to the guest.  On a raw terminal Ctrl-A starts an
- * escape: Ctrl-A x stops the VM, Ctrl-A followed by anything else sends both.
+ * Deliver host input to the guest.  On a raw terminal the Ctrl-A escape is
+ * filtered first (term_escape_filter): Ctrl-A x stops the VM.
  */
-static void deliver_input(struct vm *vm, const uint8_t *buf, size_t len)
+static void deliver_input(struct vm *vm, uint8_t *buf, size_t len)
 {
-    size_t start = 0;
-    for (size_t i = 0; vm->term_raw && i < len; i++) {
-        if (vm->escape_pending) {
-            vm->escape_pending = false;
-            if (buf[i] == 'x' || buf[i] == 'X') {
-                log_info("Ctrl-A x: stopping the VM");
-                vm_request_stop(vm, VM_STOP_SIGNAL, 128 + SIGINT);
-                return;
-            }
-            const uint8_t ctrl_a = CTRL_A;
-            feed(vm, &ctrl_a, 1);
-        } else if (buf[i] == CTRL_A) {
-            feed(vm, buf + start, i - start);
-            vm->escape_pending = true;
-            start = i + 1;
+    if (vm->term_raw) {
+        bool stop;
+        len = term_escape_filter(&vm->escape, buf, len, &stop);
+        if (stop) {
+            vm_stop_by_escape(vm);
+            return;
         }
     }
-    if (start < len)
-        feed(vm, buf + start, len - start);
+    feed(vm, buf, len);
 }
 
 static void on_stdin(void *opaque, uint32_t events)
@@ -250,6 +244,14 @@ static void on_serial_room(void *opaque, uint32_t events)
     }
 }
 
+static bool stdio_console(const struct vm_config *cfg)
+{
+    for (unsigned i = 0; i < cfg->ndevices; i++)
+        if (cfg->devices[i].type == DEV_CONSOLE && !cfg->devices[i].socket)
+            return true;
+    return false;
+}
+
 static int setup_main_loop(struct vm *vm, struct errbuf *err)
 {
     sigset_t set;
@@ -276,6 +278,10 @@ static int setup_main_loop(struct vm *vm, struct errbuf *err)
         /* stdin may be /dev/null or a file that epoll refuses: then no input. */
         if (evloop_add(&vm->loop, STDIN_FILENO, EPOLLIN, on_stdin, vm) < 0)
             vm->stdin_eof = true;
+    } else if (!ret && stdio_console(vm->cfg)) {
+        /* The virtio console reads stdin itself; the escape is its input
+         * filter (devmgr). The config allows one stdio user only. */
+        vm->term_raw = term_raw_enable(STDIN_FILENO);
     }
     if (ret < 0)
         return err_set(err, WISP_EXIT_HOST, -ret, "event loop setup failed: %s", strerror(-ret));

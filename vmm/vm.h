@@ -17,6 +17,7 @@
 #include "vmm/error.h"
 #include "vmm/evloop.h"
 #include "vmm/gmem.h"
+#include "vmm/term.h"
 
 struct kvm_run;
 struct arch_vm;
@@ -68,11 +69,11 @@ struct vm {
     /* Main-loop state for console input. */
     int serial_room_efd; /* written when the UART can take input again */
     int signal_fd;       /* SIGINT, SIGTERM, SIGHUP */
-    bool term_raw;       /* stdin is a terminal in raw mode */
+    bool term_raw;       /* stdin is a terminal in raw mode (serial or console on stdio) */
     bool stdin_paused;   /* not reading stdin until the UART has room */
     bool stdin_eof;
-    bool escape_pending;    /* Ctrl-A seen */
-    uint64_t stdin_dropped; /* host input bytes the UART could not take */
+    struct term_escape escape; /* Ctrl-A escape state of stdin (one reader at a time) */
+    uint64_t stdin_dropped;    /* host input bytes the UART could not take */
 
     /* Stop protocol: the first vm_request_stop() wins and wakes the main loop. */
     _Atomic int stop_reason;
@@ -94,6 +95,10 @@ void vm_destroy(struct vm *vm);
  * reason and exit code win; later calls are ignored.
  */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int exit_code);
+
+/* The user typed the Ctrl-A x escape on the terminal: stop as SIGINT would
+ * (exit status 128 + SIGINT).  Main thread. */
+void vm_stop_by_escape(struct vm *vm);
 
 static inline bool vm_stopping(struct vm *vm)
 {

@@ -37,6 +37,8 @@ struct chardev {
     unsigned pending;             /* CHARDEV_EV_* to report at the next poll */
     bool created_path;
     char path[CHARDEV_PATH_MAX + 1];
+    chardev_filter_fn filter; /* input filter (the terminal escape), or NULL */
+    void *filter_ctx;
 };
 
 static int ep_set(struct chardev *c, int fd, bool *watched, uint32_t events)
@@ -188,6 +190,13 @@ ssize_t chardev_read(struct chardev *c, void *buf, size_t len)
     do {
         n = read(c->in_fd, buf, len);
     } while (n < 0 && errno == EINTR);
+    if (n > 0 && c->filter) {
+        size_t kept = c->filter(c->filter_ctx, buf, (size_t)n);
+        if (kept > (size_t)n)
+            vmm_fatal("chardev: input filter grew %zd bytes to %zu", n, kept);
+        /* Everything swallowed (e.g. a lone Ctrl-A): nothing for now. */
+        return kept ? (ssize_t)kept : -EAGAIN;
+    }
     if (n > 0)
         return n;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -210,6 +219,12 @@ ssize_t chardev_write(struct chardev *c, const void *buf, size_t len)
         return -EAGAIN;
     lost(c, false);
     return -EPIPE;
+}
+
+void chardev_set_input_filter(struct chardev *c, chardev_filter_fn fn, void *ctx)
+{
+    c->filter = fn;
+    c->filter_ctx = ctx;
 }
 
 bool chardev_connected(const struct chardev *c)

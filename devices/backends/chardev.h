@@ -37,6 +37,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "vmm/error.h"
@@ -109,6 +110,17 @@ ssize_t chardev_read(struct chardev *c, void *buf, size_t len);
  * configured, no client, or it just went away: disconnected as above).
  */
 ssize_t chardev_write(struct chardev *c, const void *buf, size_t len);
+
+/*
+ * Input filter, applied by chardev_read() to each chunk read: rewrites
+ * buf[0..len) in place and returns how many bytes remain (never more than
+ * len).  The VMM installs one on a stdio console on a raw terminal for the
+ * Ctrl-A escape; the device never learns of it.
+ */
+typedef size_t (*chardev_filter_fn)(void *ctx, uint8_t *buf, size_t len);
+
+/* Install (or with fn NULL remove) the input filter. */
+void chardev_set_input_filter(struct chardev *c, chardev_filter_fn fn, void *ctx);
 
 /* Is there an output peer now (a client, or a live stdout)? */
 bool chardev_connected(const struct chardev *c);

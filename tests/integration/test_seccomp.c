@@ -7,6 +7,7 @@
  * The forbidden-call and abort cases need a wisp built with -DWISP_TEST_HOOKS
  * (WISP_TEST_BIN, default build/wisp-test); without one they are skipped.
  */
+#include "tests/lib/pty.h"
 #include "tests/lib/sandbox_proc.h"
 #include "tests/lib/wisp_run.h"
 
@@ -252,7 +253,7 @@ ParameterizedTest(int *role, seccomp, abort_in_filtered_thread_is_sigabrt, .time
 
 struct pty_run {
     int status;
-    char err[2048];
+    char err[sizeof(((struct pty_proc *)0)->err)];
     bool restored; /* ICANON and ECHO are back on the terminal after wisp exits */
 };
 
@@ -260,58 +261,15 @@ struct pty_run {
 static void run_on_pty(const char *bin, const char *env_var, const char *cmdline,
                        struct pty_run *res)
 {
-    int m = posix_openpt(O_RDWR | O_NOCTTY);
-    cr_assert_geq(m, 0);
-    cr_assert_eq(grantpt(m), 0);
-    cr_assert_eq(unlockpt(m), 0);
-    int s = open(ptsname(m), O_RDWR | O_NOCTTY);
-    cr_assert_geq(s, 0);
-    struct termios before, after;
-    cr_assert_eq(tcgetattr(s, &before), 0);
-    cr_assert(before.c_lflag & ICANON, "a new pty starts in canonical mode");
-    int errp[2];
-    cr_assert_eq(pipe(errp), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        setsid();
-        dup2(s, STDIN_FILENO);
-        dup2(s, STDOUT_FILENO);
-        dup2(errp[1], STDERR_FILENO);
-        if (env_var)
-            putenv((char *)(uintptr_t)env_var);
-        execl(bin, bin, "run", "--kernel", guest_elf(), "--debug-exit", "--vcpus", "2", "--cmdline",
-              cmdline, (char *)NULL);
-        _exit(127);
-    }
-    close(errp[1]);
-    /* Drain the guest's console output so wisp never blocks on the pty. */
-    size_t got = 0;
-    struct pollfd pf[2] = {{m, POLLIN, 0}, {errp[0], POLLIN, 0}};
-    for (int rounds = 0; rounds < WISP_TIMEOUT_MS / 10 && pf[1].fd >= 0; rounds++) {
-        if (poll(pf, 2, 10) <= 0)
-            continue;
-        char buf[512];
-        if (pf[0].revents & POLLIN && read(m, buf, sizeof(buf)) <= 0)
-            pf[0].fd = -1;
-        if (pf[1].revents & (POLLIN | POLLHUP)) {
-            ssize_t n = read(errp[0], res->err + got, sizeof(res->err) - 1 - got);
-            if (n <= 0)
-                pf[1].fd = -1;
-            else
-                got += (size_t)n;
-        }
-    }
-    res->err[got] = '\0';
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    res->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    cr_assert_eq(tcgetattr(s, &after), 0);
-    res->restored = (after.c_lflag & (ICANON | ECHO)) == (before.c_lflag & (ICANON | ECHO));
-    close(errp[0]);
-    close(s);
-    close(m);
+    const char *argv[] = {bin,       "run", "--kernel",  guest_elf(), "--debug-exit",
+                          "--vcpus", "2",   "--cmdline", cmdline,     NULL};
+    struct pty_proc p;
+    cr_assert_eq(pty_start(&p, (char *const *)(uintptr_t)argv, env_var), 0);
+    cr_assert(pty_is_cooked(&p), "a new pty starts in canonical mode with echo");
+    res->status = pty_wait(&p, WISP_TIMEOUT_MS);
+    snprintf(res->err, sizeof(res->err), "%s", p.err);
+    res->restored = pty_is_cooked(&p);
+    pty_close(&p);
 }
 
 Test(seccomp, terminal_restored_after_guest_exit, .timeout = 120)
