@@ -261,8 +261,8 @@ out:
 
 /* Every key config_set() accepts (kept in step with it; a unit test checks). */
 static const char *const all_keys[] = {
-    "kernel", "initrd", "cmdline", "cpu-features", "serial",    "debug-exit", "hugepages",
-    "stats",  "memory", "vcpus",   "boot",         "log-level", "device",     "seccomp"};
+    "kernel", "initrd", "cmdline", "cpu-features", "serial", "debug-exit", "hugepages", "stats",
+    "memory", "vcpus",  "boot",    "log-level",    "device", "seccomp",    "landlock"};
 
 bool config_key_known(const char *key)
 {
@@ -313,6 +313,18 @@ int config_set(struct vm_config *c, const char *key, const char *value, struct e
             }
         }
         return err_set(err, WISP_EXIT_USAGE, EINVAL, "seccomp must be kill, log or off, not '%s'",
+                       value ? value : "");
+    }
+    if (!strcmp(key, "landlock")) {
+        static const char *const modes[] = {
+            [LANDLOCK_AUTO] = "auto", [LANDLOCK_ON] = "on", [LANDLOCK_OFF] = "off"};
+        for (size_t i = 0; value && i < ARRAY_SIZE(modes); i++) {
+            if (!strcmp(value, modes[i])) {
+                c->landlock = (enum landlock_mode)i;
+                return 0;
+            }
+        }
+        return err_set(err, WISP_EXIT_USAGE, EINVAL, "landlock must be auto, on or off, not '%s'",
                        value ? value : "");
     }
     if (!strcmp(key, "memory")) {

@@ -15,6 +15,8 @@
 enum serial_mode { SERIAL_STDIO = 0, SERIAL_FILE, SERIAL_NONE };
 enum boot_proto { BOOT_AUTO = 0, BOOT_LINUX64, BOOT_PVH };
 enum seccomp_mode { SECCOMP_KILL = 0, SECCOMP_LOG, SECCOMP_OFF };
+/* --landlock: auto applies it where the kernel offers it, on requires it. */
+enum landlock_mode { LANDLOCK_AUTO = 0, LANDLOCK_ON, LANDLOCK_OFF };
 
 enum device_type { DEV_BLK = 1, DEV_NET, DEV_RNG, DEV_CONSOLE };
 
@@ -55,6 +57,7 @@ struct vm_config {
     bool stats;           /* print a statistics line on exit */
     /* Per-thread syscall filters (vmm/sandbox.h): kill (default), log or off. */
     enum seccomp_mode seccomp;
+    enum landlock_mode landlock;
     unsigned ndevices;
     struct device_spec devices[CONFIG_MAX_DEVICES];
 };

@@ -19,6 +19,7 @@
 #include "vmm/term.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/seccomp.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -277,6 +278,16 @@ static void test_hooks(enum sandbox_role role)
         if (fd >= 0)
             close(fd);
     }
+    /* WISP_TEST_OPEN=r:<path> or w:<path>: the main thread opens a file for
+     * reading or writing once running and logs the outcome (with --seccomp
+     * off, to see Landlock's answer). */
+    const char *path = getenv("WISP_TEST_OPEN");
+    if (path && role == SANDBOX_MAIN && (path[0] == 'r' || path[0] == 'w') && path[1] == ':') {
+        int fd = open(path + 2, (path[0] == 'w' ? O_WRONLY : O_RDONLY) | O_CLOEXEC);
+        log_error("test hook: open %s: %s", path + 2, fd >= 0 ? "allowed" : strerror(errno));
+        if (fd >= 0)
+            close(fd);
+    }
     who = getenv("WISP_TEST_ABORT");
     if (who && !strcmp(who, sandbox_role_name(role)))
         vmm_fatal("test hook: abort in thread %s", thread_label);
@@ -294,8 +305,12 @@ int sandbox_enter(enum sandbox_role role, struct errbuf *err)
     /* The main thread's kernel name is the program's; call it by its role. */
     if (role == SANDBOX_MAIN || prctl(PR_GET_NAME, thread_label, 0, 0, 0) < 0)
         snprintf(thread_label, sizeof(thread_label), "%s", sandbox_role_name(role));
-    if (sb.mode == SECCOMP_OFF)
+    if (sb.mode == SECCOMP_OFF) {
+#ifdef WISP_TEST_HOOKS
+        test_hooks(role);
+#endif
         return 0;
+    }
     /* A blocked SIGSYS would make the kernel kill us without the handler's line. */
     sigset_t set;
     sigemptyset(&set);

@@ -114,7 +114,8 @@ static const struct sandbox_rule main_rules[] = {
     RULE(close, "closing console connections; teardown"),
     IOCTL(TIOCGWINSZ, "virtio-console on stdio: terminal size"),
     IOCTL(KVM_IOEVENTFD, "virtio-mmio teardown: unbind the QueueNotify eventfds from the VM"),
-    RULE(unlink, "virtio-console teardown: remove its socket file (TODO: unlinkat on a dirfd)"),
+    RULE(unlink,
+         "virtio-console teardown: remove its socket file (Landlock: only in its directory)"),
     TGKILL(SIGUSR1, "vcpu_kick(): make vCPU threads leave KVM_RUN when the VM stops"),
 };
 

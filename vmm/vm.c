@@ -8,6 +8,7 @@
 #include "vmm/devmgr.h"
 #include "devices/legacy/serial.h"
 #include "vmm/kvm.h"
+#include "vmm/landlock.h"
 #include "vmm/log.h"
 #include "vmm/sandbox.h"
 #include "vmm/stats.h"
@@ -288,6 +289,19 @@ static int setup_main_loop(struct vm *vm, struct errbuf *err)
     return 0;
 }
 
+static int apply_landlock(struct vm *vm, struct errbuf *err)
+{
+    const struct vm_config *cfg = vm->cfg;
+    struct landlock_policy p = {
+        .mode = cfg->landlock, .read_proc_self = cfg->stats, .read_all = sandbox_sanitizer_build()};
+    for (unsigned i = 0; i < cfg->ndevices && p.nremove < LANDLOCK_MAX_REMOVE; i++)
+        if (cfg->devices[i].type == DEV_CONSOLE && cfg->devices[i].socket)
+            p.remove_files[p.nremove++] = cfg->devices[i].socket;
+    int ret = landlock_apply(&p, landlock_abi(), err);
+    vm->landlocked = ret > 0;
+    return ret < 0 ? ret : 0;
+}
+
 int vm_run(struct vm *vm, struct errbuf *err)
 {
     int ret = setup_main_loop(vm, err);
@@ -300,6 +314,9 @@ int vm_run(struct vm *vm, struct errbuf *err)
     }
     struct sandbox_opts sandbox = {.mode = vm->cfg->seccomp, .stats = vm->cfg->stats};
     if (sandbox_prepare(&sandbox, err) < 0)
+        return err->exit_code;
+    /* Before the vCPU threads exist, so that they inherit it. */
+    if (apply_landlock(vm, err) < 0)
         return err->exit_code;
     for (unsigned i = 0; i < vm->nvcpus; i++) {
         ret = vcpu_start(&vm->vcpus[i], err);

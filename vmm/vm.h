@@ -70,6 +70,7 @@ struct vm {
     int serial_room_efd; /* written when the UART can take input again */
     int signal_fd;       /* SIGINT, SIGTERM, SIGHUP */
     bool term_raw;       /* stdin is a terminal in raw mode (serial or console on stdio) */
+    bool landlocked;     /* the Landlock restriction is in force (vm_run) */
     bool stdin_paused;   /* not reading stdin until the UART has room */
     bool stdin_eof;
     struct term_escape escape; /* Ctrl-A escape state of stdin (one reader at a time) */

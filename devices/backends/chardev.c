@@ -247,8 +247,8 @@ void chardev_close(struct chardev *c)
         close(c->out_fd);
     if (c->listen_fd >= 0)
         close(c->listen_fd);
-    if (c->created_path)
-        unlink(c->path);
+    if (c->created_path && unlink(c->path) < 0 && errno != ENOENT)
+        log_warn("console socket %s: cannot remove it: %s", c->path, strerror(errno));
     if (c->ep >= 0)
         close(c->ep);
     free(c);

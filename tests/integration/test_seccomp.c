@@ -29,9 +29,7 @@
 
 static const char *hook_bin(void)
 {
-    const char *p = getenv("WISP_TEST_BIN");
-    p = p && p[0] ? p : "build/wisp-test";
-    return access(p, X_OK) == 0 ? p : NULL;
+    return wisp_hook_bin();
 }
 
 static void assert_no_seccomp_report(const struct proc_result *r)

@@ -49,7 +49,7 @@ int pty_start(struct pty_proc *p, char *const argv[], const char *env_var)
     close(errp[1]);
     p->err_fd = errp[0];
     return 0;
-fail: {
+fail : {
     int e = errno ? errno : EIO;
     if (errp[0] >= 0) {
         close(errp[0]);

@@ -20,6 +20,11 @@ const char *wisp_bin(void)
 {
     return env_or("WISP_BIN", "build/wisp");
 }
+const char *wisp_hook_bin(void)
+{
+    const char *p = env_or("WISP_TEST_BIN", "build/wisp-test");
+    return access(p, X_OK) == 0 ? p : NULL;
+}
 const char *guest_elf(void)
 {
     return env_or("WISP_GUEST_ELF", "build/guest/testguest.elf");

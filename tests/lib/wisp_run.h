@@ -21,6 +21,8 @@
 #define WISP_TIMEOUT_MS 60000
 
 const char *wisp_bin(void);
+/* The wisp built with -DWISP_TEST_HOOKS (WISP_TEST_BIN), or NULL if absent. */
+const char *wisp_hook_bin(void);
 const char *guest_elf(void);
 const char *guest_bzimage(void);
 
