@@ -83,8 +83,11 @@ int gmem_create(struct gmem *gm, const struct gmem_range *ranges, unsigned n, bo
     if (ftruncate(gm->fd, (off_t)total) < 0) {
         int e = errno;
         gmem_destroy(gm);
-        return err_set(err, WISP_EXIT_HOST, e, "cannot size guest memory to %llu MiB: %s",
-                       (unsigned long long)(total / MiB), strerror(e));
+        return err_set(err, WISP_EXIT_HOST, e, "cannot size guest memory to %llu MiB: %s%s",
+                       (unsigned long long)(total / MiB), strerror(e),
+                       e == EFBIG ? " (the file-size limit, RLIMIT_FSIZE, is below the memory "
+                                    "size; guest RAM is a memfd)"
+                                  : "");
     }
     if (hugepages) {
         /* hugetlbfs does not reserve at ftruncate; fallocate makes "no huge

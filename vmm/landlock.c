@@ -54,7 +54,7 @@ static int allow_beneath(int ruleset, const char *dir, uint64_t access, struct e
 static int dir_of(const char *path, char *out, size_t size)
 {
     const char *slash = strrchr(path, '/');
-    int n = !slash ? snprintf(out, size, ".")
+    int n = !slash          ? snprintf(out, size, ".")
             : slash == path ? snprintf(out, size, "/")
                             : snprintf(out, size, "%.*s", (int)(slash - path), path);
     return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;

@@ -10,6 +10,7 @@
 #include "vmm/log.h"
 #include "vmm/vm.h"
 
+#include <signal.h>
 #include <stdio.h>
 
 static int fail(const struct errbuf *err)
@@ -25,6 +26,9 @@ int main(int argc, char *argv[])
     enum cli_action action = CLI_RUN;
     int code;
 
+    /* Past RLIMIT_FSIZE (the jailer's --rlimit fsize) a write or ftruncate
+     * must fail with EFBIG and be reported, not kill wisp with SIGXFSZ. */
+    signal(SIGXFSZ, SIG_IGN);
     config_init(&cfg);
     if (cli_parse(argc, argv, &cfg, &action, &err) < 0) {
         code = fail(&err);

@@ -3,10 +3,12 @@
  * stderr naming the problem and the documented exit code, and leaves
  * nothing behind (no serial output file is created).
  */
+#include "tests/lib/proc.h"
 #include "tests/lib/wisp_run.h"
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,6 +300,27 @@ Test(errors, no_kvm_device)
     struct proc_result r;
     run_bad(&r, guest_elf(), NULL, env);
     assert_error(&r, EXIT_HOST, "cannot open /nonexistent/kvm");
+    proc_result_free(&r);
+}
+
+/* RLIMIT_FSIZE below the memory size: guest RAM is a memfd, so sizing it
+ * fails. wisp must report that (status 3), not die of SIGXFSZ (153). */
+Test(errors, file_size_limit_below_memory, .timeout = 60)
+{
+    if (access("/usr/bin/prlimit", X_OK) != 0)
+        cr_skip_test("no /usr/bin/prlimit (util-linux)");
+    const char *argv[] = {"/usr/bin/prlimit", "--fsize=1048576", wisp_bin(),         "run",
+                          "--kernel",         guest_elf(),       "--memory",         "64M",
+                          "--debug-exit",     "--cmdline",       "test=exit code=9", NULL};
+    struct proc_result r;
+    cr_assert_eq(proc_run((char *const *)(uintptr_t)argv, NULL, NULL, 0, WISP_TIMEOUT_MS, &r), 0);
+    assert_error(&r, EXIT_HOST, "cannot size guest memory to 64 MiB: File too large");
+    cr_assert(strstr(r.err, "RLIMIT_FSIZE"), "%s", r.err);
+    proc_result_free(&r);
+    /* At or above the memory size the VM runs. */
+    argv[1] = "--fsize=134217728";
+    cr_assert_eq(proc_run((char *const *)(uintptr_t)argv, NULL, NULL, 0, WISP_TIMEOUT_MS, &r), 0);
+    cr_assert_eq(r.status, 9, "%d: %s", r.status, r.err);
     proc_result_free(&r);
 }
 

@@ -32,8 +32,8 @@ static void run_open(struct proc_result *r, const char *how_path, const char *co
     const char *bin = wisp_hook_bin();
     if (!bin)
         cr_skip_test("no wisp built with -DWISP_TEST_HOOKS (set WISP_TEST_BIN)");
-    const char *argv[24] = {bin, "run", "--kernel", guest_elf(), "--debug-exit", "--serial",
-                            "none", "--seccomp", "off"};
+    const char *argv[24] = {bin,        "run",  "--kernel",  guest_elf(), "--debug-exit",
+                            "--serial", "none", "--seccomp", "off"};
     size_t n = 9;
     for (size_t i = 0; extra && extra[i]; i++)
         argv[n++] = extra[i];
