@@ -83,7 +83,23 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(LIBWISP): $(LIB_OBJS)
+# Seccomp programs are compiled at build time (security.md B2): sandbox-gen
+# runs libseccomp over vmm/sandbox_rules.c and writes C arrays that wisp
+# embeds; wisp itself never compiles policy.
+SANDBOX_GEN := $(BUILD)/sandbox-gen
+SANDBOX_GEN_C := $(BUILD)/gen/sandbox_bpf.c
+SANDBOX_GEN_OBJ := $(BUILD)/obj/gen/sandbox_bpf.o
+$(SANDBOX_GEN): $(BUILD)/obj/vmm/gen/sandbox_gen.o $(BUILD)/obj/vmm/sandbox_build.o \
+                $(BUILD)/obj/vmm/sandbox_rules.o $(BUILD)/obj/vmm/error.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+$(SANDBOX_GEN_C): $(SANDBOX_GEN)
+	@mkdir -p $(dir $@)
+	$(RUN_ENV) $(SANDBOX_GEN) $@
+$(SANDBOX_GEN_OBJ): $(SANDBOX_GEN_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIBWISP): $(LIB_OBJS) $(SANDBOX_GEN_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 

@@ -1,12 +1,13 @@
 /*
- * Per-thread seccomp filters (see sandbox.h): each role's allow-list compiled
- * to BPF with libseccomp, installation, and the SIGSYS handler.
+ * Per-thread seccomp filters (see sandbox.h): loading the programs compiled
+ * at build time (sandbox_build.c, vmm/gen/sandbox_gen.c), installation, and
+ * the SIGSYS handler.
  *
  * Why TRAP and not KILL_PROCESS: a killed process says nothing, and an
  * operator needs to know which thread made which call.  The handler is
  * async-signal-safe: thread labels are copied to thread-local storage when a
- * thread enters its sandbox, syscall names are resolved into a static table
- * in sandbox_prepare(), numbers are formatted by hand, and the only syscalls
+ * thread enters its sandbox, syscall names come from a table generated at
+ * build time, numbers are formatted by hand, and the only syscalls
  * it makes (write, ioctl TCSETS/TCGETS via term_restore, exit_group) are
  * allowed in every role.  A forbidden call inside the handler itself finds SIGSYS
  * blocked, so the kernel kills wisp with SIGSYS (status 159): it fails closed.
@@ -32,101 +33,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define SI_SECCOMP 1   /* si_code of a seccomp trap (SYS_SECCOMP in asm-generic/siginfo.h) */
-#define NAME_TABLE 512 /* syscall numbers the handler can name (x86_64 has ~460) */
-#define NAME_LEN   28
-
-/* ---- compilation ------------------------------------------------------------------------ */
-
-/* libseccomp can only write a program to an fd: go through a memfd. */
-static int export_prog(scmp_filter_ctx ctx, struct sock_fprog *prog)
-{
-    int fd = memfd_create("wisp-seccomp", MFD_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    struct sock_filter *insns = NULL;
-    int ret = seccomp_export_bpf(ctx, fd);
-    if (ret < 0)
-        goto out;
-    off_t len = lseek(fd, 0, SEEK_CUR);
-    if (len <= 0 || len % (off_t)sizeof(*insns) || len / (off_t)sizeof(*insns) > BPF_MAXINSNS) {
-        ret = -E2BIG;
-        goto out;
-    }
-    insns = malloc((size_t)len);
-    if (!insns) {
-        ret = -ENOMEM;
-        goto out;
-    }
-    for (off_t got = 0; got < len;) {
-        ssize_t n = pread(fd, (char *)insns + got, (size_t)(len - got), got);
-        if (n <= 0) {
-            ret = n < 0 ? -errno : -EIO;
-            goto out;
-        }
-        got += n;
-    }
-    prog->len = (unsigned short)(len / (off_t)sizeof(*insns));
-    prog->filter = insns;
-    insns = NULL;
-    ret = 0;
-out:
-    free(insns);
-    close(fd);
-    return ret;
-}
-
-int sandbox_build(enum sandbox_role role, const struct sandbox_opts *opts, struct sock_fprog *prog,
-                  struct errbuf *err)
-{
-    const struct sandbox_rule *rules[SANDBOX_MAX_RULES];
-    const char *rname = sandbox_role_name(role);
-    if (opts->mode != SECCOMP_KILL && opts->mode != SECCOMP_LOG)
-        return err_set(err, WISP_EXIT_FAILURE, EINVAL, "internal: no seccomp filter in mode off");
-    int n = sandbox_role_rules(role, opts, rules, ARRAY_SIZE(rules));
-    if (n < 0)
-        return err_set(err, WISP_EXIT_FAILURE, -n, "internal: bad seccomp role %s", rname);
-    scmp_filter_ctx ctx = seccomp_init(opts->mode == SECCOMP_LOG ? SCMP_ACT_LOG : SCMP_ACT_TRAP);
-    if (!ctx)
-        return err_set(err, WISP_EXIT_HOST, ENOMEM, "seccomp: cannot create a filter");
-    /* A syscall through another ABI (int 0x80, x32) gets no say at all. */
-    int ret = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
-    if (ret < 0) {
-        err_set(err, WISP_EXIT_HOST, -ret, "seccomp: cannot set the bad-ABI action: %s",
-                strerror(-ret));
-        goto out;
-    }
-    pid_t self = getpid();
-    for (int i = 0; i < n; i++) {
-        const struct sandbox_rule *r = rules[i];
-        struct scmp_arg_cmp args[2];
-        for (unsigned a = 0; a < r->nargs && a < 2; a++) {
-            args[a] = r->args[a];
-            if (args[a].datum_a == SANDBOX_SELF_PID)
-                args[a].datum_a = (scmp_datum_t)self;
-        }
-        uint32_t action = r->err ? SCMP_ACT_ERRNO((uint32_t)r->err) : SCMP_ACT_ALLOW;
-        ret = seccomp_rule_add_exact_array(ctx, action, r->nr, r->nargs, args);
-        /* Earlier rules are hotter: ask libseccomp to test them first. */
-        bool first = true;
-        for (int j = 0; j < i; j++)
-            first &= rules[j]->nr != r->nr;
-        if (!ret && first)
-            ret = seccomp_syscall_priority(ctx, r->nr, (uint8_t)(255 - MIN(i, 255)));
-        if (ret < 0) {
-            err_set(err, WISP_EXIT_HOST, -ret, "seccomp: cannot add %s to the %s filter: %s",
-                    r->name, rname, strerror(-ret));
-            goto out;
-        }
-    }
-    ret = export_prog(ctx, prog);
-    if (ret < 0)
-        err_set(err, WISP_EXIT_HOST, -ret, "seccomp: cannot compile the %s filter: %s", rname,
-                strerror(-ret));
-out:
-    seccomp_release(ctx);
-    return ret;
-}
+#define SI_SECCOMP 1 /* si_code of a seccomp trap (SYS_SECCOMP in asm-generic/siginfo.h) */
 
 /* ---- the SIGSYS handler ----------------------------------------------------------------- */
 
@@ -136,8 +43,7 @@ static struct {
     struct sock_fprog prog[SANDBOX_NROLES];
 } sb;
 
-static char syscall_names[NAME_TABLE][NAME_LEN]; /* "" = unknown */
-static _Thread_local char thread_label[16];      /* set by sandbox_enter() */
+static _Thread_local char thread_label[16]; /* set by sandbox_enter() */
 static atomic_int trapped;
 static atomic_int trapped_spoken; /* set once the first trapping thread wrote its line */
 
@@ -187,8 +93,9 @@ static void sigsys_handler(int sig, siginfo_t *si, void *uctx)
         _exit(128 + SIGSYS);
     }
     int nr = si->si_syscall;
-    const char *name =
-        nr >= 0 && nr < NAME_TABLE && syscall_names[nr][0] ? syscall_names[nr] : "syscall";
+    const char *name = nr >= 0 && nr < SANDBOX_NAME_TABLE && sandbox_embedded_names[nr][0]
+                           ? sandbox_embedded_names[nr]
+                           : "syscall";
     n = put_str(line, n, sizeof(line), "wisp: fatal: seccomp: thread ");
     n = put_str(line, n, sizeof(line), thread_label[0] ? thread_label : "unknown");
     n = put_str(line, n, sizeof(line), " made forbidden syscall ");
@@ -202,18 +109,80 @@ static void sigsys_handler(int sig, siginfo_t *si, void *uctx)
     _exit(SANDBOX_EXIT_STATUS);
 }
 
-/* The handler cannot call libseccomp (it allocates): resolve every name now. */
-static void resolve_names(void)
+/* ---- embedded programs ----------------------------------------------------------------- */
+
+int sandbox_check_prog(const struct sock_fprog *p, const char **why)
 {
-    for (int nr = 0; nr < NAME_TABLE; nr++) {
-        char *s = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
-        if (!s)
-            continue;
-        size_t len = strlen(s);
-        if (len < NAME_LEN)
-            memcpy(syscall_names[nr], s, len + 1);
-        free(s);
+    *why = NULL;
+    if (!p->filter || p->len == 0 || p->len > BPF_MAXINSNS)
+        *why = "empty or too long";
+    for (unsigned i = 0; !*why && i < p->len; i++) {
+        const struct sock_filter *f = &p->filter[i];
+        unsigned left = p->len - i - 1; /* instructions after this one */
+        switch (BPF_CLASS(f->code)) {
+        case BPF_LD:
+            if (f->code != (BPF_LD | BPF_W | BPF_ABS) || f->k % 4 ||
+                f->k >= sizeof(struct seccomp_data))
+                *why = "a load that is not a 32-bit field of seccomp_data";
+            break;
+        case BPF_ALU:
+            if (f->code != (BPF_ALU | BPF_AND | BPF_K))
+                *why = "an ALU operation other than AND with a constant";
+            break;
+        case BPF_JMP:
+            if (BPF_OP(f->code) == BPF_JA) {
+                if (f->code != (BPF_JMP | BPF_JA) || f->k >= left)
+                    *why = "a jump out of the program";
+            } else if ((BPF_OP(f->code) != BPF_JEQ && BPF_OP(f->code) != BPF_JGT &&
+                        BPF_OP(f->code) != BPF_JGE && BPF_OP(f->code) != BPF_JSET) ||
+                       BPF_SRC(f->code) != BPF_K) {
+                *why = "a conditional jump that is not on a constant";
+            } else if (f->jt >= left || f->jf >= left) {
+                *why = "a jump out of the program";
+            }
+            break;
+        case BPF_RET:
+            if (f->code != (BPF_RET | BPF_K))
+                *why = "a return of something other than a constant";
+            break;
+        default:
+            *why = "an instruction class seccomp programs here never use";
+        }
     }
+    if (!*why && BPF_CLASS(p->filter[p->len - 1].code) != BPF_RET)
+        *why = "it does not end with a return";
+    return *why ? -EINVAL : 0;
+}
+
+int sandbox_load_embedded(enum sandbox_role role, const struct sandbox_opts *opts, pid_t pid,
+                          struct sock_fprog *prog, struct errbuf *err)
+{
+    const char *rname = sandbox_role_name(role);
+    if ((unsigned)role >= SANDBOX_NROLES ||
+        (opts->mode != SECCOMP_KILL && opts->mode != SECCOMP_LOG))
+        return err_set(err, WISP_EXIT_FAILURE, EINVAL, "internal: no embedded %s filter", rname);
+    const struct sandbox_embedded *e =
+        &sandbox_embedded_progs[opts->mode == SECCOMP_LOG][opts->stats ? 1 : 0][role];
+    struct sock_fprog p = {.len = e->len, .filter = NULL};
+    const char *why = NULL;
+    if (!e->insns || !e->len || e->len > BPF_MAXINSNS)
+        why = "missing";
+    else if (!(p.filter = malloc(e->len * sizeof(*p.filter))))
+        return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory for the %s filter", rname);
+    if (!why) {
+        memcpy(p.filter, e->insns, e->len * sizeof(*p.filter));
+        for (unsigned i = 0; i < p.len; i++)
+            if (p.filter[i].code == (BPF_JMP | BPF_JEQ | BPF_K) && p.filter[i].k == SANDBOX_GEN_PID)
+                p.filter[i].k = (uint32_t)pid;
+        (void)sandbox_check_prog(&p, &why);
+    }
+    if (why) {
+        free(p.filter);
+        return err_set(err, WISP_EXIT_FAILURE, EINVAL,
+                       "seccomp: the embedded %s filter is damaged (%s); rebuild wisp", rname, why);
+    }
+    *prog = p;
+    return 0;
 }
 
 /* ---- installation ----------------------------------------------------------------------- */
@@ -232,16 +201,15 @@ int sandbox_prepare(const struct sandbox_opts *opts, struct errbuf *err)
     if (opts->mode == SECCOMP_LOG)
         log_warn("seccomp is in log mode: forbidden syscalls are logged by the kernel, not "
                  "stopped");
-    /* Only roles that have threads: each filter costs ~0.15 ms of start-up. */
+    /* Only roles that have threads: the others are never installed. */
     unsigned want = opts->roles ? opts->roles : SANDBOX_THREAD_ROLES;
     int ret = 0;
     for (unsigned r = 0; r < SANDBOX_NROLES && !ret; r++)
         if (want & (1u << r))
-            ret = sandbox_build((enum sandbox_role)r, opts, &sb.prog[r], err);
+            ret = sandbox_load_embedded((enum sandbox_role)r, opts, getpid(), &sb.prog[r], err);
     if (ret < 0)
         goto fail;
     if (opts->mode == SECCOMP_KILL) {
-        resolve_names();
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));
         sa.sa_sigaction = sigsys_handler;

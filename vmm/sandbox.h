@@ -3,9 +3,11 @@
  *
  * Every wisp thread belongs to a role (main event loop, vCPU, and later the
  * control API, migration and device I/O workers) and runs under exactly one
- * allow-list filter: the one for its role.  Filters are built with libseccomp
- * once, in sandbox_prepare(), before any thread starts; each thread then
- * installs its own with sandbox_enter() before it touches guest data.
+ * allow-list filter: the one for its role.  The filters are compiled at build
+ * time (sandbox_build(), run by vmm/gen/sandbox_gen.c) and embedded;
+ * sandbox_prepare() loads and checks them once, before any thread starts;
+ * each thread then installs its own with sandbox_enter() before it touches
+ * guest data.
  *
  * Inheritance: a thread inherits the filters of the thread that creates it,
  * and filters stack.  So every thread must be created BEFORE its creator
@@ -29,6 +31,7 @@
 #include <seccomp.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "vmm/config.h"
 #include "vmm/error.h"
@@ -70,6 +73,7 @@ struct sandbox_opts {
     enum seccomp_mode mode;
     bool stats;     /* --stats: the main thread reads /proc/self/status at exit */
     unsigned roles; /* roles sandbox_prepare() builds (1u << role); 0: SANDBOX_THREAD_ROLES */
+    pid_t self_pid; /* sandbox_build(): the pid SANDBOX_SELF_PID stands for; 0: getpid() */
 };
 
 /*
@@ -82,13 +86,13 @@ struct sandbox_opts {
 #define SANDBOX_MAX_RULES 128
 
 /*
- * Build the filters of opts->roles (by default SANDBOX_THREAD_ROLES: the
- * others cost start-up time for nothing), precompute what the SIGSYS handler
- * prints and install it.  Call once per process, from the main thread,
- * before creating any thread that will call sandbox_enter().  With mode
- * off it only logs a warning.
- * Returns 0, or -errno with `err` set (WISP_EXIT_HOST: libseccomp or the
- * kernel refused a filter).
+ * Load the embedded filters of opts->roles (by default SANDBOX_THREAD_ROLES)
+ * with wisp's pid in place (sandbox_load_embedded()) and install the SIGSYS
+ * handler.  Call once per process, from the main thread, before creating
+ * any thread that will call sandbox_enter().  With mode off it only logs a
+ * warning.
+ * Returns 0, or -errno with `err` set (WISP_EXIT_FAILURE: a damaged embedded
+ * program; WISP_EXIT_HOST: the handler could not be installed).
  */
 int sandbox_prepare(const struct sandbox_opts *opts, struct errbuf *err) __must_check;
 
@@ -127,5 +131,46 @@ int sandbox_build(enum sandbox_role role, const struct sandbox_opts *opts, struc
 
 /* True in ASan builds, whose filters add what the sanitizer runtime needs. */
 bool sandbox_sanitizer_build(void);
+
+/* ---- programs compiled at build time (security.md B2) ----------------------------------- */
+
+/*
+ * wisp does not compile filters when it starts: vmm/gen/sandbox_gen.c runs
+ * sandbox_build() for every mode (kill, log), --stats setting and role at
+ * build time, with SANDBOX_GEN_PID standing for the pid, and embeds the
+ * programs and the syscall names.  sandbox_prepare() copies a program,
+ * puts its pid in place of SANDBOX_GEN_PID and checks it before use.
+ */
+#define SANDBOX_GEN_PID    0x7e1f7e1fU /* never a pid: above PID_MAX_LIMIT (2^22) */
+#define SANDBOX_NAME_TABLE 512         /* syscall numbers the SIGSYS line can name */
+#define SANDBOX_NAME_LEN   28
+
+struct sandbox_embedded {
+    const struct sock_filter *insns;
+    unsigned short len;
+};
+
+/* [mode: 0 kill, 1 log][--stats][role] and the names, from the generated file. */
+extern const struct sandbox_embedded sandbox_embedded_progs[2][2][SANDBOX_NROLES];
+extern const char sandbox_embedded_names[SANDBOX_NAME_TABLE][SANDBOX_NAME_LEN];
+
+/*
+ * The embedded program for `role` under `opts` (mode kill or log), copied
+ * into prog (free prog->filter), with `pid` in place of SANDBOX_GEN_PID.
+ * Returns 0, or -EINVAL with `err` set (WISP_EXIT_FAILURE) if there is no
+ * such program or sandbox_check_prog() refuses it.
+ */
+int sandbox_load_embedded(enum sandbox_role role, const struct sandbox_opts *opts, pid_t pid,
+                          struct sock_fprog *prog, struct errbuf *err) __must_check;
+
+/*
+ * Check that `p` is a program of the shape sandbox_build() emits, so that a
+ * damaged one is refused at start-up: 1..BPF_MAXINSNS instructions; only
+ * 32-bit loads from struct seccomp_data, AND with a constant, jumps on
+ * constants that land inside the program, and returns of constants; the
+ * last instruction a return.  Returns 0, or -EINVAL with a reason in
+ * `why` (static text).
+ */
+int sandbox_check_prog(const struct sock_fprog *p, const char **why);
 
 #endif /* VMM_SANDBOX_H */
