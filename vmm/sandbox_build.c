@@ -104,4 +104,3 @@ out:
     seccomp_release(ctx);
     return ret;
 }
-

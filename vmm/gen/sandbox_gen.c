@@ -63,8 +63,9 @@ int main(int argc, char **argv)
     for (unsigned m = 0; m < 2; m++)
         for (unsigned st = 0; st < 2; st++)
             for (unsigned r = 0; r < SANDBOX_NROLES; r++)
-                fprintf(f, "    [%u][%u][%u] = {prog_%u_%u_%u, sizeof(prog_%u_%u_%u) / "
-                           "sizeof(struct sock_filter)},\n",
+                fprintf(f,
+                        "    [%u][%u][%u] = {prog_%u_%u_%u, sizeof(prog_%u_%u_%u) / "
+                        "sizeof(struct sock_filter)},\n",
                         m, st, r, m, st, r, m, st, r);
     fprintf(f, "};\n\n");
     fprintf(f, "const char sandbox_embedded_names[SANDBOX_NAME_TABLE][SANDBOX_NAME_LEN] = {\n");

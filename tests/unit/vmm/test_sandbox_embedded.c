@@ -40,9 +40,8 @@ Test(sandbox_embedded, equals_a_fresh_build_of_the_table)
     for (int m = 0; m < 2; m++)
         for (int st = 0; st < 2; st++)
             for (int r = 0; r < SANDBOX_NROLES; r++) {
-                struct sandbox_opts o = {.mode = m ? SECCOMP_LOG : SECCOMP_KILL,
-                                         .stats = st != 0,
-                                         .self_pid = pid};
+                struct sandbox_opts o = {
+                    .mode = m ? SECCOMP_LOG : SECCOMP_KILL, .stats = st != 0, .self_pid = pid};
                 struct sock_fprog built, embedded;
                 struct errbuf err = {0};
                 cr_assert_eq(sandbox_build((enum sandbox_role)r, &o, &built, &err), 0, "%s",
@@ -50,10 +49,9 @@ Test(sandbox_embedded, equals_a_fresh_build_of_the_table)
                 cr_assert_eq(sandbox_load_embedded((enum sandbox_role)r, &o, pid, &embedded, &err),
                              0, "%s", err.msg);
                 cr_assert_eq(embedded.len, built.len, "role %d mode %d stats %d", r, m, st);
-                cr_assert_eq(memcmp(embedded.filter, built.filter,
-                                    built.len * sizeof(*built.filter)),
-                             0, "role %d mode %d stats %d: the embedded program is stale", r, m,
-                             st);
+                cr_assert_eq(
+                    memcmp(embedded.filter, built.filter, built.len * sizeof(*built.filter)), 0,
+                    "role %d mode %d stats %d: the embedded program is stale", r, m, st);
                 free(built.filter);
                 free(embedded.filter);
             }
@@ -65,7 +63,8 @@ Test(sandbox_embedded, pid_is_patched_in)
     for (int r = 0; r < SANDBOX_NROLES; r++) {
         struct sandbox_opts o = {.mode = SECCOMP_KILL};
         const struct sandbox_embedded *e = &sandbox_embedded_progs[0][0][r];
-        struct sock_fprog raw = {.len = e->len, .filter = (struct sock_filter *)(uintptr_t)e->insns};
+        struct sock_fprog raw = {.len = e->len,
+                                 .filter = (struct sock_filter *)(uintptr_t)e->insns};
         struct sock_fprog p;
         struct errbuf err = {0};
         cr_assert_eq(sandbox_load_embedded((enum sandbox_role)r, &o, pid, &p, &err), 0, "%s",
@@ -84,7 +83,8 @@ Test(sandbox_embedded, every_embedded_program_passes_the_check)
         for (int st = 0; st < 2; st++)
             for (int r = 0; r < SANDBOX_NROLES; r++) {
                 const struct sandbox_embedded *e = &sandbox_embedded_progs[m][st][r];
-                struct sock_fprog p = {.len = e->len, .filter = (struct sock_filter *)(uintptr_t)e->insns};
+                struct sock_fprog p = {.len = e->len,
+                                       .filter = (struct sock_filter *)(uintptr_t)e->insns};
                 const char *why;
                 cr_assert_eq(sandbox_check_prog(&p, &why), 0, "%d/%d/%d: %s", m, st, r, why);
             }
