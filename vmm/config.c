@@ -122,6 +122,20 @@ static int set_bool(bool *dst, const char *key, const char *value, struct errbuf
     return err_set(err, WISP_EXIT_USAGE, EINVAL, "'%s' must be on or off, not '%s'", key, value);
 }
 
+/*
+ * The index of `value` in `names` (three choices), or a usage error worded
+ * "KEY must be A, B or C, not 'VALUE'".
+ */
+static int set_choice(const char *key, const char *value, const char *const names[3],
+                      struct errbuf *err)
+{
+    for (int i = 0; value && i < 3; i++)
+        if (!strcmp(value, names[i]))
+            return i;
+    return err_set(err, WISP_EXIT_USAGE, EINVAL, "%s must be %s, %s or %s, not '%s'", key, names[0],
+                   names[1], names[2], value ? value : "");
+}
+
 static int set_serial(struct vm_config *c, const char *value, struct errbuf *err)
 {
     if (!value)
@@ -283,6 +297,14 @@ bool config_key_is_flag(const char *key)
     return false;
 }
 
+unsigned config_stdio_consoles(const struct vm_config *c)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < c->ndevices; i++)
+        n += c->devices[i].type == DEV_CONSOLE && !c->devices[i].socket;
+    return n;
+}
+
 int config_set(struct vm_config *c, const char *key, const char *value, struct errbuf *err)
 {
     if (!strcmp(key, "kernel"))
@@ -306,26 +328,18 @@ int config_set(struct vm_config *c, const char *key, const char *value, struct e
     if (!strcmp(key, "seccomp")) {
         static const char *const modes[] = {
             [SECCOMP_KILL] = "kill", [SECCOMP_LOG] = "log", [SECCOMP_OFF] = "off"};
-        for (size_t i = 0; value && i < ARRAY_SIZE(modes); i++) {
-            if (!strcmp(value, modes[i])) {
-                c->seccomp = (enum seccomp_mode)i;
-                return 0;
-            }
-        }
-        return err_set(err, WISP_EXIT_USAGE, EINVAL, "seccomp must be kill, log or off, not '%s'",
-                       value ? value : "");
+        int i = set_choice(key, value, modes, err);
+        if (i >= 0)
+            c->seccomp = (enum seccomp_mode)i;
+        return i < 0 ? i : 0;
     }
     if (!strcmp(key, "landlock")) {
         static const char *const modes[] = {
             [LANDLOCK_AUTO] = "auto", [LANDLOCK_ON] = "on", [LANDLOCK_OFF] = "off"};
-        for (size_t i = 0; value && i < ARRAY_SIZE(modes); i++) {
-            if (!strcmp(value, modes[i])) {
-                c->landlock = (enum landlock_mode)i;
-                return 0;
-            }
-        }
-        return err_set(err, WISP_EXIT_USAGE, EINVAL, "landlock must be auto, on or off, not '%s'",
-                       value ? value : "");
+        int i = set_choice(key, value, modes, err);
+        if (i >= 0)
+            c->landlock = (enum landlock_mode)i;
+        return i < 0 ? i : 0;
     }
     if (!strcmp(key, "memory")) {
         uint64_t v;
@@ -584,9 +598,7 @@ int config_validate(const struct vm_config *c, struct errbuf *err)
     if (c->hugepages && c->memory % (2 * MiB))
         return err_set(err, WISP_EXIT_USAGE, EINVAL,
                        "with hugepages, memory must be a multiple of 2 MiB");
-    unsigned stdio_consoles = 0;
-    for (unsigned i = 0; i < c->ndevices; i++)
-        stdio_consoles += c->devices[i].type == DEV_CONSOLE && !c->devices[i].socket;
+    unsigned stdio_consoles = config_stdio_consoles(c);
     if (stdio_consoles > 1)
         return err_set(err, WISP_EXIT_USAGE, EINVAL, "only one console can use stdio");
     if (stdio_consoles && c->serial == SERIAL_STDIO)

@@ -66,6 +66,9 @@ struct vm_config {
 void config_init(struct vm_config *c);
 void config_free(struct vm_config *c);
 
+/* How many virtio consoles use stdio (config_validate() allows at most one). */
+unsigned config_stdio_consoles(const struct vm_config *c);
+
 /*
  * Set `key` (without leading dashes) to `value`.  Boolean keys take NULL
  * (meaning true) or "on"/"off"/"true"/"false".  Unknown keys and bad values

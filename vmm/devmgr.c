@@ -66,19 +66,10 @@ int devmgr_plan(struct vm *vm, char **cmdline, struct errbuf *err)
     return 0;
 }
 
-/* Input filter of a stdio console: the Ctrl-A escape while the terminal is raw. */
+/* Input filter of a stdio console: the VM's terminal escape. */
 static size_t console_escape(void *ctx, uint8_t *buf, size_t len)
 {
-    struct vm *vm = ctx;
-    if (!vm->term_raw)
-        return len;
-    bool stop;
-    len = term_escape_filter(&vm->escape, buf, len, &stop);
-    if (stop) {
-        vm_stop_by_escape(vm);
-        return 0;
-    }
-    return len;
+    return vm_filter_input(ctx, buf, len);
 }
 
 static int create_model(struct vm *vm, const struct device_spec *s, struct virtio_dev **out,

@@ -163,20 +163,18 @@ int sandbox_load_embedded(enum sandbox_role role, const struct sandbox_opts *opt
         return err_set(err, WISP_EXIT_FAILURE, EINVAL, "internal: no embedded %s filter", rname);
     const struct sandbox_embedded *e =
         &sandbox_embedded_progs[opts->mode == SECCOMP_LOG][opts->stats ? 1 : 0][role];
-    struct sock_fprog p = {.len = e->len, .filter = NULL};
-    const char *why = NULL;
     if (!e->insns || !e->len || e->len > BPF_MAXINSNS)
-        why = "missing";
-    else if (!(p.filter = malloc(e->len * sizeof(*p.filter))))
+        return err_set(err, WISP_EXIT_FAILURE, EINVAL,
+                       "seccomp: the embedded %s filter is missing; rebuild wisp", rname);
+    struct sock_fprog p = {.len = e->len, .filter = malloc(e->len * sizeof(struct sock_filter))};
+    if (!p.filter)
         return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory for the %s filter", rname);
-    if (!why) {
-        memcpy(p.filter, e->insns, e->len * sizeof(*p.filter));
-        for (unsigned i = 0; i < p.len; i++)
-            if (p.filter[i].code == (BPF_JMP | BPF_JEQ | BPF_K) && p.filter[i].k == SANDBOX_GEN_PID)
-                p.filter[i].k = (uint32_t)pid;
-        (void)sandbox_check_prog(&p, &why);
-    }
-    if (why) {
+    memcpy(p.filter, e->insns, e->len * sizeof(*p.filter));
+    for (unsigned i = 0; i < p.len; i++)
+        if (p.filter[i].code == (BPF_JMP | BPF_JEQ | BPF_K) && p.filter[i].k == SANDBOX_GEN_PID)
+            p.filter[i].k = (uint32_t)pid;
+    const char *why;
+    if (sandbox_check_prog(&p, &why) < 0) {
         free(p.filter);
         return err_set(err, WISP_EXIT_FAILURE, EINVAL,
                        "seccomp: the embedded %s filter is damaged (%s); rebuild wisp", rname, why);

@@ -182,10 +182,17 @@ static void stdin_pause(struct vm *vm)
     }
 }
 
-void vm_stop_by_escape(struct vm *vm)
+size_t vm_filter_input(struct vm *vm, uint8_t *buf, size_t len)
 {
+    if (!vm->term_raw)
+        return len;
+    bool stop;
+    len = term_escape_filter(&vm->escape, buf, len, &stop);
+    if (!stop)
+        return len;
     log_info("Ctrl-A x: stopping the VM");
     vm_request_stop(vm, VM_STOP_SIGNAL, 128 + SIGINT);
+    return 0;
 }
 
 /* Queue input for the UART; what does not fit is counted, not buffered. */
@@ -195,21 +202,10 @@ static void feed(struct vm *vm, const uint8_t *buf, size_t len)
         vm->stdin_dropped += len - serial_receive(vm->serial, buf, len);
 }
 
-/*
- * Deliver host input to the guest.  On a raw terminal the Ctrl-A escape is
- * filtered first (term_escape_filter): Ctrl-A x stops the VM.
- */
+/* Deliver host input to the guest, after the terminal escape (vm_filter_input). */
 static void deliver_input(struct vm *vm, uint8_t *buf, size_t len)
 {
-    if (vm->term_raw) {
-        bool stop;
-        len = term_escape_filter(&vm->escape, buf, len, &stop);
-        if (stop) {
-            vm_stop_by_escape(vm);
-            return;
-        }
-    }
-    feed(vm, buf, len);
+    feed(vm, buf, vm_filter_input(vm, buf, len));
 }
 
 static void on_stdin(void *opaque, uint32_t events)
@@ -245,14 +241,6 @@ static void on_serial_room(void *opaque, uint32_t events)
     }
 }
 
-static bool stdio_console(const struct vm_config *cfg)
-{
-    for (unsigned i = 0; i < cfg->ndevices; i++)
-        if (cfg->devices[i].type == DEV_CONSOLE && !cfg->devices[i].socket)
-            return true;
-    return false;
-}
-
 static int setup_main_loop(struct vm *vm, struct errbuf *err)
 {
     sigset_t set;
@@ -279,7 +267,7 @@ static int setup_main_loop(struct vm *vm, struct errbuf *err)
         /* stdin may be /dev/null or a file that epoll refuses: then no input. */
         if (evloop_add(&vm->loop, STDIN_FILENO, EPOLLIN, on_stdin, vm) < 0)
             vm->stdin_eof = true;
-    } else if (!ret && stdio_console(vm->cfg)) {
+    } else if (!ret && config_stdio_consoles(vm->cfg)) {
         /* The virtio console reads stdin itself; the escape is its input
          * filter (devmgr). The config allows one stdio user only. */
         vm->term_raw = term_raw_enable(STDIN_FILENO);
@@ -298,7 +286,6 @@ static int apply_landlock(struct vm *vm, struct errbuf *err)
         if (cfg->devices[i].type == DEV_CONSOLE && cfg->devices[i].socket)
             p.remove_files[p.nremove++] = cfg->devices[i].socket;
     int ret = landlock_apply(&p, landlock_abi(), err);
-    vm->landlocked = ret > 0;
     return ret < 0 ? ret : 0;
 }
 

@@ -70,7 +70,6 @@ struct vm {
     int serial_room_efd; /* written when the UART can take input again */
     int signal_fd;       /* SIGINT, SIGTERM, SIGHUP */
     bool term_raw;       /* stdin is a terminal in raw mode (serial or console on stdio) */
-    bool landlocked;     /* the Landlock restriction is in force (vm_run) */
     bool stdin_paused;   /* not reading stdin until the UART has room */
     bool stdin_eof;
     struct term_escape escape; /* Ctrl-A escape state of stdin (one reader at a time) */
@@ -97,9 +96,13 @@ void vm_destroy(struct vm *vm);
  */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int exit_code);
 
-/* The user typed the Ctrl-A x escape on the terminal: stop as SIGINT would
- * (exit status 128 + SIGINT).  Main thread. */
-void vm_stop_by_escape(struct vm *vm);
+/*
+ * Host keyboard input on its way to the guest's console (serial or virtio):
+ * on a raw terminal, apply the Ctrl-A escape in place (term_escape_filter).
+ * Ctrl-A x stops the VM as SIGINT would (exit status 128 + SIGINT) and
+ * drops the rest.  Returns the bytes left for the guest.  Main thread.
+ */
+size_t vm_filter_input(struct vm *vm, uint8_t *buf, size_t len);
 
 static inline bool vm_stopping(struct vm *vm)
 {

@@ -8,6 +8,7 @@
  * Sanitizer builds of wisp may read any file (report symbolisation), so the
  * refusals are checked with writes, which no build may do.
  */
+#include "vmm/landlock.h"
 #include "tests/lib/proc.h"
 #include "tests/lib/wisp_run.h"
 
@@ -17,13 +18,11 @@
 #include <string.h>
 #include <stdint.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 static bool have_landlock(void)
 {
-    /* The kernel's ABI version: 0 (or an error) without Landlock. */
-    return syscall(444, NULL, 0, 1u) > 0;
+    return landlock_abi() > 0;
 }
 
 /* Run the hook build with WISP_TEST_OPEN=path and extra options. */

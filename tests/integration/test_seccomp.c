@@ -13,24 +13,16 @@
 
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #define EXIT_SECCOMP 148 /* SANDBOX_EXIT_STATUS */
-
-static const char *hook_bin(void)
-{
-    return wisp_hook_bin();
-}
 
 static void assert_no_seccomp_report(const struct proc_result *r)
 {
@@ -200,7 +192,7 @@ ParameterizedTestParameters(seccomp, forbidden_syscall_is_reported)
 
 ParameterizedTest(int *role, seccomp, forbidden_syscall_is_reported, .timeout = 120)
 {
-    const char *bin = hook_bin();
+    const char *bin = wisp_hook_bin();
     if (!bin)
         cr_skip_test("no wisp built with -DWISP_TEST_HOOKS (set WISP_TEST_BIN)");
     char env_var[64];
@@ -231,7 +223,7 @@ ParameterizedTestParameters(seccomp, abort_in_filtered_thread_is_sigabrt)
 
 ParameterizedTest(int *role, seccomp, abort_in_filtered_thread_is_sigabrt, .timeout = 120)
 {
-    const char *bin = hook_bin();
+    const char *bin = wisp_hook_bin();
     if (!bin)
         cr_skip_test("no wisp built with -DWISP_TEST_HOOKS (set WISP_TEST_BIN)");
     char env_var[64];
@@ -291,7 +283,7 @@ ParameterizedTestParameters(seccomp, terminal_restored_after_fatal_exit)
 
 ParameterizedTest(struct pty_case *c, seccomp, terminal_restored_after_fatal_exit, .timeout = 120)
 {
-    const char *bin = hook_bin();
+    const char *bin = wisp_hook_bin();
     if (!bin)
         cr_skip_test("no wisp built with -DWISP_TEST_HOOKS (set WISP_TEST_BIN)");
     char env_var[64];
