@@ -53,8 +53,8 @@ GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 CFLAGS += -DWISP_VERSION='"$(VERSION)"' -DWISP_GIT_REV='"$(GIT_REV)"'
 
 ARCH := x86_64
-LIB_SRCS := $(sort $(wildcard vmm/*.c arch/$(ARCH)/*.c devices/*.c devices/*/*.c \
-                    devices/*/*/*.c migration/*.c))
+LIB_SRCS := $(sort $(wildcard vmm/*.c jailer/*.c sandbox/*.c arch/$(ARCH)/*.c devices/*.c \
+                    devices/*/*.c devices/*/*/*.c migration/*.c))
 LIB_SRCS := $(filter-out vmm/main.c,$(LIB_SRCS))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ := $(BUILD)/obj/vmm/main.o
@@ -84,13 +84,13 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # Seccomp programs are compiled at build time (security.md B2): sandbox-gen
-# runs libseccomp over vmm/sandbox_rules.c and writes C arrays that wisp
+# runs libseccomp over sandbox/sandbox_rules.c and writes C arrays that wisp
 # embeds; wisp itself never compiles policy.
 SANDBOX_GEN := $(BUILD)/sandbox-gen
 SANDBOX_GEN_C := $(BUILD)/gen/sandbox_bpf.c
 SANDBOX_GEN_OBJ := $(BUILD)/obj/gen/sandbox_bpf.o
-$(SANDBOX_GEN): $(BUILD)/obj/vmm/gen/sandbox_gen.o $(BUILD)/obj/vmm/sandbox_build.o \
-                $(BUILD)/obj/vmm/sandbox_rules.o $(BUILD)/obj/vmm/error.o
+$(SANDBOX_GEN): $(BUILD)/obj/sandbox/gen/sandbox_gen.o $(BUILD)/obj/sandbox/sandbox_build.o \
+                $(BUILD)/obj/sandbox/sandbox_rules.o $(BUILD)/obj/vmm/error.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 $(SANDBOX_GEN_C): $(SANDBOX_GEN)
 	@mkdir -p $(dir $@)
@@ -114,13 +114,13 @@ $(INTEG_BIN): $(INTEG_OBJS) $(TESTLIB_OBJS) $(LIBWISP)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcriterion
 
-# wisp with the test-only hooks of vmm/sandbox.c (forbidden-syscall triggers);
+# wisp with the test-only hooks of sandbox/sandbox.c (forbidden-syscall triggers);
 # only the tests use it, and the release binary carries none of it.
 WISP_TEST := $(BUILD)/wisp-test
-$(BUILD)/obj/vmm/sandbox-hooks.o: vmm/sandbox.c
+$(BUILD)/obj/sandbox/sandbox-hooks.o: sandbox/sandbox.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DWISP_TEST_HOOKS -MMD -MP -c $< -o $@
-$(WISP_TEST): $(MAIN_OBJ) $(BUILD)/obj/vmm/sandbox-hooks.o $(LIBWISP)
+$(WISP_TEST): $(MAIN_OBJ) $(BUILD)/obj/sandbox/sandbox-hooks.o $(LIBWISP)
 	$(CC) $(LDFLAGS) $(WISP_LDFLAGS) -o $@ $^ $(LIBS)
 
 # Integration tests find their inputs through the environment.

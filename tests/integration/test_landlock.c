@@ -8,7 +8,7 @@
  * Sanitizer builds of wisp may read any file (report symbolisation), so the
  * refusals are checked with writes, which no build may do.
  */
-#include "vmm/landlock.h"
+#include "sandbox/landlock.h"
 #include "tests/lib/proc.h"
 #include "tests/lib/wisp_run.h"
 
