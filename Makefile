@@ -4,6 +4,7 @@
 #
 #   make             wisp, the test guest (ELF + bzImage)
 #   make test        unit tests, then KVM integration tests
+#   make check-layers  no lower layer includes a header of a layer above it
 #   make test-san    the unit and integration tests again under ASan+UBSan
 #   make bench       boot-time and memory benchmark -> docs/BENCHMARKS.md
 #   make format      clang-format every C source
@@ -71,7 +72,8 @@ LIBWISP := $(BUILD)/libwisp.a
 UNIT_BIN := $(BUILD)/tests/unit
 INTEG_BIN := $(BUILD)/tests/integration
 
-.PHONY: all test test-unit test-integration test-san demo bench format format-check clean guest
+.PHONY: all test test-unit test-integration test-san check-layers demo bench format format-check \
+        clean guest
 all: $(WISP) guest
 
 -include guest-images/guest.mk
@@ -127,21 +129,27 @@ $(WISP_TEST): $(MAIN_OBJ) $(BUILD)/obj/sandbox/sandbox-hooks.o $(LIBWISP)
 TEST_ENV = WISP_BIN=$(abspath $(WISP)) WISP_TEST_BIN=$(abspath $(WISP_TEST)) \
            WISP_GUEST_ELF=$(abspath $(GUEST_ELF)) WISP_GUEST_BZIMAGE=$(abspath $(GUEST_BZIMAGE))
 
-# Everything CI runs: unit tests, KVM integration tests, both again under
-# ASan+UBSan, then every libFuzzer target for FUZZ_SECONDS (30) from its seed
-# corpus.  Prerequisites build in parallel; the runs are sequential.
+# Everything CI runs: the layering check, unit tests, KVM integration tests,
+# both again under ASan+UBSan, then every libFuzzer target for FUZZ_SECONDS
+# (30) from its seed corpus.  Prerequisites build in parallel; the runs are
+# sequential.
 FUZZ_SECONDS ?= 30
-test: $(UNIT_BIN) $(INTEG_BIN) $(WISP) $(WISP_TEST) guest
+test: check-layers $(UNIT_BIN) $(INTEG_BIN) $(WISP) $(WISP_TEST) guest
 	$(UNIT_BIN) --jobs 2
 	$(TEST_ENV) $(INTEG_BIN) --jobs 2
 	$(MAKE) BUILD=build-san SAN=1 test-unit test-integration
 	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
 
-test-unit: $(UNIT_BIN)
+test-unit: check-layers $(UNIT_BIN)
 	$(RUN_ENV) $(UNIT_BIN) --jobs 2
 
 test-integration: $(INTEG_BIN) $(WISP) $(WISP_TEST) guest
 	$(RUN_ENV) $(TEST_ENV) $(INTEG_BIN) --jobs 2
+
+# arch/ and devices/ reach the core only through vmm/services.h and friends,
+# never vm.c; sandbox/ and jailer/ know no devices (docs/ARCHITECTURE.md).
+check-layers:
+	@scripts/check_layers.sh
 
 # Both suites under ASan+UBSan.
 test-san:
