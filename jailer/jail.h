@@ -21,8 +21,8 @@
  * This header holds the types they share and the entry points main() and
  * the tests use.
  */
-#ifndef VMM_JAIL_H
-#define VMM_JAIL_H
+#ifndef JAILER_JAIL_H
+#define JAILER_JAIL_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -157,4 +157,4 @@ void jail_undo(struct jail_plan *p);
 /* Close the plan's descriptors and free the argument vector. */
 void jail_plan_free(struct jail_plan *p);
 
-#endif /* VMM_JAIL_H */
+#endif /* JAILER_JAIL_H */

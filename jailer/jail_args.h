@@ -3,8 +3,8 @@
  * that need nothing but the strings themselves (ids, numbers, path shapes,
  * cgroup keys).  Checks that touch the file system are in jail_input.c.
  */
-#ifndef VMM_JAIL_ARGS_H
-#define VMM_JAIL_ARGS_H
+#ifndef JAILER_JAIL_ARGS_H
+#define JAILER_JAIL_ARGS_H
 
 #include <stdio.h>
 
@@ -38,4 +38,4 @@ bool jail_args_cgroup_key_ok(const char *key);
 /* The `wisp jail --help` text. */
 void jail_args_print_help(FILE *f);
 
-#endif /* VMM_JAIL_ARGS_H */
+#endif /* JAILER_JAIL_ARGS_H */

@@ -8,8 +8,8 @@
  * are accounted there.  The group and its files stay root-owned: the VMM
  * cannot change its limits or leave the group.
  */
-#ifndef VMM_JAIL_CGROUP_H
-#define VMM_JAIL_CGROUP_H
+#ifndef JAILER_JAIL_CGROUP_H
+#define JAILER_JAIL_CGROUP_H
 
 #include <stddef.h>
 
@@ -49,4 +49,4 @@ void jail_cgroup_undo(struct jail_plan *p);
  */
 int jail_cgroup_cleanup(const char *cgroup_root, const char *id, struct errbuf *err) __must_check;
 
-#endif /* VMM_JAIL_CGROUP_H */
+#endif /* JAILER_JAIL_CGROUP_H */

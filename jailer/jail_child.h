@@ -9,8 +9,8 @@
  * /dev/null, drop every privilege, exec.  Any failure is reported to the
  * parent through a pipe (one struct errbuf) and ends the child.
  */
-#ifndef VMM_JAIL_CHILD_H
-#define VMM_JAIL_CHILD_H
+#ifndef JAILER_JAIL_CHILD_H
+#define JAILER_JAIL_CHILD_H
 
 #include <sys/types.h>
 
@@ -41,4 +41,4 @@ int jail_child_drop_privileges(uid_t uid, gid_t gid, struct errbuf *err) __must_
 int jail_child_set_rlimits(uint64_t nofile, bool has_fsize, uint64_t fsize,
                            struct errbuf *err) __must_check;
 
-#endif /* VMM_JAIL_CHILD_H */
+#endif /* JAILER_JAIL_CHILD_H */

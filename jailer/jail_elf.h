@@ -12,8 +12,8 @@
  * nothing.  ELF input is bounds-checked throughout, though it comes from the
  * operator's own files.
  */
-#ifndef VMM_JAIL_ELF_H
-#define VMM_JAIL_ELF_H
+#ifndef JAILER_JAIL_ELF_H
+#define JAILER_JAIL_ELF_H
 
 #include "vmm/error.h"
 #include "jailer/jail.h"
@@ -65,4 +65,4 @@ int jail_elf_resolve(int exec_fd, struct jail_elf_libs *out, struct errbuf *err)
 /* Close every descriptor in `libs` and empty it. */
 void jail_elf_libs_close(struct jail_elf_libs *libs);
 
-#endif /* VMM_JAIL_ELF_H */
+#endif /* JAILER_JAIL_ELF_H */

@@ -19,8 +19,8 @@
  * planted in the tree can redirect a write.  Copies, not links: the VMM
  * shares no inode (and no page cache) with host files.
  */
-#ifndef VMM_JAIL_FS_H
-#define VMM_JAIL_FS_H
+#ifndef JAILER_JAIL_FS_H
+#define JAILER_JAIL_FS_H
 
 #include "jailer/jail.h"
 
@@ -63,4 +63,4 @@ int jail_fs_remove_tree(int parent, const char *name) __must_check;
 int jail_fs_cleanup(const char *base, const char *exec_name, const char *id,
                     struct errbuf *err) __must_check;
 
-#endif /* VMM_JAIL_FS_H */
+#endif /* JAILER_JAIL_FS_H */

@@ -14,8 +14,8 @@
  * path= becomes /diskN (bind-mounted, read-only when readonly=on).
  * --config is refused: its JSON could name files the jailer never sees.
  */
-#ifndef VMM_JAIL_INPUT_H
-#define VMM_JAIL_INPUT_H
+#ifndef JAILER_JAIL_INPUT_H
+#define JAILER_JAIL_INPUT_H
 
 #include <sys/stat.h>
 
@@ -42,4 +42,4 @@ int jail_input_open(const char *path, bool path_only, const char *what,
  */
 int jail_input_plan(struct jail_plan *p, struct errbuf *err) __must_check;
 
-#endif /* VMM_JAIL_INPUT_H */
+#endif /* JAILER_JAIL_INPUT_H */

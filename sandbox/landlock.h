@@ -20,8 +20,8 @@
  * threads it creates afterwards; wisp applies it in the main thread before
  * the vCPU threads exist, so all threads share one domain.
  */
-#ifndef VMM_LANDLOCK_H
-#define VMM_LANDLOCK_H
+#ifndef SANDBOX_LANDLOCK_H
+#define SANDBOX_LANDLOCK_H
 
 #include <stdbool.h>
 
@@ -51,4 +51,4 @@ int landlock_abi(void);
  */
 int landlock_apply(const struct landlock_policy *p, int abi, struct errbuf *err) __must_check;
 
-#endif /* VMM_LANDLOCK_H */
+#endif /* SANDBOX_LANDLOCK_H */

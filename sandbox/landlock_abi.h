@@ -1,11 +1,11 @@
 /*
- * The Landlock kernel ABI that vmm/landlock.c uses, spelled out here because
+ * The Landlock kernel ABI that sandbox/landlock.c uses, spelled out here because
  * Debian 12's kernel headers (6.1) stop at ABI 3 and wisp uses rights and
  * scopes from ABI 4-6 when the running kernel has them.  Values are the
  * kernel's (Documentation/userspace-api/landlock.rst); names are ours.
  */
-#ifndef VMM_LANDLOCK_ABI_H
-#define VMM_LANDLOCK_ABI_H
+#ifndef SANDBOX_LANDLOCK_ABI_H
+#define SANDBOX_LANDLOCK_ABI_H
 
 #include <stdint.h>
 #include <sys/syscall.h>
@@ -69,4 +69,4 @@ struct ll_path_beneath_attr {
 } __attribute__((packed));
 _Static_assert(sizeof(struct ll_path_beneath_attr) == 12, "landlock_path_beneath_attr is 12 bytes");
 
-#endif /* VMM_LANDLOCK_ABI_H */
+#endif /* SANDBOX_LANDLOCK_ABI_H */

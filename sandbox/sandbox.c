@@ -1,6 +1,6 @@
 /*
  * Per-thread seccomp filters (see sandbox.h): loading the programs compiled
- * at build time (sandbox_build.c, vmm/gen/sandbox_gen.c), installation, and
+ * at build time (sandbox_build.c, sandbox/gen/sandbox_gen.c), installation, and
  * the SIGSYS handler.
  *
  * Why TRAP and not KILL_PROCESS: a killed process says nothing, and an

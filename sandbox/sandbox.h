@@ -4,7 +4,7 @@
  * Every wisp thread belongs to a role (main event loop, vCPU, and later the
  * control API, migration and device I/O workers) and runs under exactly one
  * allow-list filter: the one for its role.  The filters are compiled at build
- * time (sandbox_build(), run by vmm/gen/sandbox_gen.c) and embedded;
+ * time (sandbox_build(), run by sandbox/gen/sandbox_gen.c) and embedded;
  * sandbox_prepare() loads and checks them once, before any thread starts;
  * each thread then installs its own with sandbox_enter() before it touches
  * guest data.
@@ -24,8 +24,8 @@
  * The rule tables live in sandbox_rules.c, one line per rule with the reason; the
  * same tables are documented in docs/SECURITY.md ("Seccomp filters").
  */
-#ifndef VMM_SANDBOX_H
-#define VMM_SANDBOX_H
+#ifndef SANDBOX_SANDBOX_H
+#define SANDBOX_SANDBOX_H
 
 #include <linux/filter.h>
 #include <seccomp.h>
@@ -135,7 +135,7 @@ bool sandbox_sanitizer_build(void);
 /* ---- programs compiled at build time (security.md B2) ----------------------------------- */
 
 /*
- * wisp does not compile filters when it starts: vmm/gen/sandbox_gen.c runs
+ * wisp does not compile filters when it starts: sandbox/gen/sandbox_gen.c runs
  * sandbox_build() for every mode (kill, log), --stats setting and role at
  * build time, with SANDBOX_GEN_PID standing for the pid, and embeds the
  * programs and the syscall names.  sandbox_prepare() copies a program,
@@ -173,4 +173,4 @@ int sandbox_load_embedded(enum sandbox_role role, const struct sandbox_opts *opt
  */
 int sandbox_check_prog(const struct sock_fprog *p, const char **why);
 
-#endif /* VMM_SANDBOX_H */
+#endif /* SANDBOX_SANDBOX_H */

@@ -1,6 +1,6 @@
 /*
  * Compiling a role's allow-list (sandbox_rules.c) to a BPF program with
- * libseccomp.  This runs at build time, not in wisp: vmm/gen/sandbox_gen.c
+ * libseccomp.  This runs at build time, not in wisp: sandbox/gen/sandbox_gen.c
  * calls sandbox_build() for every role, mode and option set and embeds the
  * programs in wisp (security.md B2), and the tests call it to compare the
  * embedded programs with the table.  wisp itself does not link libseccomp.

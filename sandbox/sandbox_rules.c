@@ -1,5 +1,5 @@
 /*
- * The seccomp allow-lists of vmm/sandbox.c, one table per thread role, and
+ * The seccomp allow-lists of sandbox/sandbox.c, one table per thread role, and
  * how a role's filter is assembled from them (sandbox_role_rules()).  This
  * is the data a reviewer audits, kept apart from the code that compiles,
  * installs and enforces it (sandbox.c) so the policy reads as one list.

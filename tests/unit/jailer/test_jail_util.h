@@ -3,8 +3,8 @@
  * directories, small files, a synthetic ELF binary, tree listings, and
  * parsing a `wisp jail` command line from a NULL-terminated list.
  */
-#ifndef TESTS_UNIT_VMM_TEST_JAIL_UTIL_H
-#define TESTS_UNIT_VMM_TEST_JAIL_UTIL_H
+#ifndef TESTS_UNIT_JAILER_TEST_JAIL_UTIL_H
+#define TESTS_UNIT_JAILER_TEST_JAIL_UTIL_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -52,4 +52,4 @@ int tj_parse(struct jail_opts *o, struct errbuf *err, ...);
 /* True if the tests run as root (what building a jail needs). */
 bool tj_is_root(void);
 
-#endif /* TESTS_UNIT_VMM_TEST_JAIL_UTIL_H */
+#endif /* TESTS_UNIT_JAILER_TEST_JAIL_UTIL_H */

@@ -1,5 +1,5 @@
 /*
- * vmm/landlock.c against the running kernel.  Criterion runs every test in
+ * sandbox/landlock.c against the running kernel.  Criterion runs every test in
  * its own process, so each may restrict itself for real.
  */
 #include "sandbox/landlock.h"

@@ -1,5 +1,5 @@
 /*
- * Seccomp filters (vmm/sandbox.c, vmm/sandbox_rules.c), checked without the
+ * Seccomp filters (sandbox/sandbox.c, sandbox/sandbox_rules.c), checked without the
  * kernel: each role's BPF program, as libseccomp compiled it, runs in a small
  * BPF interpreter against the rule table's own meaning (every rule's
  * arguments pass; each argument perturbed, every other syscall, a foreign ABI

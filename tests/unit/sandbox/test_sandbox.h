@@ -4,8 +4,8 @@
  * prepared the sandbox and entered a role, and collect its exit status and
  * stderr.
  */
-#ifndef TESTS_UNIT_VMM_TEST_SANDBOX_H
-#define TESTS_UNIT_VMM_TEST_SANDBOX_H
+#ifndef TESTS_UNIT_SANDBOX_TEST_SANDBOX_H
+#define TESTS_UNIT_SANDBOX_TEST_SANDBOX_H
 
 #include <stdbool.h>
 
@@ -46,4 +46,4 @@ void run_child(int role, enum seccomp_mode mode, child_body body, int arg,
 /* MUST()'s failure path: write the line number and errno to stderr, _exit(1). */
 _Noreturn void must_fail(int line);
 
-#endif /* TESTS_UNIT_VMM_TEST_SANDBOX_H */
+#endif /* TESTS_UNIT_SANDBOX_TEST_SANDBOX_H */

@@ -1,6 +1,6 @@
 /*
  * The seccomp programs wisp embeds (compiled at build time by
- * vmm/gen/sandbox_gen.c): each must be exactly what sandbox_build() makes of
+ * sandbox/gen/sandbox_gen.c): each must be exactly what sandbox_build() makes of
  * the rule table for the same pid, and sandbox_check_prog() must refuse a
  * damaged program (security.md B2).
  */
