@@ -58,7 +58,7 @@ static void kvm_close(void)
 
 TestSuite(x86_gdt, .init = reset_err);
 TestSuite(x86_boot_mem, .init = mem_setup, .fini = mem_teardown);
-TestSuite(x86_vcpu, .init = kvm_open, .fini = kvm_close);
+TestSuite(x86_vcpu_kvm, .init = kvm_open, .fini = kvm_close);
 
 /* ---- descriptors ---- */
 
@@ -264,7 +264,7 @@ static void check_common(const struct kvm_sregs *s, const struct kvm_regs *r, ui
     cr_assert_eq(s->idt.base, X86_IDT_GPA);
 }
 
-Test(x86_vcpu, linux64_regs)
+Test(x86_vcpu_kvm, linux64_regs)
 {
     int vcpu = new_vcpu(0);
     struct kvm_sregs s;
@@ -289,7 +289,7 @@ Test(x86_vcpu, linux64_regs)
     close(vcpu);
 }
 
-Test(x86_vcpu, pvh_regs)
+Test(x86_vcpu_kvm, pvh_regs)
 {
     int vcpu = new_vcpu(0);
     struct kvm_sregs s;
@@ -311,7 +311,7 @@ Test(x86_vcpu, pvh_regs)
     close(vcpu);
 }
 
-Test(x86_vcpu, mode_switch_both_ways)
+Test(x86_vcpu_kvm, mode_switch_both_ways)
 {
     /* The same vCPU can be set up twice (e.g. a reset), in either order. */
     int vcpu = new_vcpu(0);
@@ -332,7 +332,7 @@ Test(x86_vcpu, mode_switch_both_ways)
     close(vcpu);
 }
 
-Test(x86_vcpu, refuses_entry_above_4g)
+Test(x86_vcpu_kvm, refuses_entry_above_4g)
 {
     int vcpu = new_vcpu(0);
     cr_assert_eq(x86_vcpu_setup_regs(vcpu, X86_ENTRY_PVH, 0x100000000ULL, 0x6000, &err), -EINVAL);
@@ -347,7 +347,7 @@ Test(x86_vcpu, refuses_entry_above_4g)
     close(vcpu);
 }
 
-Test(x86_vcpu, fpu)
+Test(x86_vcpu_kvm, fpu)
 {
     int vcpu = new_vcpu(0);
     struct kvm_fpu fpu;
@@ -394,7 +394,7 @@ static void dirty_lints(int vcpu)
     cr_assert_eq(ioctl(vcpu, KVM_SET_LAPIC, &l), 0);
 }
 
-Test(x86_vcpu, lapic_virtual_wire)
+Test(x86_vcpu_kvm, lapic_virtual_wire)
 {
     cr_assert_eq(ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0), 0, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
     int bsp = new_vcpu(0), ap = new_vcpu(1);
@@ -429,7 +429,7 @@ Test(x86_vcpu, lapic_virtual_wire)
     close(ap);
 }
 
-Test(x86_vcpu, lapic_needs_irqchip)
+Test(x86_vcpu_kvm, lapic_needs_irqchip)
 {
     int vcpu = new_vcpu(0);
     cr_assert_lt(x86_vcpu_setup_lapic(vcpu, &err), 0);
