@@ -68,11 +68,12 @@ UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)
 INTEG_OBJS := $(INTEG_SRCS:%.c=$(BUILD)/obj/%.o)
 
 WISP := $(BUILD)/wisp
+KVM_PROBE := $(BUILD)/kvm-probe
 LIBWISP := $(BUILD)/libwisp.a
 UNIT_BIN := $(BUILD)/tests/unit
 INTEG_BIN := $(BUILD)/tests/integration
 
-.PHONY: all test test-unit test-integration test-san check-layers demo bench format format-check \
+.PHONY: all test test-build testbed test-linux test-unit test-integration test-san check-layers demo bench format format-check \
         clean guest
 all: $(WISP) guest
 
@@ -129,16 +130,31 @@ $(WISP_TEST): $(MAIN_OBJ) $(BUILD)/obj/sandbox/sandbox-hooks.o $(LIBWISP)
 TEST_ENV = WISP_BIN=$(abspath $(WISP)) WISP_TEST_BIN=$(abspath $(WISP_TEST)) \
            WISP_GUEST_ELF=$(abspath $(GUEST_ELF)) WISP_GUEST_BZIMAGE=$(abspath $(GUEST_BZIMAGE))
 
-# Everything CI runs: the layering check, unit tests, KVM integration tests,
-# both again under ASan+UBSan, then every libFuzzer target for FUZZ_SECONDS
-# (30) from its seed corpus.  Prerequisites build in parallel; the runs are
-# sequential.
+# Everything CI runs (tests/run-all): unit tests, the KVM suites (natively
+# where build/kvm-probe runs a VM, otherwise in the nested testbed), both
+# again under ASan+UBSan, the stock-Linux guest tests (in the testbed unless
+# KVM is hardware-backed), and every libFuzzer target for FUZZ_SECONDS (30).
+# Prerequisites build in parallel; WISP_TEST_KVM=testbed forces the testbed.
 FUZZ_SECONDS ?= 30
-test: check-layers $(UNIT_BIN) $(INTEG_BIN) $(WISP) $(WISP_TEST) guest
-	$(UNIT_BIN) --jobs 2
-	$(TEST_ENV) $(INTEG_BIN) --jobs 2
-	$(MAKE) BUILD=build-san SAN=1 test-unit test-integration
-	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
+test: check-layers test-build $(KVM_PROBE)
+	$(MAKE) BUILD=build-san SAN=1 test-build
+	BUILD=$(BUILD) SAN_BUILD=build-san FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run-all
+
+test-build: $(UNIT_BIN) $(INTEG_BIN) $(WISP) $(WISP_TEST) guest
+
+# Does /dev/kvm run a VM, and at hardware speed?  (tests/testbed/kvm_probe.c)
+$(KVM_PROBE): tests/testbed/kvm_probe.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+
+# Run a command in the nested testbed: make testbed CMD='uname -r'
+testbed:
+	tests/testbed/run -- sh -c '$(CMD)'
+
+# The stock-Linux guest tests alone, where they belong (see tests/run-all).
+test-linux: $(WISP) $(KVM_PROBE)
+	@if $(KVM_PROBE) >/dev/null; then tests/testbed/linux/run --wisp $(WISP); \
+	else tests/testbed/run -- tests/testbed/linux/run --wisp $(WISP); fi
 
 test-unit: check-layers $(UNIT_BIN)
 	$(RUN_ENV) $(UNIT_BIN) --jobs 2

@@ -11,9 +11,10 @@ PACKAGES=(
     libseccomp-dev                    # per-thread seccomp filters
     libcriterion-dev                  # unit and integration tests
     clang llvm libclang-rt-14-dev     # sanitizer builds (and libFuzzer later)
-    qemu-system-x86                   # the QEMU microvm comparison in `make bench`
+    qemu-system-x86                   # `make bench`'s QEMU microvm; the nested testbed's L1
     python3 time                      # benchmark driver, peak-RSS measurement
     iproute2                          # network namespaces for tests
+    kmod cpio xz-utils zstd           # the nested testbed: depmod, initramfs images, modules
 )
 
 missing=()
