@@ -21,6 +21,7 @@
 
 struct kvm_run;
 struct arch_vm;
+struct irq_routing;
 struct serial;
 struct i8042;
 struct debug_exit;
@@ -53,6 +54,9 @@ struct vm {
     struct vcpu *vcpus;
 
     struct arch_vm *arch;
+    /* KVM's GSI routing (vmm/irq_routing.h): arch_vm_init installs the
+     * architecture's wiring; later routes (MSI) extend it and re-commit. */
+    struct irq_routing *irq_routing;
 
     unsigned kvm_max_vcpus;
     char *cmdline;       /* what the guest gets: the user's plus device descriptions */

@@ -7,12 +7,14 @@
 #include "arch/x86_64/boot.h"
 #include "arch/x86_64/cpu.h"
 #include "arch/x86_64/cpuid.h"
+#include "arch/x86_64/irqmap.h"
 #include "arch/x86_64/layout.h"
 #include "arch/x86_64/mptable.h"
 #include "arch/x86_64/msr.h"
 #include "devices/legacy/debug_exit.h"
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/serial.h"
+#include "vmm/irq_routing.h"
 #include "vmm/kvm.h"
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
@@ -49,9 +51,10 @@ uint64_t arch_min_memory(void)
 
 /*
  * ISA interrupt lines free for virtio-mmio devices: not the PIT (0), i8042
- * (1, 12), cascade (2), COM2/COM1 (3, 4), RTC (8), FPU (13).  The MP table
- * already routes ISA IRQ n to IOAPIC pin n, edge-triggered, which is what an
- * irqfd pulse delivers.  More devices will need ACPI and more pins.
+ * (1, 12), cascade (2), COM2/COM1 (3, 4), RTC (8), FPU (13).  irqmap.h wires
+ * ISA IRQ n to IOAPIC pin n for these, in KVM's routing and the MP table
+ * alike, edge-triggered, which is what an irqfd pulse delivers.  More
+ * devices will need ACPI and more pins.
  */
 static const unsigned virtio_gsis[] = {5, 6, 7, 9, 10, 11, 14, 15};
 
@@ -75,6 +78,26 @@ static int set_ioapic_id(int vm_fd, unsigned id, struct errbuf *err)
     chip.chip.ioapic.id = (uint8_t)id;
     if (ioctl(vm_fd, KVM_SET_IRQCHIP, &chip) < 0)
         return err_set(err, WISP_EXIT_HOST, errno, "KVM_SET_IRQCHIP (IOAPIC): %s", strerror(errno));
+    return 0;
+}
+
+/*
+ * Replace KVM's default GSI routing with the wiring the MP table describes
+ * (irqmap.h): KVM's default puts the PIT on IOAPIC pin 0, the table and
+ * every PC on pin 2.  vm->irq_routing stays for later routes (MSI).
+ */
+static int install_irq_routing(struct vm *vm, struct errbuf *err)
+{
+    vm->irq_routing = irq_routing_new();
+    if (!vm->irq_routing)
+        return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
+    int ret = x86_irq_routing_default(vm->irq_routing);
+    if (ret < 0)
+        return err_set(err, WISP_EXIT_FAILURE, -ret, "internal: bad default GSI routing: %s",
+                       strerror(-ret));
+    ret = irq_routing_commit(vm->irq_routing, vm->vm_fd);
+    if (ret < 0)
+        return err_set(err, WISP_EXIT_HOST, -ret, "KVM_SET_GSI_ROUTING: %s", strerror(-ret));
     return 0;
 }
 
@@ -112,6 +135,9 @@ int arch_vm_init(struct vm *vm, struct errbuf *err)
     if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
         return err_set(err, WISP_EXIT_HOST, errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
     int ret = set_ioapic_id(vm->vm_fd, x86_ioapic_id(vm->cfg->vcpus), err);
+    if (ret < 0)
+        return ret;
+    ret = install_irq_routing(vm, err);
     if (ret < 0)
         return ret;
     struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
@@ -335,6 +361,8 @@ void arch_vm_destroy(struct vm *vm)
     vm->serial = NULL;
     vm->i8042 = NULL;
     vm->debug_exit = NULL;
+    irq_routing_free(vm->irq_routing);
+    vm->irq_routing = NULL;
     if (!vm->arch)
         return;
     free(vm->arch->supported);
