@@ -6,6 +6,7 @@
 #ifndef ARCH_ARCH_H
 #define ARCH_ARCH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "vmm/error.h"
@@ -13,6 +14,7 @@
 
 struct vm;
 struct vcpu;
+struct vm_config;
 
 /* Largest vCPU count the architecture code can describe to a guest. */
 unsigned arch_max_vcpus(void);
@@ -34,6 +36,18 @@ int arch_ram_layout(uint64_t mem_size, struct gmem_range *out, unsigned *n,
  * is beyond the slots the architecture has.
  */
 int arch_virtio_slot(unsigned index, uint64_t *base, unsigned *gsi);
+
+/*
+ * Before any host resource exists (KVM included), what the architecture can
+ * judge from the configuration alone, so that a user's mistake is reported
+ * as such even on a host that could not run the VM (vmm/preflight.c).
+ * arch_check_config: the vCPU count and memory size against the
+ * architecture's limits.  arch_check_kernel: is the kernel file (`len`
+ * bytes) in a format the architecture boots, as far as its headers tell.
+ * Errors are WISP_EXIT_USAGE.
+ */
+int arch_check_config(const struct vm_config *cfg, struct errbuf *err) __must_check;
+int arch_check_kernel(const uint8_t *img, size_t len, struct errbuf *err) __must_check;
 
 /* VM-wide setup after guest memory exists: interrupt controllers, timers. */
 int arch_vm_init(struct vm *vm, struct errbuf *err) __must_check;
