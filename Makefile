@@ -5,7 +5,8 @@
 #   make             wisp, the test guest (ELF + bzImage)
 #   make test        unit tests, then KVM integration tests
 #   make test-san    the unit and integration tests again under ASan+UBSan
-#   make bench       boot-time and memory benchmark -> docs/BENCHMARKS.md
+#   make bench       boot-time and memory benchmark -> docs/BENCHMARKS.md (skipped,
+#                    with the reason, unless a probe VM runs on /dev/kvm)
 #   make format      clang-format every C source
 
 BUILD ?= build
