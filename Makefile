@@ -6,7 +6,8 @@
 #   make test        unit tests, then KVM integration tests
 #   make check-layers  no lower layer includes a header of a layer above it
 #   make test-san    the unit and integration tests again under ASan+UBSan
-#   make bench       boot-time and memory benchmark -> docs/BENCHMARKS.md
+#   make bench       boot-time and memory benchmark -> docs/BENCHMARKS.md (skipped,
+#                    with the reason, unless a probe VM runs on /dev/kvm)
 #   make format      clang-format every C source
 
 BUILD ?= build

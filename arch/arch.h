@@ -8,6 +8,7 @@
 #ifndef ARCH_ARCH_H
 #define ARCH_ARCH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "vmm/error.h"
@@ -18,6 +19,7 @@ struct vm_config;
 struct serial;
 /* The architecture's per-VM state (opaque to generic code). */
 struct arch_vm;
+struct irq_routing;
 
 /*
  * What the VM core hands the architecture code.  Arch code never sees
@@ -51,6 +53,18 @@ int arch_ram_layout(uint64_t mem_size, struct gmem_range *out, unsigned *n,
  * is beyond the slots the architecture has.
  */
 int arch_virtio_slot(unsigned index, uint64_t *base, unsigned *gsi);
+
+/*
+ * Before any host resource exists (KVM included), what the architecture can
+ * judge from the configuration alone, so that a user's mistake is reported
+ * as such even on a host that could not run the VM (vmm/preflight.c).
+ * arch_check_config: the vCPU count and memory size against the
+ * architecture's limits.  arch_check_kernel: is the kernel file (`len`
+ * bytes) in a format the architecture boots, as far as its headers tell.
+ * Errors are WISP_EXIT_USAGE.
+ */
+int arch_check_config(const struct vm_config *cfg, struct errbuf *err) __must_check;
+int arch_check_kernel(const uint8_t *img, size_t len, struct errbuf *err) __must_check;
 
 /*
  * VM-wide setup after guest memory exists: interrupt controllers, timers,
@@ -91,5 +105,12 @@ int arch_vcpu_init(struct arch_vm *a, int vcpu_fd, unsigned index, struct errbuf
  * including the built-in devices and their fds.  NULL is ignored.
  */
 void arch_vm_destroy(struct arch_vm *a);
+
+/*
+ * KVM's GSI routing table (vmm/irq_routing.h), owned by the arch_vm:
+ * arch_vm_init installs the board's wiring; later routes (MSI for
+ * passthrough) are added through it and re-committed.
+ */
+struct irq_routing *arch_irq_routing(struct arch_vm *a);
 
 #endif /* ARCH_ARCH_H */

@@ -32,7 +32,7 @@ GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none \
 	-Wl,-z,noexecstack -Wl,-z,max-page-size=4096
 
 GUEST_OBJS := $(addprefix $(GUEST_OUT)/, entry.o pvh32.o trampoline.o \
-	main.o lib.o smp.o irq.o virtio.o vblk.o vnet.o vmisc.o hostile.o \
+	main.o lib.o smp.o irq.o timer.o virtio.o vblk.o vnet.o vmisc.o hostile.o \
 	user.o user_entry.o bench.o)
 GUEST_SHIM_OBJS := $(addprefix $(GUEST_OUT)/, shim.o shim-main.o pvh32.o lib.o)
 

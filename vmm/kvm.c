@@ -26,6 +26,7 @@ static const struct {
     {KVM_CAP_IOEVENTFD, "ioeventfd"},           {KVM_CAP_USER_MEMORY, "user memory"},
     {KVM_CAP_IMMEDIATE_EXIT, "immediate exit"}, {KVM_CAP_PIT2, "in-kernel PIT"},
     {KVM_CAP_EXT_CPUID, "extended CPUID"},      {KVM_CAP_SET_TSS_ADDR, "TSS address"},
+    {KVM_CAP_IRQ_ROUTING, "GSI routing"},
 };
 
 int kvm_open_vm(struct vm *vm, struct errbuf *err)

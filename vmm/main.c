@@ -8,6 +8,7 @@
 #include "vmm/error.h"
 #include "jailer/jail.h"
 #include "vmm/log.h"
+#include "vmm/preflight.h"
 #include "vmm/vm.h"
 
 #include <signal.h>
@@ -56,7 +57,8 @@ int main(int argc, char *argv[])
         break;
     }
     log_threshold = (enum log_level)cfg.log_level;
-    if (config_validate(&cfg, &err) < 0) {
+    /* Every input is checked before the host is: a mistyped path is exit 2, not 3. */
+    if (config_validate(&cfg, &err) < 0 || preflight_check(&cfg, &err) < 0) {
         code = fail(&err);
         goto out;
     }

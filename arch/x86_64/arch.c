@@ -7,6 +7,7 @@
 #include "arch/x86_64/boot.h"
 #include "arch/x86_64/cpu.h"
 #include "arch/x86_64/cpuid.h"
+#include "arch/x86_64/irqmap.h"
 #include "arch/x86_64/layout.h"
 #include "arch/x86_64/mptable.h"
 #include "arch/x86_64/msr.h"
@@ -14,6 +15,7 @@
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/serial.h"
 #include "vmm/config.h"
+#include "vmm/irq_routing.h"
 #include "vmm/kvm.h"
 #include "vmm/log.h"
 #include "vmm/services.h"
@@ -41,6 +43,10 @@ struct arch_vm {
     struct serial *serial;
     struct i8042 *i8042;
     struct debug_exit *debug_exit;
+    /* KVM's GSI routing (vmm/irq_routing.h), the one table: arch_vm_init
+     * installs the board's wiring; later routes (MSI) extend it through
+     * arch_irq_routing() and re-commit. */
+    struct irq_routing *irq_routing;
     int serial_irqfd;      /* KVM irqfd for the UART's interrupt line */
     int serial_out_fd;     /* where guest console output goes, -1 = discarded */
     bool serial_out_owned; /* serial_out_fd was opened by us (file:PATH) */
@@ -58,9 +64,10 @@ uint64_t arch_min_memory(void)
 
 /*
  * ISA interrupt lines free for virtio-mmio devices: not the PIT (0), i8042
- * (1, 12), cascade (2), COM2/COM1 (3, 4), RTC (8), FPU (13).  The MP table
- * already routes ISA IRQ n to IOAPIC pin n, edge-triggered, which is what an
- * irqfd pulse delivers.  More devices will need ACPI and more pins.
+ * (1, 12), cascade (2), COM2/COM1 (3, 4), RTC (8), FPU (13).  irqmap.h wires
+ * ISA IRQ n to IOAPIC pin n for these, in KVM's routing and the MP table
+ * alike, edge-triggered, which is what an irqfd pulse delivers.  More
+ * devices will need ACPI and more pins.
  */
 static const unsigned virtio_gsis[] = {5, 6, 7, 9, 10, 11, 14, 15};
 
@@ -84,6 +91,26 @@ static int set_ioapic_id(int vm_fd, unsigned id, struct errbuf *err)
     chip.chip.ioapic.id = (uint8_t)id;
     if (ioctl(vm_fd, KVM_SET_IRQCHIP, &chip) < 0)
         return err_set(err, WISP_EXIT_HOST, errno, "KVM_SET_IRQCHIP (IOAPIC): %s", strerror(errno));
+    return 0;
+}
+
+/*
+ * Replace KVM's default GSI routing with the wiring the MP table describes
+ * (irqmap.h): KVM's default puts the PIT on IOAPIC pin 0, the table and
+ * every PC on pin 2.  vm->irq_routing stays for later routes (MSI).
+ */
+static int install_irq_routing(struct arch_vm *a, struct errbuf *err)
+{
+    a->irq_routing = irq_routing_new();
+    if (!a->irq_routing)
+        return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
+    int ret = x86_irq_routing_default(a->irq_routing);
+    if (ret < 0)
+        return err_set(err, WISP_EXIT_FAILURE, -ret, "internal: bad default GSI routing: %s",
+                       strerror(-ret));
+    ret = irq_routing_commit(a->irq_routing, a->host.vm_fd);
+    if (ret < 0)
+        return err_set(err, WISP_EXIT_HOST, -ret, "KVM_SET_GSI_ROUTING: %s", strerror(-ret));
     return 0;
 }
 
@@ -124,6 +151,9 @@ int arch_vm_init(const struct arch_host *host, struct arch_vm **out, struct errb
     if (ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
         return err_set(err, WISP_EXIT_HOST, errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
     int ret = set_ioapic_id(vm_fd, x86_ioapic_id(host->cfg->vcpus), err);
+    if (ret < 0)
+        return ret;
+    ret = install_irq_routing(a, err);
     if (ret < 0)
         return ret;
     struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
@@ -353,6 +383,12 @@ void arch_vm_destroy(struct arch_vm *a)
         close(a->serial_irqfd);
     if (a->serial_out_owned && a->serial_out_fd >= 0)
         close(a->serial_out_fd);
+    irq_routing_free(a->irq_routing);
     free(a->supported);
     free(a);
+}
+
+struct irq_routing *arch_irq_routing(struct arch_vm *a)
+{
+    return a->irq_routing;
 }

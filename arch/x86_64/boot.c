@@ -70,6 +70,15 @@ static int unknown_format(const uint8_t *img, size_t len, struct errbuf *err)
                    "kernel image is neither an ELF64 vmlinux nor a bzImage");
 }
 
+int x86_boot_probe(const uint8_t *img, size_t len, struct errbuf *err)
+{
+    if (len && x86_elf_detect(img, len))
+        return x86_elf_check(img, len, err);
+    if (len && x86_bzimage_detect(img, len))
+        return x86_bzimage_check(img, len, err);
+    return unknown_format(img, len, err);
+}
+
 static int load_elf(const struct gmem *gm, const struct x86_boot_input *in, struct kernel *k,
                     struct errbuf *err)
 {

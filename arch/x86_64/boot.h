@@ -54,6 +54,14 @@ struct x86_boot_result {
 };
 
 /*
+ * Is `img` (`len` bytes) a kernel x86_boot_load() can boot, as far as its
+ * headers tell without guest memory?  An ELF64 x86-64 ET_EXEC image or a
+ * bzImage with the 64-bit entry; segment placement and sizes are checked
+ * at load time.  Errors are WISP_EXIT_USAGE, worded as the loader's.
+ */
+int x86_boot_probe(const uint8_t *img, size_t len, struct errbuf *err) __must_check;
+
+/*
  * Load kernel, initrd and command line into `gm` and write the zero page or
  * PVH start info, the e820 map, the MP table and BIOS data area words.
  * Errors are WISP_EXIT_USAGE with a message naming the problem.

@@ -74,6 +74,11 @@ static int check_header(const uint8_t *img, size_t len, struct errbuf *err)
     return 0;
 }
 
+int x86_bzimage_check(const uint8_t *img, size_t len, struct errbuf *err)
+{
+    return check_header(img, len, err);
+}
+
 /* Choose the load address per relocatable_kernel, pref_address and kernel_alignment. */
 static int place(const struct gmem *gm, const uint8_t *img, uint64_t need, uint64_t *addr_out,
                  struct errbuf *err)

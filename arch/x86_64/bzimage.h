@@ -34,6 +34,13 @@ struct x86_bzimage_info {
 bool x86_bzimage_detect(const uint8_t *img, size_t len);
 
 /*
+ * Check the setup header alone (no guest memory needed): magic, boot
+ * protocol >= 2.12, LOADED_HIGH, XLF_KERNEL_64, a payload holding the
+ * 64-bit entry.  Returns 0 or -EINVAL (WISP_EXIT_USAGE).
+ */
+int x86_bzimage_check(const uint8_t *img, size_t len, struct errbuf *err) __must_check;
+
+/*
  * Validate a bzImage, choose its load address and copy the payload there.
  *
  * Placement: a relocatable kernel goes at max(pref_address, 1 MiB) rounded

@@ -17,6 +17,7 @@
 #define L1_EBX_APIC_ID_SHIFT  24
 #define L1_EBX_NLOGICAL_SHIFT 16
 #define L1_ECX_VMX            (1U << 5)
+#define L1_ECX_TSC_DEADLINE   (1U << 24)
 #define L1_ECX_OSXSAVE        (1U << 27)
 #define L1_ECX_HYPERVISOR     (1U << 31)
 #define L1_EDX_HTT            (1U << 28)
@@ -124,6 +125,8 @@ int x86_cpuid_get_supported(int kvm_fd, struct kvm_cpuid2 **out, struct errbuf *
         return err_set(err, WISP_EXIT_HOST, EPROTO, "KVM_GET_SUPPORTED_CPUID returned a bad count");
     }
 
+    x86_cpuid_offer_tsc_deadline(c, ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) >
+                                        0);
     for (unsigned i = 0; i < ARRAY_SIZE(topology_leaves); i++) {
         uint32_t leaf = topology_leaves[i];
         if (!find_exact(c, leaf, 0) || find_exact(c, leaf, 1))
@@ -136,6 +139,17 @@ int x86_cpuid_get_supported(int kvm_fd, struct kvm_cpuid2 **out, struct errbuf *
     }
     *out = c;
     return 0;
+}
+
+void x86_cpuid_offer_tsc_deadline(struct kvm_cpuid2 *c, bool kvm_has_it)
+{
+    struct kvm_cpuid_entry2 *e = x86_cpuid_find(c, LEAF_FEATURES, 0);
+    if (!e)
+        return;
+    if (kvm_has_it)
+        e->ecx |= L1_ECX_TSC_DEADLINE;
+    else
+        e->ecx &= ~L1_ECX_TSC_DEADLINE;
 }
 
 /* ---- per-vCPU adjustments ---- */

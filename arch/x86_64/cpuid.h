@@ -94,10 +94,24 @@ const char *x86_cpu_feature_fixed_reason(unsigned i);
  * Recent KVM reports the topology leaves 0xB and 0x1F as a single zeroed
  * subleaf 0, leaving the topology to the VMM.  KVM treats such a leaf as
  * implemented only if subleaf 1 exists, so a zeroed subleaf 1 is appended
- * here when missing; x86_cpuid_apply() then fills both.
+ * here when missing; x86_cpuid_apply() then fills both.  Leaf 1's
+ * TSC-deadline bit follows KVM_CAP_TSC_DEADLINE_TIMER
+ * (x86_cpuid_offer_tsc_deadline()).
  * Errors: WISP_EXIT_HOST.
  */
 int x86_cpuid_get_supported(int kvm_fd, struct kvm_cpuid2 **out, struct errbuf *err) __must_check;
+
+/*
+ * The TSC-deadline LAPIC timer (leaf 1 ECX bit 24) is emulated by KVM's
+ * local APIC, not a property of the host CPU, so KVM announces it with
+ * KVM_CAP_TSC_DEADLINE_TIMER and may leave it out of
+ * KVM_GET_SUPPORTED_CPUID.  Set the bit in `c` if `kvm_has_it`, clear it
+ * otherwise; x86_cpuid_get_supported() calls this with the capability, so
+ * the supported table offers it and a policy can hide it ("-tsc_deadline")
+ * like any other feature.  Without it Linux calibrates its LAPIC timer
+ * against the PIT.  A table without leaf 1 is left alone.
+ */
+void x86_cpuid_offer_tsc_deadline(struct kvm_cpuid2 *c, bool kvm_has_it);
 
 /*
  * Copy a table (header and its `nent` entries) into a new allocation, freed

@@ -244,6 +244,25 @@ static bool in_loaded(const struct seg *segs, unsigned nseg, uint64_t addr)
     return false;
 }
 
+/* Copy out and check the ELF header (x86_elf_check). */
+static int read_header(const uint8_t *img, size_t len, struct elf64_ehdr *eh, struct errbuf *err)
+{
+    if (len < sizeof(*eh))
+        return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                       "ELF header truncated: the image is %zu bytes, the header needs %zu", len,
+                       sizeof(*eh));
+    memcpy(eh, img, sizeof(*eh));
+    if (memcmp(eh->ident, elf_magic, sizeof(elf_magic)) != 0)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL, "image does not start with the ELF magic");
+    return check_ident(eh, len, err);
+}
+
+int x86_elf_check(const uint8_t *img, size_t len, struct errbuf *err)
+{
+    struct elf64_ehdr eh;
+    return read_header(img, len, &eh, err);
+}
+
 int x86_elf_load(const struct gmem *gm, const uint8_t *img, size_t len, struct x86_elf_info *info,
                  struct errbuf *err)
 {
@@ -253,14 +272,7 @@ int x86_elf_load(const struct gmem *gm, const uint8_t *img, size_t len, struct x
     int ret;
 
     memset(info, 0, sizeof(*info));
-    if (len < sizeof(eh))
-        return err_set(err, WISP_EXIT_USAGE, EINVAL,
-                       "ELF header truncated: the image is %zu bytes, the header needs %zu", len,
-                       sizeof(eh));
-    memcpy(&eh, img, sizeof(eh));
-    if (memcmp(eh.ident, elf_magic, sizeof(elf_magic)) != 0)
-        return err_set(err, WISP_EXIT_USAGE, EINVAL, "image does not start with the ELF magic");
-    ret = check_ident(&eh, len, err);
+    ret = read_header(img, len, &eh, err);
     if (ret < 0)
         return ret;
 

@@ -34,6 +34,13 @@ struct x86_elf_info {
 bool x86_elf_detect(const uint8_t *img, size_t len);
 
 /*
+ * Check the ELF header alone (no guest memory needed): the identity,
+ * machine, type and program header table checks of x86_elf_load() below.
+ * Returns 0 or -EINVAL (WISP_EXIT_USAGE).
+ */
+int x86_elf_check(const uint8_t *img, size_t len, struct errbuf *err) __must_check;
+
+/*
  * Validate an ELF64 image and load it into guest memory.
  *
  * Checks: identity (ELFCLASS64, little-endian, version 1), EM_X86_64,

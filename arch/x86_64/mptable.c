@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "arch/x86_64/irqmap.h"
 #include "arch/x86_64/layout.h"
 
 /* Layouts from MP spec 1.4 chapter 4; all naturally aligned, so no packing is needed. */
@@ -109,17 +110,16 @@ _Static_assert(sizeof(struct mp_intsrc) == 8, "mp intsrc size");
 #define MP_INT_INT         0
 #define MP_INT_NMI         1
 #define MP_INT_EXTINT      3
-#define MP_ISA_IRQS        16
-#define MP_ISA_CASCADE_IRQ 2 /* the slave PIC's cascade: not a real source */
+#define MP_ISA_IRQS        X86_ISA_IRQS
 #define MP_ALL_APICS       0xFF
 
-/* Entries besides the CPUs: bus, IOAPIC, 15 I/O interrupts, 2 local interrupts. */
-#define MP_FIXED_ENTRIES 19U
+/* Entries besides the CPUs and I/O interrupts: bus, IOAPIC, 2 local interrupts. */
+#define MP_FIXED_ENTRIES 4U
 /* Worst-case table size, so the host buffer is fixed and cannot overflow. */
 #define MP_TABLE_MAX_BYTES                                                                         \
     (sizeof(struct mp_config) + X86_MPTABLE_MAX_VCPUS * sizeof(struct mp_processor) +              \
      sizeof(struct mp_bus) + sizeof(struct mp_ioapic) +                                            \
-     (MP_ISA_IRQS - 1 + 2) * sizeof(struct mp_intsrc))
+     (MP_ISA_IRQS + 2) * sizeof(struct mp_intsrc))
 _Static_assert(MP_TABLE_MAX_BYTES <= X86_MPTABLE_MAX, "MP table fits its reserved area");
 _Static_assert(MP_TABLE_MAX_BYTES <= UINT16_MAX, "base_length is 16 bits");
 _Static_assert(sizeof(struct mp_floating) <= X86_EBDA_SIZE, "floating pointer fits the EBDA");
@@ -194,12 +194,15 @@ int x86_mptable_write(const struct gmem *gm, unsigned nvcpus, struct errbuf *err
     };
     put(buf, &off, &io, sizeof(io));
 
-    /* KVM's default routing sends the PIT (IRQ 0) to IOAPIC pin 2, everything else 1:1. */
+    /* Every ISA IRQ with an IOAPIC pin, on the pin KVM's routing gives it
+     * (irqmap.h: the PIT's IRQ 0 on pin 2, IRQ n on pin n, no cascade). */
+    unsigned n_ioint = 0;
     for (unsigned irq = 0; irq < MP_ISA_IRQS; irq++) {
-        if (irq == MP_ISA_CASCADE_IRQ)
+        int pin = x86_isa_irq_ioapic_pin(irq);
+        if (pin < 0)
             continue;
-        uint8_t pin = (uint8_t)(irq == 0 ? 2 : irq);
-        put_intsrc(buf, &off, MP_ENTRY_IOINT, MP_INT_INT, (uint8_t)irq, ioapic_id, pin);
+        put_intsrc(buf, &off, MP_ENTRY_IOINT, MP_INT_INT, (uint8_t)irq, ioapic_id, (uint8_t)pin);
+        n_ioint++;
     }
     put_intsrc(buf, &off, MP_ENTRY_LOCALINT, MP_INT_EXTINT, 0, MP_ALL_APICS, 0);
     put_intsrc(buf, &off, MP_ENTRY_LOCALINT, MP_INT_NMI, 0, MP_ALL_APICS, 1);
@@ -207,7 +210,7 @@ int x86_mptable_write(const struct gmem *gm, unsigned nvcpus, struct errbuf *err
     struct mp_config hdr = {
         .base_length = (uint16_t)off,
         .spec_rev = MP_SPEC_REV,
-        .entry_count = (uint16_t)(nvcpus + MP_FIXED_ENTRIES),
+        .entry_count = (uint16_t)(nvcpus + n_ioint + MP_FIXED_ENTRIES),
         .lapic_addr = (uint32_t)X86_LAPIC_GPA,
     };
     memcpy(hdr.signature, "PCMP", sizeof(hdr.signature));

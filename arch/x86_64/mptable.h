@@ -33,8 +33,9 @@ static inline unsigned x86_ioapic_id(unsigned nvcpus)
  * at X86_MPTABLE_GPA (both areas are zeroed first).  The table lists, in
  * order: `nvcpus` processors (APIC id = index, CPU 0 the BSP), one ISA bus,
  * the IOAPIC (id x86_ioapic_id(nvcpus) at X86_IOAPIC_GPA), I/O interrupt entries for ISA
- * IRQs 0..15 except 2 (IRQ 0 on pin 2, IRQ n on pin n: KVM's default GSI
- * routing) and the ExtINT/NMI local interrupt entries.
+ * IRQs 0..15 except 2 (IRQ 0 on pin 2, IRQ n on pin n: the wiring of
+ * irqmap.h, which arch setup also installs as KVM's GSI routing) and the ExtINT/NMI local interrupt
+ * entries.
  *
  * @gm:     guest memory; [X86_EBDA_GPA, +X86_EBDA_SIZE) and
  *          [X86_MPTABLE_GPA, +X86_MPTABLE_MAX) must be RAM

@@ -157,6 +157,14 @@ extern bool any_failed;
 
 /* ---- smp.c ---- */
 void smp_report(u64 expect_cpus, bool have_expect);
+/* The IOAPIC pin the MP table gives ISA IRQ `irq`, or -1 (no table, no
+ * entry). Bus entries are listed before interrupt entries (MP spec 4.3). */
+int mp_isa_irq_pin(u32 irq);
+
+/* ---- timer.c ---- */
+/* report: the PIT through the IOAPIC pin the MP table names for IRQ 0, and
+ * the TSC-deadline LAPIC timer (checks ioapic_timer, tsc_deadline*). */
+void timer_report(void);
 void ap_main(u32 slot);
 
 /* ---- irq.c ---- */
@@ -178,5 +186,15 @@ void irq_wait(void);
 /* Let pending interrupts in (sti; nop; cli). */
 void irq_window(void);
 u32 lapic_base(void);
+/* Mask IOAPIC pin `pin` (< 24) again. */
+void irq_mask_pin(u32 pin);
+/* The BSP's LAPIC address, after irq_route_gsi()'s set-up (PICs masked,
+ * 100 ms watchdog tick running). */
+u64 irq_lapic(void);
+/* Restart the 100 ms periodic watchdog tick (after another LVT timer mode). */
+void irq_watchdog_restart(void);
+/* Vector of the TSC-deadline test and how often it fired. */
+#define IRQ_TSCDL_VECTOR 0x31
+extern volatile u32 irq_tscdl_count;
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * irq.c - IDT, exception reporting, LAPIC/IOAPIC set-up, the
  * interrupt-driven serial round trip (test=serial-irq), and routing of
- * device GSIs to handlers (virtio_irq=1).
+ * device GSIs to handlers (virtio_irq=1, the report's timer checks).
  */
 #include "guest.h"
 #include "user.h"
@@ -47,6 +47,7 @@ _Static_assert(sizeof(struct irq_frame) == 22 * 8, "frame");
 static struct idt_gate idt[256] __attribute__((aligned(16)));
 static u64 lapic;
 static volatile u32 rx_irqs, thre_irqs, timer_ticks, other_irqs;
+volatile u32 irq_tscdl_count;
 static volatile bool line_done;
 static char line[201];
 static volatile u32 line_len;
@@ -75,6 +76,7 @@ void idt_init(void)
         set_gate(v);
     set_gate(GUEST_SERIAL_VECTOR);
     set_gate(TIMER_VECTOR);
+    set_gate(IRQ_TSCDL_VECTOR);
     set_gate(SPURIOUS_VECTOR);
     for (unsigned v = 0; v < GSI_VECTORS; v++)
         set_gate(GSI_VECTOR_BASE + v);
@@ -146,6 +148,8 @@ void isr_dispatch(struct irq_frame *f)
         serial_isr();
     else if (f->vector == TIMER_VECTOR)
         timer_ticks++;
+    else if (f->vector == IRQ_TSCDL_VECTOR)
+        irq_tscdl_count++;
     else if (f->vector >= GSI_VECTOR_BASE && f->vector < GSI_VECTOR_BASE + gsi_used)
         gsi_handlers[f->vector - GSI_VECTOR_BASE].fn(gsi_handlers[f->vector - GSI_VECTOR_BASE].arg);
     else
@@ -190,6 +194,25 @@ static u32 lapic_setup(void)
         mmio_write32(lapic + APIC_TIMER_INIT, 6250000);
     }
     return mmio_read32(lapic + APIC_ID) >> 24;
+}
+
+u64 irq_lapic(void)
+{
+    lapic_setup();
+    return lapic;
+}
+
+void irq_watchdog_restart(void)
+{
+    lapic_setup();
+    mmio_write32(lapic + APIC_LVT_TIMER, TIMER_VECTOR | (1u << 17));
+    mmio_write32(lapic + APIC_TIMER_INIT, 6250000);
+}
+
+void irq_mask_pin(u32 pin)
+{
+    if (pin < 24)
+        ioapic_write(IOAPIC_REDIR(pin), 1u << 16);
 }
 
 int irq_route_gsi(u32 gsi, void (*fn)(void *), void *arg)

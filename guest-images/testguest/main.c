@@ -205,6 +205,7 @@ static void test_report(void)
 
     bool have_cpus = cmdline_get(boot.cmdline, "cpus", v, sizeof v) && parse_u64(v, &n);
     smp_report(have_cpus ? n : 0, have_cpus);
+    timer_report();
     finish();
 }
 

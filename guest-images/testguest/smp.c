@@ -93,6 +93,44 @@ static const struct mp_float *mp_find(void)
     return f;
 }
 
+/* The valid MP configuration table, or NULL. */
+static const struct mp_config *mp_config(void)
+{
+    const struct mp_float *f = mp_find();
+    if (!f || !f->config_paddr)
+        return NULL;
+    const struct mp_config *c = phys(f->config_paddr);
+    if (c->signature != PCMP_SIG || sum8((const u8 *)c, c->length) != 0)
+        return NULL;
+    return c;
+}
+
+int mp_isa_irq_pin(u32 irq)
+{
+    const struct mp_config *c = mp_config();
+    if (!c)
+        return -1;
+    /* Bus ids of ISA buses (entry type 1, type string "ISA   "), at most 8. */
+    u8 isa[8];
+    u32 nisa = 0;
+    const u8 *p = (const u8 *)(c + 1), *end = (const u8 *)c + c->length;
+    while (p < end) {
+        u32 len = *p == 0 ? 20 : 8;
+        if (*p > 4 || p + len > end)
+            break;
+        if (*p == 1 && nisa < 8 && memcmp(p + 2, "ISA", 3) == 0)
+            isa[nisa++] = p[1];
+        if (*p == 3) {
+            /* I/O interrupt: type, irq type, flags(2), bus, bus irq, apic, pin. */
+            for (u32 i = 0; i < nisa; i++)
+                if (p[1] == 0 && p[4] == isa[i] && p[5] == irq)
+                    return p[7];
+        }
+        p += len;
+    }
+    return -1;
+}
+
 /* Runs on each AP, on its own stack, once it reached long mode. */
 void ap_main(u32 slot)
 {

@@ -399,3 +399,122 @@ Test(errors, kernel_is_fifo_does_not_hang)
     assert_error(&r, EXIT_USAGE, "not a regular file");
     proc_result_free(&r);
 }
+
+/*
+ * Inputs are checked before the host: with no KVM at all (WISP_KVM_DEV
+ * pointing nowhere), a user's mistake is still reported as that mistake,
+ * with exit status 2, and only a correct configuration reaches "cannot
+ * open /dev/kvm" (3).
+ */
+static char *const no_kvm[] = {"WISP_KVM_DEV=/nonexistent", NULL};
+
+Test(errors, no_kvm_bad_kernel_path)
+{
+    struct proc_result r;
+    run_bad(&r, "/no/such/vmlinux", NULL, no_kvm);
+    assert_error(&r, EXIT_USAGE, "cannot open kernel /no/such/vmlinux: No such file");
+    proc_result_free(&r);
+}
+
+Test(errors, no_kvm_not_a_kernel)
+{
+    char *p = write_temp("#!/bin/sh\necho this is no kernel\n", 33);
+    struct proc_result r;
+    run_bad(&r, p, NULL, no_kvm);
+    assert_error(&r, EXIT_USAGE, "too short for an ELF64 vmlinux or a bzImage");
+    cr_assert(strstr(r.err, p), "names the path: %s", r.err);
+    unlink(p);
+    free(p);
+    proc_result_free(&r);
+}
+
+Test(errors, no_kvm_bad_initrd)
+{
+    const char *extra[] = {"--initrd", "/no/such/initrd", NULL};
+    struct proc_result r;
+    run_bad(&r, guest_elf(), extra, no_kvm);
+    assert_error(&r, EXIT_USAGE, "cannot open initrd /no/such/initrd");
+    proc_result_free(&r);
+}
+
+Test(errors, no_kvm_initrd_larger_than_memory)
+{
+    char *p = write_temp("", 0);
+    cr_assert_eq(truncate(p, 40 * 1024 * 1024), 0);
+    const char *extra[] = {"--memory", "32M", "--initrd", p, NULL};
+    struct proc_result r;
+    run_bad(&r, guest_elf(), extra, no_kvm);
+    unlink(p);
+    free(p);
+    assert_error(&r, EXIT_USAGE, "guest memory is 32 MiB");
+    proc_result_free(&r);
+}
+
+Test(errors, no_kvm_bad_disk_image)
+{
+    const char *extra[] = {"--device", "blk,path=/no/such/disk.img", NULL};
+    struct proc_result r;
+    run_bad(&r, guest_elf(), extra, no_kvm);
+    assert_error(&r, EXIT_USAGE, "cannot open disk image /no/such/disk.img");
+    proc_result_free(&r);
+}
+
+Test(errors, no_kvm_disk_image_too_small)
+{
+    char *p = write_temp("tiny", 4);
+    char dev[128];
+    snprintf(dev, sizeof(dev), "blk,path=%s", p);
+    const char *extra[] = {"--device", dev, NULL};
+    struct proc_result r;
+    run_bad(&r, guest_elf(), extra, no_kvm);
+    unlink(p);
+    free(p);
+    assert_error(&r, EXIT_USAGE, "smaller than one 512-byte sector");
+    proc_result_free(&r);
+}
+
+Test(errors, no_kvm_console_socket_directory_missing)
+{
+    const char *extra[] = {"--device", "console,socket=/no/such/dir/con.sock", NULL};
+    struct proc_result r;
+    run_bad(&r, guest_elf(), extra, no_kvm);
+    assert_error(&r, EXIT_USAGE, "console socket /no/such/dir/con.sock: directory /no/such/dir");
+    proc_result_free(&r);
+}
+
+Test(errors, no_kvm_serial_directory_missing)
+{
+    struct proc_result r;
+    wisp_run(&r, NULL, no_kvm, "run", "--kernel", guest_elf(), "--serial",
+             "file:/no/such/dir/serial.log", NULL);
+    assert_error(&r, EXIT_USAGE, "serial output file /no/such/dir/serial.log");
+    proc_result_free(&r);
+}
+
+Test(errors, no_kvm_limits)
+{
+    const char *small[] = {"--memory", "1M", NULL};
+    const char *many[] = {"--vcpus", "255", NULL};
+    struct proc_result r;
+    run_bad(&r, guest_elf(), small, no_kvm);
+    assert_error(&r, EXIT_USAGE, "too small");
+    proc_result_free(&r);
+    run_bad(&r, guest_elf(), many, no_kvm);
+    assert_error(&r, EXIT_USAGE, "at most 254");
+    proc_result_free(&r);
+}
+
+Test(errors, no_kvm_good_config_reaches_the_host_check)
+{
+    char *disk = write_temp("", 0);
+    cr_assert_eq(truncate(disk, 1024 * 1024), 0);
+    char dev[128];
+    snprintf(dev, sizeof(dev), "blk,path=%s", disk);
+    const char *extra[] = {"--device", dev, "--initrd", guest_elf(), NULL};
+    struct proc_result r;
+    run_bad(&r, guest_bzimage(), extra, no_kvm);
+    unlink(disk);
+    free(disk);
+    assert_error(&r, EXIT_HOST, "cannot open /nonexistent");
+    proc_result_free(&r);
+}

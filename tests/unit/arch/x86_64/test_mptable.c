@@ -109,7 +109,7 @@ static void check_table(unsigned n)
             cr_assert_not(seen_irq[irq]);
             seen_irq[irq] = true;
             cr_assert_eq(c[off + 6], n < 16 ? n : 0, "to the IOAPIC");
-            cr_assert_eq(c[off + 7], irq == 0 ? 2 : irq, "KVM default GSI routing");
+            cr_assert_eq(c[off + 7], irq == 0 ? 2 : irq, "PC wiring: the PIT on pin 2");
             ioints++;
             off += 8;
             break;

@@ -1,0 +1,30 @@
+/*
+ * x86_64 arch_check_config() and arch_check_kernel() (arch.h): the limits
+ * and the kernel format check that need no KVM, run before /dev/kvm is opened so that a mistyped
+ * option is not reported as a host problem.  Kept out of arch.c, which
+ * acquires host resources; this file only reads the configuration.
+ */
+#include "arch/arch.h"
+#include "arch/x86_64/boot.h"
+#include "vmm/config.h"
+
+#include <errno.h>
+
+int arch_check_config(const struct vm_config *cfg, struct errbuf *err)
+{
+    /* vm_create() repeats the vCPU check with KVM's own limit. */
+    if (cfg->vcpus > arch_max_vcpus())
+        return err_set(err, WISP_EXIT_USAGE, EINVAL, "%u vCPUs requested; at most %u supported",
+                       cfg->vcpus, arch_max_vcpus());
+    if (cfg->memory < arch_min_memory())
+        return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                       "memory size %llu KiB is too small; at least %llu MiB is needed",
+                       (unsigned long long)(cfg->memory / KiB),
+                       (unsigned long long)(arch_min_memory() / MiB));
+    return 0;
+}
+
+int arch_check_kernel(const uint8_t *img, size_t len, struct errbuf *err)
+{
+    return x86_boot_probe(img, len, err);
+}

@@ -1,0 +1,134 @@
+/*
+ * preflight_check(): each input problem is caught before KVM, as exit
+ * status 2 with the path in the message, and a good configuration passes
+ * without creating anything.
+ */
+#include "vmm/preflight.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tests/lib/x86_images.h"
+
+static struct vm_config cfg;
+static struct errbuf err;
+static char dir[] = "/tmp/wisp-preflight-XXXXXX";
+static char kernel[64], disk[64];
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(data, 1, len, f), len);
+    fclose(f);
+}
+
+static void setup(void)
+{
+    memset(&err, 0, sizeof(err));
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(kernel, sizeof(kernel), "%s/vmlinux", dir);
+    snprintf(disk, sizeof(disk), "%s/disk.img", dir);
+    size_t len;
+    struct x86_img_bz bz;
+    x86_img_bz_defaults(&bz);
+    uint8_t *img = x86_img_bz_build(&bz, &len);
+    write_file(kernel, img, len);
+    free(img);
+    static const uint8_t sector[1024];
+    write_file(disk, sector, sizeof(sector));
+    config_init(&cfg);
+    cr_assert_eq(config_set(&cfg, "kernel", kernel, &err), 0, "%s", err.msg);
+}
+
+static void teardown(void)
+{
+    config_free(&cfg);
+    unlink(kernel);
+    unlink(disk);
+    rmdir(dir);
+}
+
+TestSuite(preflight, .init = setup, .fini = teardown);
+
+static void expect_usage(const char *needle)
+{
+    cr_assert_lt(preflight_check(&cfg, &err), 0);
+    cr_assert_eq(err.exit_code, WISP_EXIT_USAGE, "%s", err.msg);
+    cr_assert(strstr(err.msg, needle), "'%s' not in: %s", needle, err.msg);
+}
+
+Test(preflight, good_config_passes)
+{
+    char dev[96], con[96];
+    snprintf(dev, sizeof(dev), "blk,path=%s", disk);
+    snprintf(con, sizeof(con), "console,socket=%s/con.sock", dir);
+    cr_assert_eq(config_set(&cfg, "device", dev, &err), 0, "%s", err.msg);
+    cr_assert_eq(config_set(&cfg, "device", con, &err), 0, "%s", err.msg);
+    cr_assert_eq(preflight_check(&cfg, &err), 0, "%s", err.msg);
+    char sock[96];
+    snprintf(sock, sizeof(sock), "%s/con.sock", dir);
+    cr_assert_neq(access(sock, F_OK), 0, "nothing created");
+}
+
+Test(preflight, kernel_missing)
+{
+    cr_assert_eq(config_set(&cfg, "kernel", "/no/such/vmlinux", &err), 0);
+    expect_usage("cannot open kernel /no/such/vmlinux");
+}
+
+Test(preflight, kernel_wrong_format)
+{
+    write_file(kernel, "#!/bin/sh\n", 10);
+    expect_usage("too short for an ELF64 vmlinux or a bzImage");
+    cr_assert(strstr(err.msg, kernel), "%s", err.msg);
+}
+
+Test(preflight, initrd_larger_than_memory)
+{
+    char initrd[80];
+    snprintf(initrd, sizeof(initrd), "%s/initrd", dir);
+    write_file(initrd, "x", 1);
+    cr_assert_eq(truncate(initrd, 20 * 1024 * 1024), 0);
+    cr_assert_eq(config_set(&cfg, "initrd", initrd, &err), 0);
+    cr_assert_eq(config_set(&cfg, "memory", "16M", &err), 0);
+    expect_usage("guest memory is 16 MiB");
+    unlink(initrd);
+}
+
+Test(preflight, disk_missing)
+{
+    cr_assert_eq(config_set(&cfg, "device", "blk,path=/no/such/disk", &err), 0);
+    expect_usage("cannot open disk image /no/such/disk");
+}
+
+Test(preflight, disk_opened_as_configured)
+{
+    char dev[96];
+    snprintf(dev, sizeof(dev), "blk,path=%s,readonly=on", disk);
+    cr_assert_eq(chmod(disk, 0400), 0);
+    cr_assert_eq(config_set(&cfg, "device", dev, &err), 0, "%s", err.msg);
+    cr_assert_eq(preflight_check(&cfg, &err), 0, "%s", err.msg);
+}
+
+Test(preflight, serial_directory)
+{
+    cr_assert_eq(config_set(&cfg, "serial", "file:/no/such/dir/out", &err), 0);
+    expect_usage("directory /no/such/dir");
+}
+
+Test(preflight, limits)
+{
+    cr_assert_eq(config_set(&cfg, "memory", "1M", &err), 0);
+    expect_usage("too small");
+    config_free(&cfg);
+    config_init(&cfg);
+    cr_assert_eq(config_set(&cfg, "kernel", kernel, &err), 0);
+    cr_assert_eq(config_set(&cfg, "vcpus", "300", &err), 0);
+    memset(&err, 0, sizeof(err));
+    expect_usage("at most 254");
+}

@@ -1,0 +1,147 @@
+/*
+ * Pre-KVM input checks (see preflight.h).  Every message names the path
+ * and the option it came from, because that is what the user has to fix.
+ */
+#include "vmm/preflight.h"
+#include "arch/arch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SECTOR 512
+
+/*
+ * Open `path` for `flags` without blocking and fstat it; `what` names it in
+ * errors ("kernel", "initrd", "disk image").  *fd is the open file on success.
+ */
+static int open_input(const char *path, const char *what, int flags, int *fd, struct stat *st,
+                      struct errbuf *err)
+{
+    *fd = open(path, flags | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (*fd < 0)
+        return err_set(err, WISP_EXIT_USAGE, errno, "cannot open %s %s: %s", what, path,
+                       strerror(errno));
+    if (fstat(*fd, st) < 0) {
+        int e = errno;
+        close(*fd);
+        *fd = -1;
+        return err_set(err, WISP_EXIT_USAGE, e, "cannot stat %s %s: %s", what, path, strerror(e));
+    }
+    return 0;
+}
+
+/* A non-empty regular file of at most `max` bytes (`max_what` says what limits it). */
+static int check_regular(const char *path, const char *what, const struct stat *st, uint64_t max,
+                         const char *max_what, struct errbuf *err)
+{
+    if (!S_ISREG(st->st_mode))
+        return err_set(err, WISP_EXIT_USAGE, EINVAL, "%s %s is not a regular file", what, path);
+    if (st->st_size == 0)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL, "%s %s is empty", what, path);
+    if ((uint64_t)st->st_size > max)
+        return err_set(err, WISP_EXIT_USAGE, EFBIG, "%s %s is too large: %llu MiB, %s is %llu MiB",
+                       what, path, (unsigned long long)(((uint64_t)st->st_size + MiB - 1) / MiB),
+                       max_what, (unsigned long long)(max / MiB));
+    return 0;
+}
+
+static int check_kernel(const struct vm_config *cfg, struct errbuf *err)
+{
+    struct stat st;
+    int fd;
+    int ret = open_input(cfg->kernel, "kernel", O_RDONLY, &fd, &st, err);
+    if (ret < 0)
+        return ret;
+    /* Not limited by guest memory: a vmlinux may carry large unloaded sections. */
+    ret = check_regular(cfg->kernel, "kernel", &st, CONFIG_MAX_MEMORY, "the limit", err);
+    if (ret < 0)
+        goto out;
+    /* Mapped, not read: the format check looks at headers only. */
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+        ret = err_set(err, WISP_EXIT_USAGE, errno, "cannot read kernel %s: %s", cfg->kernel,
+                      strerror(errno));
+        goto out;
+    }
+    struct errbuf why = {0};
+    ret = arch_check_kernel(p, (size_t)st.st_size, &why);
+    munmap(p, (size_t)st.st_size);
+    if (ret < 0)
+        err_set(err, why.exit_code, -ret, "kernel %s: %s", cfg->kernel, why.msg);
+out:
+    close(fd);
+    return ret;
+}
+
+static int check_initrd(const struct vm_config *cfg, struct errbuf *err)
+{
+    struct stat st;
+    int fd;
+    int ret = open_input(cfg->initrd, "initrd", O_RDONLY, &fd, &st, err);
+    if (ret < 0)
+        return ret;
+    ret = check_regular(cfg->initrd, "initrd", &st, cfg->memory, "guest memory", err);
+    close(fd);
+    return ret;
+}
+
+static int check_disk(const struct device_spec *d, struct errbuf *err)
+{
+    struct stat st;
+    int fd;
+    int ret = open_input(d->path, "disk image", d->readonly ? O_RDONLY : O_RDWR, &fd, &st, err);
+    if (ret < 0)
+        return ret;
+    if (S_ISREG(st.st_mode) && st.st_size < SECTOR)
+        ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
+                      "disk image %s is smaller than one 512-byte sector", d->path);
+    else if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+        ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
+                      "disk image %s is neither a regular file nor a block device", d->path);
+    close(fd);
+    return ret;
+}
+
+/* The directory a file or socket will be created in must exist. */
+static int check_parent_dir(const char *path, const char *what, struct errbuf *err)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
+    const char *dir = dirname(copy);
+    struct stat st;
+    int ret = 0;
+    if (stat(dir, &st) < 0)
+        ret = err_set(err, WISP_EXIT_USAGE, errno, "%s %s: directory %s: %s", what, path, dir,
+                      strerror(errno));
+    else if (!S_ISDIR(st.st_mode))
+        ret =
+            err_set(err, WISP_EXIT_USAGE, ENOTDIR, "%s %s: %s is not a directory", what, path, dir);
+    free(copy);
+    return ret;
+}
+
+int preflight_check(const struct vm_config *cfg, struct errbuf *err)
+{
+    int ret = arch_check_config(cfg, err);
+    if (ret == 0)
+        ret = check_kernel(cfg, err);
+    if (ret == 0 && cfg->initrd)
+        ret = check_initrd(cfg, err);
+    if (ret == 0 && cfg->serial == SERIAL_FILE)
+        ret = check_parent_dir(cfg->serial_path, "serial output file", err);
+    for (unsigned i = 0; ret == 0 && i < cfg->ndevices; i++) {
+        const struct device_spec *d = &cfg->devices[i];
+        if (d->type == DEV_BLK)
+            ret = check_disk(d, err);
+        else if (d->type == DEV_CONSOLE && d->socket)
+            ret = check_parent_dir(d->socket, "console socket", err);
+    }
+    return ret;
+}
