@@ -178,8 +178,8 @@ demo: $(WISP) guest
 	    --cmdline "test=report cpus=2 mem=256"; st=$$?; \
 	    if [ $$st -eq 80 ]; then echo "demo: guest reported PASS"; else echo "demo: exit status $$st"; exit 1; fi
 
-bench: $(WISP) guest
-	$(MAKE) -C bench BUILD=$(abspath $(BUILD)) WISP=$(abspath $(WISP)) \
+bench: $(WISP) guest $(KVM_PROBE)
+	$(MAKE) -C bench BUILD=$(abspath $(BUILD)) WISP=$(abspath $(WISP)) KVMPROBE=$(abspath $(KVM_PROBE)) \
 	    GUEST_ELF=$(abspath $(GUEST_ELF))
 
 C_SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)

@@ -13,7 +13,8 @@
  * Exit status and one line on stdout:
  *   0  "hardware": VMs run at hardware speed
  *   1  "emulated": VMs run, but guest kernel code is emulated
- *   2  "none": no usable KVM (the line says why)
+ *   2  "none": no usable KVM (the line says why); killed by SIGALRM after
+ *      30 s if KVM_RUN hangs
  * WISP_KVM_DEV names another device node, as for wisp itself.
  */
 #include <errno.h>
@@ -88,6 +89,9 @@ int main(void)
     if (!dev || !*dev)
         dev = "/dev/kvm";
     struct probe p = {.kvm = -1, .vm = -1, .vcpu = -1};
+    /* A KVM that hangs in KVM_RUN is no usable KVM: SIGALRM ends the probe
+     * (status 142, which callers read as "none"). */
+    alarm(30);
 
     p.kvm = open(dev, O_RDWR | O_CLOEXEC);
     if (p.kvm < 0)
