@@ -131,6 +131,7 @@ static const struct sandbox_rule vcpu_rules[] = {
     IOCTL(KVM_RUN, "run the guest; the only KVM ioctl after setup"),
     RULE(io_uring_enter, "virtio-blk reset (Status 0) waits here for requests in flight"),
     RULE(clock_nanosleep, "virtio-blk reset: 1 ms back-off on a transient io_uring error"),
+    RULE(ppoll, "COM1 output: a zero-timeout poll for room before each write (never waits)"),
 };
 
 /* Control API server (no thread yet): serves requests on a UNIX socket. */
