@@ -122,8 +122,15 @@ static void on_io_done(struct blk_io *io, int result)
 
     b->inflight--;
     if (b->drop_completions) {
-        /* Reset or destroy: the driver gave these buffers up; leave the rings alone. */
+        /* Reset or destroy: the driver gave these buffers up; leave the rings alone.
+         * That holds for requests a timed-out drain left behind too: they belong
+         * to a queue that was reset since, whatever the driver set up after it. */
         slot_put(b, r);
+        if (b->abandoned && b->inflight == 0) {
+            b->abandoned = false;
+            b->drop_completions = false;
+            log_ratelimited(LOG_WARN, "virtio %s: the abandoned requests have ended", b->dev.id);
+        }
         return;
     }
     if (result < 0)
