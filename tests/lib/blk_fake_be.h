@@ -20,8 +20,8 @@ struct fake_be {
     unsigned submits;      /* requests accepted */
     unsigned drains;       /* drain() calls */
     unsigned last_timeout_ms;
-    bool hang;             /* drain() waits its timeout and returns -ETIMEDOUT */
-    bool release;          /* complete() finishes every held request */
+    bool hang;    /* drain() waits its timeout and returns -ETIMEDOUT */
+    bool release; /* complete() finishes every held request */
     int release_result;
     struct blk_io *held[FAKE_BE_MAX];
     unsigned nheld;

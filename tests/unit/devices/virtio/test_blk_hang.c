@@ -82,3 +82,30 @@ Test(virtio_blk_hang, reset_with_a_hung_disk_returns_within_the_bound)
     cr_assert_eq(stats().drain_timeouts, 1);
     cr_assert_eq(blk_fx_try_start(&fx, 0, false), 0);
 }
+
+Test(virtio_blk_hang, nothing_popped_or_pushed_after_failed)
+{
+    start_on_fake(false);
+    struct blk_fx_req a = blk_fx_add(&fx, VIRTIO_BLK_T_IN, 0, 512, 0);
+    struct blk_fx_req b = blk_fx_add(&fx, VIRTIO_BLK_T_IN, 1, 512, 0);
+    blk_fx_kick(&fx);
+    cr_assert_eq(fb->submits, 2);
+
+    /* The driver gives up with both in flight and one more queued. */
+    pthread_mutex_lock(&fx.dev->lock);
+    fx.dev->status |= VIRTIO_STATUS_FAILED;
+    pthread_mutex_unlock(&fx.dev->lock);
+    struct blk_fx_req c = blk_fx_add(&fx, VIRTIO_BLK_T_IN, 2, 512, 0);
+
+    /* The completions come through the event loop, not the transport. */
+    fake_be_release(fb, 0);
+    blk_fx_pump(&fx, 100);
+    blk_fx_pump(&fx, 10);
+    cr_assert_eq(vqb_used_idx(&fx.vq), 0, "used ring written after FAILED");
+    cr_assert_eq(blk_fx_status(&fx, &a), 0xee);
+    cr_assert_eq(blk_fx_status(&fx, &b), 0xee);
+    cr_assert_eq(blk_fx_status(&fx, &c), 0xee);
+    cr_assert_eq(fb->submits, 2, "request popped after FAILED");
+    cr_assert_eq(fb->be.inflight, 0);
+    cr_assert_eq(fx.irqs, 0);
+}
