@@ -4,6 +4,7 @@
 #
 #   make             wisp, the test guest (ELF + bzImage)
 #   make test        unit tests, then KVM integration tests
+#   make check-layers  no lower layer includes a header of a layer above it
 #   make test-san    the unit and integration tests again under ASan+UBSan
 #   make bench       boot-time and memory benchmark -> docs/BENCHMARKS.md
 #   make format      clang-format every C source
@@ -53,8 +54,8 @@ GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 CFLAGS += -DWISP_VERSION='"$(VERSION)"' -DWISP_GIT_REV='"$(GIT_REV)"'
 
 ARCH := x86_64
-LIB_SRCS := $(sort $(wildcard vmm/*.c arch/$(ARCH)/*.c devices/*.c devices/*/*.c \
-                    devices/*/*/*.c migration/*.c))
+LIB_SRCS := $(sort $(wildcard vmm/*.c jailer/*.c sandbox/*.c arch/$(ARCH)/*.c devices/*.c \
+                    devices/*/*.c devices/*/*/*.c migration/*.c))
 LIB_SRCS := $(filter-out vmm/main.c,$(LIB_SRCS))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ := $(BUILD)/obj/vmm/main.o
@@ -71,7 +72,8 @@ LIBWISP := $(BUILD)/libwisp.a
 UNIT_BIN := $(BUILD)/tests/unit
 INTEG_BIN := $(BUILD)/tests/integration
 
-.PHONY: all test test-unit test-integration test-san demo bench format format-check clean guest
+.PHONY: all test test-unit test-integration test-san check-layers demo bench format format-check \
+        clean guest
 all: $(WISP) guest
 
 -include guest-images/guest.mk
@@ -84,13 +86,13 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # Seccomp programs are compiled at build time (security.md B2): sandbox-gen
-# runs libseccomp over vmm/sandbox_rules.c and writes C arrays that wisp
+# runs libseccomp over sandbox/sandbox_rules.c and writes C arrays that wisp
 # embeds; wisp itself never compiles policy.
 SANDBOX_GEN := $(BUILD)/sandbox-gen
 SANDBOX_GEN_C := $(BUILD)/gen/sandbox_bpf.c
 SANDBOX_GEN_OBJ := $(BUILD)/obj/gen/sandbox_bpf.o
-$(SANDBOX_GEN): $(BUILD)/obj/vmm/gen/sandbox_gen.o $(BUILD)/obj/vmm/sandbox_build.o \
-                $(BUILD)/obj/vmm/sandbox_rules.o $(BUILD)/obj/vmm/error.o
+$(SANDBOX_GEN): $(BUILD)/obj/sandbox/gen/sandbox_gen.o $(BUILD)/obj/sandbox/sandbox_build.o \
+                $(BUILD)/obj/sandbox/sandbox_rules.o $(BUILD)/obj/vmm/error.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 $(SANDBOX_GEN_C): $(SANDBOX_GEN)
 	@mkdir -p $(dir $@)
@@ -114,34 +116,40 @@ $(INTEG_BIN): $(INTEG_OBJS) $(TESTLIB_OBJS) $(LIBWISP)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcriterion
 
-# wisp with the test-only hooks of vmm/sandbox.c (forbidden-syscall triggers);
+# wisp with the test-only hooks of sandbox/sandbox.c (forbidden-syscall triggers);
 # only the tests use it, and the release binary carries none of it.
 WISP_TEST := $(BUILD)/wisp-test
-$(BUILD)/obj/vmm/sandbox-hooks.o: vmm/sandbox.c
+$(BUILD)/obj/sandbox/sandbox-hooks.o: sandbox/sandbox.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DWISP_TEST_HOOKS -MMD -MP -c $< -o $@
-$(WISP_TEST): $(MAIN_OBJ) $(BUILD)/obj/vmm/sandbox-hooks.o $(LIBWISP)
+$(WISP_TEST): $(MAIN_OBJ) $(BUILD)/obj/sandbox/sandbox-hooks.o $(LIBWISP)
 	$(CC) $(LDFLAGS) $(WISP_LDFLAGS) -o $@ $^ $(LIBS)
 
 # Integration tests find their inputs through the environment.
 TEST_ENV = WISP_BIN=$(abspath $(WISP)) WISP_TEST_BIN=$(abspath $(WISP_TEST)) \
            WISP_GUEST_ELF=$(abspath $(GUEST_ELF)) WISP_GUEST_BZIMAGE=$(abspath $(GUEST_BZIMAGE))
 
-# Everything CI runs: unit tests, KVM integration tests, both again under
-# ASan+UBSan, then every libFuzzer target for FUZZ_SECONDS (30) from its seed
-# corpus.  Prerequisites build in parallel; the runs are sequential.
+# Everything CI runs: the layering check, unit tests, KVM integration tests,
+# both again under ASan+UBSan, then every libFuzzer target for FUZZ_SECONDS
+# (30) from its seed corpus.  Prerequisites build in parallel; the runs are
+# sequential.
 FUZZ_SECONDS ?= 30
-test: $(UNIT_BIN) $(INTEG_BIN) $(WISP) $(WISP_TEST) guest
+test: check-layers $(UNIT_BIN) $(INTEG_BIN) $(WISP) $(WISP_TEST) guest
 	$(UNIT_BIN) --jobs 2
 	$(TEST_ENV) $(INTEG_BIN) --jobs 2
 	$(MAKE) BUILD=build-san SAN=1 test-unit test-integration
 	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
 
-test-unit: $(UNIT_BIN)
+test-unit: check-layers $(UNIT_BIN)
 	$(RUN_ENV) $(UNIT_BIN) --jobs 2
 
 test-integration: $(INTEG_BIN) $(WISP) $(WISP_TEST) guest
 	$(RUN_ENV) $(TEST_ENV) $(INTEG_BIN) --jobs 2
+
+# arch/ and devices/ reach the core only through vmm/services.h and friends,
+# never vm.c; sandbox/ and jailer/ know no devices (docs/ARCHITECTURE.md).
+check-layers:
+	@scripts/check_layers.sh
 
 # Both suites under ASan+UBSan.
 test-san:

@@ -1,7 +1,9 @@
 /*
  * The only architecture interface generic code (vmm/) includes.  Each
  * architecture folder implements these functions; the Makefile picks the
- * folder, so generic code carries no #ifdef __x86_64__.
+ * folder, so generic code carries no #ifdef __x86_64__.  In the other
+ * direction, arch code sees the VM only through struct arch_host and the
+ * services in it (vmm/services.h), never through struct vm.
  */
 #ifndef ARCH_ARCH_H
 #define ARCH_ARCH_H
@@ -10,9 +12,24 @@
 
 #include "vmm/error.h"
 #include "vmm/gmem.h"
+#include "vmm/services.h"
 
-struct vm;
-struct vcpu;
+struct vm_config;
+struct serial;
+/* The architecture's per-VM state (opaque to generic code). */
+struct arch_vm;
+
+/*
+ * What the VM core hands the architecture code.  Arch code never sees
+ * struct vm (vmm/vm.h): it reaches the core only through `svc`.
+ */
+struct arch_host {
+    const struct vm_config *cfg;
+    int kvm_fd;
+    int vm_fd;
+    struct gmem *mem;
+    const struct vm_services *svc;
+};
 
 /* Largest vCPU count the architecture code can describe to a guest. */
 unsigned arch_max_vcpus(void);
@@ -35,22 +52,44 @@ int arch_ram_layout(uint64_t mem_size, struct gmem_range *out, unsigned *n,
  */
 int arch_virtio_slot(unsigned index, uint64_t *base, unsigned *gsi);
 
-/* VM-wide setup after guest memory exists: interrupt controllers, timers. */
-int arch_vm_init(struct vm *vm, struct errbuf *err) __must_check;
+/*
+ * VM-wide setup after guest memory exists: interrupt controllers, timers,
+ * the CPU policy.  `host` is copied; what it points to must outlive the
+ * arch_vm.  *out is set as soon as the state exists, on failure too: the
+ * caller always releases it with arch_vm_destroy.
+ */
+int arch_vm_init(const struct arch_host *host, struct arch_vm **out,
+                 struct errbuf *err) __must_check;
 
 /*
  * Create the architecture's built-in devices (on x86: COM1, i8042, the
- * debug-exit port) and register them on the VM's buses.
+ * debug-exit port) and register them on the VM's buses through the
+ * services.  The UART's output goes where cfg->serial says.
  */
-int arch_create_devices(struct vm *vm, struct errbuf *err) __must_check;
+int arch_create_devices(struct arch_vm *a, struct errbuf *err) __must_check;
 
-/* Load kernel, initrd and command line and build the boot-time tables. */
-int arch_load_guest(struct vm *vm, struct errbuf *err) __must_check;
+/*
+ * The UART that carries the console (host input is fed to it with
+ * serial_receive), or NULL before arch_create_devices.
+ */
+struct serial *arch_serial(const struct arch_vm *a);
 
-/* Per-vCPU setup: CPUID, MSRs, registers, FPU.  Runs before the vCPU thread starts. */
-int arch_vcpu_init(struct vm *vm, struct vcpu *vcpu, struct errbuf *err) __must_check;
+/*
+ * Load kernel, initrd and `cmdline` (the final guest command line) and build
+ * the boot-time tables.
+ */
+int arch_load_guest(struct arch_vm *a, const char *cmdline, struct errbuf *err) __must_check;
 
-/* Free what arch_vm_init, arch_create_devices and arch_load_guest made.  Safe to call twice. */
-void arch_vm_destroy(struct vm *vm);
+/*
+ * Per-vCPU setup of KVM vCPU `vcpu_fd`, number `index` (0 = boot processor):
+ * CPUID, MSRs, registers, FPU.  Runs before the vCPU thread starts.
+ */
+int arch_vcpu_init(struct arch_vm *a, int vcpu_fd, unsigned index, struct errbuf *err) __must_check;
+
+/*
+ * Free what arch_vm_init, arch_create_devices and arch_load_guest made,
+ * including the built-in devices and their fds.  NULL is ignored.
+ */
+void arch_vm_destroy(struct arch_vm *a);
 
 #endif /* ARCH_ARCH_H */

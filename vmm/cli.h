@@ -15,7 +15,7 @@ enum cli_action {
     CLI_HELP,     /* print top-level help and exit 0 */
     CLI_RUN_HELP, /* print `wisp run` help and exit 0 */
     CLI_VERSION,  /* print the version and exit 0 */
-    CLI_JAIL,     /* `wisp jail ...`: main() hands argv to jail_main() (vmm/jail.h) */
+    CLI_JAIL,     /* `wisp jail ...`: main() hands argv to jail_main() (jailer/jail.h) */
 };
 
 /*

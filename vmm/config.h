@@ -55,7 +55,7 @@ struct vm_config {
     char *cpu_features;   /* feature mask, e.g. "-xsave,-avx2"; NULL = host-supported set */
     int log_level;        /* enum log_level */
     bool stats;           /* print a statistics line on exit */
-    /* Per-thread syscall filters (vmm/sandbox.h): kill (default), log or off. */
+    /* Per-thread syscall filters (sandbox/sandbox.h): kill (default), log or off. */
     enum seccomp_mode seccomp;
     enum landlock_mode landlock;
     unsigned ndevices;

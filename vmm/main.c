@@ -6,7 +6,7 @@
 #include "vmm/cli.h"
 #include "vmm/config.h"
 #include "vmm/error.h"
-#include "vmm/jail.h"
+#include "jailer/jail.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
 

@@ -8,7 +8,7 @@
  */
 #include "vmm/vcpu.h"
 #include "vmm/log.h"
-#include "vmm/sandbox.h"
+#include "sandbox/sandbox.h"
 #include "vmm/vm.h"
 
 #include <errno.h>

@@ -8,9 +8,9 @@
 #include "vmm/devmgr.h"
 #include "devices/legacy/serial.h"
 #include "vmm/kvm.h"
-#include "vmm/landlock.h"
+#include "sandbox/landlock.h"
 #include "vmm/log.h"
-#include "vmm/sandbox.h"
+#include "sandbox/sandbox.h"
 #include "vmm/stats.h"
 #include "vmm/term.h"
 #include "vmm/vcpu.h"
@@ -42,19 +42,41 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int exit_code)
     }
 }
 
-void vm_register_pio(struct vm *vm, uint16_t base, uint16_t len, const char *name, bus_read_fn read,
-                     bus_write_fn write, void *opaque)
+/* ---- services handed to arch code (vmm/services.h) ------------------------ */
+
+static void svc_register_pio(void *ctx, uint16_t base, uint16_t len, const char *name,
+                             bus_read_fn read, bus_write_fn write, void *opaque)
 {
+    struct vm *vm = ctx;
     if (bus_register(&vm->pio, base, len, name, read, write, opaque) < 0)
         vmm_fatal("port range 0x%x+%u (%s) conflicts with another device", base, len, name);
 }
 
-void vm_register_mmio(struct vm *vm, uint64_t base, uint64_t len, const char *name,
-                      bus_read_fn read, bus_write_fn write, void *opaque)
+static void svc_register_mmio(void *ctx, uint64_t base, uint64_t len, const char *name,
+                              bus_read_fn read, bus_write_fn write, void *opaque)
 {
+    struct vm *vm = ctx;
     if (bus_register(&vm->mmio, base, len, name, read, write, opaque) < 0)
         vmm_fatal("MMIO range 0x%llx+%llu (%s) conflicts with another device",
                   (unsigned long long)base, (unsigned long long)len, name);
+}
+
+static void svc_request_stop(void *ctx, enum vm_stop_reason reason, int exit_code)
+{
+    vm_request_stop(ctx, reason, exit_code);
+}
+
+static int svc_irqfd_create(void *ctx, unsigned gsi, int *fd, struct errbuf *err)
+{
+    return kvm_irqfd_create(ctx, gsi, fd, err);
+}
+
+/* The UART can take input again: wake the main loop (on_serial_room). */
+static void serial_room(void *opaque)
+{
+    struct vm *vm = opaque;
+    uint64_t one = 1;
+    ssize_t r __unused = write(vm->serial_room_efd, &one, sizeof(one));
 }
 
 /* ---- creation ----------------------------------------------------------- */
@@ -65,11 +87,17 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
     memset(vm, 0, sizeof(*vm));
     vm->cfg = cfg;
     vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->serial_room_efd = vm->signal_fd = -1;
-    vm->serial_irqfd = vm->serial_out_fd = -1;
     vm->mem.fd = -1;
     vm->loop.epfd = -1;
     bus_init(&vm->pio, "pio");
     bus_init(&vm->mmio, "mmio");
+    vm->svc = (struct vm_services){
+        .ctx = vm,
+        .register_pio = svc_register_pio,
+        .register_mmio = svc_register_mmio,
+        .request_stop = svc_request_stop,
+        .irqfd_create = svc_irqfd_create,
+    };
 
     ret = kvm_open_vm(vm, err);
     if (ret < 0)
@@ -101,7 +129,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
     if (ret < 0)
         goto fail;
 
-    ret = arch_vm_init(vm, err);
+    struct arch_host host = {
+        .cfg = cfg, .kvm_fd = vm->kvm_fd, .vm_fd = vm->vm_fd, .mem = &vm->mem, .svc = &vm->svc};
+    ret = arch_vm_init(&host, &vm->arch, err);
     if (ret < 0)
         goto fail;
     ret = evloop_init(&vm->loop);
@@ -121,12 +151,14 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
         goto fail;
     /* Load (and so validate) the guest before creating devices: a bad image
      * must not leave a fresh serial output file behind. */
-    ret = arch_load_guest(vm, err);
+    ret = arch_load_guest(vm->arch, vm->cmdline, err);
     if (ret < 0)
         goto fail;
-    ret = arch_create_devices(vm, err);
+    ret = arch_create_devices(vm->arch, err);
     if (ret < 0)
         goto fail;
+    vm->serial = arch_serial(vm->arch);
+    serial_set_rx_notify(vm->serial, serial_room, vm);
     ret = devmgr_create(vm, err);
     if (ret < 0)
         goto fail;
@@ -141,7 +173,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
         if (ret < 0)
             goto fail;
         vm->nvcpus = i + 1;
-        ret = arch_vcpu_init(vm, &vm->vcpus[i], err);
+        ret = arch_vcpu_init(vm->arch, vm->vcpus[i].fd, i, err);
         if (ret < 0)
             goto fail;
     }
@@ -351,16 +383,14 @@ void vm_destroy(struct vm *vm)
     evloop_destroy(&vm->loop);
     free(vm->cmdline);
     vm->cmdline = NULL;
-    arch_vm_destroy(vm); /* also the devices arch_create_devices made */
-    int *fds[] = {&vm->stop_efd,     &vm->serial_room_efd, &vm->signal_fd,
-                  &vm->serial_irqfd, &vm->vm_fd,           &vm->kvm_fd};
+    arch_vm_destroy(vm->arch); /* also the devices arch_create_devices made */
+    vm->arch = NULL;
+    vm->serial = NULL;
+    int *fds[] = {&vm->stop_efd, &vm->serial_room_efd, &vm->signal_fd, &vm->vm_fd, &vm->kvm_fd};
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
         if (*fds[i] >= 0)
             close(*fds[i]);
         *fds[i] = -1;
     }
-    if (vm->serial_out_owned && vm->serial_out_fd >= 0)
-        close(vm->serial_out_fd);
-    vm->serial_out_fd = -1;
     gmem_destroy(&vm->mem);
 }

@@ -17,25 +17,14 @@
 #include "vmm/error.h"
 #include "vmm/evloop.h"
 #include "vmm/gmem.h"
+#include "vmm/services.h"
 #include "vmm/term.h"
 
 struct kvm_run;
 struct arch_vm;
 struct serial;
-struct i8042;
-struct debug_exit;
 struct vcpu;
 struct devmgr;
-
-/* Why the VM stopped. */
-enum vm_stop_reason {
-    VM_RUNNING = 0,
-    VM_STOP_POWEROFF,   /* guest asked to power off */
-    VM_STOP_RESET,      /* guest reset (i8042, triple fault, system event) */
-    VM_STOP_DEBUG_EXIT, /* guest wrote the debug-exit port */
-    VM_STOP_ERROR,      /* VMM or KVM failure */
-    VM_STOP_SIGNAL,     /* host asked us to stop (SIGTERM, SIGINT, SIGHUP) */
-};
 
 struct vm {
     const struct vm_config *cfg;
@@ -52,19 +41,16 @@ struct vm {
     unsigned nvcpus;
     struct vcpu *vcpus;
 
-    struct arch_vm *arch;
+    struct arch_vm *arch; /* also owns the built-in devices (arch_create_devices) */
+    /* What arch code may ask of the VM (vmm/services.h); ctx is this vm. */
+    struct vm_services svc;
 
     unsigned kvm_max_vcpus;
     char *cmdline;       /* what the guest gets: the user's plus device descriptions */
     struct devmgr *devs; /* virtio devices and their transports */
 
-    /* Built-in legacy devices (created by arch_create_devices). */
+    /* The console UART (arch_serial); the arch code owns it. */
     struct serial *serial;
-    struct i8042 *i8042;
-    struct debug_exit *debug_exit;
-    int serial_irqfd;      /* KVM irqfd for the UART's interrupt line */
-    int serial_out_fd;     /* where guest console output goes, -1 = discarded */
-    bool serial_out_owned; /* serial_out_fd was opened by us (file:PATH) */
 
     /* Main-loop state for console input. */
     int serial_room_efd; /* written when the UART can take input again */
@@ -108,11 +94,5 @@ static inline bool vm_stopping(struct vm *vm)
 {
     return atomic_load_explicit(&vm->stop_reason, memory_order_acquire) != VM_RUNNING;
 }
-
-/* Register a device range on the PIO or MMIO bus; aborts on a layout conflict (a wisp bug). */
-void vm_register_pio(struct vm *vm, uint16_t base, uint16_t len, const char *name, bus_read_fn read,
-                     bus_write_fn write, void *opaque);
-void vm_register_mmio(struct vm *vm, uint64_t base, uint64_t len, const char *name,
-                      bus_read_fn read, bus_write_fn write, void *opaque);
 
 #endif /* VMM_VM_H */

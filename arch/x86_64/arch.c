@@ -13,10 +13,10 @@
 #include "devices/legacy/debug_exit.h"
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/serial.h"
+#include "vmm/config.h"
 #include "vmm/kvm.h"
 #include "vmm/log.h"
-#include "vmm/vcpu.h"
-#include "vmm/vm.h"
+#include "vmm/services.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,9 +32,18 @@
 #define X86_MIN_MEMORY (16 * MiB)
 
 struct arch_vm {
+    struct arch_host host;        /* what the core handed us (arch_vm_init) */
     struct kvm_cpuid2 *supported; /* KVM_GET_SUPPORTED_CPUID, shared by all vCPUs */
     struct x86_cpu_policy policy;
     struct x86_boot_result boot;
+
+    /* Built-in legacy devices (created by arch_create_devices). */
+    struct serial *serial;
+    struct i8042 *i8042;
+    struct debug_exit *debug_exit;
+    int serial_irqfd;      /* KVM irqfd for the UART's interrupt line */
+    int serial_out_fd;     /* where guest console output goes, -1 = discarded */
+    bool serial_out_owned; /* serial_out_fd was opened by us (file:PATH) */
 };
 
 unsigned arch_max_vcpus(void)
@@ -93,116 +102,121 @@ int arch_ram_layout(uint64_t mem_size, struct gmem_range *out, unsigned *n, stru
     return 0;
 }
 
-int arch_vm_init(struct vm *vm, struct errbuf *err)
+int arch_vm_init(const struct arch_host *host, struct arch_vm **out, struct errbuf *err)
 {
-    vm->arch = calloc(1, sizeof(*vm->arch));
-    if (!vm->arch)
+    struct arch_vm *a = *out = calloc(1, sizeof(*a));
+    if (!a)
         return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
+    a->host = *host;
+    a->serial_irqfd = a->serial_out_fd = -1;
+    int vm_fd = host->vm_fd;
 
     /* VMX needs three pages for the real-mode TSS and one for the identity
      * map; both sit in the MMIO hole, where they cannot hide guest RAM. */
-    if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)X86_KVM_TSS_GPA) < 0)
+    if (ioctl(vm_fd, KVM_SET_TSS_ADDR, (unsigned long)X86_KVM_TSS_GPA) < 0)
         return err_set(err, WISP_EXIT_HOST, errno, "KVM_SET_TSS_ADDR: %s", strerror(errno));
     uint64_t ident = X86_KVM_IDENTITY_GPA;
-    if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &ident) < 0)
+    if (ioctl(vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &ident) < 0)
         return err_set(err, WISP_EXIT_HOST, errno, "KVM_SET_IDENTITY_MAP_ADDR: %s",
                        strerror(errno));
     /* In-kernel PIC, IOAPIC and local APICs, and the PIT: interrupt delivery
      * and timers never leave the kernel. */
-    if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+    if (ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
         return err_set(err, WISP_EXIT_HOST, errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
-    int ret = set_ioapic_id(vm->vm_fd, x86_ioapic_id(vm->cfg->vcpus), err);
+    int ret = set_ioapic_id(vm_fd, x86_ioapic_id(host->cfg->vcpus), err);
     if (ret < 0)
         return ret;
     struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
-    if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+    if (ioctl(vm_fd, KVM_CREATE_PIT2, &pit) < 0)
         return err_set(err, WISP_EXIT_HOST, errno, "KVM_CREATE_PIT2: %s", strerror(errno));
 
-    ret = x86_cpu_policy_parse(vm->cfg->cpu_features, &vm->arch->policy, err);
+    ret = x86_cpu_policy_parse(host->cfg->cpu_features, &a->policy, err);
     if (ret < 0)
         return ret;
-    return x86_cpuid_get_supported(vm->kvm_fd, &vm->arch->supported, err);
+    return x86_cpuid_get_supported(host->kvm_fd, &a->supported, err);
 }
 
 /* ---- built-in devices --------------------------------------------------- */
 
 static void serial_irq(void *opaque)
 {
-    struct vm *vm = opaque;
-    kvm_irq_pulse(vm->serial_irqfd);
-}
-
-static void serial_room(void *opaque)
-{
-    struct vm *vm = opaque;
-    uint64_t one = 1;
-    ssize_t r __unused = write(vm->serial_room_efd, &one, sizeof(one));
+    struct arch_vm *a = opaque;
+    kvm_irq_pulse(a->serial_irqfd);
 }
 
 static void i8042_reset_cb(void *opaque)
 {
+    const struct vm_services *svc = ((struct arch_vm *)opaque)->host.svc;
     log_info("guest reset through the i8042 controller");
-    vm_request_stop(opaque, VM_STOP_RESET, WISP_EXIT_OK);
+    svc->request_stop(svc->ctx, VM_STOP_RESET, WISP_EXIT_OK);
 }
 
 static void debug_exit_cb(void *opaque, uint8_t value)
 {
+    const struct vm_services *svc = ((struct arch_vm *)opaque)->host.svc;
     log_info("guest wrote %u to the debug-exit port", value);
-    vm_request_stop(opaque, VM_STOP_DEBUG_EXIT, value);
+    svc->request_stop(svc->ctx, VM_STOP_DEBUG_EXIT, value);
 }
 
-static int open_serial_output(struct vm *vm, struct errbuf *err)
+static int open_serial_output(struct arch_vm *a, struct errbuf *err)
 {
-    switch (vm->cfg->serial) {
+    const struct vm_config *cfg = a->host.cfg;
+    switch (cfg->serial) {
     case SERIAL_STDIO:
-        vm->serial_out_fd = STDOUT_FILENO;
+        a->serial_out_fd = STDOUT_FILENO;
         return 0;
     case SERIAL_NONE:
-        vm->serial_out_fd = -1;
+        a->serial_out_fd = -1;
         return 0;
     case SERIAL_FILE:
-        vm->serial_out_fd =
-            open(vm->cfg->serial_path,
+        a->serial_out_fd =
+            open(cfg->serial_path,
                  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
-        if (vm->serial_out_fd < 0)
+        if (a->serial_out_fd < 0)
             return err_set(err, WISP_EXIT_USAGE, errno, "cannot open serial output file %s: %s",
-                           vm->cfg->serial_path, strerror(errno));
-        vm->serial_out_owned = true;
+                           cfg->serial_path, strerror(errno));
+        a->serial_out_owned = true;
         return 0;
     }
     return err_set(err, WISP_EXIT_USAGE, EINVAL, "bad serial mode");
 }
 
-int arch_create_devices(struct vm *vm, struct errbuf *err)
+int arch_create_devices(struct arch_vm *a, struct errbuf *err)
 {
-    int ret = open_serial_output(vm, err);
+    const struct vm_services *svc = a->host.svc;
+    int ret = open_serial_output(a, err);
     if (ret < 0)
         return ret;
-    ret = kvm_irqfd_create(vm, X86_COM1_IRQ, &vm->serial_irqfd, err);
+    ret = svc->irqfd_create(svc->ctx, X86_COM1_IRQ, &a->serial_irqfd, err);
     if (ret < 0)
         return ret;
-    vm->serial = serial_create(vm->serial_out_fd, serial_irq, vm);
-    if (!vm->serial)
+    a->serial = serial_create(a->serial_out_fd, serial_irq, a);
+    if (!a->serial)
         return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "cannot create serial device");
-    serial_set_rx_notify(vm->serial, serial_room, vm);
-    vm_register_pio(vm, X86_COM1_PORT, 8, "com1", serial_pio_read, serial_pio_write, vm->serial);
+    svc->register_pio(svc->ctx, X86_COM1_PORT, 8, "com1", serial_pio_read, serial_pio_write,
+                      a->serial);
 
-    vm->i8042 = i8042_create(i8042_reset_cb, vm);
-    if (!vm->i8042)
+    a->i8042 = i8042_create(i8042_reset_cb, a);
+    if (!a->i8042)
         return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "cannot create i8042 device");
-    vm_register_pio(vm, X86_I8042_DATA_PORT, 1, "i8042-data", i8042_data_read, i8042_data_write,
-                    vm->i8042);
-    vm_register_pio(vm, X86_I8042_CMD_PORT, 1, "i8042-cmd", i8042_cmd_read, i8042_cmd_write,
-                    vm->i8042);
+    svc->register_pio(svc->ctx, X86_I8042_DATA_PORT, 1, "i8042-data", i8042_data_read,
+                      i8042_data_write, a->i8042);
+    svc->register_pio(svc->ctx, X86_I8042_CMD_PORT, 1, "i8042-cmd", i8042_cmd_read, i8042_cmd_write,
+                      a->i8042);
 
-    if (vm->cfg->debug_exit) {
-        vm->debug_exit = debug_exit_create(debug_exit_cb, vm);
-        if (!vm->debug_exit)
+    if (a->host.cfg->debug_exit) {
+        a->debug_exit = debug_exit_create(debug_exit_cb, a);
+        if (!a->debug_exit)
             return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "cannot create debug-exit device");
-        vm_register_pio(vm, X86_DEBUG_EXIT_PORT, X86_DEBUG_EXIT_LEN, "debug-exit",
-                        debug_exit_pio_read, debug_exit_pio_write, vm->debug_exit);
+        svc->register_pio(svc->ctx, X86_DEBUG_EXIT_PORT, X86_DEBUG_EXIT_LEN, "debug-exit",
+                          debug_exit_pio_read, debug_exit_pio_write, a->debug_exit);
     }
     return 0;
+}
+
+struct serial *arch_serial(const struct arch_vm *a)
+{
+    return a ? a->serial : NULL;
 }
 
 /* ---- guest image -------------------------------------------------------- */
@@ -255,14 +269,15 @@ static void unmap_file(struct mapped_file *f)
     f->data = NULL;
 }
 
-int arch_load_guest(struct vm *vm, struct errbuf *err)
+int arch_load_guest(struct arch_vm *a, const char *cmdline, struct errbuf *err)
 {
+    const struct vm_config *cfg = a->host.cfg;
     struct mapped_file kernel = {0}, initrd = {0};
-    int ret = map_file(vm->cfg->kernel, "kernel", &kernel, err);
+    int ret = map_file(cfg->kernel, "kernel", &kernel, err);
     if (ret < 0)
         goto out;
-    if (vm->cfg->initrd) {
-        ret = map_file(vm->cfg->initrd, "initrd", &initrd, err);
+    if (cfg->initrd) {
+        ret = map_file(cfg->initrd, "initrd", &initrd, err);
         if (ret < 0)
             goto out;
     }
@@ -271,21 +286,21 @@ int arch_load_guest(struct vm *vm, struct errbuf *err)
         .kernel_len = kernel.len,
         .initrd = initrd.data,
         .initrd_len = initrd.len,
-        .cmdline = vm->cmdline ? vm->cmdline : "",
-        .proto = vm->cfg->boot,
-        .nvcpus = vm->cfg->vcpus,
+        .cmdline = cmdline ? cmdline : "",
+        .proto = cfg->boot,
+        .nvcpus = cfg->vcpus,
     };
-    ret = x86_boot_load(&vm->mem, &in, &vm->arch->boot, err);
+    ret = x86_boot_load(a->host.mem, &in, &a->boot, err);
     if (ret < 0)
         goto out;
-    ret = x86_write_boot_gdt(&vm->mem);
+    ret = x86_write_boot_gdt(a->host.mem);
     if (ret == 0)
-        ret = x86_write_boot_pagetables(&vm->mem);
+        ret = x86_write_boot_pagetables(a->host.mem);
     if (ret < 0) {
         err_set(err, WISP_EXIT_FAILURE, -ret, "cannot write boot page tables");
         goto out;
     }
-    const struct x86_boot_result *b = &vm->arch->boot;
+    const struct x86_boot_result *b = &a->boot;
     log_info("loaded %s kernel 0x%llx-0x%llx, entry 0x%llx (%s)", b->format,
              (unsigned long long)b->kernel_start, (unsigned long long)b->kernel_end,
              (unsigned long long)b->entry, b->mode == X86_ENTRY_PVH ? "PVH" : "64-bit");
@@ -295,49 +310,49 @@ out:
     return ret;
 }
 
-int arch_vcpu_init(struct vm *vm, struct vcpu *vcpu, struct errbuf *err)
+int arch_vcpu_init(struct arch_vm *a, int vcpu_fd, unsigned index, struct errbuf *err)
 {
-    struct kvm_cpuid2 *cpuid = x86_cpuid_dup(vm->arch->supported);
+    unsigned nvcpus = a->host.cfg->vcpus;
+    struct kvm_cpuid2 *cpuid = x86_cpuid_dup(a->supported);
     if (!cpuid)
         return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
-    int ret = x86_cpuid_apply(cpuid, vcpu->index, vm->cfg->vcpus, &vm->arch->policy);
+    int ret = x86_cpuid_apply(cpuid, index, nvcpus, &a->policy);
     if (ret < 0) {
-        err_set(err, WISP_EXIT_FAILURE, -ret, "cannot build CPUID for vCPU %u", vcpu->index);
+        err_set(err, WISP_EXIT_FAILURE, -ret, "cannot build CPUID for vCPU %u", index);
         goto out;
     }
-    if (ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid) < 0) {
-        ret = err_set(err, WISP_EXIT_HOST, errno, "KVM_SET_CPUID2 on vCPU %u: %s", vcpu->index,
+    if (ioctl(vcpu_fd, KVM_SET_CPUID2, cpuid) < 0) {
+        ret = err_set(err, WISP_EXIT_HOST, errno, "KVM_SET_CPUID2 on vCPU %u: %s", index,
                       strerror(errno));
         goto out;
     }
-    ret = x86_msrs_setup(vm->kvm_fd, vcpu->fd, err);
+    ret = x86_msrs_setup(a->host.kvm_fd, vcpu_fd, err);
     if (ret == 0)
-        ret = x86_vcpu_setup_fpu(vcpu->fd, err);
+        ret = x86_vcpu_setup_fpu(vcpu_fd, err);
     if (ret == 0)
-        ret = x86_vcpu_setup_lapic(vcpu->fd, err);
+        ret = x86_vcpu_setup_lapic(vcpu_fd, err);
     /* Only the boot processor gets registers; the others wait for INIT/SIPI. */
-    if (ret == 0 && vcpu->index == 0)
-        ret = x86_vcpu_setup_regs(vcpu->fd, vm->arch->boot.mode, vm->arch->boot.entry,
-                                  vm->arch->boot.boot_info, err);
+    if (ret == 0 && index == 0)
+        ret = x86_vcpu_setup_regs(vcpu_fd, a->boot.mode, a->boot.entry, a->boot.boot_info, err);
 out:
     free(cpuid);
     return ret;
 }
 
-void arch_vm_destroy(struct vm *vm)
+void arch_vm_destroy(struct arch_vm *a)
 {
-    if (vm->debug_exit)
-        debug_exit_destroy(vm->debug_exit);
-    if (vm->i8042)
-        i8042_destroy(vm->i8042);
-    if (vm->serial)
-        serial_destroy(vm->serial);
-    vm->serial = NULL;
-    vm->i8042 = NULL;
-    vm->debug_exit = NULL;
-    if (!vm->arch)
+    if (!a)
         return;
-    free(vm->arch->supported);
-    free(vm->arch);
-    vm->arch = NULL;
+    if (a->debug_exit)
+        debug_exit_destroy(a->debug_exit);
+    if (a->i8042)
+        i8042_destroy(a->i8042);
+    if (a->serial)
+        serial_destroy(a->serial);
+    if (a->serial_irqfd >= 0)
+        close(a->serial_irqfd);
+    if (a->serial_out_owned && a->serial_out_fd >= 0)
+        close(a->serial_out_fd);
+    free(a->supported);
+    free(a);
 }

@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "tests/lib/wisp_run.h"
-#include "vmm/jail_cgroup.h"
-#include "vmm/jail_elf.h"
+#include "jailer/jail_cgroup.h"
+#include "jailer/jail_elf.h"
 
 /* A whole /proc file (their st_size is 0, so read_file() cannot). malloc'd; NULL on error. */
 char *jh_read_proc(const char *path)

@@ -69,7 +69,7 @@ const char *jh_status(pid_t pid, const char *key);
 
 /*
  * Every entry below `dir` as sorted lines "PATH TYPE MODE UID:GID[ MAJ:MIN]"
- * (as tests/unit/vmm/test_jail_util.h), malloc'd.
+ * (as tests/unit/jailer/test_jail_util.h), malloc'd.
  */
 char *jh_list_tree(const char *dir);
 

@@ -1,5 +1,5 @@
 /*
- * Landlock in a running wisp (vmm/landlock.c): after set-up the process can
+ * Landlock in a running wisp (sandbox/landlock.c): after set-up the process can
  * open no file; --landlock off and on behave as documented; a console
  * socket is still removed at exit; --stats still reads /proc/self.
  * The test-hook build's WISP_TEST_OPEN=r:PATH (or w:PATH) makes the running
@@ -8,7 +8,7 @@
  * Sanitizer builds of wisp may read any file (report symbolisation), so the
  * refusals are checked with writes, which no build may do.
  */
-#include "vmm/landlock.h"
+#include "sandbox/landlock.h"
 #include "tests/lib/proc.h"
 #include "tests/lib/wisp_run.h"
 

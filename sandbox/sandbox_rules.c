@@ -1,0 +1,275 @@
+/*
+ * The seccomp allow-lists of sandbox/sandbox.c, one table per thread role, and
+ * how a role's filter is assembled from them (sandbox_role_rules()).  This
+ * is the data a reviewer audits, kept apart from the code that compiles,
+ * installs and enforces it (sandbox.c) so the policy reads as one list.
+ *
+ * Adding a syscall for a device is one line in the table of the thread that
+ * makes it, with the reason; docs/SECURITY.md carries the same tables and
+ * test_sandbox.c checks that every rule is documented.  Rules are listed
+ * hottest first: libseccomp orders the filter's checks that way.
+ */
+#include "sandbox/sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+
+/* ASan's runtime makes calls of its own (see san_rules). */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANDBOX_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANDBOX_SANITIZER 1
+#endif
+#endif
+#ifndef SANDBOX_SANITIZER
+#define SANDBOX_SANITIZER 0
+#endif
+
+#define IOCTL_MASK  0xffffffffULL /* the kernel reads the request as a 32-bit int */
+#define SOCK_TYPE_M 0xf           /* socket type without SOCK_CLOEXEC/SOCK_NONBLOCK */
+
+/* ---- rule tables ------------------------------------------------------------------------ */
+
+/* Positional: {nr, name, nargs, args, err, why} as in struct sandbox_rule. */
+// clang-format off
+#define RULE(sys, w)        {SCMP_SYS(sys), #sys, 0, {{0}}, 0, (w)}
+#define RULE1(sys, a, w)    {SCMP_SYS(sys), #sys, 1, {a}, 0, (w)}
+#define RULE2(sys, a, b, w) {SCMP_SYS(sys), #sys, 2, {a, b}, 0, (w)}
+#define REFUSE(sys, e, w)   {SCMP_SYS(sys), #sys, 0, {{0}}, (e), (w)}
+#define EQ(n, v)            {(n), SCMP_CMP_EQ, (scmp_datum_t)(v), 0}
+#define MASKED(n, m, v)     {(n), SCMP_CMP_MASKED_EQ, (scmp_datum_t)(m), (scmp_datum_t)(v)}
+// clang-format on
+#define IOCTL(req, w)        RULE1(ioctl, MASKED(1, IOCTL_MASK, req), w)
+#define NO_EXEC(sys, w)      RULE1(sys, MASKED(2, PROT_EXEC, 0), w)
+#define TGKILL(sig, w)       RULE2(tgkill, EQ(0, SANDBOX_SELF_PID), EQ(2, sig), w)
+#define SIGACTION(sig, w)    RULE1(rt_sigaction, EQ(0, sig), w)
+#define SOCKET(dom, type, w) RULE2(socket, EQ(0, dom), MASKED(1, SOCK_TYPE_M, type), w)
+/* Read-only opens: no write access, creation, truncation or O_TMPFILE (whose
+ * glibc value includes O_DIRECTORY, which a read-only open may use). */
+#define OPEN_WRITE_FLAGS (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND | (O_TMPFILE & ~O_DIRECTORY))
+#define OPEN_RDONLY(w)   RULE1(openat, MASKED(2, OPEN_WRITE_FLAGS, O_RDONLY), w)
+
+#define ABORT_WHY "abort() and term.c's fatal-signal handler re-raise it (security.md B6)"
+#define RESET_WHY "abort() and term.c's fatal-signal handler reset it to SIG_DFL"
+
+/* Every role: libc, exit and crash paths, the SIGSYS handler. */
+static const struct sandbox_rule common_rules[] = {
+    RULE(write, "log lines, serial output, eventfd and irqfd signals, the SIGSYS message"),
+    RULE(futex, "pthread mutexes (device locks), pthread_join, libc-internal locks"),
+    RULE(clock_gettime, "vDSO fallback on clock sources without vDSO support (log limiter)"),
+    NO_EXEC(mmap, "malloc of large blocks and new arenas; never executable"),
+    NO_EXEC(mprotect, "malloc arena growth; never executable"),
+    RULE(munmap, "free() of large blocks; teardown of guest memory and vCPU run areas"),
+    RULE(brk, "malloc's main arena"),
+    RULE1(madvise, EQ(2, MADV_DONTNEED), "glibc returns exited threads' stacks and trimmed heap"),
+    RULE(rt_sigprocmask, "pthread_kill() and abort() mask signals; thread exit"),
+    RULE(rt_sigreturn, "return from the vCPU kick handler (SIGUSR1)"),
+    RULE(getpid, "raise() and pthread_kill() pass the thread group id to tgkill"),
+    RULE(gettid, "raise() in abort()"),
+    TGKILL(SIGABRT, ABORT_WHY),
+    TGKILL(SIGSEGV, ABORT_WHY),
+    TGKILL(SIGBUS, ABORT_WHY),
+    TGKILL(SIGILL, ABORT_WHY),
+    TGKILL(SIGFPE, ABORT_WHY),
+    TGKILL(SIGQUIT, ABORT_WHY),
+    SIGACTION(SIGABRT, RESET_WHY),
+    SIGACTION(SIGSEGV, RESET_WHY),
+    SIGACTION(SIGBUS, RESET_WHY),
+    SIGACTION(SIGILL, RESET_WHY),
+    SIGACTION(SIGFPE, RESET_WHY),
+    SIGACTION(SIGQUIT, RESET_WHY),
+    RULE(writev, "glibc's fatal-error reports (heap corruption, stack protector) before abort()"),
+    IOCTL(TCSETS, "term_restore() (tcsetattr) at exit and in the fatal-signal and SIGSYS handlers"),
+    IOCTL(TCGETS, "tcsetattr() in term_restore() reads the mode back to check it"),
+    RULE(exit, "a thread returning from its start routine"),
+    RULE(exit_group, "process exit; _exit() in the SIGSYS handler"),
+};
+
+/*
+ * Refused softly in every role unless an earlier rule allows the syscall:
+ * nothing opens files after setup, but a library that probes one (glibc's
+ * fatal-error path tries /dev/tty) should see ENOENT, not kill the VM.
+ */
+static const struct sandbox_rule soft_rules[] = {
+    REFUSE(openat, ENOENT, "no file is opened after setup; probes fail softly (as in crosvm)"),
+};
+
+/* Main thread: the event loop and the virtio back ends it serves. */
+static const struct sandbox_rule main_rules[] = {
+    RULE(epoll_wait, "the event loop waits here"),
+    RULE(read, "eventfds, signalfd, stdin; console socket and tap reads"),
+    RULE(epoll_ctl, "evloop_add/del while running: stdin pause/resume, console connections"),
+    RULE(readv, "virtio-net: tap receive (writev, for transmit, is common)"),
+    RULE(io_uring_enter, "virtio-blk: submit and reap io_uring requests (rings set up before)"),
+    RULE(getrandom, "virtio-rng: entropy for the guest"),
+    RULE(accept4, "virtio-console: connections on its listening AF_UNIX socket"),
+    SOCKET(AF_UNIX, SOCK_STREAM, "virtio-console: a UNIX stream socket, never a network one"),
+    RULE(close, "closing console connections; teardown"),
+    IOCTL(TIOCGWINSZ, "virtio-console on stdio: terminal size"),
+    IOCTL(KVM_IOEVENTFD, "virtio-mmio teardown: unbind the QueueNotify eventfds from the VM"),
+    RULE(unlink,
+         "virtio-console teardown: remove its socket file (Landlock: only in its directory)"),
+    TGKILL(SIGUSR1, "vcpu_kick(): make vCPU threads leave KVM_RUN when the VM stops"),
+};
+
+/* --stats: stats_print() at exit. */
+static const struct sandbox_rule stats_rules[] = {
+    OPEN_RDONLY("stats_print() reads /proc/self/status (peak RSS)"),
+    RULE(newfstatat, "fopen() sizes its buffer"),
+    RULE(mincore, "stats_print() counts resident guest pages"),
+};
+
+/* vCPU threads: everything else they do (devices' PIO/MMIO handlers) is common. */
+static const struct sandbox_rule vcpu_rules[] = {
+    IOCTL(KVM_RUN, "run the guest; the only KVM ioctl after setup"),
+    RULE(io_uring_enter, "virtio-blk reset (Status 0) waits here for requests in flight"),
+    RULE(clock_nanosleep, "virtio-blk reset: 1 ms back-off on a transient io_uring error"),
+    RULE(ppoll, "COM1 output: a zero-timeout poll for room before each write (never waits)"),
+};
+
+/* Control API server (no thread yet): serves requests on a UNIX socket. */
+static const struct sandbox_rule api_rules[] = {
+    RULE(epoll_wait, "waits for clients and requests"),
+    RULE(read, "requests; eventfds"),
+    RULE(epoll_ctl, "adds and drops client connections"),
+    RULE(accept4, "clients of the listening AF_UNIX socket (bound before)"),
+    RULE(close, "drops client connections"),
+    IOCTL(FIONBIO, "non-blocking client connections"),
+};
+
+/* Migration sender and receiver (no thread yet): the only role with network sockets. */
+static const struct sandbox_rule migration_rules[] = {
+    RULE(read, "migration stream and snapshot data"),
+    RULE(recvmsg, "migration stream (and fds over AF_UNIX)"),
+    RULE(sendmsg, "migration stream (and fds over AF_UNIX)"),
+    RULE(ppoll, "waits for the peer with a deadline"),
+    SOCKET(AF_UNIX, SOCK_STREAM, "local migration"),
+    SOCKET(AF_INET, SOCK_STREAM, "cross-host migration over TCP"),
+    SOCKET(AF_INET6, SOCK_STREAM, "cross-host migration over TCP"),
+    RULE(connect, "sender connects to the receiver"),
+    RULE(accept4, "receiver accepts the sender"),
+    RULE(setsockopt, "TCP_NODELAY and buffer sizes"),
+    RULE(shutdown, "ends the stream"),
+    RULE(close, "closes the stream"),
+    IOCTL(KVM_GET_DIRTY_LOG, "pages written since the last pass"),
+    RULE(getrandom, "nonces for the authenticated channel"),
+};
+
+/* Device I/O worker (no thread yet): synchronous or io_uring disk I/O off the main loop. */
+static const struct sandbox_rule io_worker_rules[] = {
+    RULE(io_uring_enter, "submit and reap disk requests"),
+    RULE(read, "its wake-up eventfd"),
+    RULE(preadv, "synchronous disk reads"),
+    RULE(pwritev, "synchronous disk writes"),
+    RULE(fdatasync, "virtio-blk flush"),
+};
+
+/*
+ * ASan builds only: the sanitizer runtime's own calls (per-thread shadow
+ * memory and alternate signal stacks, and LeakSanitizer at exit, which stops
+ * the world from a clone()d tracer task that inherits the main filter and
+ * uses ptrace).  This widens every role a lot; release builds never contain
+ * it.  The tracer blocks SIGSYS, so a missing rule here kills it silently
+ * and LeakSanitizer's parent spins: test_seccomp.c boots an ASan wisp.
+ */
+static const struct sandbox_rule san_rules[] = {
+    RULE(sigaltstack, "ASan: per-thread alternate signal stacks"),
+    RULE1(madvise, EQ(2, MADV_NOHUGEPAGE), "ASan: shadow memory of exiting threads"),
+    RULE1(madvise, EQ(2, MADV_DONTDUMP), "ASan: shadow memory of exiting threads"),
+    RULE(rt_sigaction, "LeakSanitizer's tracer: handlers for SIGXCPU and SIGXFSZ too"),
+    RULE(prctl, "LeakSanitizer: PR_SET_PTRACER, PR_SET_DUMPABLE, PR_SET_PDEATHSIG"),
+    RULE(clone, "LeakSanitizer: the stop-the-world tracer task (not a thread)"),
+    RULE(sched_yield, "LeakSanitizer: waits for the tracer"),
+    RULE(wait4, "LeakSanitizer: reaps the tracer; the tracer waits for stopped threads"),
+    RULE(getppid, "LeakSanitizer's tracer: checks its parent"),
+    RULE1(open, MASKED(1, OPEN_WRITE_FLAGS, O_RDONLY), "/proc/<pid>/task, /proc/self/maps"),
+    RULE(getdents, "LeakSanitizer's tracer: lists /proc/<pid>/task"),
+    RULE(lseek, "LeakSanitizer's tracer: rewinds the directory"),
+    RULE(ptrace, "LeakSanitizer's tracer: stops threads and reads their registers"),
+    RULE(readlink, "reports: /proc/self/exe names the module of each frame"),
+    RULE(read, "reports: /proc/self/maps, cmdline, environ"),
+    RULE(close, "reports: /proc files"),
+    RULE(pipe2, "reports: probes for a symbolizer (which never starts: no execve)"),
+};
+
+struct role_def {
+    const char *name;
+    const struct sandbox_rule *rules;
+    size_t n;
+};
+
+static const struct role_def roles[SANDBOX_NROLES] = {
+    [SANDBOX_MAIN] = {"main", main_rules, ARRAY_SIZE(main_rules)},
+    [SANDBOX_VCPU] = {"vcpu", vcpu_rules, ARRAY_SIZE(vcpu_rules)},
+    [SANDBOX_API] = {"api", api_rules, ARRAY_SIZE(api_rules)},
+    [SANDBOX_MIGRATION] = {"migration", migration_rules, ARRAY_SIZE(migration_rules)},
+    [SANDBOX_IO_WORKER] = {"io-worker", io_worker_rules, ARRAY_SIZE(io_worker_rules)},
+};
+
+const char *sandbox_role_name(enum sandbox_role role)
+{
+    return (unsigned)role < SANDBOX_NROLES ? roles[role].name : "?";
+}
+
+bool sandbox_sanitizer_build(void)
+{
+    return SANDBOX_SANITIZER;
+}
+
+/* Does rule `a` already allow (or refuse) everything rule `b` would? */
+static bool covers(const struct sandbox_rule *a, const struct sandbox_rule *b)
+{
+    if (a->nr != b->nr || a->err != b->err)
+        return false;
+    if (a->nargs == 0)
+        return true;
+    return a->nargs == b->nargs && !memcmp(a->args, b->args, a->nargs * sizeof(a->args[0]));
+}
+
+/* How add_rules() treats a rule that overlaps an earlier one. */
+enum overlap {
+    KEEP_ALL,     /* role and common tables: overlaps are bugs, which the unit tests catch */
+    SKIP_COVERED, /* extras: skip what an earlier rule already covers */
+    SKIP_SAME_NR, /* soft refusals: skip any syscall an earlier rule names */
+};
+
+static int add_rules(const struct sandbox_rule **out, size_t max, size_t *count,
+                     const struct sandbox_rule *rules, size_t n, enum overlap how)
+{
+    for (size_t i = 0; i < n; i++) {
+        bool skip = false;
+        for (size_t j = 0; how != KEEP_ALL && !skip && j < *count; j++)
+            skip = how == SKIP_COVERED ? covers(out[j], &rules[i]) : out[j]->nr == rules[i].nr;
+        if (skip)
+            continue;
+        if (*count == max)
+            return -ENOSPC;
+        out[(*count)++] = &rules[i];
+    }
+    return 0;
+}
+
+int sandbox_role_rules(enum sandbox_role role, const struct sandbox_opts *opts,
+                       const struct sandbox_rule **out, size_t max)
+{
+    if ((unsigned)role >= SANDBOX_NROLES)
+        return -EINVAL;
+    size_t n = 0;
+    int ret = add_rules(out, max, &n, roles[role].rules, roles[role].n, KEEP_ALL);
+    if (!ret)
+        ret = add_rules(out, max, &n, common_rules, ARRAY_SIZE(common_rules), KEEP_ALL);
+    if (!ret && role == SANDBOX_MAIN && opts->stats)
+        ret = add_rules(out, max, &n, stats_rules, ARRAY_SIZE(stats_rules), SKIP_COVERED);
+    if (!ret && SANDBOX_SANITIZER)
+        ret = add_rules(out, max, &n, san_rules, ARRAY_SIZE(san_rules), SKIP_COVERED);
+    if (!ret)
+        ret = add_rules(out, max, &n, soft_rules, ARRAY_SIZE(soft_rules), SKIP_SAME_NR);
+    return ret < 0 ? ret : (int)n;
+}
