@@ -1,12 +1,11 @@
 /*
  * Every single-bit flip of a saved virtio-rng state, CRC recomputed, loaded
  * into a live destination device (paired by name, as a migration does): the
- * decoder and virtio_snapshot_load() must judge each flip on their own, since the checksum no longer catches
- * it.  A refused flip leaves the destination exactly as it was (saved
- * state and interrupt count); an accepted one leaves a device whose saved
- * state is what the flipped stream means (vst_flip_meaning: the flipped
- * bytes themselves, or the original for a bit readers ignore), never a
- * misparse.  The counts per layer are printed and bounded below.
+ * decoder and virtio_snapshot_load() must judge each flip on their own, since the checksum no
+ * longer catches it.  A refused flip leaves the destination exactly as it was (saved state and
+ * interrupt count); an accepted one leaves a device whose saved state is what the flipped stream
+ * means (vst_flip_meaning: the flipped bytes themselves, or the original for a bit readers ignore),
+ * never a misparse.  The counts per layer are printed and bounded below.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -23,12 +22,12 @@
  * and make the restored device pop garbage (a legitimate outcome, but not
  * one whose saved state can be compared with the stream).
  */
-#define DESC  0x100000
-#define AVAIL 0x160000
-#define USED  0x1c0000
-#define BUF(i)     (4 * MiB + (uint64_t)(i)*0x1000)
-#define QSIZE      64
-#define FEATURES   (VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX))
+#define DESC     0x100000
+#define AVAIL    0x160000
+#define USED     0x1c0000
+#define BUF(i)   (4 * MiB + (uint64_t)(i)*0x1000)
+#define QSIZE    64
+#define FEATURES (VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX))
 
 static struct gmem mem;
 static struct snap_side a, b;
