@@ -112,6 +112,8 @@ static const struct sandbox_rule main_rules[] = {
     RULE(accept4, "virtio-console: connections on its listening AF_UNIX socket"),
     SOCKET(AF_UNIX, SOCK_STREAM, "virtio-console: a UNIX stream socket, never a network one"),
     RULE(close, "closing console connections; teardown"),
+    RULE(ppoll, "virtio-console on a stdio fd shared with the parent: a zero-timeout poll "
+                "before each read or write (never waits)"),
     IOCTL(TIOCGWINSZ, "virtio-console on stdio: terminal size"),
     IOCTL(KVM_IOEVENTFD, "virtio-mmio teardown: unbind the QueueNotify eventfds from the VM"),
     RULE(unlink,
@@ -131,6 +133,7 @@ static const struct sandbox_rule vcpu_rules[] = {
     IOCTL(KVM_RUN, "run the guest; the only KVM ioctl after setup"),
     RULE(io_uring_enter, "virtio-blk reset (Status 0) waits here for requests in flight"),
     RULE(clock_nanosleep, "virtio-blk reset: 1 ms back-off on a transient io_uring error"),
+    RULE(ppoll, "COM1 output: a zero-timeout poll for room before each write (never waits)"),
 };
 
 /* Control API server (no thread yet): serves requests on a UNIX socket. */

@@ -104,11 +104,16 @@ struct blk_backend_ops {
      */
     unsigned (*complete)(struct blk_backend *b);
     /*
-     * Block until nothing is in flight, calling done() for each request.
-     * Used by reset, quiesce and destroy, which must not return while the
-     * backend could still write into guest memory.
+     * Wait until nothing is in flight, calling done() for each request, but
+     * for at most about `timeout_ms` (a short grace period for cancellation
+     * comes on top).  Returns 0 when idle.  Otherwise the backend has asked
+     * for the requests left to be cancelled and returns a negative errno
+     * (-ETIMEDOUT, or the error that stopped the wait): those requests stay
+     * in flight, may still move data, and get their done() later from
+     * complete() or another drain().  Used by reset, quiesce and destroy; a
+     * hung disk must not hold their (vCPU or main) thread forever.
      */
-    void (*drain)(struct blk_backend *b);
+    int (*drain)(struct blk_backend *b, unsigned timeout_ms);
     /* Release everything.  Nothing may be in flight (drain first). */
     void (*destroy)(struct blk_backend *b);
 };

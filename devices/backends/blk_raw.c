@@ -55,7 +55,15 @@ struct blk_raw {
     int fd;
     bool no_zero_range; /* the file system refused FALLOC_FL_ZERO_RANGE */
     bool no_punch;      /* ... and FALLOC_FL_PUNCH_HOLE */
+    bool timed_wait;    /* the kernel can bound io_uring_enter waits (IORING_FEAT_EXT_ARG) */
+    unsigned cancels;   /* ASYNC_CANCEL SQEs whose CQE has not been reaped */
 };
+
+/* user_data of cancel SQEs: no request has this address. */
+static char cancel_tag;
+
+/* After a drain's deadline, how long cancelled requests get to report back. */
+#define DRAIN_CANCEL_GRACE_MS 100
 
 static struct blk_raw *to_raw(struct blk_backend *b)
 {
@@ -141,8 +149,8 @@ int blk_raw_restrict_ring(struct io_uring *ring, int fd)
     int rc = io_uring_register_files(ring, &fd, 1);
     if (rc < 0)
         return rc;
-    static const uint8_t ops[] = {IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_WRITE,
-                                  IORING_OP_FSYNC, IORING_OP_FALLOCATE};
+    static const uint8_t ops[] = {IORING_OP_READV, IORING_OP_WRITEV,    IORING_OP_WRITE,
+                                  IORING_OP_FSYNC, IORING_OP_FALLOCATE, IORING_OP_ASYNC_CANCEL};
     struct io_uring_restriction res[ARRAY_SIZE(ops) + 2];
     memset(res, 0, sizeof(res));
     unsigned n = 0;
@@ -263,6 +271,11 @@ static unsigned reap(struct blk_raw *r, unsigned budget, bool *more)
         int res = cqe->res;
         /* Free the CQE before done() runs: the callback may submit again. */
         io_uring_cqe_seen(&r->ring, cqe);
+        if (io == (void *)&cancel_tag) {
+            /* The cancel's own answer: how many it stopped, -ENOENT, -EALREADY. */
+            r->cancels--;
+            continue;
+        }
         if (!io)
             vmm_fatal("blk raw: completion without a request");
         int result = on_cqe(r, io, res);
@@ -329,27 +342,96 @@ static unsigned raw_complete(struct blk_backend *b)
     return n;
 }
 
-static void raw_drain(struct blk_backend *b)
+/* Nanoseconds from now until `end` (CLOCK_MONOTONIC); <= 0 once it has passed. */
+static int64_t ns_until(const struct timespec *end)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)(end->tv_sec - now.tv_sec) * 1000000000 + (end->tv_nsec - now.tv_nsec);
+}
+
+static void deadline_in(struct timespec *end, unsigned ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, end);
+    end->tv_sec += ms / 1000;
+    end->tv_nsec += (long)(ms % 1000) * 1000000;
+    if (end->tv_nsec >= 1000000000) {
+        end->tv_sec++;
+        end->tv_nsec -= 1000000000;
+    }
+}
+
+/*
+ * Ask the kernel to cancel every request of this ring (IORING_OP_ASYNC_CANCEL,
+ * match any).  A cancelled request completes with -ECANCELED (or -EINTR)
+ * through the normal path; one the kernel cannot stop completes when it ends.
+ */
+static void cancel_all(struct blk_raw *r)
+{
+    /* One at a time, and never into a ring still holding unsubmitted SQEs:
+     * prep() counts on room for every request in flight. */
+    if (r->cancels > 0 || io_uring_sq_ready(&r->ring) > 0)
+        return;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+    if (!sqe)
+        return;
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ALL | IORING_ASYNC_CANCEL_ANY);
+    sqe->fd = 0;
+    io_uring_sqe_set_flags(sqe, IOSQE_FIXED_FILE); /* the ring requires it on every SQE */
+    io_uring_sqe_set_data(sqe, (void *)&cancel_tag);
+    r->cancels++;
+    flush_sq(r);
+}
+
+static int raw_drain(struct blk_backend *b, unsigned timeout_ms)
 {
     struct blk_raw *r = to_raw(b);
-    bool more;
+    struct timespec end;
+    bool more, cancelled = false;
+    int err = -ETIMEDOUT;
 
-    while (b->inflight > 0) {
+    deadline_in(&end, timeout_ms);
+    for (;;) {
         reap(r, UINT_MAX, &more);
         if (b->inflight == 0)
-            break;
-        int rc = io_uring_submit_and_wait(&r->ring, 1);
-        if (rc >= 0 || rc == -EINTR)
+            return 0;
+        int64_t left = ns_until(&end);
+        if (left <= 0) {
+            if (cancelled)
+                break;
+            cancel_all(r);
+            cancelled = true;
+            deadline_in(&end, DRAIN_CANCEL_GRACE_MS);
+            continue;
+        }
+        int rc;
+        if (r->timed_wait) {
+            struct __kernel_timespec ts = {.tv_sec = left / 1000000000,
+                                           .tv_nsec = left % 1000000000};
+            struct io_uring_cqe *cqe;
+            rc = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
+        } else {
+            /* Kernels before 5.11 cannot time the wait out (no EXT_ARG). */
+            rc = io_uring_submit_and_wait(&r->ring, 1);
+        }
+        /* EINTR (the vCPU kick) and ETIME end at the deadline, not before. */
+        if (rc >= 0 || rc == -ETIME || rc == -EINTR)
             continue;
         if (rc == -EAGAIN || rc == -ENOMEM || rc == -EBUSY) {
-            /* Transient: the requests must still finish before guest memory is released. */
             struct timespec ms = {.tv_nsec = 1000 * 1000};
             nanosleep(&ms, NULL);
             continue;
         }
-        /* Returning now would let the kernel write into memory we consider idle. */
-        vmm_fatal("blk raw: cannot wait for %u requests in flight: %s", b->inflight, strerror(-rc));
+        err = rc;
+        if (!cancelled) {
+            cancel_all(r);
+            cancelled = true;
+        }
+        break;
     }
+    log_ratelimited(LOG_ERROR, "blk raw: %u requests still in flight after %u ms (%s); cancelled",
+                    b->inflight, timeout_ms, strerror(-err));
+    return err;
 }
 
 static void raw_destroy(struct blk_backend *b)
@@ -454,6 +536,7 @@ int blk_raw_open(const struct blk_raw_config *cfg, struct blk_backend **out, str
         goto err_ring;
     }
 
+    r->timed_wait = (r->ring.features & IORING_FEAT_EXT_ARG) != 0;
     r->be.ops = &raw_ops;
     r->be.size = align_down(size, BLK_SECTOR_SIZE);
     r->be.read_only = cfg->read_only;

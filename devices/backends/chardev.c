@@ -11,6 +11,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +33,8 @@ struct chardev {
     int in_fd;                    /* -1: no input */
     int out_fd;                   /* -1: no output peer */
     bool out_unpolled;            /* output epoll cannot watch (regular file): always ready */
+    bool in_gated, out_gated;     /* fd shared with another process: see gated_io() */
+    size_t out_chunk;             /* gated output: most bytes one write may carry */
     bool want_in, want_out;       /* what the owner asked for */
     bool in_watched, out_watched; /* registered in ep */
     bool listening;               /* listen_fd registered in ep */
@@ -182,14 +186,57 @@ void chardev_set_interest(struct chardev *c, bool input, bool output)
     update(c);
 }
 
+/*
+ * I/O on an fd whose open file description we share with our parent (see
+ * reopen_std()): its O_NONBLOCK flag is not ours to set, and whoever holds
+ * it may clear it at any time, so the fd must be assumed blocking.  A
+ * zero-timeout poll first; only if it reports readiness, one read() or
+ * one write() of at most out_chunk bytes, sizes the ready fd takes without
+ * waiting:
+ *   - a pipe reports POLLOUT with at least one free page, and a write of
+ *     at most PIPE_BUF bytes then fits;
+ *   - a UNIX stream socket reports POLLOUT with most of its send buffer
+ *     free, far more than PIPE_BUF;
+ *   - a terminal reports POLLOUT only with room in its output buffer, so a
+ *     few bytes fit (the COM1 rule, devices/legacy/serial.c);
+ *   - a regular file is always ready and never waits for a reader.
+ * EINTR is not retried: the event loop calls again.  What is left: another
+ * process writing into the same pipe or terminal between the poll and the
+ * write could take the room, and the write would wait until the reader
+ * reads.  Returns -EAGAIN if the fd is not ready.
+ */
+static ssize_t gated_io(int fd, bool output, void *buf, size_t len)
+{
+    struct pollfd pfd = {.fd = fd, .events = output ? POLLOUT : POLLIN};
+    static const struct timespec zero = {0, 0};
+    int r = ppoll(&pfd, 1, &zero, NULL);
+    if (r < 0)
+        return errno == EINTR ? -EAGAIN : -errno;
+    /* An error or hang-up: let the read or write report it. */
+    if (r == 0 || !(pfd.revents & ((output ? POLLOUT : POLLIN) | POLLERR | POLLHUP)))
+        return -EAGAIN;
+    ssize_t n = output ? write(fd, buf, len) : read(fd, buf, len);
+    if (n < 0)
+        return errno == EINTR ? -EAGAIN : -errno;
+    return n;
+}
+
 ssize_t chardev_read(struct chardev *c, void *buf, size_t len)
 {
     if (c->in_fd < 0)
         return -EPIPE;
     ssize_t n;
-    do {
-        n = read(c->in_fd, buf, len);
-    } while (n < 0 && errno == EINTR);
+    if (c->in_gated) {
+        n = gated_io(c->in_fd, false, buf, len);
+        if (n == -EAGAIN)
+            return -EAGAIN;
+        if (n < 0)
+            errno = (int)-n;
+    } else {
+        do {
+            n = read(c->in_fd, buf, len);
+        } while (n < 0 && errno == EINTR);
+    }
     if (n > 0 && c->filter) {
         size_t kept = c->filter(c->filter_ctx, buf, (size_t)n);
         if (kept > (size_t)n)
@@ -210,9 +257,17 @@ ssize_t chardev_write(struct chardev *c, const void *buf, size_t len)
     if (c->out_fd < 0)
         return -EPIPE;
     ssize_t n;
-    do {
-        n = write(c->out_fd, buf, len);
-    } while (n < 0 && errno == EINTR);
+    if (c->out_gated) {
+        n = gated_io(c->out_fd, true, (void *)(uintptr_t)buf, MIN(len, c->out_chunk));
+        if (n == -EAGAIN)
+            return -EAGAIN;
+        if (n < 0)
+            errno = (int)-n;
+    } else {
+        do {
+            n = write(c->out_fd, buf, len);
+        } while (n < 0 && errno == EINTR);
+    }
     if (n >= 0)
         return n;
     if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -281,7 +336,26 @@ static bool pollable(struct chardev *c, int fd)
     return true;
 }
 
-int chardev_open_fds(int in_fd, int out_fd, struct chardev **out, struct errbuf *err)
+/* Bytes one gated write may carry on `fd` without waiting (see gated_io()). */
+static size_t gated_chunk(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return 8;
+    if (S_ISREG(st.st_mode))
+        return SIZE_MAX;
+    if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
+        return PIPE_BUF;
+    return 8; /* a terminal or another character device */
+}
+
+/*
+ * chardev_open_fds(), where an fd marked shared belongs to an open file
+ * description others hold too: it is left as it is (blocking or not) and
+ * served through gated_io().
+ */
+static int open_fds(int in_fd, bool in_shared, int out_fd, bool out_shared, struct chardev **out,
+                    struct errbuf *err)
 {
     struct chardev *c = alloc_chardev(err);
     if (!c) {
@@ -293,10 +367,17 @@ int chardev_open_fds(int in_fd, int out_fd, struct chardev **out, struct errbuf 
     }
     c->in_fd = in_fd;
     c->out_fd = out_fd;
+    c->in_gated = in_fd >= 0 && in_shared;
+    c->out_gated = out_fd >= 0 && out_shared;
+    if (c->out_gated)
+        c->out_chunk = gated_chunk(out_fd);
     int fds[2] = {in_fd, out_fd};
+    bool shared[2] = {in_shared, out_shared};
     for (unsigned i = 0; i < 2; i++) {
-        int fl = fds[i] >= 0 ? fcntl(fds[i], F_GETFL) : 0;
-        if (fds[i] >= 0 && (fl < 0 || fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) < 0)) {
+        if (fds[i] < 0 || shared[i])
+            continue;
+        int fl = fcntl(fds[i], F_GETFL);
+        if (fl < 0 || fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) < 0) {
             int e = errno;
             chardev_close(c);
             return err_set(err, WISP_EXIT_HOST, e, "console: fcntl: %s", strerror(e));
@@ -311,16 +392,24 @@ int chardev_open_fds(int in_fd, int out_fd, struct chardev **out, struct errbuf 
     return 0;
 }
 
+int chardev_open_fds(int in_fd, int out_fd, struct chardev **out, struct errbuf *err)
+{
+    return open_fds(in_fd, false, out_fd, false, out, err);
+}
+
 /*
  * A private O_NONBLOCK open file description for our stdin/stdout (see
- * chardev.h).  A regular file is dup()ed instead so it keeps its shared
- * offset (and never blocks anyway); a socket cannot be reopened through
- * /proc, so it is dup()ed and made non-blocking, which its other holders
- * see too: the price of a socket on stdio.
+ * chardev.h), through /proc/self/fd.  Where that is not possible the fd is
+ * dup()ed and *shared set: a regular file (it must keep its shared offset),
+ * a socket (it cannot be reopened through /proc), or no usable /proc (a
+ * jail has none; a pipe of another uid refuses the reopen).  A shared
+ * description keeps its flags: setting O_NONBLOCK on it would change our
+ * parent's writes too, and the parent may clear it again under us.
  */
-static int reopen_std(int fd, int flags)
+static int reopen_std(int fd, int flags, bool *shared)
 {
     struct stat st;
+    *shared = true;
     if (fstat(fd, &st) < 0)
         return -1;
     if (S_ISREG(st.st_mode) || S_ISSOCK(st.st_mode))
@@ -328,15 +417,20 @@ static int reopen_std(int fd, int flags)
     char p[32];
     snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
     int r = open(p, flags | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    return r >= 0 ? r : fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (r >= 0) {
+        *shared = false;
+        return r;
+    }
+    return fcntl(fd, F_DUPFD_CLOEXEC, 3);
 }
 
 int chardev_open_stdio(struct chardev **out, struct errbuf *err)
 {
-    int in = reopen_std(STDIN_FILENO, O_RDONLY);
-    int o = reopen_std(STDOUT_FILENO, O_WRONLY);
+    bool in_shared, out_shared;
+    int in = reopen_std(STDIN_FILENO, O_RDONLY, &in_shared);
+    int o = reopen_std(STDOUT_FILENO, O_WRONLY, &out_shared);
     /* A closed stdin or stdout just means no input or no output. */
-    return chardev_open_fds(in, o, out, err);
+    return open_fds(in, in_shared, o, out_shared, out, err);
 }
 
 /* Exit class for a bind() failure: a path the user chose, or the host. */

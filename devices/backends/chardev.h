@@ -6,9 +6,13 @@
  *   stdio   the VMM's stdin and stdout, each reopened as a new open file
  *           description with O_NONBLOCK (through /proc/self/fd), so the
  *           terminal or pipe shared with our parent is never switched to
- *           non-blocking mode under it (regular files and sockets are
- *           dup()ed: see chardev.c).  Input that epoll cannot watch (a
- *           regular file, /dev/null) counts as no input.
+ *           non-blocking mode under it.  Where that cannot be done (a
+ *           regular file, a socket, no /proc in a jail) the fd is dup()ed
+ *           and its flags left alone: it may block, so each read or write
+ *           on it is preceded by a zero-timeout poll and bounded to what
+ *           the ready fd takes without waiting (see chardev.c).  Input
+ *           that epoll cannot watch (a regular file, /dev/null) counts as
+ *           no input.
  *   socket  a UNIX stream socket that wisp creates (mode 0600) and listens
  *           on, serving one client at a time: while one is connected the
  *           next waits in the listen backlog; when it goes away (hang-up,
@@ -25,10 +29,10 @@
  * chardev_set_interest(): input only while it has room (that is the
  * backpressure on the peer), output only while it has bytes waiting.
  *
- * I/O is plain read() and write() on non-blocking fds, the calls the main
- * thread's seccomp filter allows.  SIGPIPE must therefore be ignored in the
- * process (wisp does so before running the VM): a write to a pipe or socket
- * whose reader left must fail with EPIPE rather than kill us.
+ * I/O is plain read() and write() on non-blocking fds (after ppoll() on a
+ * shared stdio fd), the calls the main thread's seccomp filter allows.  SIGPIPE must therefore be
+ * ignored in the process (wisp does so before running the VM): a write to a pipe or socket whose
+ * reader left must fail with EPIPE rather than kill us.
  *
  * Threads: not thread-safe; the owner serialises every call.
  */

@@ -37,8 +37,10 @@
 #include "devices/legacy/serial_internal.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmm/log.h"
@@ -116,6 +118,51 @@ static size_t rx_room(const struct uart *u)
     return room;
 }
 
+/*
+ * Hand `n` (<= 8, so <= PIPE_BUF) bytes to the output fd without ever waiting
+ * for whoever reads it (security.md D7): bytes the fd does not take at once
+ * are lost and counted.  The fd is usually stdout, a pipe or terminal shared
+ * with the parent, so wisp must not set O_NONBLOCK on it (that flag lives in
+ * the shared open file description and would change the parent's writes).
+ * Instead a zero-timeout poll gates one write(2):
+ *  - a pipe reports POLLOUT only with a free buffer slot, and a write of at
+ *    most PIPE_BUF bytes into a free slot (or merged into the last one) does
+ *    not wait; out_lock keeps two vCPUs from sharing one poll result;
+ *  - a terminal reports POLLOUT only with room in its output buffer;
+ *  - a regular file always reports POLLOUT and never waits for a reader.
+ * What is left: another process writing into the same pipe or terminal
+ * between the poll and the write could take the room, and the write would
+ * wait.  That wait is interruptible: the vCPU kick (SIGUSR1, no SA_RESTART)
+ * that stops the VM ends it with EINTR or a short count, and EINTR is never
+ * retried here, so shutdown cannot hang on it.
+ */
+static void serial_output(struct serial *s, const uint8_t *buf, size_t n)
+{
+    size_t done = 0;
+    int e = 0;
+
+    pthread_mutex_lock(&s->out_lock);
+    struct pollfd pfd = {.fd = s->out_fd, .events = POLLOUT};
+    static const struct timespec zero = {0, 0};
+    int r = ppoll(&pfd, 1, &zero, NULL);
+    if (r < 0) {
+        e = errno;
+    } else if (r == 1 && (pfd.revents & (POLLOUT | POLLERR))) {
+        /* POLLERR (reader gone): let write() report EPIPE once, rate-limited. */
+        ssize_t w = write(s->out_fd, buf, n);
+        if (w < 0)
+            e = errno;
+        else
+            done = (size_t)w;
+    }
+    pthread_mutex_unlock(&s->out_lock);
+
+    if (e && e != EAGAIN && e != EWOULDBLOCK && e != EINTR)
+        log_ratelimited(LOG_WARN, "serial: output write failed (errno %d)", e);
+    if (done < n)
+        atomic_fetch_add_explicit(&s->stats.lost, n - done, memory_order_relaxed);
+}
+
 /* Emit edge and notify decisions, drop the lock, then do the I/O and callbacks. */
 void serial_finish(struct serial *s, struct after *a)
 {
@@ -134,25 +181,14 @@ void serial_finish(struct serial *s, struct after *a)
     a->rx_notify_opaque = s->rx_notify_opaque;
     pthread_mutex_unlock(&s->lock);
 
-    /* Outside the lock so a slow fd never holds up the main thread's input path.
-     * Output order still follows the guest's: a vCPU does not return to the
-     * guest (and release its own console lock) before this write is done. */
+    /* Outside the device lock so a slow fd never holds up the main thread's
+     * input path.  Output order still follows the guest's: a vCPU does not
+     * return to the guest (and release its own console lock) before
+     * serial_output() is done, and out_lock orders the vCPUs. */
     if (a->ntx) {
         atomic_fetch_add_explicit(&s->stats.tx, a->ntx, memory_order_relaxed);
-        if (s->out_fd >= 0) {
-            ssize_t n;
-            int tries = 0, e = 0;
-            do {
-                n = write(s->out_fd, a->tx, a->ntx);
-                e = n < 0 ? errno : 0;
-            } while (e == EINTR && ++tries < 4);
-            if (e && e != EAGAIN && e != EWOULDBLOCK)
-                log_ratelimited(LOG_WARN, "serial: output write failed (errno %d)", e);
-            /* A full fd loses bytes rather than stalling the vCPU (security.md D7). */
-            size_t done = n > 0 ? (size_t)n : 0;
-            if (done < a->ntx)
-                atomic_fetch_add_explicit(&s->stats.lost, a->ntx - done, memory_order_relaxed);
-        }
+        if (s->out_fd >= 0)
+            serial_output(s, a->tx, a->ntx);
     }
     if (a->raise && a->irq) {
         atomic_fetch_add_explicit(&s->stats.irqs, 1, memory_order_relaxed);

@@ -51,11 +51,13 @@ struct serial_stats {
  * Create a UART in its power-on state.
  *
  * out_fd: where transmitted bytes go, or -1 to discard them.  The caller keeps
- *   ownership (serial_destroy() does not close it).  It should be non-blocking
- *   (O_NONBLOCK) and SIGPIPE should be ignored: a byte the fd does not take at
- *   once is counted in lost_bytes, but a blocking fd could still stall the
- *   vCPU inside write(2).  serial_create() does not change the fd's flags
- *   because they are shared with whoever else holds the open file (a terminal).
+ *   ownership (serial_destroy() does not close it).  SIGPIPE should be
+ *   ignored.  The fd may be blocking: output is written only when a
+ *   zero-timeout poll says the fd has room (see serial_output() in serial.c),
+ *   and a byte the fd does not take at once is counted in lost_bytes, so a
+ *   reader that stops reading never stalls the vCPU.  serial_create() does
+ *   not change the fd's flags because they are shared with whoever else holds
+ *   the open file (a terminal, the parent's pipe).
  * irq: called, outside the device lock and possibly on a vCPU or the main
  *   thread, each time the UART's interrupt output goes from inactive to active
  *   (an edge; see serial.c for when that is).  May be NULL.

@@ -51,6 +51,7 @@ struct uart {
 struct serial {
     pthread_mutex_t lock;
     struct uart u;
+    pthread_mutex_t out_lock; /* orders output; held only for a poll and one write */
     int out_fd;
     void (*irq)(void *);
     void *irq_opaque;

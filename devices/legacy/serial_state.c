@@ -35,6 +35,13 @@ struct serial *serial_create(int out_fd, void (*irq)(void *opaque), void *irq_op
         errno = r;
         return NULL;
     }
+    r = pthread_mutex_init(&s->out_lock, NULL);
+    if (r) {
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+        errno = r;
+        return NULL;
+    }
     uart_reset(&s->u);
     s->out_fd = out_fd;
     s->irq = irq;
@@ -46,6 +53,7 @@ void serial_destroy(struct serial *s)
 {
     if (!s)
         return;
+    pthread_mutex_destroy(&s->out_lock);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }

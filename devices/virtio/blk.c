@@ -12,6 +12,8 @@
  * blk_req.c, on_io_done): requests still in flight finish writing into
  * guest memory before we return, but their chains are not pushed, so a
  * queue the transport resets next (or already reset) is never touched.
+ * The wait is bounded (drain_timeout_ms): a disk that does not answer in
+ * time has its requests cancelled and abandoned (drain_dropping).
  */
 #include "devices/virtio/blk_internal.h"
 
@@ -49,6 +51,12 @@ static void blk_config_read(struct virtio_dev *d, uint32_t off, void *data, uint
 
 static int blk_activate(struct virtio_dev *d)
 {
+    /* Requests of an earlier life are still out: the disk hung (drain_dropping). */
+    if (to_blk(d)->abandoned) {
+        log_ratelimited(LOG_WARN, "virtio %s: DRIVER_OK while abandoned requests are in flight",
+                        d->id);
+        return -EBUSY;
+    }
     /* A block device without its request queue is of no use: refuse early. */
     if (!d->vq[0].active) {
         log_ratelimited(LOG_WARN, "virtio %s: DRIVER_OK without the request queue", d->id);
@@ -66,22 +74,36 @@ static void blk_queue_notify(struct virtio_dev *d, uint16_t q)
     blk_req_flush(b);
 }
 
-/* Wait for every request in flight and forget it without touching the rings. */
-static void drain_dropping(struct virtio_blk *b)
+/*
+ * Wait (for at most drain_timeout_ms) for every request in flight and forget
+ * it without touching the rings.  Returns 0, or <0 when the disk did not
+ * finish in time: the device is then `abandoned` and keeps dropping the
+ * late completions, whatever queue the driver sets up meanwhile, and refuses
+ * activation until they have all come back (blk_activate).
+ */
+static int drain_dropping(struct virtio_blk *b)
 {
     b->drop_completions = true;
-    b->be->ops->drain(b->be);
-    b->drop_completions = false;
+    int rc = b->be->ops->drain(b->be, b->drain_timeout_ms);
     b->need_signal = false;
     b->need_unplug = false;
-    if (b->inflight)
-        vmm_fatal("virtio %s: %u requests still in flight after drain", b->dev.id, b->inflight);
+    if (rc < 0 || b->inflight) {
+        b->stats.drain_timeouts++;
+        b->abandoned = true;
+        log_ratelimited(LOG_ERROR,
+                        "virtio %s: %u requests did not finish within %u ms; the device is "
+                        "out of service until they do",
+                        b->dev.id, b->inflight, b->drain_timeout_ms);
+        return rc < 0 ? rc : -ETIMEDOUT;
+    }
+    b->drop_completions = false;
+    return 0;
 }
 
 static void blk_reset(struct virtio_dev *d)
 {
-    /* Blocks the caller (a vCPU writing Status = 0) until the backend is idle. */
-    drain_dropping(to_blk(d));
+    /* Holds the caller (a vCPU writing Status = 0) for at most drain_timeout_ms. */
+    (void)drain_dropping(to_blk(d));
 }
 
 static int blk_save(struct virtio_dev *d, struct vstate_out *out)
@@ -159,12 +181,20 @@ static void blk_destroy(struct virtio_dev *d)
     if (b->resched_watched)
         evloop_del(d->loop, b->resched_fd);
     pthread_mutex_lock(&d->lock);
-    drain_dropping(b);
+    int rc = drain_dropping(b);
     pthread_mutex_unlock(&d->lock);
-    b->be->ops->destroy(b->be);
+    if (rc < 0) {
+        /* The kernel may still write to the slots' iovecs' targets and post
+         * completions naming the slots: leave the backend and the slots
+         * allocated rather than let it write into reused memory. */
+        log_error("virtio %s: leaving the disk backend allocated: %u requests never finished",
+                  d->id, b->inflight);
+    } else {
+        b->be->ops->destroy(b->be);
+        free(b->reqs);
+    }
     if (b->resched_fd >= 0)
         close(b->resched_fd);
-    free(b->reqs);
     virtio_dev_fini(d);
     free(b);
 }
@@ -262,6 +292,8 @@ int virtio_blk_create_with_backend(const struct virtio_blk_config *cfg, struct b
     b->capacity = be->size / BLK_SECTOR_SIZE;
     b->read_only = cfg->read_only || be->read_only;
     b->depth = depth;
+    b->drain_timeout_ms =
+        cfg->drain_timeout_ms ? cfg->drain_timeout_ms : VIRTIO_BLK_DRAIN_TIMEOUT_MS;
     blk_req_init_slots(b);
     virtio_dev_init(&b->dev, &blk_ops, id, mem, loop, setup_config(b));
     /* NUL-padded; exactly 20 bytes means no terminator (section 5.2.6). */
@@ -325,16 +357,20 @@ int virtio_blk_create(const struct virtio_blk_config *cfg, const struct gmem *me
 
 /* ---- host-side controls --------------------------------------------------- */
 
-void virtio_blk_quiesce(struct virtio_dev *d)
+int virtio_blk_quiesce(struct virtio_dev *d)
 {
     struct virtio_blk *b = to_blk(d);
 
     pthread_mutex_lock(&d->lock);
     b->quiesced = true;
     /* Completions go to the guest as usual; nothing new is popped meanwhile. */
-    b->be->ops->drain(b->be);
+    int rc = b->be->ops->drain(b->be, b->drain_timeout_ms);
+    if (rc < 0)
+        log_error("virtio %s: %u requests did not finish within %u ms", d->id, b->inflight,
+                  b->drain_timeout_ms);
     blk_req_flush(b);
     pthread_mutex_unlock(&d->lock);
+    return rc;
 }
 
 void virtio_blk_resume(struct virtio_dev *d)

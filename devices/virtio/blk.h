@@ -35,7 +35,12 @@
  * request in flight (whose buffers are in guest memory) and throw the
  * completions away, so no completion can ever touch a queue that was reset
  * or freed.  This is the one place a vCPU (writing Status = 0) waits for the
- * disk; it is bounded by queue_depth requests.
+ * disk, and the wait is bounded by drain_timeout_ms: a disk that does not
+ * finish in time has what is left cancelled and abandoned.  The device then
+ * counts drain_timeouts, keeps dropping the late completions (the kernel
+ * may still fill their data buffers, as a real device finishing its DMA
+ * would, but no status byte, used entry or interrupt is ever written for
+ * them), and refuses DRIVER_OK (DEVICE_NEEDS_RESET) until all have ended.
  *
  * Capacity: the image size rounded down to whole 512-byte sectors; the
  * bytes of a partial last sector are never read or written.  Every request
@@ -172,14 +177,18 @@ _Static_assert(offsetof(struct virtio_blk_config_space, unused1) + 3 == VIRTIO_B
 
 /* User configuration of one disk. */
 struct virtio_blk_config {
-    const char *id;       /* instance id ("blk0"): logs, snapshot keys; NULL: "blk" */
-    const char *path;     /* image, for virtio_blk_create() */
-    const char *serial;   /* GET_ID string, at most 20 bytes; NULL: the instance id
-                           * (cut to 20 bytes) */
-    bool read_only;       /* offer RO; refuse writes, discards and write-zeroes */
-    bool direct;          /* open the image with O_DIRECT (see blk_raw.h) */
-    unsigned queue_depth; /* most requests in flight; 0: VIRTIO_BLK_QUEUE_SIZE */
+    const char *id;            /* instance id ("blk0"): logs, snapshot keys; NULL: "blk" */
+    const char *path;          /* image, for virtio_blk_create() */
+    const char *serial;        /* GET_ID string, at most 20 bytes; NULL: the instance id
+                                * (cut to 20 bytes) */
+    bool read_only;            /* offer RO; refuse writes, discards and write-zeroes */
+    bool direct;               /* open the image with O_DIRECT (see blk_raw.h) */
+    unsigned queue_depth;      /* most requests in flight; 0: VIRTIO_BLK_QUEUE_SIZE */
+    unsigned drain_timeout_ms; /* reset/quiesce/destroy wait; 0: VIRTIO_BLK_DRAIN_TIMEOUT_MS */
 };
+
+/* How long a reset, quiesce or destroy waits for the disk before giving up on it. */
+#define VIRTIO_BLK_DRAIN_TIMEOUT_MS 5000
 
 /* Counters for --stats and tests; they survive reset and are not migrated. */
 struct virtio_blk_stats {
@@ -193,6 +202,7 @@ struct virtio_blk_stats {
     uint64_t inflight_full;           /* times popping stopped at the in-flight limit */
     uint64_t inflight_peak;           /* most requests the backend held at once */
     uint64_t budget_yields;           /* times an event stopped after a ring's worth */
+    uint64_t drain_timeouts;          /* resets/destroys that gave up waiting for the disk */
 };
 
 /*
@@ -227,9 +237,10 @@ int virtio_blk_create_with_backend(const struct virtio_blk_config *cfg, struct b
  * Stop popping new requests and wait until every request in flight has
  * completed to the guest (status written, chain returned, interrupt sent).
  * Call before save, with the vCPUs paused; undo with virtio_blk_resume().
- * Takes dev->lock; blocks for as long as the backend needs.
+ * Takes dev->lock; waits at most about drain_timeout_ms.  Returns 0, or
+ * <0 if requests are still in flight (save then refuses with -EBUSY).
  */
-void virtio_blk_quiesce(struct virtio_dev *d);
+int virtio_blk_quiesce(struct virtio_dev *d);
 
 /* Pop again after virtio_blk_quiesce() (and pick up what the guest queued meanwhile). */
 void virtio_blk_resume(struct virtio_dev *d);

@@ -40,10 +40,12 @@ struct virtio_blk {
     unsigned depth;    /* slots, <= VIRTIO_BLK_QUEUE_SIZE */
     unsigned inflight; /* requests the backend holds */
     uint16_t free_head;
-    bool drop_completions; /* reset/destroy: completions must not touch the guest */
-    bool quiesced;         /* virtio_blk_quiesce(): pop nothing */
-    bool need_signal;      /* chains were pushed since the last interrupt */
-    bool need_unplug;      /* requests were submitted since the last unplug */
+    unsigned drain_timeout_ms; /* longest a reset, quiesce or destroy waits for the disk */
+    bool drop_completions;     /* reset/destroy: completions must not touch the guest */
+    bool abandoned;            /* a drain timed out: drop completions until inflight is 0 */
+    bool quiesced;             /* virtio_blk_quiesce(): pop nothing */
+    bool need_signal;          /* chains were pushed since the last interrupt */
+    bool need_unplug;          /* requests were submitted since the last unplug */
 
     int resched_fd; /* "pop more": written when a batch ran out of budget */
     bool be_fd_watched, resched_watched;

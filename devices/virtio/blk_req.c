@@ -33,6 +33,11 @@
 
 #define PENDING (-1) /* start_request(): handed to the backend, status comes later */
 
+/* The driver gave up (FAILED) or must reset the device: pop and push nothing.
+ * The transport checks this before a kick, but completions and reschedules
+ * reach us from the event loop without it. */
+#define LIVE_BLOCKERS (VIRTIO_STATUS_FAILED | VIRTIO_STATUS_DEVICE_NEEDS_RESET)
+
 /* ---- slots ------------------------------------------------------------- */
 
 /* Take the free-list head (the caller checked there is one). */
@@ -121,9 +126,16 @@ static void on_io_done(struct blk_io *io, int result)
     struct virtio_blk *b = r->blk;
 
     b->inflight--;
-    if (b->drop_completions) {
-        /* Reset or destroy: the driver gave these buffers up; leave the rings alone. */
+    if (b->drop_completions || (b->dev.status & LIVE_BLOCKERS)) {
+        /* Reset or destroy: the driver gave these buffers up; leave the rings alone.
+         * That holds for requests a timed-out drain left behind too: they belong
+         * to a queue that was reset since, whatever the driver set up after it. */
         slot_put(b, r);
+        if (b->abandoned && b->inflight == 0) {
+            b->abandoned = false;
+            b->drop_completions = false;
+            log_ratelimited(LOG_WARN, "virtio %s: the abandoned requests have ended", b->dev.id);
+        }
         return;
     }
     if (result < 0)
@@ -327,8 +339,8 @@ static void start_request(struct virtio_blk *b, struct blk_req *r)
 static bool can_pop(const struct virtio_blk *b)
 {
     const struct virtq *q = &b->dev.vq[0];
-    return (b->dev.status & VIRTIO_STATUS_DRIVER_OK) && q->active && !q->broken && !b->quiesced &&
-           !b->drop_completions;
+    return (b->dev.status & VIRTIO_STATUS_DRIVER_OK) && !(b->dev.status & LIVE_BLOCKERS) &&
+           q->active && !q->broken && !b->quiesced && !b->drop_completions;
 }
 
 static void reschedule(struct virtio_blk *b)

@@ -220,10 +220,15 @@ static void rx_process(struct virtio_console *v)
     while (queue_usable(d, VIRTIO_CONSOLE_RXQ) && v->rx.len && n < VIRTIO_CONSOLE_BUDGET) {
         int r = virtq_pop(q, &v->chain, CHAIN_MAX);
         if (r == 0) {
-            /* No buffers: ask for a kick, unless some arrived meanwhile. */
+            /* No buffers: ask for a kick, unless some arrived meanwhile.  An
+             * empty pop counts against the budget like a delivered chain: a
+             * driver moving avail.idx back and forth from another vCPU can make
+             * virtq_has_avail() and virtq_pop() disagree every time. */
+            v->stats.rx_empty_pops++;
             virtq_set_notification(q, true);
             if (!virtq_has_avail(q))
                 break;
+            n++;
             continue;
         }
         if (r < 0 && r != -E2BIG) {

@@ -60,12 +60,13 @@ struct virtio_console_config {
 
 /* Counters for --stats and tests; they survive reset and are not migrated. */
 struct virtio_console_stats {
-    uint64_t tx_bytes;   /* guest bytes written to the backend */
-    uint64_t tx_dropped; /* guest bytes dropped: no peer, buffer full, peer left */
-    uint64_t rx_bytes;   /* host bytes delivered to the guest */
-    uint64_t rx_dropped; /* host bytes dropped at a device reset */
-    uint64_t bad_chains; /* chains with no usable buffer, or over the size cap */
-    uint64_t connects;   /* clients accepted (socket mode) */
+    uint64_t tx_bytes;      /* guest bytes written to the backend */
+    uint64_t tx_dropped;    /* guest bytes dropped: no peer, buffer full, peer left */
+    uint64_t rx_bytes;      /* host bytes delivered to the guest */
+    uint64_t rx_dropped;    /* host bytes dropped at a device reset */
+    uint64_t bad_chains;    /* chains with no usable buffer, or over the size cap */
+    uint64_t connects;      /* clients accepted (socket mode) */
+    uint64_t rx_empty_pops; /* receive-queue pops that found no buffer */
 };
 
 /*

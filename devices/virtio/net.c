@@ -211,6 +211,28 @@ static int net_load(struct virtio_dev *d, struct vstate_in *in)
     return ret;
 }
 
+int virtio_net_record_returns(const uint8_t *rec, size_t len, uint16_t *heads, unsigned max)
+{
+    struct vstate_in in;
+    uint16_t version;
+    uint8_t mac[6];
+
+    vstate_in_init(&in, rec, len);
+    int ret = vstate_enter(&in, "virtio-net", STATE_VERSION, STATE_VERSION, &version);
+    if (ret < 0)
+        return ret;
+    vstate_get_bytes(&in, mac, sizeof(mac));
+    (void)vstate_get_u16(&in); /* status */
+    uint16_t nret = vstate_get_u16(&in);
+    if (in.err)
+        return in.err;
+    if (nret > NET_MAX_HELD || nret > max)
+        return -EINVAL;
+    for (unsigned i = 0; i < nret; i++)
+        heads[i] = vstate_get_u16(&in);
+    return in.err ? in.err : nret;
+}
+
 static int hexval(char c)
 {
     if (c >= '0' && c <= '9')

@@ -131,6 +131,15 @@ int virtio_net_create_with_backend(const struct virtio_net_config *cfg, struct n
 void virtio_net_get_stats(struct virtio_dev *d, struct virtio_net_stats *st);
 
 /*
+ * The RX heads a saved virtio-net record (ops->save's bytes, `len` long)
+ * asks the destination to return with length 0: up to `max` go to heads[].
+ * For the snapshot matcher, which checks them against the queue before
+ * anything is loaded.  Returns their number, or -errno for a record that
+ * does not parse (ops->load refuses it too).
+ */
+int virtio_net_record_returns(const uint8_t *rec, size_t len, uint16_t *heads, unsigned max);
+
+/*
  * Parse "52:54:00:12:34:56" (six two-digit hex bytes, ':' separated) into
  * mac.  Returns 0, or -EINVAL for another syntax or a multicast address
  * (a NIC's own address must be unicast).

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "devices/virtio/blk.h"
+#include "devices/virtio/net.h"
 
 #define NOT_LIVE (VIRTIO_STATUS_FAILED | VIRTIO_STATUS_DEVICE_NEEDS_RESET)
 /* mmio feature selectors: 64 feature bits are words 0 and 1; the transport
@@ -226,6 +227,44 @@ static int match_running(struct virtio_dev *d, struct virtio_state *c, unsigned 
     return 0;
 }
 
+/*
+ * virtio-net's record names the RX chains that were popped but not used at
+ * save time (held for a partly delivered frame); the destination pushes
+ * each back with length 0 and resumes popping at last_avail.  So the list
+ * must name exactly the chains in flight on the resumed queue, each once
+ * and each a head of that ring: otherwise a head would be pushed twice, a
+ * chain never, or an index past the ring reach the driver.
+ */
+static int match_net_returns(struct virtio_dev *d, const struct virtio_state *s,
+                             const struct virtio_snapshot_plan *p, char *why, size_t whylen)
+{
+    const unsigned q = VIRTIO_NET_RXQ;
+    uint16_t heads[VIRTIO_NET_QUEUE_SIZE]; /* the record holds at most this many */
+    uint8_t seen[VIRTIO_STATE_QUEUE_SIZE_LIMIT / 8];
+
+    if (!p->load_blob || s->num_queues <= q)
+        return 0;
+    int n = virtio_net_record_returns(s->dev_blob, s->dev_blob_len, heads, ARRAY_SIZE(heads));
+    if (n < 0)
+        return FAIL(-EINVAL, "%s: the net record does not parse: %s", d->id, strerror(-n));
+    const struct virtio_state_vq *v = &s->vq[q];
+    uint16_t inflight = (uint16_t)(p->last_avail[q] - v->used_idx);
+    if ((unsigned)n != inflight)
+        return FAIL(-EINVAL, "%s vq %u: the record returns %d RX heads, %u chains are in flight",
+                    d->id, q, n, inflight);
+    memset(seen, 0, sizeof(seen));
+    for (int i = 0; i < n; i++) {
+        uint16_t h = heads[i];
+        if (h >= v->size)
+            return FAIL(-EINVAL, "%s vq %u: returned RX head %u is outside the ring (size %u)",
+                        d->id, q, h, v->size);
+        if (seen[h / 8] & (1u << (h % 8)))
+            return FAIL(-EINVAL, "%s vq %u: returned RX head %u is listed twice", d->id, q, h);
+        seen[h / 8] |= (uint8_t)(1u << (h % 8));
+    }
+    return 0;
+}
+
 static int match_queues(struct virtio_dev *d, struct virtio_state *c,
                         struct virtio_snapshot_plan *p, char *why, size_t whylen)
 {
@@ -301,6 +340,8 @@ int virtio_snapshot_match(struct virtio_dev *d, struct virtio_mmio *t, const str
         return FAIL(-ENOMEM, "%s: out of memory", d->id);
     *c = *s;
     r = match_queues(d, c, p, why, whylen);
+    if (r == 0 && ops->device_id == VIRTIO_ID_NET)
+        r = match_net_returns(d, c, p, why, whylen);
     if (r == 0 && virtio_state_check(c, why, whylen) < 0)
         r = -EINVAL;
     free(c); /* shallow: the in-flight lists and blobs are still s's */

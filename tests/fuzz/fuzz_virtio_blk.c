@@ -138,9 +138,11 @@ static unsigned fz_blk_complete(struct blk_backend *be)
     return ran;
 }
 
-static void fz_blk_drain(struct blk_backend *be)
+static int fz_blk_drain(struct blk_backend *be, unsigned timeout_ms)
 {
+    (void)timeout_ms;
     (void)fz_blk_complete(be);
+    return 0;
 }
 
 static void fz_blk_destroy(struct blk_backend *be)

@@ -130,9 +130,11 @@ static unsigned fz_disk_complete(struct blk_backend *be)
     return ran;
 }
 
-static void fz_disk_drain(struct blk_backend *be)
+static int fz_disk_drain(struct blk_backend *be, unsigned timeout_ms)
 {
+    (void)timeout_ms;
     (void)fz_disk_complete(be);
+    return 0;
 }
 
 static void fz_disk_destroy(struct blk_backend *be)

@@ -78,7 +78,19 @@ int blk_fx_create(struct blk_fx *fx, const struct virtio_blk_config *cfg, struct
     return virtio_blk_create(&c, &fx->vq.mem, &fx->loop, &fx->dev, err);
 }
 
+int blk_fx_create_on(struct blk_fx *fx, const struct virtio_blk_config *cfg, struct blk_backend *be,
+                     struct errbuf *err)
+{
+    return virtio_blk_create_with_backend(cfg, be, &fx->vq.mem, &fx->loop, &fx->dev, err);
+}
+
 void blk_fx_start(struct blk_fx *fx, uint64_t unacked, bool event_idx)
+{
+    if (blk_fx_try_start(fx, unacked, event_idx) < 0)
+        fx_die("activate");
+}
+
+int blk_fx_try_start(struct blk_fx *fx, uint64_t unacked, bool event_idx)
 {
     struct virtio_dev *d = fx->dev;
 
@@ -96,8 +108,7 @@ void blk_fx_start(struct blk_fx *fx, uint64_t unacked, bool event_idx)
     pthread_mutex_lock(&d->lock);
     int r = d->ops->activate(d);
     pthread_mutex_unlock(&d->lock);
-    if (r < 0)
-        fx_die("activate");
+    return r;
 }
 
 void blk_fx_init(struct blk_fx *fx, const struct blk_fx_opts *o)

@@ -45,8 +45,13 @@ struct blk_fx_opts {
 void blk_fx_setup(struct blk_fx *fx, const struct blk_fx_opts *o);
 /* Create the device on fx->path (cfg->path is replaced); returns virtio_blk_create()'s result. */
 int blk_fx_create(struct blk_fx *fx, const struct virtio_blk_config *cfg, struct errbuf *err);
+/* Create the device on the backend `be` instead of an image (the device owns it). */
+int blk_fx_create_on(struct blk_fx *fx, const struct virtio_blk_config *cfg, struct blk_backend *be,
+                     struct errbuf *err);
 /* Attach the fake transport, ack the offered features minus `unacked`, activate queue 0. */
 void blk_fx_start(struct blk_fx *fx, uint64_t unacked, bool event_idx);
+/* Same, returning activate()'s result instead of aborting when it refuses. */
+int blk_fx_try_start(struct blk_fx *fx, uint64_t unacked, bool event_idx);
 /* All three with `o` (NULL: defaults); aborts on failure. */
 void blk_fx_init(struct blk_fx *fx, const struct blk_fx_opts *o);
 /* Destroy the device (if any), then RAM, loop and image. */

@@ -214,17 +214,28 @@ Test(serial, output_through_pipe)
     close(p[1]);
 }
 
-Test(serial, lost_bytes_on_full_pipe)
+/*
+ * The output fd is a *blocking* pipe (as stdout usually is) whose reader has
+ * stopped: the pipe is filled with O_NONBLOCK set only for the filling, then
+ * the flag is cleared again before the device sees the fd.  A write(2) on it
+ * would wait forever; the timeout turns such a regression into a failure.
+ */
+Test(serial, lost_bytes_on_full_pipe, .timeout = 5)
 {
     int p[2];
-    cr_assert_eq(pipe2(p, O_NONBLOCK), 0);
+    cr_assert_eq(pipe(p), 0);
     fcntl(p[1], F_SETPIPE_SZ, 4096);
+    int fl = fcntl(p[1], F_GETFL);
+    cr_assert_eq(fcntl(p[1], F_SETFL, fl | O_NONBLOCK), 0);
     static char fill[4096];
     while (write(p[1], fill, sizeof(fill)) > 0)
         ;
     while (write(p[1], fill, 1) > 0)
         ;
     cr_assert_eq(errno, EAGAIN);
+    cr_assert_eq(fcntl(p[1], F_SETFL, fl), 0);
+    cr_assert_eq(fcntl(p[1], F_GETFL) & O_NONBLOCK, 0, "the device must see a blocking fd");
+    cr_assert_eq(fcntl(p[0], F_SETFL, O_NONBLOCK), 0); /* the test's own drain below */
     struct serial *d = serial_create(p[1], NULL, NULL);
     for (int i = 0; i < 10; i++)
         serial_pio_write(d, THR, "x", 1);

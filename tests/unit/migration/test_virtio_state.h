@@ -8,6 +8,7 @@
 #ifndef TESTS_UNIT_MIGRATION_TEST_VIRTIO_STATE_H
 #define TESTS_UNIT_MIGRATION_TEST_VIRTIO_STATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,6 +56,27 @@ uint8_t *vst_val(struct vst_buf *b, uint16_t type, unsigned nth);
 void vst_set_len(struct vst_buf *b, size_t at, uint32_t len);
 /* Remove the nth record of `type` entirely (lengths and CRC repaired). */
 void vst_drop(struct vst_buf *b, uint16_t type, unsigned nth);
+/*
+ * What flipping bit `bit` of the well-formed stream `b` (CRC recomputed)
+ * means, if a reader accepts it (docs/VIRTIO_STATE.md sections 1 and 6):
+ *   VST_FLIP_IGNORED       a bit readers ignore: the stream's minor version,
+ *                          the OPTIONAL flag of a record type the reader
+ *                          knows (except BACKEND_OPAQUE, which keeps it), a
+ *                          reserved field inside a value, or a length grown
+ *                          into the zero padding of a fixed-layout record
+ *                          (a newer minor's tail); it means `b` itself
+ *   VST_FLIP_SKIPS_RECORD  the type of an OPTIONAL record now names a type
+ *                          the reader does not know: it means `b` without
+ *                          that record
+ *   VST_FLIP_SHORTER       CONFIG_SPACE's len or VQ_INFLIGHT's count got
+ *                          smaller: the rest of the value is a tail, so it
+ *                          means the record cut after the shorter payload
+ *   VST_FLIP_VALUE         anything else: it means exactly the flipped bytes
+ * *want receives (malloc'd) the canonical stream of that meaning: what an
+ * accepted flip must encode back to.
+ */
+enum vst_flip { VST_FLIP_VALUE, VST_FLIP_IGNORED, VST_FLIP_SKIPS_RECORD, VST_FLIP_SHORTER };
+enum vst_flip vst_flip_meaning(const struct vst_buf *b, size_t bit, struct vst_buf *want);
 /* Recompute the CRC after a test poked bytes directly. */
 void vst_fix_crc(struct vst_buf *b);
 /* A whole record (header + value + zero padding) of the given fields. */

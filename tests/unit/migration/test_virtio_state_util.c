@@ -368,3 +368,190 @@ void vst_assert_equal(const struct virtio_state *a, const struct virtio_state *b
     free(x);
     free(y);
 }
+
+/* Record types whose value has a fixed layout: a longer record is a newer minor's tail (section 6).
+ */
+static bool has_ignored_tail(uint16_t type)
+{
+    switch (type) {
+    case VIRTIO_STATE_T_DEVICE_INFO:
+    case VIRTIO_STATE_T_CONFIG_SPACE: /* bytes past 8 + len */
+    case VIRTIO_STATE_T_MMIO_TRANSPORT:
+    case VIRTIO_STATE_T_DEVICE_STATUS:
+    case VIRTIO_STATE_T_VQ_CFG:
+    case VIRTIO_STATE_T_VQ_STATE:
+    case VIRTIO_STATE_T_VQ_INFLIGHT: /* bytes past count entries */
+    case VIRTIO_STATE_T_BLK_STATE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Is value byte `v` of a record of `type` a reserved field (written 0, ignored by readers)? */
+static bool reserved_value_byte(uint16_t type, size_t v)
+{
+#define IN(st, f) (v >= VSW_OFF(st, f) && v < VSW_OFF(st, f) + sizeof(((struct st *)0)->f))
+    switch (type) {
+    case VIRTIO_STATE_T_DEVICE_INFO:
+        return IN(vsw_device_info, reserved);
+    case VIRTIO_STATE_T_MMIO_TRANSPORT:
+        return IN(vsw_mmio, reserved);
+    case VIRTIO_STATE_T_VQ_CFG:
+        return IN(vsw_vq_cfg, reserved);
+    case VIRTIO_STATE_T_VQ_STATE:
+        return IN(vsw_vq_state, reserved);
+    case VIRTIO_STATE_T_VQ_INFLIGHT: {
+        const size_t h = sizeof(struct vsw_vq_inflight_hdr);
+        if (v < h)
+            return IN(vsw_vq_inflight_hdr, reserved);
+        v = (v - h) % sizeof(struct vsw_inflight_entry);
+        return IN(vsw_inflight_entry, reserved0) || IN(vsw_inflight_entry, reserved1);
+    }
+    default:
+        return false;
+    }
+#undef IN
+}
+
+/* Types this reader parses (an OPTIONAL record of any other type is skipped). */
+static bool known_type(uint16_t type)
+{
+    switch (type) {
+    case VIRTIO_STATE_T_DEVICE:
+    case VIRTIO_STATE_T_END:
+    case VIRTIO_STATE_T_DEVICE_INFO:
+    case VIRTIO_STATE_T_DEVICE_NAME:
+    case VIRTIO_STATE_T_DEV_FEATURES:
+    case VIRTIO_STATE_T_DRV_FEATURES:
+    case VIRTIO_STATE_T_BACKEND_FEATURES:
+    case VIRTIO_STATE_T_CONFIG_SPACE:
+    case VIRTIO_STATE_T_MMIO_TRANSPORT:
+    case VIRTIO_STATE_T_DEVICE_STATUS:
+    case VIRTIO_STATE_T_VQ_CFG:
+    case VIRTIO_STATE_T_VQ_STATE:
+    case VIRTIO_STATE_T_VQ_INFLIGHT:
+    case VIRTIO_STATE_T_BLK_STATE:
+    case VIRTIO_STATE_T_NET_STATE:
+    case VIRTIO_STATE_T_CONSOLE_STATE:
+    case VIRTIO_STATE_T_RNG_STATE:
+    case VIRTIO_STATE_T_BLK_DEV_STATE:
+    case VIRTIO_STATE_T_BACKEND_OPAQUE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/*
+ * Bytes of the value of the record at `h` that a reader uses once bit
+ * `mask` of byte `off` is flipped, if the flip shrinks CONFIG_SPACE's len
+ * or VQ_INFLIGHT's count (what follows is then a tail); 0 otherwise.
+ */
+static size_t shrunk_payload(const uint8_t *h, size_t off, unsigned mask)
+{
+    uint16_t type = le16_get(h + VSW_OFF(vsw_rec_hdr, type));
+    const uint8_t *v = h + VIRTIO_STATE_REC_HDR_LEN;
+    size_t f, w, unit, hdr;
+
+    if (type == VIRTIO_STATE_T_CONFIG_SPACE) {
+        f = VSW_OFF(vsw_config_hdr, len), w = 4, unit = 1, hdr = sizeof(struct vsw_config_hdr);
+    } else if (type == VIRTIO_STATE_T_VQ_INFLIGHT) {
+        f = VSW_OFF(vsw_vq_inflight_hdr, count), w = 2, unit = sizeof(struct vsw_inflight_entry);
+        hdr = sizeof(struct vsw_vq_inflight_hdr);
+    } else {
+        return 0;
+    }
+    if (off < VIRTIO_STATE_REC_HDR_LEN + f || off >= VIRTIO_STATE_REC_HDR_LEN + f + w)
+        return 0;
+    uint32_t n = w == 4 ? le32_get(v + f) : le16_get(v + f);
+    uint32_t flipped = n ^ ((uint32_t)mask << (8 * (off - VIRTIO_STATE_REC_HDR_LEN - f)));
+    return flipped < n ? hdr + (size_t)flipped * unit : 0;
+}
+
+/* vst_flip_meaning() for a bit `off` bytes into the record at `h`. */
+static enum vst_flip rec_flip(const uint8_t *h, size_t off, unsigned mask)
+{
+    uint16_t type = le16_get(h + VSW_OFF(vsw_rec_hdr, type));
+    uint32_t len = le32_get(h + VSW_OFF(vsw_rec_hdr, length));
+    uint8_t flags = h[VSW_OFF(vsw_rec_hdr, flags)];
+    const size_t lo = VSW_OFF(vsw_rec_hdr, length);
+
+    if (off < 2) {
+        uint16_t t = type ^ (uint16_t)(mask << (8 * off));
+        /* An OPTIONAL record that now has a type this reader does not know is skipped. */
+        bool skipped = (flags & VIRTIO_STATE_RF_OPTIONAL) && !(flags & VIRTIO_STATE_RF_CONTAINER) &&
+                       !known_type(t);
+        return skipped ? VST_FLIP_SKIPS_RECORD : VST_FLIP_VALUE;
+    }
+    if (off == VSW_OFF(vsw_rec_hdr, flags))
+        /* OPTIONAL only matters for a type the reader does not know; opaque keeps it. */
+        return mask == VIRTIO_STATE_RF_OPTIONAL && type != VIRTIO_STATE_T_BACKEND_OPAQUE
+                   ? VST_FLIP_IGNORED
+                   : VST_FLIP_VALUE;
+    if (off >= lo && off < VIRTIO_STATE_REC_HDR_LEN) {
+        uint32_t flipped = len ^ ((uint32_t)mask << (8 * (off - lo)));
+        /* Longer, into the zero padding: a tail this reader ignores. */
+        return has_ignored_tail(type) && flipped > len && flipped <= ((len + 7u) & ~7u)
+                   ? VST_FLIP_IGNORED
+                   : VST_FLIP_VALUE;
+    }
+    if (off >= VIRTIO_STATE_REC_HDR_LEN &&
+        reserved_value_byte(type, off - VIRTIO_STATE_REC_HDR_LEN))
+        return VST_FLIP_IGNORED;
+    if (shrunk_payload(h, off, mask))
+        return VST_FLIP_SHORTER;
+    return VST_FLIP_VALUE;
+}
+
+enum vst_flip vst_flip_meaning(const struct vst_buf *b, size_t bit, struct vst_buf *want)
+{
+    size_t byte = bit / 8, pos = hdr_len(b), end = b->len;
+    unsigned mask = 1u << (bit % 8);
+    enum vst_flip k = VST_FLIP_VALUE;
+    size_t at = 0;
+
+    if (byte < VIRTIO_STATE_HDR_LEN) {
+        /* A newer minor is accepted and read by the same rules. */
+        if (byte >= VSW_OFF(vsw_stream_hdr, minor) && byte < VSW_OFF(vsw_stream_hdr, header_len))
+            k = VST_FLIP_IGNORED;
+    } else {
+        while (pos + VIRTIO_STATE_REC_HDR_LEN <= end) {
+            size_t sz = vst_rec_size(b, pos);
+            if (byte < pos + sz) {
+                if (le16_get(b->p + pos) == VIRTIO_STATE_T_DEVICE &&
+                    byte >= pos + VIRTIO_STATE_REC_HDR_LEN) {
+                    end = pos + sz;
+                    pos += VIRTIO_STATE_REC_HDR_LEN;
+                    continue;
+                }
+                k = rec_flip(b->p + pos, byte - pos, mask);
+                at = pos;
+                break;
+            }
+            pos += sz;
+        }
+    }
+    want->len = b->len;
+    want->p = xmalloc(b->len);
+    memcpy(want->p, b->p, b->len);
+    if (k == VST_FLIP_VALUE) {
+        want->p[byte] ^= (uint8_t)mask;
+        vst_fix_crc(want);
+    } else if (k == VST_FLIP_SKIPS_RECORD) {
+        vst_splice(want, at, vst_rec_size(want, at), NULL, 0);
+    } else if (k == VST_FLIP_SHORTER) {
+        /* The same record, cut after the payload its new len/count covers. */
+        const uint8_t *h = b->p + at;
+        size_t used = shrunk_payload(h, byte - at, mask);
+        uint8_t *v = xmalloc(used ? used : 1), *rec = xmalloc(VIRTIO_STATE_REC_HDR_LEN + used + 8);
+        memcpy(v, h + VIRTIO_STATE_REC_HDR_LEN, used);
+        v[byte - at - VIRTIO_STATE_REC_HDR_LEN] ^= (uint8_t)mask;
+        size_t n = vst_make_rec(rec, le16_get(h), h[VSW_OFF(vsw_rec_hdr, flags)],
+                                h + VSW_OFF(vsw_rec_hdr, selector), v, (uint32_t)used);
+        vst_splice(want, at, vst_rec_size(want, at), rec, n);
+        free(v);
+        free(rec);
+    }
+    return k;
+}

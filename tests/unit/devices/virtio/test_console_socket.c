@@ -3,17 +3,20 @@
  * at a time, disconnect and reconnect, a second client waiting in the
  * backlog, path errors: too long, in use, not a socket, stale file
  * replaced, path removed at destroy) and stdio (reopened without changing
- * the caller's file flags).
+ * the caller's file flags; a shared stdout nobody reads never blocks the
+ * event loop).
  */
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -299,4 +302,117 @@ Test(console_socket, stdio_backend)
     cr_assert_eq(h.needs_reset, 0);
     close(pin[0]);
     close(pout[1]);
+}
+
+/*
+ * Make `fd` (a pipe or socket, in blocking mode) full without changing its
+ * file flags: a pipe shrunk to one page takes one blocking page-sized
+ * write; a socket takes MSG_DONTWAIT sends until it refuses.
+ */
+static void fill_blocking(int fd, bool pipe_end)
+{
+    static char fill[4096];
+    if (pipe_end) {
+        cr_assert_eq(fcntl(fd, F_SETPIPE_SZ, 4096), 4096);
+        cr_assert_eq(write(fd, fill, sizeof(fill)), (ssize_t)sizeof(fill));
+        return;
+    }
+    while (send(fd, fill, sizeof(fill), MSG_DONTWAIT) > 0)
+        ;
+    while (send(fd, fill, 1, MSG_DONTWAIT) > 0)
+        ;
+    cr_assert(errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/*
+ * The console on a stdout whose open file description wisp shares with its
+ * parent (`fd`, dup2()ed to 1 for chardev_open_stdio()) and that nobody
+ * reads: the description must keep the caller's flags, and guest output
+ * must then stay in the device's buffer (or be dropped and counted) while
+ * the event loop goes on.  The parent clears O_NONBLOCK on its stdout, as
+ * it is free to: a backend that relied on that flag would block in write()
+ * here, and the test's timeout fails it.
+ */
+static void stuck_shared_stdout(int fd, int reader, bool pipe_end, bool hide_proc)
+{
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(null, 0);
+    int save0 = dup(0), save1 = dup(1);
+    cr_assert_eq(dup2(null, 0), 0);
+    cr_assert_eq(dup2(fd, 1), 1);
+    struct chardev *cd;
+    struct errbuf err = {0};
+    /* Only around the open: the sanitizers' leak check needs /proc at exit. */
+    if (hide_proc)
+        cr_assert_eq(mount("none", "/proc", "tmpfs", 0, NULL), 0, "%s", strerror(errno));
+    bool proc_hidden = access("/proc/self/fd/1", F_OK) < 0;
+    int r = chardev_open_stdio(&cd, &err);
+    if (hide_proc)
+        cr_assert_eq(umount2("/proc", MNT_DETACH), 0, "%s", strerror(errno));
+    dup2(save0, 0);
+    dup2(save1, 1);
+    close(save0);
+    close(save1);
+    close(null);
+    cr_assert_eq(r, 0, "%s", err.msg);
+    cr_assert_eq(proc_hidden, hide_proc);
+    cr_assert_eq(fcntl(fd, F_GETFL) & O_NONBLOCK, 0, "the caller's stdout stays blocking");
+
+    fill_blocking(fd, pipe_end);
+    int fl = fcntl(fd, F_GETFL);
+    cr_assert_eq(fcntl(fd, F_SETFL, fl & ~O_NONBLOCK), 0); /* what a parent may do */
+
+    struct virtio_dev *d;
+    struct virtio_console_config cfg = {.id = "console0"};
+    cr_assert_eq(virtio_console_create_with_chardev(&cfg, cd, NULL, &h.loop, &d, &err), 0);
+    net_harness_start(&h, d, 2, 256, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+    net_harness_settle(&h, 0);
+    /* More than the device's output buffer (VIRTIO_CONSOLE_TX_BUF). */
+    char line[1025];
+    memset(line, 'x', sizeof(line) - 1);
+    line[sizeof(line) - 1] = '\0';
+    for (unsigned i = 0; i < VIRTIO_CONSOLE_TX_BUF / 1024 + 4; i++) {
+        guest_write(line);
+        net_harness_settle(&h, 5);
+    }
+    struct virtio_console_stats st = stats();
+    cr_assert_eq(st.tx_bytes, 0, "nothing fits in a full stdout");
+    cr_assert_gt(st.tx_dropped, 0, "output beyond the buffer is dropped and counted");
+    cr_assert_eq(h.needs_reset, 0);
+
+    /* Once the reader drains it, the buffered output follows. */
+    static char sink[1 << 16];
+    while (recv(reader, sink, sizeof(sink), MSG_DONTWAIT) > 0 ||
+           (pipe_end && read(reader, sink, sizeof(sink)) > 0))
+        ;
+    net_harness_settle(&h, 20);
+    cr_assert_gt(stats().tx_bytes, 0, "output resumes when the reader reads");
+}
+
+Test(console_socket, stdio_socket_nobody_reads, .timeout = 10)
+{
+    int sv[2];
+    signal(SIGPIPE, SIG_IGN);
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    stuck_shared_stdout(sv[0], sv[1], false, false);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/*
+ * A pipe with no /proc to reopen it through (as in a jail): a mount
+ * namespace of this test process with an empty tmpfs on /proc.
+ */
+Test(console_socket, stdio_pipe_without_proc_nobody_reads, .timeout = 10)
+{
+    int p[2];
+    signal(SIGPIPE, SIG_IGN);
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        cr_skip_test("needs a private mount namespace (root): %s", strerror(errno));
+    cr_assert_eq(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+    /* The pipe's read end must not block the drain below; its write end is blocking. */
+    cr_assert_eq(fcntl(p[1], F_SETFL, fcntl(p[1], F_GETFL) & ~O_NONBLOCK), 0);
+    stuck_shared_stdout(p[1], p[0], true, true);
+    close(p[0]);
+    close(p[1]);
 }

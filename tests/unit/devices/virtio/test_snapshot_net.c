@@ -9,6 +9,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -185,4 +186,88 @@ Test(virtio_snapshot_net, refuses_another_mac)
     snap_save_state(&a, &st);
     snap_expect_refusal(&b, &st, -EINVAL, "config byte 5");
     virtio_state_free(&st);
+}
+
+/*
+ * The returned-heads list of the net record against the RX queue.  The
+ * source holds two RX chains (heads 0 and 1) for a partly delivered frame,
+ * so the saved queue has two chains in flight and the record returns {0, 1}.
+ * Each case swaps in a record that differs only in that list, encoded
+ * through vstate (so its section checksum is right and ops->load's own
+ * parse would take it) and refused by the snapshot matcher.
+ */
+static void save_with_two_held(struct virtio_state *st)
+{
+    post_rx(20, 64);
+    post_rx(21, 64); /* 128 bytes: still too small for the frame below */
+    fake_host_kick(&a.host, VIRTIO_NET_RXQ);
+    host_send(&a, 188, 0xcc);
+    snap_settle(&a);
+    cr_assert_eq(fake_ring_used_idx(&ring[VIRTIO_NET_RXQ]), 0, "chains held, frame incomplete");
+    snap_save_state(&a, st);
+    cr_assert_eq(st->vq[VIRTIO_NET_RXQ].last_avail_idx, 2);
+    cr_assert_eq(st->vq[VIRTIO_NET_RXQ].used_idx, 0);
+    uint16_t h[4];
+    cr_assert_eq(virtio_net_record_returns(st->dev_blob, st->dev_blob_len, h, 4), 2);
+    snap_side_attach(&b, snap_new_net(&b, &mem, mac));
+}
+
+/* Replace st's net record by one returning heads[0, n) (no frame in hand). */
+static void set_returns(struct virtio_state *st, const uint16_t *heads, unsigned n)
+{
+    struct vstate_out o;
+    vstate_out_init(&o);
+    vstate_begin(&o, "virtio-net", 1);
+    vstate_put_bytes(&o, mac, 6);
+    vstate_put_u16(&o, 1); /* link up */
+    vstate_put_u16(&o, (uint16_t)n);
+    for (unsigned i = 0; i < n; i++)
+        vstate_put_u16(&o, heads[i]);
+    vstate_put_u32(&o, 0);
+    cr_assert_eq(vstate_end(&o), 0);
+    free(st->dev_blob);
+    st->dev_blob = o.buf; /* the state frees it */
+    st->dev_blob_len = (uint32_t)o.len;
+}
+
+static void expect_returns_refused(const uint16_t *heads, unsigned n, const char *needle)
+{
+    struct virtio_state st;
+    save_with_two_held(&st);
+    set_returns(&st, heads, n);
+    snap_expect_refusal(&b, &st, -EINVAL, needle);
+    virtio_state_free(&st);
+}
+
+Test(virtio_snapshot_net, returned_heads_as_saved_are_accepted)
+{
+    /* The control case: the re-encoded list the source saved loads. */
+    struct virtio_state st;
+    char why[192] = "";
+    save_with_two_held(&st);
+    set_returns(&st, (const uint16_t[]){0, 1}, 2);
+    cr_assert_eq(virtio_snapshot_load(b.d, b.t, &st, why, sizeof(why)), 0, "%s", why);
+    virtio_state_free(&st);
+}
+
+Test(virtio_snapshot_net, refuses_fewer_returned_heads_than_in_flight)
+{
+    expect_returns_refused((const uint16_t[]){0}, 1, "returns 1 RX heads, 2 chains are in flight");
+}
+
+Test(virtio_snapshot_net, refuses_more_returned_heads_than_in_flight)
+{
+    expect_returns_refused((const uint16_t[]){0, 1, 2}, 3,
+                           "returns 3 RX heads, 2 chains are in flight");
+}
+
+Test(virtio_snapshot_net, refuses_a_returned_head_listed_twice)
+{
+    expect_returns_refused((const uint16_t[]){1, 1}, 2, "RX head 1 is listed twice");
+}
+
+Test(virtio_snapshot_net, refuses_a_returned_head_outside_the_ring)
+{
+    /* QSIZE is below the device's maximum: only the ring's size refuses it. */
+    expect_returns_refused((const uint16_t[]){0, QSIZE}, 2, "outside the ring");
 }
