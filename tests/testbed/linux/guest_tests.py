@@ -18,6 +18,7 @@ import glob
 import os
 import re
 import select
+import shlex
 import struct
 import subprocess
 import sys
@@ -285,7 +286,7 @@ def boot_case(res, args, name, kernel, vcpus, end, workdir):
 
         cs = (g.run("cat /sys/devices/system/clocksource/clocksource0/current_clocksource") or "").split()
         # Only the matching lines cross the (slow, emulated) serial port.
-        found = g.run("dmesg | grep -E '%s'" % "|".join(BAD_LOG + BENIGN_LOG), timeout=60)
+        found = g.run("dmesg | grep -E %s" % shlex.quote("|".join(BAD_LOG + BENIGN_LOG)), timeout=60)
         bad = unexplained(found or "")
         res.check(name + "/log-clean", found is not None and not bad,
                   "clocksource %s" % (cs[-1] if cs else "?") if found is not None and not bad
