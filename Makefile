@@ -139,7 +139,7 @@ TEST_ENV = WISP_BIN=$(abspath $(WISP)) WISP_TEST_BIN=$(abspath $(WISP_TEST)) \
 FUZZ_SECONDS ?= 30
 test: check-layers test-build $(KVM_PROBE)
 	$(MAKE) BUILD=build-san SAN=1 test-build
-	BUILD=$(BUILD) SAN_BUILD=build-san FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run-all
+	+BUILD=$(BUILD) SAN_BUILD=build-san FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run-all
 
 test-build: $(UNIT_BIN) $(INTEG_BIN) $(WISP) $(WISP_TEST) guest
 
