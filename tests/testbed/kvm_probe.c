@@ -29,11 +29,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROBE_PORT 0x10
-#define CODE_GPA 0x1000
-#define MEM_SIZE 0x10000
-#define LONG_COUNT 200000u     /* 400k instructions */
-#define EMULATED_NS_PER_INSN 50/* above this, guest code is not run by hardware */
+#define PROBE_PORT           0x10
+#define CODE_GPA             0x1000
+#define MEM_SIZE             0x10000
+#define LONG_COUNT           200000u /* 400k instructions */
+#define EMULATED_NS_PER_INSN 50      /* above this, guest code is not run by hardware */
 
 struct probe {
     int kvm, vm, vcpu;
@@ -104,8 +104,10 @@ int main(void)
     p.mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p.mem == MAP_FAILED)
         return none("mmap", errno);
-    struct kvm_userspace_memory_region slot = {
-        .slot = 0, .guest_phys_addr = 0, .memory_size = MEM_SIZE, .userspace_addr = (uintptr_t)p.mem};
+    struct kvm_userspace_memory_region slot = {.slot = 0,
+                                               .guest_phys_addr = 0,
+                                               .memory_size = MEM_SIZE,
+                                               .userspace_addr = (uintptr_t)p.mem};
     if (ioctl(p.vm, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
         return none("KVM_SET_USER_MEMORY_REGION", errno);
     p.vcpu = ioctl(p.vm, KVM_CREATE_VCPU, 0);
