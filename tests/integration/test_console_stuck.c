@@ -87,6 +87,8 @@ static void run_stuck(bool sigterm)
     int st;
     if (sigterm) {
         sleep_ms(1000); /* a few more hellos */
+        cr_assert(wisp_wait_signal_blocked(pid, SIGTERM, WISP_TIMEOUT_MS),
+                  "wisp never blocked SIGTERM");
         cr_assert_eq(waitpid(pid, &st, WNOHANG), 0, "wisp ended before SIGTERM");
         cr_assert_eq(kill(pid, SIGTERM), 0);
         st = wait_bounded(pid, 10000, "after SIGTERM");

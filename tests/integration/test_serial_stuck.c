@@ -85,6 +85,11 @@ Test(serial_stuck, sigterm_ends_wisp, .timeout = 120)
     int rd;
     /* echo prints its cue (lost here) and then polls COM1 for input for ~60 s. */
     pid_t pid = spawn_stuck("test=echo", &rd);
+    /* Under ASan in the nested testbed start-up takes well over 0.5 s:
+     * wait until wisp reads SIGTERM from its signalfd, then give the guest
+     * time to fill the pipe. */
+    cr_assert(wisp_wait_signal_blocked(pid, SIGTERM, WISP_TIMEOUT_MS),
+              "wisp never blocked SIGTERM");
     nanosleep(&(struct timespec){0, 500 * 1000 * 1000}, NULL);
     int st;
     cr_assert_eq(waitpid(pid, &st, WNOHANG), 0, "wisp ended before SIGTERM");

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *env_or(const char *name, const char *dflt)
@@ -113,4 +114,24 @@ uint32_t fnv1a(const void *data, size_t len)
         h *= 0x01000193u;
     }
     return h;
+}
+
+bool wisp_wait_signal_blocked(pid_t pid, int sig, unsigned ms)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    for (unsigned waited = 0; waited <= ms; waited += 10) {
+        FILE *f = fopen(path, "r");
+        if (!f)
+            return false;
+        unsigned long long blk = 0;
+        while (fgets(line, sizeof(line), f))
+            if (sscanf(line, "SigBlk: %llx", &blk) == 1)
+                break;
+        fclose(f);
+        if (blk & (1ULL << (sig - 1)))
+            return true;
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    return false;
 }

@@ -6,8 +6,10 @@
 #ifndef TESTS_LIB_WISP_RUN_H
 #define TESTS_LIB_WISP_RUN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "tests/lib/proc.h"
 
@@ -33,6 +35,15 @@ const char *guest_bzimage(void);
 void wisp_run(struct proc_result *r, const char *input, char *const env[], ...);
 void wisp_runv(struct proc_result *r, const char *input, char *const env[],
                const char *const *args);
+
+/*
+ * Wait up to `ms` for process `pid` to block signal `sig` (wisp blocks
+ * SIGINT, SIGTERM and SIGHUP and reads them from a signalfd once its main
+ * loop is set up).  A test that sends SIGTERM before that point kills wisp
+ * by the default action, so it waits here first instead of sleeping a
+ * guessed time.  Returns true once blocked.
+ */
+bool wisp_wait_signal_blocked(pid_t pid, int sig, unsigned ms);
 
 /* Write `len` bytes to a fresh temp file; returns a malloc'd path. */
 char *write_temp(const void *data, size_t len);
