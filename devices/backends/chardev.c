@@ -221,22 +221,29 @@ static ssize_t gated_io(int fd, bool output, void *buf, size_t len)
     return n;
 }
 
+/*
+ * One read or write on fd: gated (gated_io) when we share its open file
+ * description, plain with EINTR retried otherwise.  Returns the byte count,
+ * -EAGAIN when the fd has nothing or no room now, or another -errno.
+ */
+static ssize_t fd_io(int fd, bool gated, bool output, void *buf, size_t len)
+{
+    if (gated)
+        return gated_io(fd, output, buf, len);
+    ssize_t n;
+    do {
+        n = output ? write(fd, buf, len) : read(fd, buf, len);
+    } while (n < 0 && errno == EINTR);
+    if (n >= 0)
+        return n;
+    return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+}
+
 ssize_t chardev_read(struct chardev *c, void *buf, size_t len)
 {
     if (c->in_fd < 0)
         return -EPIPE;
-    ssize_t n;
-    if (c->in_gated) {
-        n = gated_io(c->in_fd, false, buf, len);
-        if (n == -EAGAIN)
-            return -EAGAIN;
-        if (n < 0)
-            errno = (int)-n;
-    } else {
-        do {
-            n = read(c->in_fd, buf, len);
-        } while (n < 0 && errno == EINTR);
-    }
+    ssize_t n = fd_io(c->in_fd, c->in_gated, false, buf, len);
     if (n > 0 && c->filter) {
         size_t kept = c->filter(c->filter_ctx, buf, (size_t)n);
         if (kept > (size_t)n)
@@ -244,10 +251,8 @@ ssize_t chardev_read(struct chardev *c, void *buf, size_t len)
         /* Everything swallowed (e.g. a lone Ctrl-A): nothing for now. */
         return kept ? (ssize_t)kept : -EAGAIN;
     }
-    if (n > 0)
+    if (n > 0 || n == -EAGAIN)
         return n;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        return -EAGAIN;
     lost(c, true); /* end of input or an error */
     return -EPIPE;
 }
@@ -256,22 +261,11 @@ ssize_t chardev_write(struct chardev *c, const void *buf, size_t len)
 {
     if (c->out_fd < 0)
         return -EPIPE;
-    ssize_t n;
-    if (c->out_gated) {
-        n = gated_io(c->out_fd, true, (void *)(uintptr_t)buf, MIN(len, c->out_chunk));
-        if (n == -EAGAIN)
-            return -EAGAIN;
-        if (n < 0)
-            errno = (int)-n;
-    } else {
-        do {
-            n = write(c->out_fd, buf, len);
-        } while (n < 0 && errno == EINTR);
-    }
-    if (n >= 0)
+    if (c->out_gated)
+        len = MIN(len, c->out_chunk);
+    ssize_t n = fd_io(c->out_fd, c->out_gated, true, (void *)(uintptr_t)buf, len);
+    if (n >= 0 || n == -EAGAIN)
         return n;
-    if (errno == EAGAIN || errno == EWOULDBLOCK)
-        return -EAGAIN;
     lost(c, false);
     return -EPIPE;
 }
