@@ -26,24 +26,6 @@ static void sleep_ms(unsigned ms)
     nanosleep(&(struct timespec){ms / 1000, (long)(ms % 1000) * 1000 * 1000}, NULL);
 }
 
-/* Wait up to ms for pid; on timeout kill it and fail.  Returns the wait status. */
-static int wait_bounded(pid_t pid, unsigned ms, const char *what)
-{
-    int st;
-    for (unsigned waited = 0; waited < ms; waited += 20) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        cr_assert_geq(r, 0);
-        if (r == pid)
-            return st;
-        sleep_ms(20);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    cr_assert_fail("wisp did not exit within %u ms %s: its event loop is blocked on stdout", ms,
-                   what);
-    return -1;
-}
-
 static pid_t spawn(int out, const char *cmdline)
 {
     pid_t pid = fork();
@@ -91,11 +73,12 @@ static void run_stuck(bool sigterm)
                   "wisp never blocked SIGTERM");
         cr_assert_eq(waitpid(pid, &st, WNOHANG), 0, "wisp ended before SIGTERM");
         cr_assert_eq(kill(pid, SIGTERM), 0);
-        st = wait_bounded(pid, 10000, "after SIGTERM");
+        st = wisp_wait_bounded(pid, 10000, "after SIGTERM: its event loop is blocked on stdout");
         cr_assert(WIFEXITED(st), "wisp died from a signal");
         cr_assert_eq(WEXITSTATUS(st), 128 + SIGTERM);
     } else {
-        st = wait_bounded(pid, WISP_TIMEOUT_MS, "after the guest's exit");
+        st = wisp_wait_bounded(pid, WISP_TIMEOUT_MS,
+                               "after the guest's exit: its event loop is blocked on stdout");
         cr_assert(WIFEXITED(st), "wisp died from a signal");
         /* No input line ever comes: the guest reports FAIL, which is fine here. */
         cr_assert(WEXITSTATUS(st) == GUEST_PASS || WEXITSTATUS(st) == GUEST_FAIL, "status %d",

@@ -53,28 +53,12 @@ static pid_t spawn_stuck(const char *cmdline, int *rd)
     return pid;
 }
 
-/* Wait up to ms for pid; on timeout kill it and fail. Returns the wait status. */
-static int wait_bounded(pid_t pid, unsigned ms, const char *what)
-{
-    int st;
-    for (unsigned waited = 0; waited < ms; waited += 20) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        cr_assert_geq(r, 0);
-        if (r == pid)
-            return st;
-        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    cr_assert_fail("wisp did not exit within %u ms %s: a vCPU is blocked on stdout", ms, what);
-    return -1;
-}
-
 Test(serial_stuck, guest_exit_ends_wisp, .timeout = 120)
 {
     int rd;
     pid_t pid = spawn_stuck("test=report", &rd);
-    int st = wait_bounded(pid, WISP_TIMEOUT_MS, "after the guest's exit");
+    int st = wisp_wait_bounded(pid, WISP_TIMEOUT_MS,
+                               "after the guest's exit: a vCPU is blocked on stdout");
     cr_assert(WIFEXITED(st), "wisp died from a signal");
     cr_assert_eq(WEXITSTATUS(st), GUEST_PASS, "status %d", WEXITSTATUS(st));
     close(rd);
@@ -94,7 +78,7 @@ Test(serial_stuck, sigterm_ends_wisp, .timeout = 120)
     int st;
     cr_assert_eq(waitpid(pid, &st, WNOHANG), 0, "wisp ended before SIGTERM");
     cr_assert_eq(kill(pid, SIGTERM), 0);
-    st = wait_bounded(pid, 10000, "after SIGTERM");
+    st = wisp_wait_bounded(pid, 10000, "after SIGTERM: a vCPU is blocked on stdout");
     cr_assert(WIFEXITED(st), "wisp died from a signal");
     cr_assert_eq(WEXITSTATUS(st), 128 + SIGTERM);
     close(rd);

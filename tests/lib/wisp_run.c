@@ -3,11 +3,13 @@
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -134,4 +136,20 @@ bool wisp_wait_signal_blocked(pid_t pid, int sig, unsigned ms)
         nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
     }
     return false;
+}
+
+int wisp_wait_bounded(pid_t pid, unsigned ms, const char *what)
+{
+    int st;
+    for (unsigned waited = 0; waited < ms; waited += 20) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        cr_assert_geq(r, 0);
+        if (r == pid)
+            return st;
+        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    cr_assert_fail("wisp did not exit within %u ms %s", ms, what);
+    return -1;
 }

@@ -45,6 +45,13 @@ void wisp_runv(struct proc_result *r, const char *input, char *const env[],
  */
 bool wisp_wait_signal_blocked(pid_t pid, int sig, unsigned ms);
 
+/*
+ * Wait up to `ms` for child `pid` to end and return its wait status.  On
+ * timeout, kill it and fail the test with "wisp did not exit within MS ms
+ * WHAT" (`what` says after what, and what is then stuck).
+ */
+int wisp_wait_bounded(pid_t pid, unsigned ms, const char *what);
+
 /* Write `len` bytes to a fresh temp file; returns a malloc'd path. */
 char *write_temp(const void *data, size_t len);
 /* Read a whole file (malloc'd, NUL-terminated); NULL on error. */
