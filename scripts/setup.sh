@@ -15,6 +15,8 @@ PACKAGES=(
     python3 time                      # benchmark driver, peak-RSS measurement
     iproute2                          # network namespaces for tests
     kmod cpio xz-utils zstd           # the nested testbed: depmod, initramfs images, modules
+    acpica-tools                      # iasl: the ACPI table tests disassemble and recompile
+    e2fsprogs                         # mkfs.ext4 and debugfs: stock-Linux guests' disk images
 )
 
 missing=()
