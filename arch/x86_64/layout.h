@@ -1,7 +1,7 @@
 /*
  * The x86_64 guest-physical memory map, decided once here.  Everything that
  * places something in guest memory (loaders, tables, devices) uses these
- * names, so the e820 map, the MP table and, later, ACPI tables and the
+ * names, so the e820 map, the MP table, the ACPI tables and the
  * virtio-mmio command line all describe the same layout.
  *
  *   0x0000_0000  real-mode IVT / BIOS data area (BDA at 0x400)
@@ -13,6 +13,7 @@
  *   0x0002_0000  kernel command line (up to 64 KiB reserved)
  *   0x0009_fc00  EBDA: MP floating pointer
  *   0x000a_0000  legacy VGA/ROM hole (reserved in e820, still backed by RAM)
+ *   0x000e_0000  ACPI tables, RSDP first (where Linux scans for "RSD PTR ")
  *   0x000f_0000  MP configuration table (BIOS area, room for 254 CPUs)
  *   0x0010_0000  high memory: kernels load at or above 1 MiB
  *   ...          initrd: as high as allowed below the top of low RAM
@@ -43,6 +44,8 @@
 #define X86_CMDLINE_AREA        0x10000ULL
 #define X86_EBDA_GPA            0x9fc00ULL
 #define X86_EBDA_SIZE           0x400ULL
+#define X86_ACPI_GPA            0xe0000ULL /* RSDP at the start, 16-byte aligned */
+#define X86_ACPI_MAX            0x10000ULL /* up to the MP table */
 #define X86_MPTABLE_GPA         0xf0000ULL
 #define X86_MPTABLE_MAX         0x10000ULL
 #define X86_LOWMEM_RESERVED_END 0x100000ULL /* [EBDA, 1 MiB) is reserved in e820 */
@@ -66,6 +69,22 @@
 #define X86_I8042_CMD_PORT  0x64
 #define X86_DEBUG_EXIT_PORT 0xf4
 #define X86_DEBUG_EXIT_LEN  4
+
+/*
+ * The ACPI registers of a hardware-reduced platform (the FADT points at
+ * them): one byte each.  The guest powers off by writing
+ * (X86_ACPI_S5_SLP_TYP << 2) | X86_ACPI_SLP_EN to the sleep control
+ * register (the SLP_TYP the DSDT's \_S5 package gives), and resets by
+ * writing X86_ACPI_RESET_VALUE to the reset register.
+ */
+#define X86_ACPI_SLEEP_CTL_PORT 0x600 /* SLP_TYPx bits 4:2, SLP_EN bit 5 */
+#define X86_ACPI_SLEEP_STS_PORT 0x601 /* WAK_STS bit 7 */
+#define X86_ACPI_RESET_PORT     0x602
+#define X86_ACPI_RESET_VALUE    0x1
+#define X86_ACPI_S5_SLP_TYP     5
+#define X86_ACPI_SLP_TYP_SHIFT  2
+#define X86_ACPI_SLP_EN         0x20
+#define X86_ACPI_WAK_STS        0x80
 
 /* GDT selectors: the Linux boot protocol fixes __BOOT_CS 0x10 and __BOOT_DS 0x18. */
 #define X86_SEL_CODE32 0x08
