@@ -8,6 +8,7 @@
 #ifndef ARCH_ARCH_H
 #define ARCH_ARCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +54,18 @@ int arch_ram_layout(uint64_t mem_size, struct gmem_range *out, unsigned *n,
  * is beyond the slots the architecture has.
  */
 int arch_virtio_slot(unsigned index, uint64_t *base, unsigned *gsi);
+
+/*
+ * How many virtio-mmio devices the platform description chosen by `cfg`
+ * can carry (on x86: 16 with ACPI, 8 with the MP table and command line).
+ */
+unsigned arch_virtio_slots(const struct vm_config *cfg);
+
+/*
+ * Must the guest learn about virtio-mmio devices from `virtio_mmio.device=`
+ * on its command line (no ACPI table or device tree describes them)?
+ */
+bool arch_virtio_on_cmdline(const struct vm_config *cfg);
 
 /*
  * Before any host resource exists (KVM included), what the architecture can

@@ -29,6 +29,7 @@ void config_init(struct vm_config *c)
     c->vcpus = 1;
     c->serial = SERIAL_STDIO;
     c->boot = BOOT_AUTO;
+    c->acpi = true;
     c->log_level = LOG_WARN;
 }
 
@@ -276,7 +277,7 @@ out:
 /* Every key config_set() accepts (kept in step with it; a unit test checks). */
 static const char *const all_keys[] = {
     "kernel", "initrd", "cmdline", "cpu-features", "serial", "debug-exit", "hugepages", "stats",
-    "memory", "vcpus",  "boot",    "log-level",    "device", "seccomp",    "landlock"};
+    "memory", "vcpus",  "boot",    "log-level",    "device", "seccomp",    "landlock",  "acpi"};
 
 bool config_key_known(const char *key)
 {
@@ -325,6 +326,8 @@ int config_set(struct vm_config *c, const char *key, const char *value, struct e
         return set_bool(&c->hugepages, key, value, err);
     if (!strcmp(key, "stats"))
         return set_bool(&c->stats, key, value, err);
+    if (!strcmp(key, "acpi"))
+        return set_bool(&c->acpi, key, value, err);
     if (!strcmp(key, "seccomp")) {
         static const char *const modes[] = {
             [SECCOMP_KILL] = "kill", [SECCOMP_LOG] = "log", [SECCOMP_OFF] = "off"};

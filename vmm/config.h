@@ -20,7 +20,8 @@ enum landlock_mode { LANDLOCK_AUTO = 0, LANDLOCK_ON, LANDLOCK_OFF };
 
 enum device_type { DEV_BLK = 1, DEV_NET, DEV_RNG, DEV_CONSOLE };
 
-#define CONFIG_MAX_DEVICES 8
+/* The array's size; the platform description may allow fewer (arch_virtio_slots()). */
+#define CONFIG_MAX_DEVICES 16
 #define CONFIG_ID_MAX      20 /* also the virtio-blk GET_ID length */
 
 /*
@@ -52,9 +53,12 @@ struct vm_config {
     bool debug_exit;      /* enable the debug-exit port (tests) */
     bool hugepages;       /* back RAM with 2 MiB huge pages */
     enum boot_proto boot; /* how to enter the kernel */
-    char *cpu_features;   /* feature mask, e.g. "-xsave,-avx2"; NULL = host-supported set */
-    int log_level;        /* enum log_level */
-    bool stats;           /* print a statistics line on exit */
+    /* Describe the platform in ACPI tables (default).  Off: the MP table and
+     * virtio_mmio.device= on the command line only, as before ACPI. */
+    bool acpi;
+    char *cpu_features; /* feature mask, e.g. "-xsave,-avx2"; NULL = host-supported set */
+    int log_level;      /* enum log_level */
+    bool stats;         /* print a statistics line on exit */
     /* Per-thread syscall filters (sandbox/sandbox.h): kill (default), log or off. */
     enum seccomp_mode seccomp;
     enum landlock_mode landlock;
@@ -62,7 +66,7 @@ struct vm_config {
     struct device_spec devices[CONFIG_MAX_DEVICES];
 };
 
-/* Defaults: 256 MiB, 1 vCPU, serial on stdio, auto boot protocol. */
+/* Defaults: 256 MiB, 1 vCPU, serial on stdio, auto boot protocol, ACPI on. */
 void config_init(struct vm_config *c);
 void config_free(struct vm_config *c);
 

@@ -53,6 +53,9 @@ int devmgr_plan(struct vm *vm, char **cmdline, struct errbuf *err)
             return err_set(err, WISP_EXIT_USAGE, ENOSPC, "too many devices: no slot for %s",
                            e->spec->id);
         }
+        dm->n = i + 1;
+        if (!arch_virtio_on_cmdline(cfg))
+            continue;
         char frag[64];
         int n = virtio_mmio_cmdline(e->base, e->gsi, frag, sizeof(frag));
         if (n < 0 || (size_t)n >= sizeof(frag)) {
@@ -60,7 +63,6 @@ int devmgr_plan(struct vm *vm, char **cmdline, struct errbuf *err)
             return err_set(err, WISP_EXIT_FAILURE, EINVAL, "internal: command line fragment");
         }
         off += (size_t)snprintf(line + off, cap - off, "%s%s", off ? " " : "", frag);
-        dm->n = i + 1;
     }
     *cmdline = line;
     return 0;

@@ -4,6 +4,7 @@
  * devices); the policy lives in those modules, not here.
  */
 #include "arch/arch.h"
+#include "arch/x86_64/acpi.h"
 #include "arch/x86_64/boot.h"
 #include "arch/x86_64/cpu.h"
 #include "arch/x86_64/cpuid.h"
@@ -11,6 +12,8 @@
 #include "arch/x86_64/layout.h"
 #include "arch/x86_64/mptable.h"
 #include "arch/x86_64/msr.h"
+#include "devices/legacy/acpi_pm.h"
+#include "devices/virtio/mmio.h"
 #include "devices/legacy/debug_exit.h"
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/serial.h"
@@ -43,6 +46,7 @@ struct arch_vm {
     struct serial *serial;
     struct i8042 *i8042;
     struct debug_exit *debug_exit;
+    struct acpi_pm *acpi_pm; /* with ACPI only */
     /* KVM's GSI routing (vmm/irq_routing.h), the one table: arch_vm_init
      * installs the board's wiring; later routes (MSI) extend it through
      * arch_irq_routing() and re-commit. */
@@ -63,21 +67,39 @@ uint64_t arch_min_memory(void)
 }
 
 /*
- * ISA interrupt lines free for virtio-mmio devices: not the PIT (0), i8042
- * (1, 12), cascade (2), COM2/COM1 (3, 4), RTC (8), FPU (13).  irqmap.h wires
- * ISA IRQ n to IOAPIC pin n for these, in KVM's routing and the MP table
- * alike, edge-triggered, which is what an irqfd pulse delivers.  More
- * devices will need ACPI and more pins.
+ * Interrupt lines for virtio-mmio devices, one per device, edge-triggered
+ * (what an irqfd pulse delivers) and never shared.  First the ISA lines no
+ * PC device uses: not the PIT (0), i8042 (1, 12), cascade (2), COM2/COM1
+ * (3, 4), RTC (8), FPU (13); irqmap.h wires ISA IRQ n to IOAPIC pin n for
+ * these, and with --acpi off they are all the kernel command line can name,
+ * because Linux maps a bare IRQ number to a pin only for ISA IRQs the MP
+ * table lists.  With ACPI the DSDT gives each device its GSI directly, so
+ * the IOAPIC's other pins, 16..23, serve eight more.  KVM's in-kernel IOAPIC
+ * has 24 pins and no second IOAPIC, hence 16 devices; more would need shared
+ * level-triggered lines or MSI (virtio-pci).
  */
-static const unsigned virtio_gsis[] = {5, 6, 7, 9, 10, 11, 14, 15};
+static const unsigned virtio_gsis[] = {5, 6, 7, 9, 10, 11, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23};
+#define VIRTIO_ISA_SLOTS 8U
+_Static_assert(sizeof(virtio_gsis) / sizeof(virtio_gsis[0]) <= CONFIG_MAX_DEVICES,
+               "every slot fits the configuration");
 
 int arch_virtio_slot(unsigned index, uint64_t *base, unsigned *gsi)
 {
     if (index >= ARRAY_SIZE(virtio_gsis))
         return -ENOSPC;
-    *base = X86_VIRTIO_MMIO_BASE + (uint64_t)index * 0x1000;
+    *base = X86_VIRTIO_MMIO_BASE + (uint64_t)index * VIRTIO_MMIO_WINDOW;
     *gsi = virtio_gsis[index];
     return 0;
+}
+
+unsigned arch_virtio_slots(const struct vm_config *cfg)
+{
+    return cfg->acpi ? (unsigned)ARRAY_SIZE(virtio_gsis) : VIRTIO_ISA_SLOTS;
+}
+
+bool arch_virtio_on_cmdline(const struct vm_config *cfg)
+{
+    return !cfg->acpi;
 }
 
 /* KVM's IOAPIC resets to id 0; give it the id the MP table names (x86_ioapic_id). */
@@ -188,6 +210,28 @@ static void debug_exit_cb(void *opaque, uint8_t value)
     svc->request_stop(svc->ctx, VM_STOP_DEBUG_EXIT, value);
 }
 
+static void acpi_poweroff_cb(void *opaque)
+{
+    const struct vm_services *svc = ((struct arch_vm *)opaque)->host.svc;
+    svc->request_stop(svc->ctx, VM_STOP_POWEROFF, WISP_EXIT_OK);
+}
+
+static void acpi_reset_cb(void *opaque)
+{
+    const struct vm_services *svc = ((struct arch_vm *)opaque)->host.svc;
+    svc->request_stop(svc->ctx, VM_STOP_RESET, WISP_EXIT_OK);
+}
+
+/* The FADT's three registers are the acpi_pm block, in its order. */
+_Static_assert(X86_ACPI_SLEEP_STS_PORT == X86_ACPI_SLEEP_CTL_PORT + ACPI_PM_SLEEP_STS &&
+                   X86_ACPI_RESET_PORT == X86_ACPI_SLEEP_CTL_PORT + ACPI_PM_RESET &&
+                   X86_ACPI_SLP_EN == ACPI_PM_SLP_EN &&
+                   X86_ACPI_SLP_TYP_SHIFT == ACPI_PM_SLP_TYP_SHIFT,
+               "FADT registers and the acpi_pm block agree");
+
+static const struct acpi_pm_ops acpi_pm_ops = {.poweroff = acpi_poweroff_cb,
+                                               .reset = acpi_reset_cb};
+
 static int open_serial_output(struct arch_vm *a, struct errbuf *err)
 {
     const struct vm_config *cfg = a->host.cfg;
@@ -233,6 +277,15 @@ int arch_create_devices(struct arch_vm *a, struct errbuf *err)
                       i8042_data_write, a->i8042);
     svc->register_pio(svc->ctx, X86_I8042_CMD_PORT, 1, "i8042-cmd", i8042_cmd_read, i8042_cmd_write,
                       a->i8042);
+
+    if (a->host.cfg->acpi) {
+        /* The FADT's sleep control, sleep status and reset registers. */
+        a->acpi_pm = acpi_pm_create(&acpi_pm_ops, a, X86_ACPI_S5_SLP_TYP, X86_ACPI_RESET_VALUE);
+        if (!a->acpi_pm)
+            return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "cannot create ACPI PM registers");
+        svc->register_pio(svc->ctx, X86_ACPI_SLEEP_CTL_PORT, ACPI_PM_LEN, "acpi-pm",
+                          acpi_pm_pio_read, acpi_pm_pio_write, a->acpi_pm);
+    }
 
     if (a->host.cfg->debug_exit) {
         a->debug_exit = debug_exit_create(debug_exit_cb, a);
@@ -299,6 +352,29 @@ static void unmap_file(struct mapped_file *f)
     f->data = NULL;
 }
 
+/* Describe the machine in ACPI tables (arch/x86_64/acpi.h): CPUs, IOAPIC,
+ * COM1, the virtio-mmio slots in device order, the PM registers. */
+static int write_acpi(struct arch_vm *a, uint64_t *rsdp_gpa, struct errbuf *err)
+{
+    const struct vm_config *cfg = a->host.cfg;
+    struct x86_acpi_mmio_dev virtio[CONFIG_MAX_DEVICES];
+    for (unsigned i = 0; i < cfg->ndevices; i++) {
+        uint64_t base;
+        unsigned gsi;
+        if (arch_virtio_slot(i, &base, &gsi) < 0)
+            return err_set(err, WISP_EXIT_USAGE, ENOSPC, "too many devices for ACPI");
+        virtio[i] =
+            (struct x86_acpi_mmio_dev){.base = base, .size = VIRTIO_MMIO_WINDOW, .gsi = gsi};
+    }
+    struct x86_acpi_desc d = {
+        .nvcpus = cfg->vcpus,
+        .ioapic_id = x86_ioapic_id(cfg->vcpus),
+        .virtio = virtio,
+        .nvirtio = cfg->ndevices,
+    };
+    return x86_acpi_write(a->host.mem, &d, rsdp_gpa, err);
+}
+
 int arch_load_guest(struct arch_vm *a, const char *cmdline, struct errbuf *err)
 {
     const struct vm_config *cfg = a->host.cfg;
@@ -320,6 +396,11 @@ int arch_load_guest(struct arch_vm *a, const char *cmdline, struct errbuf *err)
         .proto = cfg->boot,
         .nvcpus = cfg->vcpus,
     };
+    if (cfg->acpi) {
+        ret = write_acpi(a, &in.rsdp_gpa, err);
+        if (ret < 0)
+            goto out;
+    }
     ret = x86_boot_load(a->host.mem, &in, &a->boot, err);
     if (ret < 0)
         goto out;
@@ -375,6 +456,8 @@ void arch_vm_destroy(struct arch_vm *a)
         return;
     if (a->debug_exit)
         debug_exit_destroy(a->debug_exit);
+    if (a->acpi_pm)
+        acpi_pm_destroy(a->acpi_pm);
     if (a->i8042)
         i8042_destroy(a->i8042);
     if (a->serial)

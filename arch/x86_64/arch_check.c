@@ -21,6 +21,15 @@ int arch_check_config(const struct vm_config *cfg, struct errbuf *err)
                        "memory size %llu KiB is too small; at least %llu MiB is needed",
                        (unsigned long long)(cfg->memory / KiB),
                        (unsigned long long)(arch_min_memory() / MiB));
+    unsigned slots = arch_virtio_slots(cfg);
+    if (cfg->ndevices > slots)
+        return err_set(err, WISP_EXIT_USAGE, ENOSPC,
+                       cfg->acpi
+                           ? "%u devices configured; at most %u fit the interrupt lines of the "
+                             "IOAPIC"
+                           : "%u devices configured; at most %u with --acpi off (the kernel "
+                             "command line can only name ISA interrupt lines)",
+                       cfg->ndevices, slots);
     return 0;
 }
 

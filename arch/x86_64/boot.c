@@ -219,6 +219,8 @@ static int write_zero_page(const struct gmem *gm, const struct x86_boot_input *i
     le32_put(zp + X86_BP_EXT_RAMDISK_IMAGE, (uint32_t)(res->initrd_gpa >> 32));
     le32_put(zp + X86_HDR_RAMDISK_SIZE, (uint32_t)res->initrd_size);
     le32_put(zp + X86_BP_EXT_RAMDISK_SIZE, (uint32_t)(res->initrd_size >> 32));
+    /* Linux also scans 0xe0000-0xfffff for the RSDP; the pointer saves the scan. */
+    le64_put(zp + X86_BP_ACPI_RSDP_ADDR, in->rsdp_gpa);
 
     zp[X86_BP_E820_ENTRIES] = (uint8_t)nmap;
     for (unsigned i = 0; i < nmap; i++) {
@@ -232,11 +234,13 @@ static int write_zero_page(const struct gmem *gm, const struct x86_boot_input *i
     return 0;
 }
 
-static int write_pvh_info(const struct gmem *gm, const struct x86_boot_result *res,
-                          const struct x86_e820_entry *map, unsigned nmap, struct errbuf *err)
+static int write_pvh_info(const struct gmem *gm, const struct x86_boot_input *in,
+                          const struct x86_boot_result *res, const struct x86_e820_entry *map,
+                          unsigned nmap, struct errbuf *err)
 {
     struct x86_pvh_start_info si = {
         .magic = X86_PVH_START_MAGIC,
+        .rsdp_paddr = in->rsdp_gpa,
         .version = X86_PVH_START_VERSION,
         .cmdline_paddr = res->cmdline_gpa,
         .memmap_paddr = PVH_MEMMAP_GPA,
@@ -325,7 +329,7 @@ int x86_boot_load(const struct gmem *gm, const struct x86_boot_input *in,
 
     if (k.mode == X86_ENTRY_PVH) {
         res.boot_info = X86_PVH_INFO_GPA;
-        ret = write_pvh_info(gm, &res, map, nmap, err);
+        ret = write_pvh_info(gm, in, &res, map, nmap, err);
     } else {
         res.boot_info = X86_ZERO_PAGE_GPA;
         ret = write_zero_page(gm, in, &k, &res, map, nmap, err);

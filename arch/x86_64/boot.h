@@ -38,6 +38,9 @@ struct x86_boot_input {
     const char *cmdline; /* never NULL; may be "" */
     enum boot_proto proto;
     unsigned nvcpus; /* for the MP table */
+    /* Where the ACPI tables' RSDP is (written before x86_boot_load), 0 if
+     * none: given to the guest in the zero page or the PVH start info. */
+    uint64_t rsdp_gpa;
 };
 
 struct x86_boot_result {

@@ -22,6 +22,7 @@
 #define X86_ZERO_PAGE_SIZE 4096U
 
 /* boot_params fields outside the setup header. */
+#define X86_BP_ACPI_RSDP_ADDR    0x070U /* u64: the RSDP's address (boot protocol 2.14) */
 #define X86_BP_EXT_RAMDISK_IMAGE 0x0C0U /* u32: bits 63..32 of ramdisk_image */
 #define X86_BP_EXT_RAMDISK_SIZE  0x0C4U /* u32: bits 63..32 of ramdisk_size */
 #define X86_BP_EXT_CMD_LINE_PTR  0x0C8U /* u32: bits 63..32 of cmd_line_ptr */

@@ -52,6 +52,7 @@ _Static_assert(sizeof(struct pvh_memmap_entry) == 24, "pvh memmap");
  * Only the fields we touch, as byte offsets; the page is read through
  * the helpers below so no 4 KiB struct with padding is needed. */
 #define ZP_SIZE               4096
+#define ZP_ACPI_RSDP_ADDR     0x070 /* u64, the RSDP address (boot protocol 2.14) */
 #define ZP_EXT_RAMDISK_IMAGE  0x0C0 /* u32, high half of ramdisk_image */
 #define ZP_EXT_RAMDISK_SIZE   0x0C4 /* u32, high half of ramdisk_size */
 #define ZP_EXT_CMD_LINE_PTR   0x0C8 /* u32, high half of cmd_line_ptr */

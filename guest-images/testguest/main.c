@@ -5,6 +5,7 @@
 #include "guest.h"
 #include "boot.h"
 #include "virtio.h"
+#include "acpi.h"
 
 struct boot_info boot;
 bool any_failed;
@@ -328,6 +329,15 @@ static __attribute__((noreturn)) void common_main(void)
         test_triple();
     else if (streq(test, "badio"))
         test_badio();
+    else if (streq(test, "acpi") || streq(test, "acpi-poweroff") || streq(test, "acpi-reset")) {
+        if (streq(test, "acpi"))
+            test_acpi();
+        else if (streq(test, "acpi-poweroff"))
+            test_acpi_poweroff();
+        else
+            test_acpi_reset();
+        finish();
+    }
     virtio_tests(test); /* returns only for names it does not know */
     SAY("unknown test=%s", test);
     any_failed = true;
@@ -393,6 +403,7 @@ void linux64_main(const u8 *zp)
     boot.initrd_size = zp_get(zp, ZP_RAMDISK_SIZE, 4) | (u64)zp_get(zp, ZP_EXT_RAMDISK_SIZE, 4)
                                                             << 32;
     boot.have_initrd = boot.initrd_size != 0;
+    boot.rsdp = zp_get(zp, ZP_ACPI_RSDP_ADDR, 4) | (u64)zp_get(zp, ZP_ACPI_RSDP_ADDR + 4, 4) << 32;
     boot.hdr_version = zp_get(zp, ZP_VERSION, 2);
     boot.setup_sects = zp[ZP_SETUP_SECTS];
     boot.type_of_loader = zp[ZP_TYPE_OF_LOADER];

@@ -1,5 +1,5 @@
 /*
- * virtio.c - virtio-mmio v2 driver core: command-line discovery, the
+ * virtio.c - virtio-mmio v2 driver core: discovery (command line or ACPI), the
  * status/feature handshake, split-ring queue set-up, chain submission and
  * used-ring polling, plus the RAM pool rings and buffers come from.
  *
@@ -7,6 +7,7 @@
  * hot paths avoid per-byte loops and MMIO reads (each read is an exit).
  */
 #include "virtio.h"
+#include "acpi.h"
 
 struct vdev vdevs[VDEV_MAX];
 int nvdevs;
@@ -102,6 +103,21 @@ static bool parse_token(const char *s, const char *end, struct vdev *d)
     return true;
 }
 
+/* Read a window's identification registers and offered features. */
+static void vdev_identify(struct vdev *d)
+{
+    d->magic = vreg_read(d, VIRTIO_MMIO_MAGIC);
+    d->version = vreg_read(d, VIRTIO_MMIO_VERSION);
+    d->id = vreg_read(d, VIRTIO_MMIO_DEVICE_ID);
+    d->vendor = vreg_read(d, VIRTIO_MMIO_VENDOR_ID);
+    if (d->magic == VIRTIO_MMIO_MAGIC_VALUE && d->id != 0) {
+        vreg_write(d, VIRTIO_MMIO_DEV_FEATURES_SEL, 0);
+        d->offered = vreg_read(d, VIRTIO_MMIO_DEV_FEATURES);
+        vreg_write(d, VIRTIO_MMIO_DEV_FEATURES_SEL, 1);
+        d->offered |= (u64)vreg_read(d, VIRTIO_MMIO_DEV_FEATURES) << 32;
+    }
+}
+
 int virtio_scan(void)
 {
     static const char key[] = "virtio_mmio.device=";
@@ -133,17 +149,24 @@ int virtio_scan(void)
             SAY("virtio: malformed token %s", t);
             continue;
         }
-        d->magic = vreg_read(d, VIRTIO_MMIO_MAGIC);
-        d->version = vreg_read(d, VIRTIO_MMIO_VERSION);
-        d->id = vreg_read(d, VIRTIO_MMIO_DEVICE_ID);
-        d->vendor = vreg_read(d, VIRTIO_MMIO_VENDOR_ID);
-        if (d->magic == VIRTIO_MMIO_MAGIC_VALUE && d->id != 0) {
-            vreg_write(d, VIRTIO_MMIO_DEV_FEATURES_SEL, 0);
-            d->offered = vreg_read(d, VIRTIO_MMIO_DEV_FEATURES);
-            vreg_write(d, VIRTIO_MMIO_DEV_FEATURES_SEL, 1);
-            d->offered |= (u64)vreg_read(d, VIRTIO_MMIO_DEV_FEATURES) << 32;
-        }
+        vdev_identify(d);
         nvdevs++;
+    }
+    /* No command-line devices: take them from the DSDT, as Linux does. */
+    if (nvdevs == 0) {
+        struct acpi_mmio_dev a[VDEV_MAX];
+        int n = acpi_virtio_devices(a, VDEV_MAX);
+        for (int i = 0; i < n; i++) {
+            struct vdev *d = &vdevs[nvdevs];
+            memset(d, 0, sizeof *d);
+            if (a[i].size < 0x100)
+                continue;
+            d->base = a[i].base;
+            d->size = a[i].size;
+            d->irq = a[i].gsi;
+            vdev_identify(d);
+            nvdevs++;
+        }
     }
     return nvdevs;
 }

@@ -210,7 +210,8 @@ extern struct vdev vdevs[VDEV_MAX];
 extern int nvdevs;
 
 /* Parse every virtio_mmio.device=<size>@<base>:<irq>[:<id>] token of the
- * command line and read each window's identification registers.
+ * command line, or if there is none take the DSDT's LNRO0005 devices
+ * (acpi.h), and read each window's identification registers.
  * Returns the number of tokens parsed (also in nvdevs); malformed tokens
  * are reported and skipped. Idempotent: later calls return the cache. */
 int virtio_scan(void);

@@ -85,9 +85,10 @@ int rng_read(struct rngdev *r, void *buf, u32 len)
 void test_rng(void)
 {
     static struct rngdev r LAZY;
-    struct vdev *d = virtio_find(VIRTIO_ID_RNG, 0);
+    /* rng_nth=N picks the Nth rng device (tests of the last interrupt lines). */
+    struct vdev *d = virtio_find(VIRTIO_ID_RNG, (int)opt_u64("rng_nth", 0));
     if (!d) {
-        check("rng_present", false, "no virtio-rng device on the command line");
+        check("rng_present", false, "no such virtio-rng device");
         return;
     }
     int rc = rng_open(&r, d);

@@ -36,7 +36,7 @@ static void run_bad(struct proc_result *r, const char *kernel, const char *const
     snprintf(serial_path, sizeof(serial_path), "/tmp/wisp-never-%d", getpid());
     snprintf(serial, sizeof(serial), "file:%s", serial_path);
     unlink(serial_path);
-    const char *args[32] = {"run", "--serial", serial, "--debug-exit"};
+    const char *args[64] = {"run", "--serial", serial, "--debug-exit"};
     size_t n = 4;
     if (kernel) {
         args[n++] = "--kernel";
@@ -516,5 +516,42 @@ Test(errors, no_kvm_good_config_reaches_the_host_check)
     unlink(disk);
     free(disk);
     assert_error(&r, EXIT_HOST, "cannot open /nonexistent");
+    proc_result_free(&r);
+}
+
+Test(errors, too_many_devices)
+{
+    const char *extra[40] = {NULL};
+    unsigned n = 0;
+    for (int i = 0; i < 17; i++) {
+        extra[n++] = "--device";
+        extra[n++] = "rng";
+    }
+    struct proc_result r;
+    run_bad(&r, guest_elf(), extra, NULL);
+    assert_error(&r, EXIT_USAGE, "at most 16 devices are supported");
+    proc_result_free(&r);
+}
+
+Test(errors, too_many_devices_without_acpi)
+{
+    const char *extra[40] = {"--acpi", "off"};
+    unsigned n = 2;
+    for (int i = 0; i < 9; i++) {
+        extra[n++] = "--device";
+        extra[n++] = "rng";
+    }
+    struct proc_result r;
+    run_bad(&r, guest_elf(), extra, NULL);
+    assert_error(&r, EXIT_USAGE, "9 devices configured; at most 8 with --acpi off");
+    proc_result_free(&r);
+}
+
+Test(errors, acpi_bad_value)
+{
+    const char *extra[] = {"--acpi", "maybe", NULL};
+    struct proc_result r;
+    run_bad(&r, guest_elf(), extra, NULL);
+    assert_error(&r, EXIT_USAGE, "'acpi' must be on or off, not 'maybe'");
     proc_result_free(&r);
 }

@@ -353,3 +353,23 @@ Test(config, console_stdio_conflicts_with_serial_stdio)
     memset(&err, 0, sizeof(err));
     cr_assert_eq(config_validate(&cfg, &err), 0, "%s", err.msg);
 }
+
+Test(config, acpi_switch)
+{
+    struct vm_config c;
+    struct errbuf e = {0};
+    config_init(&c);
+    cr_assert(c.acpi, "ACPI is on by default");
+    cr_assert_eq(config_set(&c, "acpi", "off", &e), 0, "%s", e.msg);
+    cr_assert_not(c.acpi);
+    cr_assert_eq(config_set(&c, "acpi", "on", &e), 0, "%s", e.msg);
+    cr_assert(c.acpi);
+    cr_assert_lt(config_set(&c, "acpi", "sometimes", &e), 0);
+    cr_assert_eq(e.exit_code, WISP_EXIT_USAGE);
+    cr_assert(c.acpi, "a bad value changes nothing");
+    static const char json[] = "{\"kernel\": \"k\", \"acpi\": false}";
+    cr_assert_eq(config_parse_json(&c, json, sizeof(json) - 1, &e), 0, "%s", e.msg);
+    cr_assert_not(c.acpi);
+    cr_assert_not(config_key_is_flag("acpi"), "--acpi takes on|off");
+    config_free(&c);
+}

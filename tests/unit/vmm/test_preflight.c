@@ -132,3 +132,22 @@ Test(preflight, limits)
     memset(&err, 0, sizeof(err));
     expect_usage("at most 254");
 }
+
+/* The platform description's device limit: 16 with ACPI, 8 without. */
+Test(preflight, device_limits)
+{
+    for (int i = 0; i < 9; i++)
+        cr_assert_eq(config_add_device(&cfg, "rng", &err), 0, "%s", err.msg);
+    cr_assert_eq(preflight_check(&cfg, &err), 0, "9 devices with ACPI: %s", err.msg);
+    cr_assert_eq(config_set(&cfg, "acpi", "off", &err), 0);
+    expect_usage("9 devices configured; at most 8 with --acpi off");
+    memset(&err, 0, sizeof(err));
+    cr_assert_eq(config_set(&cfg, "acpi", "on", &err), 0);
+    for (int i = 9; i < 16; i++)
+        cr_assert_eq(config_add_device(&cfg, "rng", &err), 0, "%s", err.msg);
+    cr_assert_eq(preflight_check(&cfg, &err), 0, "16 devices with ACPI: %s", err.msg);
+    /* The 17th is refused by the configuration itself, with the same number. */
+    cr_assert_lt(config_add_device(&cfg, "rng", &err), 0);
+    cr_assert(strstr(err.msg, "at most 16 devices"), "%s", err.msg);
+    cr_assert_eq(cfg.ndevices, 16);
+}

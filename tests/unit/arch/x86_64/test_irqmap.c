@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "arch/arch.h"
+#include "vmm/config.h"
 #include "arch/x86_64/irqmap.h"
 #include "arch/x86_64/layout.h"
 #include "arch/x86_64/mptable.h"
@@ -134,24 +135,40 @@ Test(x86_irqmap, virtio_slots_and_the_uart_are_described_and_routed)
 {
     int pins[16];
     mptable_pins(1, pins);
-    unsigned gsis[16], n = 0;
+    struct vm_config cfg;
+    config_init(&cfg);
+    cfg.acpi = false;
+    unsigned isa_slots = arch_virtio_slots(&cfg);
+    cfg.acpi = true;
+    unsigned acpi_slots = arch_virtio_slots(&cfg);
+    cr_assert_eq(isa_slots, 8);
+    cr_assert_eq(acpi_slots, 16);
+    unsigned gsis[32], n = 0;
     uint64_t base;
     unsigned gsi;
     while (arch_virtio_slot(n, &base, &gsi) == 0) {
-        cr_assert_lt(n, 16);
+        cr_assert_lt(n, 24);
         gsis[n++] = gsi;
     }
-    cr_assert_gt(n, 0);
+    cr_assert_eq(n, acpi_slots, "every slot ACPI can describe exists, and no more");
     gsis[n++] = X86_COM1_IRQ;
     for (unsigned i = 0; i < n; i++) {
         unsigned pin;
-        cr_assert_lt(gsis[i], 16, "an ISA IRQ, which the guest finds in the MP table");
+        bool cmdline = i < isa_slots || i == n - 1;
         cr_assert_neq(gsis[i], X86_PIT_IRQ);
         cr_assert(route(gsis[i], KVM_IRQCHIP_IOAPIC, &pin), "GSI %u", gsis[i]);
-        cr_assert_eq((int)pin, pins[gsis[i]], "GSI %u", gsis[i]);
-        /* The kernel command line names the GSI as the Linux IRQ: identity. */
+        /* GSI n is IOAPIC pin n: what the DSDT names is what KVM raises. */
         cr_assert_eq(pin, gsis[i]);
+        if (cmdline) {
+            /* Without ACPI the guest finds the line in the MP table, by ISA IRQ. */
+            cr_assert_lt(gsis[i], 16, "slot %u: an ISA IRQ the MP table lists", i);
+            cr_assert_eq((int)pin, pins[gsis[i]], "GSI %u", gsis[i]);
+        } else {
+            cr_assert_geq(gsis[i], 16, "slot %u: an IOAPIC pin no ISA device claims", i);
+            cr_assert_lt(gsis[i], X86_IOAPIC_PINS);
+        }
         for (unsigned j = 0; j < i; j++)
             cr_assert_neq(gsis[i], gsis[j], "no two devices share a line");
     }
+    config_free(&cfg);
 }
