@@ -174,8 +174,8 @@ test-san:
 
 # Boot the bundled test guest: what README's first command runs.
 # (natively, or in the nested testbed where no VM runs on /dev/kvm)
-demo: $(WISP) guest $(KVM_PROBE)
-	scripts/demo.sh $(WISP) $(GUEST_ELF) $(KVM_PROBE)
+demo: $(WISP) $(KVM_PROBE)
+	scripts/demo.sh $(WISP) $(KVM_PROBE)
 
 bench: $(WISP) guest $(KVM_PROBE)
 	$(MAKE) -C bench BUILD=$(abspath $(BUILD)) WISP=$(abspath $(WISP)) KVMPROBE=$(abspath $(KVM_PROBE)) \

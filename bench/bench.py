@@ -130,6 +130,8 @@ def main():
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--out", required=True)
     ap.add_argument("--skip-virtio", action="store_true")
+    ap.add_argument("--skip-linux", action="store_true",
+                    help="skip the stock-kernel boot (it needs hardware KVM)")
     a = ap.parse_args()
 
     configs = {
@@ -231,6 +233,11 @@ def main():
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import bench_virtio
         out += bench_virtio.bench(a.wisp, a.guest, runs=max(3, a.runs // 3))
+    if not a.skip_linux:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import bench_linux
+        out += bench_linux.bench(a.wisp, os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                 runs=max(5, a.runs // 2))
     with open(a.out, "w") as f:
         f.write("\n".join(out))
     print("\n".join(out))
