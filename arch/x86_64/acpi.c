@@ -192,12 +192,14 @@ int x86_acpi_build(const struct x86_acpi_desc *d, uint64_t gpa, uint8_t *buf, si
         aml_init(&aml, NULL, 0);
     x86_acpi_dsdt_aml(&aml, d);
     ret = aml_finish(&aml);
+    const size_t need = aml_at + aml.len;
     if (ret < 0 && ret != -ENOSPC)
         return bad(err, "the DSDT could not be encoded (a wisp bug)");
-    const size_t need = aml_at + aml.len;
-    if (need > len || ret < 0)
+    if (need > len)
         return err_set(err, WISP_EXIT_USAGE, ENOSPC,
                        "ACPI tables need %zu bytes, the area holds %zu", need, len);
+    if (ret < 0) /* -ENOSPC although everything fits: the encoder miscounted */
+        return bad(err, "the DSDT's size was miscounted (a wisp bug)");
 
     /* Everything fits: the padding between tables is zero. */
     memset(buf, 0, l.dsdt);

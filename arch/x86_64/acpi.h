@@ -6,7 +6,7 @@
  *
  *   RSDP (rev 2) -> XSDT -> FADT -> DSDT (COM1, virtio-mmio devices, \_S5,
  *                                         a PCI host bridge if one is given)
- *                        -> MADT (local APICs, the IOAPIC, ISA overrides)
+ *                        -> MADT (local APICs, the IOAPIC, ISA overrides, LINT1 NMI)
  *                        -> MCFG (only with a PCI host bridge)
  *
  * This module only builds bytes; the VM writes them to guest memory with
@@ -82,9 +82,9 @@ struct x86_acpi_desc {
  * @d:    the machine; validated here
  * @used: receives the bytes used from the start of the area
  * @err:  receives one line on failure (WISP_EXIT_USAGE)
- * Returns 0, -EINVAL for a bad description or gpa, or -ENOSPC ("ACPI tables
- * need N bytes, the area holds M") if the tables do not fit; buf's contents
- * are then unspecified.
+ * Returns 0, -EINVAL for a bad description or gpa (buf untouched), or
+ * -ENOSPC ("ACPI tables need N bytes, the area holds M") if the tables do
+ * not fit (buf[0, len) then holds a partial DSDT).
  */
 int x86_acpi_build(const struct x86_acpi_desc *d, uint64_t gpa, uint8_t *buf, size_t len,
                    size_t *used, struct errbuf *err) __must_check;

@@ -6,6 +6,7 @@
 #ifndef TESTS_UNIT_ARCH_X86_64_TEST_ACPI_H
 #define TESTS_UNIT_ARCH_X86_64_TEST_ACPI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,10 +38,14 @@ struct x86_acpi_desc ta_desc(unsigned nvcpus, unsigned nvirtio, const struct x86
 
 /* Build `d` (Criterion-fails on error) and check the RSDP's checksums. */
 void ta_build(struct ta_tables *t, const struct x86_acpi_desc *d);
+/* The same without checking any checksum (for tests that leave that to iasl). */
+void ta_build_raw(struct ta_tables *t, const struct x86_acpi_desc *d);
 
 /* The table with signature `sig` (XSDT, a table it lists, or the DSDT through the FADT), or
  * NULL; checks the checksums on the way. */
 const uint8_t *ta_find(const struct ta_tables *t, const char *sig);
+/* ta_find(), checking the checksums on the way only if `sums`. */
+const uint8_t *ta_locate(const struct ta_tables *t, const char *sig, bool sums);
 
 /* Byte sum mod 256. */
 uint8_t ta_sum(const uint8_t *p, size_t len);

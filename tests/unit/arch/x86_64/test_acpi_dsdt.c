@@ -221,7 +221,7 @@ static void check_devices(unsigned n)
 
     for (unsigned i = 0; i < n; i++) {
         const struct dev *d = &ds.devs[1 + i];
-        char want[5];
+        char want[16];
         size_t len;
         snprintf(want, sizeof(want), "VR%02X", i);
         cr_assert_str_eq(d->name, want);

@@ -53,13 +53,18 @@ uint8_t ta_sum(const uint8_t *p, size_t len)
     return s;
 }
 
-void ta_build(struct ta_tables *t, const struct x86_acpi_desc *d)
+void ta_build_raw(struct ta_tables *t, const struct x86_acpi_desc *d)
 {
     struct errbuf err = {0};
     memset(t->area, 0xA5, sizeof(t->area));
     int ret = x86_acpi_build(d, TA_GPA, t->area, sizeof(t->area), &t->used, &err);
     cr_assert_eq(ret, 0, "build: %d %s", ret, err.msg);
     cr_assert_leq(t->used, sizeof(t->area));
+}
+
+void ta_build(struct ta_tables *t, const struct x86_acpi_desc *d)
+{
+    ta_build_raw(t, d);
 
     /* RSDP, ACPI 6.3 5.2.5.3. */
     const uint8_t *r = t->area;
@@ -70,8 +75,8 @@ void ta_build(struct ta_tables *t, const struct x86_acpi_desc *d)
     cr_assert_eq(le32_get(r + 20), 36, "RSDP length");
 }
 
-/* A table at guest-physical `gpa`: inside what was built, with a valid checksum. */
-static const uint8_t *table_at(const struct ta_tables *t, uint64_t gpa)
+/* A table at guest-physical `gpa`: inside what was built, with a valid checksum if `sums`. */
+static const uint8_t *table_at(const struct ta_tables *t, uint64_t gpa, bool sums)
 {
     cr_assert_geq(gpa, TA_GPA);
     cr_assert_lt(gpa, TA_GPA + t->used, "table pointer 0x%llx beyond the tables",
@@ -80,27 +85,33 @@ static const uint8_t *table_at(const struct ta_tables *t, uint64_t gpa)
     uint32_t len = le32_get(p + 4);
     cr_assert_geq(len, 36);
     cr_assert_leq(gpa - TA_GPA + len, t->used, "table %.4s ends beyond the tables", p);
-    cr_assert_eq(ta_sum(p, len), 0, "table %.4s checksum", p);
+    if (sums)
+        cr_assert_eq(ta_sum(p, len), 0, "table %.4s checksum", p);
     return p;
 }
 
-const uint8_t *ta_find(const struct ta_tables *t, const char *sig)
+const uint8_t *ta_locate(const struct ta_tables *t, const char *sig, bool sums)
 {
-    const uint8_t *x = table_at(t, le64_get(t->area + 24));
+    const uint8_t *x = table_at(t, le64_get(t->area + 24), sums);
     cr_assert_eq(memcmp(x, "XSDT", 4), 0);
     uint32_t xlen = le32_get(x + 4);
     cr_assert_eq((xlen - 36) % 8, 0);
     if (strcmp(sig, "XSDT") == 0)
         return x;
     for (uint32_t off = 36; off < xlen; off += 8) {
-        const uint8_t *p = table_at(t, le64_get(x + off));
+        const uint8_t *p = table_at(t, le64_get(x + off), sums);
         if (memcmp(p, sig, 4) == 0)
             return p;
         if (memcmp(p, "FACP", 4) == 0 && strcmp(sig, "DSDT") == 0) {
-            const uint8_t *d = table_at(t, le64_get(p + 140));
+            const uint8_t *d = table_at(t, le64_get(p + 140), sums);
             cr_assert_eq(memcmp(d, "DSDT", 4), 0);
             return d;
         }
     }
     return NULL;
+}
+
+const uint8_t *ta_find(const struct ta_tables *t, const char *sig)
+{
+    return ta_locate(t, sig, true);
 }
