@@ -50,6 +50,8 @@ void cli_print_run_help(FILE *f)
                "  --serial MODE        COM1 console: stdio (default), file:PATH or none\n"
                "  --boot PROTO         auto (default), linux64 or pvh: how to enter an ELF kernel\n"
                "  --cpu-features LIST  hide CPU features from the guest, e.g. -xsave,-avx2\n"
+               "  --cpu-template NAME  host (default), x86-64-v2 or x86-64-v3: a fixed feature\n"
+               "                       set, so the VM can migrate to any host that has it\n"
                "  --device SPEC        add a virtio-mmio device (repeatable; at most 16, or 8\n"
                "                       with --acpi off):\n"
                "                         blk,path=IMG[,readonly=on][,id=NAME]\n"

@@ -40,6 +40,7 @@ void config_free(struct vm_config *c)
     free(c->cmdline);
     free(c->serial_path);
     free(c->cpu_features);
+    free(c->cpu_template);
     for (unsigned i = 0; i < c->ndevices; i++) {
         free(c->devices[i].path);
         free(c->devices[i].tap);
@@ -276,8 +277,9 @@ out:
 
 /* Every key config_set() accepts (kept in step with it; a unit test checks). */
 static const char *const all_keys[] = {
-    "kernel", "initrd", "cmdline", "cpu-features", "serial", "debug-exit", "hugepages", "stats",
-    "memory", "vcpus",  "boot",    "log-level",    "device", "seccomp",    "landlock",  "acpi"};
+    "kernel",     "initrd",    "cmdline", "cpu-features", "cpu-template", "serial",
+    "debug-exit", "hugepages", "stats",   "memory",       "vcpus",        "boot",
+    "log-level",  "device",    "seccomp", "landlock",     "acpi"};
 
 bool config_key_known(const char *key)
 {
@@ -318,6 +320,8 @@ int config_set(struct vm_config *c, const char *key, const char *value, struct e
         return set_string(&c->cmdline, key, value, err);
     if (!strcmp(key, "cpu-features"))
         return set_string(&c->cpu_features, key, value, err);
+    if (!strcmp(key, "cpu-template"))
+        return set_string(&c->cpu_template, key, value, err);
     if (!strcmp(key, "serial"))
         return set_serial(c, value, err);
     if (!strcmp(key, "debug-exit"))

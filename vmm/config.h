@@ -57,6 +57,7 @@ struct vm_config {
      * virtio_mmio.device= on the command line only, as before ACPI. */
     bool acpi;
     char *cpu_features; /* feature mask, e.g. "-xsave,-avx2"; NULL = host-supported set */
+    char *cpu_template; /* "host" (NULL) or a named template (arch/x86_64/cpu_template.h) */
     int log_level;      /* enum log_level */
     bool stats;         /* print a statistics line on exit */
     /* Per-thread syscall filters (sandbox/sandbox.h): kill (default), log or off. */

@@ -10,6 +10,7 @@
 #include "arch/x86_64/cpuid.h"
 #include "arch/x86_64/irqmap.h"
 #include "arch/x86_64/layout.h"
+#include "arch/x86_64/cpu_template.h"
 #include "arch/x86_64/mptable.h"
 #include "arch/x86_64/msr.h"
 #include "devices/legacy/acpi_pm.h"
@@ -185,7 +186,17 @@ int arch_vm_init(const struct arch_host *host, struct arch_vm **out, struct errb
     ret = x86_cpu_policy_parse(host->cfg->cpu_features, &a->policy, err);
     if (ret < 0)
         return ret;
-    return x86_cpuid_get_supported(host->kvm_fd, &a->supported, err);
+    ret = x86_cpuid_get_supported(host->kvm_fd, &a->supported, err);
+    if (ret < 0)
+        return ret;
+    /* A template hides what is not on its list; --cpu-features may hide more. */
+    struct x86_cpu_policy tp;
+    ret = x86_cpu_template_policy(host->cfg->cpu_template, a->supported, &tp, err);
+    if (ret < 0)
+        return ret;
+    for (unsigned i = 0; i < X86_CPU_POLICY_WORDS; i++)
+        a->policy.hidden[i] |= tp.hidden[i];
+    return 0;
 }
 
 /* ---- built-in devices --------------------------------------------------- */

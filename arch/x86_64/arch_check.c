@@ -6,6 +6,7 @@
  */
 #include "arch/arch.h"
 #include "arch/x86_64/boot.h"
+#include "arch/x86_64/cpu_template.h"
 #include "vmm/config.h"
 
 #include <errno.h>
@@ -30,6 +31,10 @@ int arch_check_config(const struct vm_config *cfg, struct errbuf *err)
                            : "%u devices configured; at most %u with --acpi off (the kernel "
                              "command line can only name ISA interrupt lines)",
                        cfg->ndevices, slots);
+    if (!x86_cpu_template_known(cfg->cpu_template))
+        return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                       "cpu-template: unknown template '%.64s' (host, x86-64-v2 or x86-64-v3)",
+                       cfg->cpu_template);
     return 0;
 }
 

@@ -136,6 +136,11 @@ static void test_report(void)
     u64 n;
 
     SAY("boot=%s", boot.protocol);
+    u32 l1[4], l7[4];
+    cpuid(1, 0, l1);
+    cpuid(7, 0, l7);
+    /* The feature words a CPU template or --cpu-features shapes. */
+    SAY("cpuid 1.ecx=0x%08x 1.edx=0x%08x 7.ebx=0x%08x 7.ecx=0x%08x", l1[2], l1[3], l7[1], l7[2]);
     if (streq(boot.protocol, "pvh"))
         SAY("pvh start_info=0x%lx version=%u rsdp=0x%lx", boot.boot_struct, boot.pvh_version,
             boot.rsdp);

@@ -555,3 +555,13 @@ Test(errors, acpi_bad_value)
     assert_error(&r, EXIT_USAGE, "'acpi' must be on or off, not 'maybe'");
     proc_result_free(&r);
 }
+
+Test(errors, cpu_template_unknown)
+{
+    const char *extra[] = {"--cpu-template", "skylake", NULL};
+    struct proc_result r;
+    run_bad(&r, guest_elf(), extra, NULL);
+    assert_error(&r, EXIT_USAGE,
+                 "cpu-template: unknown template 'skylake' (host, x86-64-v2 or x86-64-v3)");
+    proc_result_free(&r);
+}
