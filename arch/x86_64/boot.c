@@ -3,7 +3,7 @@
  * image, an initrd and a command line into a bootable guest memory image.
  * Format detection, protocol choice, command line and initrd placement and
  * the boot information structures live here; the format parsers (elf.c,
- * bzimage.c) and the firmware-like tables (e820.c, mptable.c) are separate
+ * bzimage.c) and the firmware-like pieces (e820.c, mptable.c, reset_vector.c) are separate
  * so each can be tested and fuzzed on its own.
  */
 #include "arch/x86_64/boot.h"
@@ -17,6 +17,7 @@
 #include "arch/x86_64/elf.h"
 #include "arch/x86_64/layout.h"
 #include "arch/x86_64/mptable.h"
+#include "arch/x86_64/reset_vector.h"
 
 #define FOUR_GIB 0x100000000ULL
 /* What a synthesized (ELF boot) setup header tells the kernel. */
@@ -324,6 +325,8 @@ int x86_boot_load(const struct gmem *gm, const struct x86_boot_input *in,
     ret = write_bda(gm, err);
     if (ret == 0)
         ret = x86_mptable_write(gm, in->nvcpus, err);
+    if (ret == 0 && x86_reset_vector_write(gm) < 0)
+        ret = err_set(err, WISP_EXIT_FAILURE, EFAULT, "cannot write the reset vector");
     if (ret < 0)
         return ret;
 

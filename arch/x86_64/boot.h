@@ -66,7 +66,8 @@ int x86_boot_probe(const uint8_t *img, size_t len, struct errbuf *err) __must_ch
 
 /*
  * Load kernel, initrd and command line into `gm` and write the zero page or
- * PVH start info, the e820 map, the MP table and BIOS data area words.
+ * PVH start info, the e820 map, the MP table, BIOS data area words and the
+ * real-mode reset stub (reset_vector.h).
  * Errors are WISP_EXIT_USAGE with a message naming the problem.
  */
 int x86_boot_load(const struct gmem *gm, const struct x86_boot_input *in,
