@@ -43,4 +43,7 @@ int sg_read_file(const char *path, struct sg_buf *b);
 /* Seeds of the virtio targets (seedgen_virtio.c). */
 void sg_virtio_seeds(void);
 
+/* Seeds of the x86 state target (seedgen_x86.c). */
+void sg_x86_state_seeds(void);
+
 #endif /* TESTS_FUZZ_SEEDGEN_H */
