@@ -21,12 +21,15 @@ tree=$repo/build/testbed/kernels/guest-6.1
 kernel=$(ls "$tree"/boot/vmlinuz-* 2>/dev/null | head -n1)
 [ -n "$kernel" ] || die "no kernel in $tree"
 
-# 2. Initramfs: busybox, the demo /init and the modules it needs from the same package.
+# 2. Initramfs: busybox, the demo /init and the modules it needs from the same
+#    package.  mkinitramfs adds their dependencies, ext4's soft dependency on
+#    crc32c included (crc32c_generic and crc32c-intel, as modprobe would).
 mkdir -p "$out"
 initrd=$out/initramfs.cpio.gz
-if [ ! -e "$initrd" ] || [ guest-images/linux/demo-init -nt "$initrd" ] || [ scripts/demo.sh -nt "$initrd" ]; then
+if [ ! -e "$initrd" ] || [ guest-images/linux/demo-init -nt "$initrd" ] || [ scripts/demo.sh -nt "$initrd" ] ||
+   [ tests/testbed/mkinitramfs -nt "$initrd" ]; then
     tests/testbed/mkinitramfs --busybox build/testbed/busybox --init guest-images/linux/demo-init \
-        --kernel-tree "$tree" --modules "virtio_mmio virtio_blk crc32c_generic ext4" --out "$initrd" ||
+        --kernel-tree "$tree" --modules "virtio_mmio virtio_blk ext4" --out "$initrd" ||
         die "cannot build the initramfs"
 fi
 
