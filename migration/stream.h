@@ -138,7 +138,9 @@ void mig_mem_transport_free(struct mig_mem_transport *m);
  * and gives up with -ETIMEDOUT when it has not finished within `timeout_ms`
  * of its start, so a dead or stalled peer never blocks wisp forever.  Short
  * reads and writes are continued, EINTR is retried, and a write to a closed
- * peer returns -EPIPE without raising SIGPIPE.
+ * socket peer returns -EPIPE without raising SIGPIPE (send() with
+ * MSG_NOSIGNAL).  On a pipe, write() is used: the process must ignore
+ * SIGPIPE, as wisp does (vmm/vm.c), to get -EPIPE there too.
  */
 struct mig_fd_transport {
     int fd;
