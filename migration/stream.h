@@ -85,6 +85,7 @@ enum mig_section_id {
 #define MIG_RAM_MAX_LEN        (16U * 1024 * 1024 + 4096) /* 4096 pages plus record headers */
 #define MIG_DEVICE_MAX_LEN     (16U * 1024 * 1024)        /* VSTATE_MAX_SECTION */
 #define MIG_END_LEN            8U
+#define MIG_STREAM_READ_CHUNK  (1U * 1024 * 1024) /* payload buffer growth step */
 
 /* ---- CRC-32C ---- */
 
@@ -241,11 +242,12 @@ int mig_stream_read_header(struct mig_stream_reader *r, uint32_t *flags) __must_
 
 /*
  * Read the next section the caller knows into *s, skipping unknown optional
- * ones.  Checks, in this order, each before the next step: section flags,
- * the global and the per-id length cap (before allocating), the version
- * range, then reads the payload and checks the CRC.  An unknown mandatory
- * section is refused after its header.  At the END marker *s has id
- * MIG_SEC_END, the section count is checked, and later calls fail.
+ * ones.  The order of the checks: the global and the per-id length cap
+ * (from the header alone, before anything is allocated); the payload (its
+ * buffer growing only as bytes arrive, MIG_STREAM_READ_CHUNK at a time) and
+ * its CRC; then what the now-trusted header says: flags, unknown mandatory
+ * id, version range.  At the END marker *s has id MIG_SEC_END, the section
+ * count is checked, and later calls fail.
  * Errors: -EBADMSG (truncated stream, CRC, malformed END), -E2BIG (a cap),
  * -EPROTO (unknown mandatory section, unknown flags, version outside the
  * range), -ENOMEM, or a transport error.

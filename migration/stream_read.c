@@ -5,7 +5,8 @@
  * compromised, or from a file anyone may have edited.  The reader trusts no
  * length: the global cap and the section's own cap are checked before a
  * byte of the payload is read or a buffer allocated, a payload is handed to
- * its owner only once its CRC matches, and everything the header says
+ * its owner only once its CRC matches, the payload buffer grows only with
+ * bytes that have arrived, and everything the header says
  * (flags, version, whether the id is known) is judged only after the CRC has
  * vouched for it, so a corrupted byte is reported as corruption.  Each
  * refusal is one line that names the section.
@@ -176,15 +177,29 @@ static int skim_payload(struct mig_stream_reader *r, uint32_t id, uint32_t insta
     return 0;
 }
 
-static int grow_buf(struct mig_stream_reader *r, uint32_t id, uint32_t instance, uint32_t len)
+/*
+ * Read a payload of `len` (already capped) into r->buf.  The buffer grows
+ * with the bytes that actually arrive, MIG_STREAM_READ_CHUNK at a time, so a
+ * header that promises 16 MiB and sends nothing costs at most one chunk.
+ */
+static int read_payload(struct mig_stream_reader *r, uint32_t id, uint32_t instance, uint32_t len)
 {
-    if (len <= r->buf_cap)
-        return 0;
-    uint8_t *b = r->realloc_fn(r->buf, len);
-    if (!b)
-        return sec_fail(r, id, instance, ENOMEM, "no memory for %u bytes", len);
-    r->buf = b;
-    r->buf_cap = len;
+    size_t done = 0;
+    while (done < len) {
+        size_t step = MIN((size_t)len - done, (size_t)MIG_STREAM_READ_CHUNK);
+        if (done + step > r->buf_cap) {
+            size_t cap = MAX(done + step, MIN((size_t)len, r->buf_cap * 2));
+            uint8_t *b = r->realloc_fn(r->buf, cap);
+            if (!b)
+                return sec_fail(r, id, instance, ENOMEM, "no memory for %zu bytes", cap);
+            r->buf = b;
+            r->buf_cap = cap;
+        }
+        int e = read_exact(r, r->buf + done, step, id, instance, "payload");
+        if (e < 0)
+            return e;
+        done += step;
+    }
     return 0;
 }
 
@@ -286,9 +301,7 @@ int mig_stream_read_section(struct mig_stream_reader *r, struct mig_section *s)
             continue;
         }
 
-        e = grow_buf(r, id, instance, len);
-        if (e == 0 && len)
-            e = read_exact(r, r->buf, len, id, instance, "payload");
+        e = read_payload(r, id, instance, len);
         if (e < 0)
             return e;
         if (len)

@@ -353,6 +353,21 @@ Test(mig_stream, length_caps_before_allocation)
     ts_forge_free(&f);
 }
 
+/* A header promising a full RAM section followed by a few bytes costs one chunk, not 16 MiB. */
+Test(mig_stream, buffer_grows_with_arriving_bytes)
+{
+    struct ts_forge f;
+    struct errbuf err = {0};
+    ts_forge_init(&f);
+    ts_good_header(&f);
+    ts_section_raw(&f, MIG_SEC_RAM, 0, 1, MIG_SEC_F_MANDATORY, MIG_RAM_MAX_LEN, "tiny", 4);
+    cr_assert_eq(read_one_recorded(&f, &err), -EBADMSG);
+    cr_assert_leq(biggest_alloc, MIG_STREAM_READ_CHUNK);
+    cr_assert(ts_err_has(&err, "section \"ram\" instance 0: the stream ends inside the payload"),
+              "%s", err.msg);
+    ts_forge_free(&f);
+}
+
 /* The sample stream, forged: header, 3 sections, END. */
 static void forge_sample(struct ts_forge *f)
 {

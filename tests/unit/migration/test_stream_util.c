@@ -4,7 +4,6 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-
 const struct mig_section_desc ts_known[] = {
     {MIG_SEC_MACHINE, "machine", 1, 1, MIG_MACHINE_MAX_LEN},
     {MIG_SEC_RAM, "ram", 1, 1, MIG_RAM_MAX_LEN},
