@@ -400,5 +400,6 @@ int main(int argc, char **argv)
     sg_i8042_seeds();
     sg_vstate_seeds();
     sg_virtio_seeds();
+    sg_stream_seeds();
     return 0;
 }

@@ -43,4 +43,7 @@ int sg_read_file(const char *path, struct sg_buf *b);
 /* Seeds of the virtio targets (seedgen_virtio.c). */
 void sg_virtio_seeds(void);
 
+/* Seeds of the migration stream target (seedgen_stream.c). */
+void sg_stream_seeds(void);
+
 #endif /* TESTS_FUZZ_SEEDGEN_H */
