@@ -50,7 +50,9 @@ struct mig_device_ops {
     int (*save)(void *dev, struct vstate_out *out);
     /*
      * Validate and apply a state of `version` (within [min_version, version]).
-     * On error the device is unchanged; it may record a line in `err`.
+     * `buf` (len bytes, CRC checked but otherwise untrusted) is valid only
+     * during the call.  On error the device is unchanged; it may record a
+     * line in `err`.
      */
     int (*load)(void *dev, uint16_t version, const uint8_t *buf, size_t len, struct errbuf *err);
 
@@ -154,8 +156,9 @@ int mig_load_begin(struct mig_registry *reg, struct mig_stream_reader *r,
  * The rest of the stream: RAM sections through `sink` (checked against
  * local->mem), device pre-copy data and state to the registered devices,
  * then END and nothing after it.  Refused: a section for a device not
- * registered here, a second MACHINE, pre-copy data for a device without
- * precopy_load, a device's state twice, a device with no state at END.
+ * registered here, a second MACHINE, a RAM section flagged PRECOPY,
+ * pre-copy data for a device without precopy_load or after its final
+ * state, a device's state twice, a device with no state at END.
  */
 int mig_load_rest(struct mig_registry *reg, struct mig_stream_reader *r,
                   const struct mig_machine *local, mig_ram_sink_fn sink, void *sink_ctx,

@@ -137,7 +137,11 @@ void mig_mem_transport_free(struct mig_mem_transport *m);
  * File-descriptor transport for sockets, pipes and files.  The fd is put in
  * non-blocking mode (mig_fd_transport_init); every call waits with poll()
  * and gives up with -ETIMEDOUT when it has not finished within `timeout_ms`
- * of its start, so a dead or stalled peer never blocks wisp forever.  Short
+ * of its start, so a dead or stalled peer never blocks wisp forever.  The
+ * deadline covers a whole call, not each byte, so a peer that trickles
+ * cannot stretch it: pick a timeout that fits the largest single transfer
+ * (a RAM section of 16 MiB, a payload chunk of 1 MiB when reading) on the
+ * slowest link expected.  Short
  * reads and writes are continued, EINTR is retried, and a write to a closed
  * socket peer returns -EPIPE without raising SIGPIPE (send() with
  * MSG_NOSIGNAL).  On a pipe, write() is used: the process must ignore

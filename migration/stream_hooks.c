@@ -322,6 +322,11 @@ int mig_load_rest(struct mig_registry *reg, struct mig_stream_reader *r,
             return err_set(err, WISP_EXIT_USAGE, EBADMSG,
                            PFX "section \"machine\" instance %u: a second machine description",
                            s.instance);
+        if (s.id == MIG_SEC_RAM && (s.flags & MIG_SEC_F_PRECOPY))
+            return err_set(err, WISP_EXIT_USAGE, EBADMSG,
+                           PFX "section \"ram\" instance %u: the pre-copy flag belongs to "
+                               "device sections",
+                           s.instance);
         if (s.id == MIG_SEC_RAM)
             e = mig_ram_load(&s, &local->mem, sink, sink_ctx, err);
         else

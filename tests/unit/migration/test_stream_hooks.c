@@ -425,6 +425,8 @@ Test(mig_hooks, section_order_rules)
         {FAKE_PRE_SEC, MIG_SEC_F_MANDATORY | MIG_SEC_F_PRECOPY,
          "section \"fake-vfio\" instance 0: pre-copy data after the device's final state"},
         {MIG_SEC_MACHINE, MIG_SEC_F_MANDATORY, "a second machine description"},
+        {MIG_SEC_RAM, MIG_SEC_F_MANDATORY | MIG_SEC_F_PRECOPY,
+         "section \"ram\" instance 0: the pre-copy flag belongs to device sections"},
     };
     dest_free(&d);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
