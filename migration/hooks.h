@@ -145,8 +145,9 @@ int mig_save_finish(struct mig_registry *reg, struct mig_stream_writer *w,
 
 /*
  * Read the header and the MACHINE section (which must come first), decode
- * it into *stream_m and run mig_compat_check against `local`.  Nothing of
- * the destination is touched.
+ * it into *stream_m and run mig_compat_check against `local` (arch, vCPUs,
+ * CPU template, memory) with the registry's device list in place of
+ * local->devs.  Nothing of the destination is touched.
  */
 int mig_load_begin(struct mig_registry *reg, struct mig_stream_reader *r,
                    const struct mig_machine *local, struct mig_machine *stream_m,

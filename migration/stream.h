@@ -224,6 +224,7 @@ struct mig_stream_reader {
     uint64_t skipped;  /* unknown optional sections skipped */
     bool started;
     bool ended;
+    bool failed; /* a refusal ends the stream: later reads return -EINVAL */
 };
 
 /*
@@ -251,7 +252,7 @@ int mig_stream_read_header(struct mig_stream_reader *r, uint32_t *flags) __must_
  * buffer growing only as bytes arrive, MIG_STREAM_READ_CHUNK at a time) and
  * its CRC; then what the now-trusted header says: flags, unknown mandatory
  * id, version range.  At the END marker *s has id MIG_SEC_END, the section
- * count is checked, and later calls fail.
+ * count is checked, and later calls fail, as they do after any error.
  * Errors: -EBADMSG (truncated stream, CRC, malformed END), -E2BIG (a cap),
  * -EPROTO (unknown mandatory section, unknown flags, version outside the
  * range), -ENOMEM, or a transport error.

@@ -76,6 +76,9 @@ int mig_registry_add(struct mig_registry *reg, const struct mig_device_ops *ops,
     if (plane < MIG_PLANE_BUILTIN || plane > MIG_PLANE_VFIO || (flags & ~MIG_DEV_F_KNOWN))
         return err_set(err, WISP_EXIT_FAILURE, EINVAL, PFX "device %s: bad data plane or flags",
                        ops->type);
+    if (plane == MIG_PLANE_VFIO && (flags & MIG_DEV_F_PORTABLE))
+        return err_set(err, WISP_EXIT_FAILURE, EINVAL,
+                       PFX "device %s: vfio state is never portable", ops->type);
     for (uint32_t i = 0; i < reg->n; i++)
         if (reg->devs[i].ops->section_id == ops->section_id && reg->devs[i].instance == instance)
             return err_set(err, WISP_EXIT_FAILURE, EINVAL,
@@ -257,7 +260,9 @@ int mig_load_begin(struct mig_registry *reg, struct mig_stream_reader *r,
                    struct errbuf *err)
 {
     struct mig_section s;
-    (void)reg;
+    /* The devices compared are the ones registered here, whatever local->devs says. */
+    struct mig_machine here = *local;
+    mig_registry_describe(reg, &here);
     int e = mig_stream_read_header(r, NULL);
     if (e == 0)
         e = mig_stream_read_section(r, &s);
@@ -268,7 +273,7 @@ int mig_load_begin(struct mig_registry *reg, struct mig_stream_reader *r,
                        PFX "the first section is not the machine description");
     e = mig_machine_decode(&s, stream_m, err);
     if (e == 0)
-        e = mig_compat_check(stream_m, local, err);
+        e = mig_compat_check(stream_m, &here, err);
     return e;
 }
 

@@ -97,6 +97,10 @@ static int machine_check(const struct mig_machine *m, char *why, size_t whylen)
             snprintf(why, whylen, "device %u (%s): bad plane, flags or versions", i, d->type);
             return -EINVAL;
         }
+        if (d->plane == MIG_PLANE_VFIO && (d->flags & MIG_DEV_F_PORTABLE)) {
+            snprintf(why, whylen, "device %u (%s): vfio state is never portable", i, d->type);
+            return -EINVAL;
+        }
         for (uint32_t j = 0; j < i; j++)
             if (m->devs[j].section_id == d->section_id && m->devs[j].instance == d->instance) {
                 snprintf(why, whylen, "devices %u and %u are both %s instance %u", j, i, d->type,
@@ -222,8 +226,11 @@ static int refuse(struct errbuf *err, const char *fmt, ...)
 static int compat_dev(uint32_t i, const struct mig_dev_desc *s, const struct mig_dev_desc *l,
                       struct errbuf *err)
 {
-    if (strcmp(s->type, l->type) != 0 || s->section_id != l->section_id)
+    if (strcmp(s->type, l->type) != 0)
         return refuse(err, "device %u: %s on the stream, %s here", i, s->type, l->type);
+    if (s->section_id != l->section_id)
+        return refuse(err, "device %u (%s): section id 0x%x on the stream, 0x%x here", i, s->type,
+                      s->section_id, l->section_id);
     if (s->instance != l->instance)
         return refuse(err, "device %u (%s): instance %u on the stream, %u here", i, s->type,
                       s->instance, l->instance);

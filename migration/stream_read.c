@@ -117,7 +117,7 @@ static int read_exact(struct mig_stream_reader *r, void *buf, size_t len, uint32
     return 0;
 }
 
-int mig_stream_read_header(struct mig_stream_reader *r, uint32_t *flags)
+static int read_header(struct mig_stream_reader *r, uint32_t *flags)
 {
     uint8_t h[MIG_STREAM_HDR_LEN];
     if (r->started)
@@ -241,11 +241,8 @@ static int read_end(struct mig_stream_reader *r, uint32_t instance, uint16_t ver
     return 0;
 }
 
-int mig_stream_read_section(struct mig_stream_reader *r, struct mig_section *s)
+static int read_section(struct mig_stream_reader *r, struct mig_section *s)
 {
-    if (!r->started || r->ended)
-        return err_set(r->err, WISP_EXIT_FAILURE, EINVAL, PFX "section read %s",
-                       r->started ? "after the end marker" : "before the header");
     for (;;) {
         uint8_t h[MIG_SECTION_HDR_LEN];
         ssize_t n = r->t.read(r->t.ctx, h, sizeof(h));
@@ -291,6 +288,8 @@ int mig_stream_read_section(struct mig_stream_reader *r, struct mig_section *s)
             if (e < 0)
                 return e;
             r->sections++;
+            if (id == 0)
+                return sec_fail(r, id, instance, EBADMSG, "section id 0 is invalid");
             if (flags & ~MIG_SEC_F_KNOWN)
                 return sec_fail(r, id, instance, EPROTO, "unknown section flags 0x%04x",
                                 flags & ~MIG_SEC_F_KNOWN);
@@ -331,6 +330,27 @@ int mig_stream_read_section(struct mig_stream_reader *r, struct mig_section *s)
         };
         return 0;
     }
+}
+
+int mig_stream_read_header(struct mig_stream_reader *r, uint32_t *flags)
+{
+    if (r->failed)
+        return err_set(r->err, WISP_EXIT_FAILURE, EINVAL, PFX "read after a refusal");
+    int e = read_header(r, flags);
+    r->failed = e < 0;
+    return e;
+}
+
+int mig_stream_read_section(struct mig_stream_reader *r, struct mig_section *s)
+{
+    if (r->failed || !r->started || r->ended)
+        return err_set(r->err, WISP_EXIT_FAILURE, EINVAL, PFX "section read %s",
+                       r->failed    ? "after a refusal"
+                       : r->started ? "after the end marker"
+                                    : "before the header");
+    int e = read_section(r, s);
+    r->failed = e < 0;
+    return e;
 }
 
 int mig_stream_read_finish(struct mig_stream_reader *r)

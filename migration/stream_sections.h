@@ -119,7 +119,8 @@ enum mig_plane {
 /*
  * Device flags.  PORTABLE: the device's state does not depend on its data
  * plane (the VMSTATE-VIRTIO standard state), so the destination may run it
- * on another plane.  vfio blobs are never portable.
+ * on another plane.  vfio blobs are never portable: the flag is refused
+ * with MIG_PLANE_VFIO.
  */
 #define MIG_DEV_F_PORTABLE 0x1U
 #define MIG_DEV_F_KNOWN    MIG_DEV_F_PORTABLE

@@ -267,6 +267,29 @@ Test(mig_stream, section_version_and_flags)
     ts_forge_free(&f);
 }
 
+Test(mig_stream, id_zero_and_reads_after_a_refusal)
+{
+    struct ts_forge f;
+    struct errbuf err = {0};
+    struct ts_reader tr;
+    struct mig_section s;
+    ts_forge_init(&f);
+    ts_good_header(&f);
+    ts_section(&f, 0, 0, 1, 0, "x", 1);
+    ts_section(&f, TS_SEC_DEV, 0, 1, MIG_SEC_F_MANDATORY, "x", 1);
+    ts_end(&f, 2);
+    ts_reader_init(&tr, f.o.buf, f.o.len, &err);
+    cr_assert_eq(mig_stream_read_header(&tr.r, NULL), 0);
+    cr_assert_eq(mig_stream_read_section(&tr.r, &s), -EBADMSG);
+    cr_assert_str_eq(err.msg, "migration stream: section 0x00000000 instance 0: section id 0 is "
+                              "invalid");
+    /* The stream is over: the good section behind it is not delivered. */
+    cr_assert_eq(mig_stream_read_section(&tr.r, &s), -EINVAL);
+    cr_assert_eq(mig_stream_read_header(&tr.r, NULL), -EINVAL);
+    ts_reader_free(&tr);
+    ts_forge_free(&f);
+}
+
 Test(mig_stream, crc_mismatch)
 {
     struct ts_forge f;

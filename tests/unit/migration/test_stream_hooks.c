@@ -132,6 +132,10 @@ Test(mig_hooks, registration_rules)
     cr_assert_eq(mig_registry_add(&reg, &low_id, &d, 0, MIG_PLANE_BUILTIN, 0, &err), -EINVAL);
 
     cr_assert_eq(mig_registry_add(&reg, &fake_ops, &d, 0, MIG_PLANE_BUILTIN, 9, &err), -EINVAL);
+    memset(&err, 0, sizeof(err));
+    cr_assert_eq(mig_registry_add(&reg, &fake_ops, &d, 0, MIG_PLANE_VFIO, MIG_DEV_F_PORTABLE, &err),
+                 -EINVAL);
+    cr_assert_str_eq(err.msg, "migration stream: device fake-a: vfio state is never portable");
 
     memset(&err, 0, sizeof(err));
     cr_assert_eq(mig_registry_add(&reg, &fake_ops, &d, 0, MIG_PLANE_BUILTIN, 0, &err), 0);

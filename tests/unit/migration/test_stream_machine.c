@@ -69,6 +69,9 @@ Test(mig_machine, encoder_refuses_invalid)
     m.devs[2].instance = 0; /* the same (id, instance) as device 1 */
     cr_assert_eq(mig_machine_encode(&m, &o), -EINVAL);
     sample(&m);
+    m.devs[2].flags = MIG_DEV_F_PORTABLE; /* a vfio blob is never portable */
+    cr_assert_eq(mig_machine_encode(&m, &o), -EINVAL);
+    sample(&m);
     m.mem.r[1].gpa = 1ULL << 30; /* overlaps range 0 */
     cr_assert_eq(mig_machine_encode(&m, &o), -EINVAL);
     cr_assert_eq(o.len, 0);
@@ -171,6 +174,10 @@ static void other_type(struct mig_machine *l)
     l->devs[1] = (struct mig_dev_desc){"virtio-blk",      MIG_SEC_VIRTIO_BLK, 0, 1, 1,
                                        MIG_PLANE_BUILTIN, MIG_DEV_F_PORTABLE};
 }
+static void other_section_id(struct mig_machine *l)
+{
+    l->devs[0].section_id = MIG_SEC_I8042;
+}
 static void other_instance(struct mig_machine *l)
 {
     l->devs[2].instance = 7;
@@ -214,6 +221,8 @@ Test(mig_machine, compat_refusals_by_name)
                                   "2 devices, the stream 3");
     expect_refusal(other_type, "migration stream: incompatible destination: device 1: "
                                "virtio-net on the stream, virtio-blk here");
+    expect_refusal(other_section_id, "migration stream: incompatible destination: device 0 "
+                                     "(serial): section id 0x110 on the stream, 0x111 here");
     expect_refusal(other_instance, "migration stream: incompatible destination: device 2 "
                                    "(virtio-blk): instance 1 on the stream, 7 here");
     expect_refusal(older_wisp,
