@@ -196,4 +196,23 @@ static inline bool fz_one_line(const struct errbuf *e)
 #define FZ_BOOT_ALL_PROTOS 3U
 #define FZ_BOOT_INITRD     0x04U
 
+/*
+ * Migration stream input (fuzz_migration_stream): u8 flags, then the bytes.
+ * flags bits 0-1 the mode, bit 2 recompute the CRCs (modes 0 and 1).  The
+ * fake destination has two RAM ranges and three devices: "fz-a" instances
+ * 0 and 1 (section FZ_MIG_SEC_A, versions 1-2, builtin; instance 1 portable)
+ * and "fz-pre" instance 0 (FZ_MIG_SEC_PRE, version 1, vfio, with pre-copy).
+ */
+#define FZ_MIG_MODE_LOAD    0U
+#define FZ_MIG_MODE_READER  1U
+#define FZ_MIG_MODE_RAM     2U
+#define FZ_MIG_MODE_MACHINE 3U
+#define FZ_MIG_F_FIX_CRC    4U
+#define FZ_MIG_SEC_A        0x400U
+#define FZ_MIG_SEC_PRE      0x401U
+#define FZ_MIG_LO_PAGES     16U
+#define FZ_MIG_HI_BASE      0xfffffffff0000000ULL
+#define FZ_MIG_HI_PAGES     8U
+#define FZ_MIG_VCPUS        2U
+
 #endif /* TESTS_FUZZ_FUZZ_H */

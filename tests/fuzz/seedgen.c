@@ -401,5 +401,6 @@ int main(int argc, char **argv)
     sg_vstate_seeds();
     sg_virtio_seeds();
     sg_x86_state_seeds();
+    sg_stream_seeds();
     return 0;
 }

@@ -46,4 +46,7 @@ void sg_virtio_seeds(void);
 /* Seeds of the x86 state target (seedgen_x86.c). */
 void sg_x86_state_seeds(void);
 
+/* Seeds of the migration stream target (seedgen_stream.c). */
+void sg_stream_seeds(void);
+
 #endif /* TESTS_FUZZ_SEEDGEN_H */
