@@ -42,6 +42,138 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int exit_code)
     }
 }
 
+/* ---- pause and resume (vmm/control.h) -------------------------------------- */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static int pause_init(struct vm *vm)
+{
+    pthread_condattr_t a;
+    int ret = pthread_condattr_init(&a);
+    if (ret)
+        return -ret;
+    ret = pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    if (!ret)
+        ret = pthread_cond_init(&vm->pause_cond, &a);
+    pthread_condattr_destroy(&a);
+    if (ret)
+        return -ret;
+    ret = pthread_mutex_init(&vm->pause_lock, NULL);
+    if (ret) {
+        pthread_cond_destroy(&vm->pause_cond);
+        return -ret;
+    }
+    vm->pause_inited = true;
+    return 0;
+}
+
+/* Wake every parked vCPU and every waiting controller to re-check their
+ * conditions (after a stop request or a resume). */
+static void pause_broadcast(struct vm *vm)
+{
+    if (!vm->pause_inited)
+        return;
+    pthread_mutex_lock(&vm->pause_lock);
+    pthread_cond_broadcast(&vm->pause_cond);
+    pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_park_vcpu(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->pause_lock);
+    vm->nparked++;
+    pthread_cond_broadcast(&vm->pause_cond); /* the controller counts us */
+    while (atomic_load(&vm->pause_requested) && !vm_stopping(vm))
+        pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+    vm->nparked--;
+    pthread_mutex_unlock(&vm->pause_lock);
+}
+
+int vm_pause(struct vm *vm, unsigned timeout_ms)
+{
+    int ret = 0;
+    pthread_mutex_lock(&vm->pause_lock);
+    if (vm_stopping(vm)) {
+        ret = -ESHUTDOWN;
+        goto out;
+    }
+    if (vm->paused)
+        goto out;
+    atomic_store(&vm->pause_requested, true);
+    /* Kicking takes no lock a vCPU holds, so doing it here is safe; a vCPU
+     * between the flag check and KVM_RUN gets immediate_exit, one inside
+     * KVM_RUN the signal (vcpu.c). */
+    for (unsigned i = 0; i < vm->nvcpus; i++)
+        vcpu_kick(&vm->vcpus[i]);
+    uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+    struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ULL),
+                          .tv_nsec = (long)(deadline % 1000000000ULL)};
+    while (vm->nparked < vm->nvcpus && !vm_stopping(vm))
+        if (pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &ts) == ETIMEDOUT)
+            break;
+    if (vm_stopping(vm)) {
+        ret = -ESHUTDOWN;
+    } else if (vm->nparked < vm->nvcpus) {
+        log_warn("pause: only %u of %u vCPUs stopped within %u ms; resuming", vm->nparked,
+                 vm->nvcpus, timeout_ms);
+        ret = -ETIMEDOUT;
+    } else {
+        vm->paused = true;
+        log_info("paused %u vCPUs", vm->nvcpus);
+    }
+    if (ret < 0) {
+        atomic_store(&vm->pause_requested, false);
+        pthread_cond_broadcast(&vm->pause_cond);
+    }
+out:
+    pthread_mutex_unlock(&vm->pause_lock);
+    return ret;
+}
+
+int vm_resume(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->pause_lock);
+    int ret = vm_stopping(vm) ? -ESHUTDOWN : 0;
+    if (ret == 0 && vm->paused) {
+        vm->paused = false;
+        atomic_store(&vm->pause_requested, false);
+        pthread_cond_broadcast(&vm->pause_cond);
+        log_info("resumed");
+    }
+    pthread_mutex_unlock(&vm->pause_lock);
+    return ret;
+}
+
+enum vm_run_state vm_state(struct vm *vm)
+{
+    if (vm_stopping(vm))
+        return VM_STATE_STOPPING;
+    pthread_mutex_lock(&vm->pause_lock);
+    bool paused = vm->paused;
+    pthread_mutex_unlock(&vm->pause_lock);
+    return paused ? VM_STATE_PAUSED : VM_STATE_RUNNING;
+}
+
+static int ctl_pause(void *ctx, unsigned timeout_ms)
+{
+    return vm_pause(ctx, timeout_ms);
+}
+
+static int ctl_resume(void *ctx)
+{
+    return vm_resume(ctx);
+}
+
+static enum vm_run_state ctl_state(void *ctx)
+{
+    return vm_state(ctx);
+}
+
 /* ---- services handed to arch code (vmm/services.h) ------------------------ */
 
 static void svc_register_pio(void *ctx, uint16_t base, uint16_t len, const char *name,
@@ -98,6 +230,19 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
         .request_stop = svc_request_stop,
         .irqfd_create = svc_irqfd_create,
     };
+    vm->ctl = (struct vm_control){
+        .ctx = vm,
+        .pause = ctl_pause,
+        .resume = ctl_resume,
+        .state = ctl_state,
+        .vcpus = cfg->vcpus,
+        .mem_bytes = cfg->memory,
+    };
+    ret = pause_init(vm);
+    if (ret < 0) {
+        err_set(err, WISP_EXIT_HOST, -ret, "cannot create the pause lock: %s", strerror(-ret));
+        goto fail;
+    }
 
     ret = kvm_open_vm(vm, err);
     if (ret < 0)
@@ -356,8 +501,10 @@ int vm_run(struct vm *vm, struct errbuf *err)
             vm_request_stop(vm, VM_STOP_ERROR, WISP_EXIT_FAILURE);
         }
     }
-    /* Whatever ended the loop, make sure every vCPU leaves KVM_RUN. */
+    /* Whatever ended the loop, make sure every vCPU leaves KVM_RUN, parked
+     * ones included (vm_park_vcpu re-checks vm_stopping when woken). */
     vm_request_stop(vm, VM_STOP_ERROR, WISP_EXIT_FAILURE);
+    pause_broadcast(vm);
     for (unsigned i = 0; i < vm->nvcpus; i++)
         vcpu_kick(&vm->vcpus[i]);
     for (unsigned i = 0; i < vm->nvcpus; i++)
@@ -393,4 +540,9 @@ void vm_destroy(struct vm *vm)
         *fds[i] = -1;
     }
     gmem_destroy(&vm->mem);
+    if (vm->pause_inited) {
+        pthread_cond_destroy(&vm->pause_cond);
+        pthread_mutex_destroy(&vm->pause_lock);
+        vm->pause_inited = false;
+    }
 }
