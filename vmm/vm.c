@@ -5,6 +5,7 @@
  */
 #include "vmm/vm.h"
 #include "arch/arch.h"
+#include "vmm/api/api.h"
 #include "vmm/devmgr.h"
 #include "devices/legacy/serial.h"
 #include "vmm/kvm.h"
@@ -322,6 +323,12 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
         if (ret < 0)
             goto fail;
     }
+    /* Last: the socket appears only once everything else is in place. */
+    if (cfg->api_sock) {
+        ret = api_server_create(cfg->api_sock, &vm->ctl, &vm->api, err);
+        if (ret < 0)
+            goto fail;
+    }
 
     return 0;
 fail:
@@ -462,6 +469,8 @@ static int apply_landlock(struct vm *vm, struct errbuf *err)
     for (unsigned i = 0; i < cfg->ndevices && p.nremove < LANDLOCK_MAX_REMOVE; i++)
         if (cfg->devices[i].type == DEV_CONSOLE && cfg->devices[i].socket)
             p.remove_files[p.nremove++] = cfg->devices[i].socket;
+    if (cfg->api_sock && p.nremove < LANDLOCK_MAX_REMOVE)
+        p.remove_files[p.nremove++] = cfg->api_sock;
     int ret = landlock_apply(&p, landlock_abi(), err);
     return ret < 0 ? ret : 0;
 }
@@ -489,9 +498,13 @@ int vm_run(struct vm *vm, struct errbuf *err)
             break;
         }
     }
-    /* Threads inherit filters: enter ours only once every vCPU thread exists
-     * (each enters its own before its first KVM_RUN), and before the loop
-     * handles guest data. */
+    /* The API thread after the vCPUs (it kicks them), and like them before
+     * the main thread's filter, which it would otherwise inherit. */
+    if (ret == 0 && vm->api && (ret = api_server_start(vm->api, err)) < 0)
+        vm_request_stop(vm, VM_STOP_ERROR, err->exit_code);
+    /* Threads inherit filters: enter ours only once every other thread exists
+     * (each enters its own before it handles requests or guest data), and
+     * before the loop handles guest data. */
     if (ret == 0 && (ret = sandbox_enter(SANDBOX_MAIN, err)) < 0)
         vm_request_stop(vm, VM_STOP_ERROR, err->exit_code);
     if (ret == 0) {
@@ -502,9 +515,12 @@ int vm_run(struct vm *vm, struct errbuf *err)
         }
     }
     /* Whatever ended the loop, make sure every vCPU leaves KVM_RUN, parked
-     * ones included (vm_park_vcpu re-checks vm_stopping when woken). */
+     * ones included (vm_park_vcpu re-checks vm_stopping when woken).  The API
+     * thread goes first: it may kick vCPU threads, which must still exist. */
     vm_request_stop(vm, VM_STOP_ERROR, WISP_EXIT_FAILURE);
     pause_broadcast(vm);
+    if (vm->api)
+        api_server_stop(vm->api);
     for (unsigned i = 0; i < vm->nvcpus; i++)
         vcpu_kick(&vm->vcpus[i]);
     for (unsigned i = 0; i < vm->nvcpus; i++)
@@ -517,6 +533,10 @@ int vm_run(struct vm *vm, struct errbuf *err)
 
 void vm_destroy(struct vm *vm)
 {
+    if (vm->api) {
+        api_server_destroy(vm->api); /* stops its thread if vm_run did not */
+        vm->api = NULL;
+    }
     if (vm->vcpus) {
         for (unsigned i = 0; i < vm->nvcpus; i++) {
             vcpu_kick(&vm->vcpus[i]);

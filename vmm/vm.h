@@ -26,6 +26,7 @@ struct arch_vm;
 struct serial;
 struct vcpu;
 struct devmgr;
+struct api_server;
 
 struct vm {
     const struct vm_config *cfg;
@@ -87,6 +88,7 @@ struct vm {
 
     /* What the control API may do (vmm/control.h); ctx is this vm. */
     struct vm_control ctl;
+    struct api_server *api; /* --api-sock: the control API server, or NULL */
 };
 
 /* Build the VM described by `cfg`.  On failure nothing is left behind. */
