@@ -14,7 +14,7 @@ BUILD ?= build
 CC ?= gcc
 SAN ?= 0
 
-PKGS := json-c liburing libseccomp
+PKGS := json-c liburing libseccomp libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS := $(shell pkg-config --libs $(PKGS))
 
@@ -35,15 +35,22 @@ CFLAGS_OPT := -O2 -D_FORTIFY_SOURCE=2
 LDFLAGS_OPT :=
 endif
 
-# wisp itself is a static PIE: no shared libraries to map (its peak RSS is
-# about 1 MiB smaller, start-up skips the dynamic loader, and a jail needs no
-# library copies).  Sanitizer builds cannot link statically; STATIC=0 opts out.
-STATIC ?= 1
+# wisp is linked dynamically.  It was a static PIE until the control API
+# (vmm/api/) brought in libmicrohttpd: Debian 12's libmicrohttpd.a is built
+# with HTTPS and needs GnuTLS, and GnuTLS's own dependencies p11-kit and
+# libunistring ship no static archives in Debian, so `-static-pie` cannot
+# link.  Rather than drop the API or carry a private HTTP library, wisp
+# takes the shared libraries: about 1 MiB more peak RSS and the dynamic
+# loader at start-up.  The jailer copies the libraries into the jail
+# (docs/JAILER.md), and Debian's loader finds them there.  STATIC=1 still
+# tries a static link, for a Debian whose archives allow it.
+STATIC ?= 0
 ifeq ($(SAN),1)
 STATIC := 0
 endif
 ifeq ($(STATIC),1)
 WISP_LDFLAGS := -static-pie
+PKG_LIBS := $(shell pkg-config --static --libs $(PKGS))
 endif
 
 CFLAGS += $(CFLAGS_COMMON) $(CFLAGS_OPT)
@@ -55,7 +62,7 @@ GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 CFLAGS += -DWISP_VERSION='"$(VERSION)"' -DWISP_GIT_REV='"$(GIT_REV)"'
 
 ARCH := x86_64
-LIB_SRCS := $(sort $(wildcard vmm/*.c jailer/*.c sandbox/*.c arch/$(ARCH)/*.c devices/*.c \
+LIB_SRCS := $(sort $(wildcard vmm/*.c vmm/api/*.c jailer/*.c sandbox/*.c arch/$(ARCH)/*.c devices/*.c \
                     devices/*/*.c devices/*/*/*.c migration/*.c))
 LIB_SRCS := $(filter-out vmm/main.c,$(LIB_SRCS))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)

@@ -136,14 +136,20 @@ static const struct sandbox_rule vcpu_rules[] = {
     RULE(ppoll, "COM1 output: a zero-timeout poll for room before each write (never waits)"),
 };
 
-/* Control API server (no thread yet): serves requests on a UNIX socket. */
+/*
+ * Control API server (vmm/api/api_server.c): libmicrohttpd on a UNIX socket
+ * bound before the filter goes on, driven by the wisp-api thread.
+ */
 static const struct sandbox_rule api_rules[] = {
-    RULE(epoll_wait, "waits for clients and requests"),
-    RULE(read, "requests; eventfds"),
-    RULE(epoll_ctl, "adds and drops client connections"),
+    RULE(epoll_wait, "waits for clients, requests and the stop eventfd"),
+    RULE(recvfrom, "libmicrohttpd reads requests (recv)"),
+    RULE(sendmsg, "libmicrohttpd writes responses (header and body in one call)"),
+    RULE(sendto, "libmicrohttpd writes responses (send)"),
     RULE(accept4, "clients of the listening AF_UNIX socket (bound before)"),
-    RULE(close, "drops client connections"),
-    IOCTL(FIONBIO, "non-blocking client connections"),
+    RULE(epoll_ctl, "libmicrohttpd adds and drops client connections"),
+    RULE(shutdown, "libmicrohttpd ends a connection (SHUT_WR before close)"),
+    RULE(close, "drops client connections; the daemon's fds when the thread stops"),
+    TGKILL(SIGUSR1, "PATCH /vm Paused: vcpu_kick() makes vCPU threads leave KVM_RUN"),
 };
 
 /* Migration sender and receiver (no thread yet): the only role with network sockets. */

@@ -37,6 +37,10 @@ rule "vmm devices migration jailer sandbox" 'arch/[^/]+/.*' \
 rule "sandbox jailer" 'devices/.*|arch/.*|vmm/(vm|devmgr|vcpu)\.h' \
     "sandbox/ and jailer/ must not include devices/, arch/ or the VM core's vm/devmgr/vcpu headers"
 rule "sandbox" 'jailer/.*' "sandbox/ must not include jailer/"
+# The control API drives the VM through vmm/control.h only, never its internals.
+rule "vmm/api" 'vmm/(vm|devmgr|vcpu)\.h|devices/.*|arch/.*|jailer/.*' \
+    "vmm/api/ must not include vmm/vm.h, vmm/devmgr.h, vmm/vcpu.h, devices/, arch/ or jailer/ (use vmm/control.h)"
+rule "vmm/control.h" 'vmm/(vm|devmgr|vcpu)\.h' "vmm/control.h must not include vmm/vm.h, vmm/devmgr.h or vmm/vcpu.h"
 
 [ $status -eq 0 ] && echo "check-layers: ok"
 exit $status

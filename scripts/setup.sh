@@ -9,6 +9,7 @@ PACKAGES=(
     libjson-c-dev                     # JSON config files
     liburing-dev                      # asynchronous disk I/O for virtio-blk
     libseccomp-dev                    # per-thread seccomp filters
+    libmicrohttpd-dev                 # the control API's HTTP server (--api-sock)
     libcriterion-dev                  # unit and integration tests
     clang llvm libclang-rt-14-dev     # sanitizer builds (and libFuzzer later)
     qemu-system-x86                   # `make bench`'s QEMU microvm; the nested testbed's L1

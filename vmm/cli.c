@@ -21,6 +21,9 @@ void cli_print_help(FILE *f)
                "  wisp run --kernel PATH [options]   boot a microVM (see `wisp run --help`)\n"
                "  wisp run --config vm.json          the same, described in a JSON file\n"
                "  wisp jail [options] -- RUN-ARGS    run it jailed, as root (`wisp jail --help`)\n"
+               "  wisp pause --api-sock PATH         pause a running VM's vCPUs (control API)\n"
+               "  wisp resume --api-sock PATH        let them run again\n"
+               "  wisp status --api-sock PATH        print the instance information as JSON\n"
                "  wisp --help                        this text\n"
                "  wisp --version                     version\n"
                "\n"
@@ -32,7 +35,10 @@ void cli_print_help(FILE *f)
                "  3    the host cannot run the VM (/dev/kvm missing or denied, huge pages)\n"
                "  N    with --debug-exit: the value the guest wrote to the debug-exit port\n"
                "  148  a thread made a syscall its seccomp filter forbids (--seccomp kill)\n"
-               "  128+S  killed by signal S (e.g. 130 after SIGINT when not a terminal)\n");
+               "  128+S  killed by signal S (e.g. 130 after SIGINT when not a terminal)\n"
+               "\n"
+               "pause, resume and status exit with 0 (done), 1 (the API refused: the\n"
+               "fault is printed), 2 (usage) or 3 (no answer from the socket).\n");
 }
 
 void cli_print_run_help(FILE *f)
@@ -73,6 +79,8 @@ void cli_print_run_help(FILE *f)
                "  --landlock MODE      give up filesystem access after set-up (Landlock): auto\n"
                "                       (default: where the kernel offers it), on (required)\n"
                "                       or off\n"
+               "  --api-sock PATH      serve the control API (HTTP/1.1 + JSON, docs/API.md) on\n"
+               "                       this UNIX socket (mode 0600, removed at exit)\n"
                "  --config FILE        read options from a JSON object; later options override\n"
                "  -h, --help           this text\n"
                "\n"

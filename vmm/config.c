@@ -41,6 +41,7 @@ void config_free(struct vm_config *c)
     free(c->serial_path);
     free(c->cpu_features);
     free(c->cpu_template);
+    free(c->api_sock);
     for (unsigned i = 0; i < c->ndevices; i++) {
         free(c->devices[i].path);
         free(c->devices[i].tap);
@@ -279,7 +280,7 @@ out:
 static const char *const all_keys[] = {
     "kernel",     "initrd",    "cmdline", "cpu-features", "cpu-template", "serial",
     "debug-exit", "hugepages", "stats",   "memory",       "vcpus",        "boot",
-    "log-level",  "device",    "seccomp", "landlock",     "acpi"};
+    "log-level",  "device",    "seccomp", "landlock",     "acpi",         "api-sock"};
 
 bool config_key_known(const char *key)
 {
@@ -324,6 +325,11 @@ int config_set(struct vm_config *c, const char *key, const char *value, struct e
         return set_string(&c->cpu_template, key, value, err);
     if (!strcmp(key, "serial"))
         return set_serial(c, value, err);
+    if (!strcmp(key, "api-sock")) {
+        if (!value || !value[0] || strlen(value) >= 108) /* sizeof(sun_path) */
+            return err_set(err, WISP_EXIT_USAGE, EINVAL, "api-sock path must be 1 to 107 bytes");
+        return set_string(&c->api_sock, key, value, err);
+    }
     if (!strcmp(key, "debug-exit"))
         return set_bool(&c->debug_exit, key, value, err);
     if (!strcmp(key, "hugepages"))

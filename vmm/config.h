@@ -63,6 +63,8 @@ struct vm_config {
     /* Per-thread syscall filters (sandbox/sandbox.h): kill (default), log or off. */
     enum seccomp_mode seccomp;
     enum landlock_mode landlock;
+    /* --api-sock: UNIX socket of the control API (docs/API.md); NULL = none. */
+    char *api_sock;
     unsigned ndevices;
     struct device_spec devices[CONFIG_MAX_DEVICES];
 };

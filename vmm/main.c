@@ -3,6 +3,7 @@
  * the outcome into the documented exit status.  The only place that prints
  * a final error line and decides the process exit code.
  */
+#include "vmm/api/api.h"
 #include "vmm/cli.h"
 #include "vmm/config.h"
 #include "vmm/error.h"
@@ -30,6 +31,9 @@ int main(int argc, char *argv[])
     /* Past RLIMIT_FSIZE (the jailer's --rlimit fsize) a write or ftruncate
      * must fail with EFBIG and be reported, not kill wisp with SIGXFSZ. */
     signal(SIGXFSZ, SIG_IGN);
+    /* Control verbs talk to a running wisp; they build no VM. */
+    if (argc >= 2 && api_cli_is_verb(argv[1]))
+        return api_cli_main(argc, argv);
     config_init(&cfg);
     if (cli_parse(argc, argv, &cfg, &action, &err) < 0) {
         code = fail(&err);

@@ -136,6 +136,8 @@ int preflight_check(const struct vm_config *cfg, struct errbuf *err)
         ret = check_initrd(cfg, err);
     if (ret == 0 && cfg->serial == SERIAL_FILE)
         ret = check_parent_dir(cfg->serial_path, "serial output file", err);
+    if (ret == 0 && cfg->api_sock)
+        ret = check_parent_dir(cfg->api_sock, "API socket", err);
     for (unsigned i = 0; ret == 0 && i < cfg->ndevices; i++) {
         const struct device_spec *d = &cfg->devices[i];
         if (d->type == DEV_BLK)

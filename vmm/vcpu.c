@@ -5,6 +5,11 @@
  * thread.  If the thread is inside KVM_RUN the signal makes it return EINTR;
  * if it is about to enter, immediate_exit makes KVM_RUN return at once.  Both
  * orders are covered, so a stop request can never be lost.
+ *
+ * Pausing (vm_pause in vm.c) uses the same kick: the thread leaves KVM_RUN,
+ * sees vm->pause_requested at the top of its loop and parks in
+ * vm_park_vcpu() until resumed or stopped.  A stale immediate_exit left by
+ * the kick only makes the next KVM_RUN return EINTR once.
  */
 #include "vmm/vcpu.h"
 #include "vmm/log.h"
@@ -203,6 +208,10 @@ static void *vcpu_thread(void *arg)
     }
 
     while (!vm_stopping(v->vm)) {
+        if (atomic_load_explicit(&v->vm->pause_requested, memory_order_acquire)) {
+            vm_park_vcpu(v->vm);
+            continue;
+        }
         if (ioctl(v->fd, KVM_RUN, 0) < 0) {
             if (errno == EINTR || errno == EAGAIN) {
                 WRITE_ONCE(v->run->immediate_exit, 0);

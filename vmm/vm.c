@@ -5,6 +5,7 @@
  */
 #include "vmm/vm.h"
 #include "arch/arch.h"
+#include "vmm/api/api.h"
 #include "vmm/devmgr.h"
 #include "devices/legacy/serial.h"
 #include "vmm/kvm.h"
@@ -40,6 +41,138 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int exit_code)
         uint64_t one = 1;
         ssize_t r __unused = write(vm->stop_efd, &one, sizeof(one));
     }
+}
+
+/* ---- pause and resume (vmm/control.h) -------------------------------------- */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static int pause_init(struct vm *vm)
+{
+    pthread_condattr_t a;
+    int ret = pthread_condattr_init(&a);
+    if (ret)
+        return -ret;
+    ret = pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    if (!ret)
+        ret = pthread_cond_init(&vm->pause_cond, &a);
+    pthread_condattr_destroy(&a);
+    if (ret)
+        return -ret;
+    ret = pthread_mutex_init(&vm->pause_lock, NULL);
+    if (ret) {
+        pthread_cond_destroy(&vm->pause_cond);
+        return -ret;
+    }
+    vm->pause_inited = true;
+    return 0;
+}
+
+/* Wake every parked vCPU and every waiting controller to re-check their
+ * conditions (after a stop request or a resume). */
+static void pause_broadcast(struct vm *vm)
+{
+    if (!vm->pause_inited)
+        return;
+    pthread_mutex_lock(&vm->pause_lock);
+    pthread_cond_broadcast(&vm->pause_cond);
+    pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_park_vcpu(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->pause_lock);
+    vm->nparked++;
+    pthread_cond_broadcast(&vm->pause_cond); /* the controller counts us */
+    while (atomic_load(&vm->pause_requested) && !vm_stopping(vm))
+        pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+    vm->nparked--;
+    pthread_mutex_unlock(&vm->pause_lock);
+}
+
+int vm_pause(struct vm *vm, unsigned timeout_ms)
+{
+    int ret = 0;
+    pthread_mutex_lock(&vm->pause_lock);
+    if (vm_stopping(vm)) {
+        ret = -ESHUTDOWN;
+        goto out;
+    }
+    if (vm->paused)
+        goto out;
+    atomic_store(&vm->pause_requested, true);
+    /* Kicking takes no lock a vCPU holds, so doing it here is safe; a vCPU
+     * between the flag check and KVM_RUN gets immediate_exit, one inside
+     * KVM_RUN the signal (vcpu.c). */
+    for (unsigned i = 0; i < vm->nvcpus; i++)
+        vcpu_kick(&vm->vcpus[i]);
+    uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+    struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ULL),
+                          .tv_nsec = (long)(deadline % 1000000000ULL)};
+    while (vm->nparked < vm->nvcpus && !vm_stopping(vm))
+        if (pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &ts) == ETIMEDOUT)
+            break;
+    if (vm_stopping(vm)) {
+        ret = -ESHUTDOWN;
+    } else if (vm->nparked < vm->nvcpus) {
+        log_warn("pause: only %u of %u vCPUs stopped within %u ms; resuming", vm->nparked,
+                 vm->nvcpus, timeout_ms);
+        ret = -ETIMEDOUT;
+    } else {
+        vm->paused = true;
+        log_info("paused %u vCPUs", vm->nvcpus);
+    }
+    if (ret < 0) {
+        atomic_store(&vm->pause_requested, false);
+        pthread_cond_broadcast(&vm->pause_cond);
+    }
+out:
+    pthread_mutex_unlock(&vm->pause_lock);
+    return ret;
+}
+
+int vm_resume(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->pause_lock);
+    int ret = vm_stopping(vm) ? -ESHUTDOWN : 0;
+    if (ret == 0 && vm->paused) {
+        vm->paused = false;
+        atomic_store(&vm->pause_requested, false);
+        pthread_cond_broadcast(&vm->pause_cond);
+        log_info("resumed");
+    }
+    pthread_mutex_unlock(&vm->pause_lock);
+    return ret;
+}
+
+enum vm_run_state vm_state(struct vm *vm)
+{
+    if (vm_stopping(vm))
+        return VM_STATE_STOPPING;
+    pthread_mutex_lock(&vm->pause_lock);
+    bool paused = vm->paused;
+    pthread_mutex_unlock(&vm->pause_lock);
+    return paused ? VM_STATE_PAUSED : VM_STATE_RUNNING;
+}
+
+static int ctl_pause(void *ctx, unsigned timeout_ms)
+{
+    return vm_pause(ctx, timeout_ms);
+}
+
+static int ctl_resume(void *ctx)
+{
+    return vm_resume(ctx);
+}
+
+static enum vm_run_state ctl_state(void *ctx)
+{
+    return vm_state(ctx);
 }
 
 /* ---- services handed to arch code (vmm/services.h) ------------------------ */
@@ -98,6 +231,19 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
         .request_stop = svc_request_stop,
         .irqfd_create = svc_irqfd_create,
     };
+    vm->ctl = (struct vm_control){
+        .ctx = vm,
+        .pause = ctl_pause,
+        .resume = ctl_resume,
+        .state = ctl_state,
+        .vcpus = cfg->vcpus,
+        .mem_bytes = cfg->memory,
+    };
+    ret = pause_init(vm);
+    if (ret < 0) {
+        err_set(err, WISP_EXIT_HOST, -ret, "cannot create the pause lock: %s", strerror(-ret));
+        goto fail;
+    }
 
     ret = kvm_open_vm(vm, err);
     if (ret < 0)
@@ -174,6 +320,12 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
             goto fail;
         vm->nvcpus = i + 1;
         ret = arch_vcpu_init(vm->arch, vm->vcpus[i].fd, i, err);
+        if (ret < 0)
+            goto fail;
+    }
+    /* Last: the socket appears only once everything else is in place. */
+    if (cfg->api_sock) {
+        ret = api_server_create(cfg->api_sock, &vm->ctl, &vm->api, err);
         if (ret < 0)
             goto fail;
     }
@@ -317,6 +469,8 @@ static int apply_landlock(struct vm *vm, struct errbuf *err)
     for (unsigned i = 0; i < cfg->ndevices && p.nremove < LANDLOCK_MAX_REMOVE; i++)
         if (cfg->devices[i].type == DEV_CONSOLE && cfg->devices[i].socket)
             p.remove_files[p.nremove++] = cfg->devices[i].socket;
+    if (cfg->api_sock && p.nremove < LANDLOCK_MAX_REMOVE)
+        p.remove_files[p.nremove++] = cfg->api_sock;
     int ret = landlock_apply(&p, landlock_abi(), err);
     return ret < 0 ? ret : 0;
 }
@@ -344,9 +498,13 @@ int vm_run(struct vm *vm, struct errbuf *err)
             break;
         }
     }
-    /* Threads inherit filters: enter ours only once every vCPU thread exists
-     * (each enters its own before its first KVM_RUN), and before the loop
-     * handles guest data. */
+    /* The API thread after the vCPUs (it kicks them), and like them before
+     * the main thread's filter, which it would otherwise inherit. */
+    if (ret == 0 && vm->api && (ret = api_server_start(vm->api, err)) < 0)
+        vm_request_stop(vm, VM_STOP_ERROR, err->exit_code);
+    /* Threads inherit filters: enter ours only once every other thread exists
+     * (each enters its own before it handles requests or guest data), and
+     * before the loop handles guest data. */
     if (ret == 0 && (ret = sandbox_enter(SANDBOX_MAIN, err)) < 0)
         vm_request_stop(vm, VM_STOP_ERROR, err->exit_code);
     if (ret == 0) {
@@ -356,8 +514,13 @@ int vm_run(struct vm *vm, struct errbuf *err)
             vm_request_stop(vm, VM_STOP_ERROR, WISP_EXIT_FAILURE);
         }
     }
-    /* Whatever ended the loop, make sure every vCPU leaves KVM_RUN. */
+    /* Whatever ended the loop, make sure every vCPU leaves KVM_RUN, parked
+     * ones included (vm_park_vcpu re-checks vm_stopping when woken).  The API
+     * thread goes first: it may kick vCPU threads, which must still exist. */
     vm_request_stop(vm, VM_STOP_ERROR, WISP_EXIT_FAILURE);
+    pause_broadcast(vm);
+    if (vm->api)
+        api_server_stop(vm->api);
     for (unsigned i = 0; i < vm->nvcpus; i++)
         vcpu_kick(&vm->vcpus[i]);
     for (unsigned i = 0; i < vm->nvcpus; i++)
@@ -370,6 +533,10 @@ int vm_run(struct vm *vm, struct errbuf *err)
 
 void vm_destroy(struct vm *vm)
 {
+    if (vm->api) {
+        api_server_destroy(vm->api); /* stops its thread if vm_run did not */
+        vm->api = NULL;
+    }
     if (vm->vcpus) {
         for (unsigned i = 0; i < vm->nvcpus; i++) {
             vcpu_kick(&vm->vcpus[i]);
@@ -393,4 +560,9 @@ void vm_destroy(struct vm *vm)
         *fds[i] = -1;
     }
     gmem_destroy(&vm->mem);
+    if (vm->pause_inited) {
+        pthread_cond_destroy(&vm->pause_cond);
+        pthread_mutex_destroy(&vm->pause_lock);
+        vm->pause_inited = false;
+    }
 }

@@ -14,6 +14,7 @@
 
 #include "vmm/bus.h"
 #include "vmm/config.h"
+#include "vmm/control.h"
 #include "vmm/error.h"
 #include "vmm/evloop.h"
 #include "vmm/gmem.h"
@@ -25,6 +26,7 @@ struct arch_vm;
 struct serial;
 struct vcpu;
 struct devmgr;
+struct api_server;
 
 struct vm {
     const struct vm_config *cfg;
@@ -66,6 +68,27 @@ struct vm {
     _Atomic int exit_code;
     uint64_t stop_ns; /* CLOCK_MONOTONIC when the first stop request came (for --stats) */
     int stop_efd;
+
+    /*
+     * Pause protocol (vm_pause, vm_resume, vm_park_vcpu).  A controller sets
+     * pause_requested and kicks every vCPU out of KVM_RUN; each vCPU sees the
+     * flag at the top of its loop and parks on pause_cond, counted in
+     * nparked; the controller waits on the same condition until all have
+     * parked.  The flag is also read without the lock (the vCPU loop's fast
+     * path); everything else is under pause_lock.  Stopping wakes everyone
+     * (vm_run broadcasts after the stop request), so a stop while paused
+     * still ends the vCPU threads.
+     */
+    pthread_mutex_t pause_lock;
+    pthread_cond_t pause_cond; /* CLOCK_MONOTONIC, for the bounded wait */
+    bool pause_inited;
+    _Atomic bool pause_requested;
+    bool paused;      /* the last vm_pause() succeeded and no resume came since */
+    unsigned nparked; /* vCPU threads waiting in vm_park_vcpu() */
+
+    /* What the control API may do (vmm/control.h); ctx is this vm. */
+    struct vm_control ctl;
+    struct api_server *api; /* --api-sock: the control API server, or NULL */
 };
 
 /* Build the VM described by `cfg`.  On failure nothing is left behind. */
@@ -89,6 +112,20 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int exit_code);
  * drops the rest.  Returns the bytes left for the guest.  Main thread.
  */
 size_t vm_filter_input(struct vm *vm, uint8_t *buf, size_t len);
+
+/*
+ * Pause and resume every vCPU (vmm/control.h has the contract; the API
+ * reaches them through vm->ctl).  Any thread but a vCPU's.
+ */
+int vm_pause(struct vm *vm, unsigned timeout_ms);
+int vm_resume(struct vm *vm);
+enum vm_run_state vm_state(struct vm *vm);
+
+/*
+ * Called by a vCPU thread, outside KVM_RUN, when it sees pause_requested:
+ * wait until the VM is resumed or stops.
+ */
+void vm_park_vcpu(struct vm *vm);
 
 static inline bool vm_stopping(struct vm *vm)
 {

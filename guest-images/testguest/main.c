@@ -251,6 +251,29 @@ static void test_echo(void)
     finish();
 }
 
+/*
+ * tick: print "tick N" every tick_ms (default 20) until tick_count lines
+ * (default 3000), then PASS.  A steady, countable stream on COM1, so a host
+ * test can see when the vCPU stops running (pause) and starts again.
+ */
+static void test_tick(void)
+{
+    char v[24];
+    u64 every = 20, count = 3000, n;
+    if (cmdline_get(boot.cmdline, "tick_ms", v, sizeof v) && parse_u64(v, &n) && n > 0)
+        every = n;
+    if (cmdline_get(boot.cmdline, "tick_count", v, sizeof v) && parse_u64(v, &n) && n > 0)
+        count = n;
+    u64 wait = ticks_ms(every);
+    for (u64 i = 0; i < count; i++) {
+        SAY("tick %lu", i);
+        u64 start = rdtsc();
+        while (rdtsc() - start < wait)
+            cpu_relax();
+    }
+    finish();
+}
+
 static void test_reset(void)
 {
     SAY("reset: writing 0xfe to port 0x64");
@@ -326,6 +349,8 @@ static __attribute__((noreturn)) void common_main(void)
         test_report();
     else if (streq(test, "echo"))
         test_echo();
+    else if (streq(test, "tick"))
+        test_tick();
     else if (streq(test, "serial-irq"))
         test_serial_irq();
     else if (streq(test, "reset"))

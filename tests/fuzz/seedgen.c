@@ -185,6 +185,34 @@ static void sg_json_seeds(void)
     sg_json("bad-number", "{\"memory\":-1,\"vcpus\":1e9}");
 }
 
+/* ---- api_route: method byte, path byte (or a path up to a NUL), body ---- */
+
+static void sg_api(const char *name, uint8_t method, uint8_t path, const char *raw_path,
+                   const char *body)
+{
+    struct sg_buf b = {0};
+    uint8_t head[2] = {method, path};
+    sg_put(&b, head, 2);
+    if (raw_path)
+        sg_put(&b, raw_path, strlen(raw_path) + 1);
+    sg_str(&b, body);
+    sg_emit("api_route", name, &b);
+    sg_free(&b);
+}
+
+static void sg_api_seeds(void)
+{
+    sg_api("get-instance", 0, 0, NULL, "");
+    sg_api("machine-config", 0, 3, NULL, "");
+    sg_api("pause", 1, 2, NULL, "{\"state\": \"Paused\"}");
+    sg_api("resume", 1, 2, NULL, "{\"state\":\"Resumed\"}");
+    sg_api("wrong-method", 2, 2, NULL, "{}");
+    sg_api("extra-field", 1, 2, NULL, "{\"state\": \"Paused\", \"x\": [1, {\"y\": null}]}");
+    sg_api("trailing", 1, 2, NULL, "{\"state\": \"Paused\"} {}");
+    sg_api("raw-path", 0, 200, "/machine-config", "");
+    sg_api("raw-path-long", 1, 201, "/vm/../vm/%2e%2e/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "{");
+}
+
 /* ---- serial ---- */
 
 enum { RBR = 0, IER = 1, IIR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SCR = 7 };
@@ -396,6 +424,7 @@ int main(int argc, char **argv)
     }
     sg_boot_seeds(argv[2], argv[3]);
     sg_json_seeds();
+    sg_api_seeds();
     sg_serial_seeds();
     sg_i8042_seeds();
     sg_vstate_seeds();

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tests/lib/api_http.h"
 #include "tests/lib/wisp_run.h"
 
 #define EXIT_USAGE 2
@@ -472,4 +473,28 @@ Test(jail, stop_signals_reach_the_vmm)
     finish_bg(&r, NULL);
     cr_assert_eq(r.status, 128 + SIGTERM, "status %d\n%s", r.status, r.err);
     proc_result_free(&r);
+}
+
+/* The control API works in a jail: the socket is a path inside it (docs/API.md). */
+Test(jail, control_api_inside_the_jail)
+{
+    jh_init(&h, "api");
+    const char *run[] = {"--kernel",  h.kernel,     "--debug-exit", "--cmdline",
+                         "test=echo", "--api-sock", "/api.sock",    NULL};
+    start(NULL, run, "echo ready");
+    char sock[4200], reply[API_HTTP_REPLY_MAX];
+    const char *body;
+    snprintf(sock, sizeof(sock), "%s/api.sock", jh_root_dir(&h));
+    struct stat st;
+    cr_assert_eq(stat(sock, &st), 0, "no socket at %s", sock);
+    cr_assert_eq(st.st_uid, JH_UID, "the jailed VMM owns its socket");
+    cr_assert_eq(st.st_mode & 0777, 0600);
+    cr_assert_eq(api_http(sock, "GET", "/", NULL, reply, &body), 200, "%s", reply);
+    cr_assert(strstr(body, "\"state\":\"Running\""), "%s", body);
+    cr_assert_eq(api_http(sock, "PATCH", "/vm", "{\"state\": \"Paused\"}", reply, &body), 204, "%s",
+                 reply);
+    cr_assert_eq(api_http(sock, "PATCH", "/vm", "{\"state\": \"Resumed\"}", reply, &body), 204,
+                 "%s", reply);
+    finish_echo_pass();
+    cr_assert_lt(stat(sock, &st), 0, "the socket was left in the jail");
 }

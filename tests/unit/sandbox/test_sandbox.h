@@ -13,8 +13,9 @@
 
 struct child_fds {
     int null, efd, ep, listener;
-    int status; /* the child's /proc/self/status, opened before its filter */
-    int pty;    /* with child_raw_term: a terminal the child puts in raw mode first */
+    int status;  /* the child's /proc/self/status, opened before its filter */
+    int pty;     /* with child_raw_term: a terminal the child puts in raw mode first */
+    int pair[2]; /* a connected AF_UNIX stream pair (the API role's client I/O) */
 };
 /* Opened by run_child() for each child; bodies use them. */
 extern struct child_fds fds;

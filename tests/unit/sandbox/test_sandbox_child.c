@@ -56,6 +56,7 @@ void run_child(int role, enum seccomp_mode mode, child_body body, int arg, struc
     int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
     cr_assert(master >= 0 && grantpt(master) == 0 && unlockpt(master) == 0);
     fds.pty = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds.pair), 0);
     cr_assert(fds.null >= 0 && fds.efd >= 0 && fds.ep >= 0 && fds.listener >= 0);
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     snprintf(sun.sun_path + 1, sizeof(sun.sun_path) - 1, "wisp-sandbox-%d", getpid());
@@ -98,6 +99,8 @@ void run_child(int role, enum seccomp_mode mode, child_body body, int arg, struc
     close(fds.ep);
     close(fds.listener);
     close(fds.pty);
+    close(fds.pair[0]);
+    close(fds.pair[1]);
     close(master);
 }
 
@@ -149,11 +152,19 @@ static void allowed_calls(int role, int arg)
         MUST(syscall(SYS_io_uring_enter, -1, 0, 0, 0, NULL, 0) < 0 && errno == EBADF);
         MUST(nanosleep(&(struct timespec){0, 1000}, NULL) == 0);
         break;
-    case SANDBOX_API:
+    case SANDBOX_API: {
+        /* What libmicrohttpd does with a client: recv, send, sendmsg, shutdown, close. */
         MUST(epoll_wait(fds.ep, &ev, 1, 0) == 0);
         MUST(accept4(fds.listener, NULL, NULL, SOCK_NONBLOCK) < 0 && errno == EAGAIN);
-        MUST(ioctl(fds.null, FIONBIO, &(int){1}) == 0);
+        MUST(send(fds.pair[0], "ab", 2, MSG_NOSIGNAL) == 2);
+        struct msghdr mh = {.msg_iov = &(struct iovec){"c", 1}, .msg_iovlen = 1};
+        MUST(sendmsg(fds.pair[0], &mh, MSG_NOSIGNAL) == 1);
+        MUST(recv(fds.pair[1], buf, sizeof(buf), 0) == 3);
+        MUST(shutdown(fds.pair[0], SHUT_WR) == 0);
+        MUST(syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), SIGUSR1) == 0);
+        MUST(close(fds.pair[1]) == 0);
         break;
+    }
     case SANDBOX_MIGRATION: {
         int inet = socket(AF_INET, SOCK_STREAM, 0);
         MUST(inet >= 0 && close(inet) == 0);

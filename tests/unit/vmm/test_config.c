@@ -374,3 +374,26 @@ Test(config, acpi_switch)
     cr_assert_not(config_key_is_flag("acpi"), "--acpi takes on|off");
     config_free(&c);
 }
+
+Test(config, api_sock)
+{
+    cr_assert_eq(parse_json("{\"api-sock\": \"/run/vm1.sock\"}"), 0, "%s", err.msg);
+    cr_assert_str_eq(cfg.api_sock, "/run/vm1.sock");
+    char *const argv[] = {"wisp", "run", "--api-sock=/tmp/b.sock", NULL};
+    enum cli_action act;
+    cr_assert_eq(parse(3, argv, &act), 0, "%s", err.msg);
+    cr_assert_str_eq(cfg.api_sock, "/tmp/b.sock", "the command line overrides");
+    cr_assert_not(config_key_is_flag("api-sock"));
+
+    char longpath[200];
+    memset(longpath, 'a', 108);
+    longpath[0] = '/';
+    longpath[108] = '\0';
+    cr_assert_lt(config_set(&cfg, "api-sock", longpath, &err), 0);
+    cr_assert(strstr(err.msg, "api-sock path must be 1 to 107 bytes"), "%s", err.msg);
+    memset(&err, 0, sizeof(err));
+    cr_assert_lt(config_set(&cfg, "api-sock", "", &err), 0);
+    longpath[107] = '\0';
+    memset(&err, 0, sizeof(err));
+    cr_assert_eq(config_set(&cfg, "api-sock", longpath, &err), 0, "107 bytes fit: %s", err.msg);
+}

@@ -121,6 +121,12 @@ Test(preflight, serial_directory)
     expect_usage("directory /no/such/dir");
 }
 
+Test(preflight, api_socket_directory)
+{
+    cr_assert_eq(config_set(&cfg, "api-sock", "/no/such/dir/api.sock", &err), 0);
+    expect_usage("API socket /no/such/dir/api.sock: directory /no/such/dir");
+}
+
 Test(preflight, limits)
 {
     cr_assert_eq(config_set(&cfg, "memory", "1M", &err), 0);

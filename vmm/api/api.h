@@ -1,0 +1,106 @@
+/*
+ * The control API (docs/API.md): HTTP/1.1 with JSON bodies on a UNIX socket
+ * (--api-sock PATH), served by libmicrohttpd on a thread of its own under
+ * the `api` seccomp role.  Split in three so that what decides the answers
+ * can be tested without sockets or KVM:
+ *
+ *   api_route.c   method + path + body -> status + JSON body (pure; a fake
+ *                 struct vm_control is enough to test it)
+ *   api_server.c  the socket, libmicrohttpd, the thread, body and
+ *                 connection limits
+ *   api_client.c  `wisp pause|resume|status --api-sock PATH`: a small
+ *                 HTTP/1.1 client of the same socket
+ *
+ * The API reaches the VM only through struct vm_control (vmm/control.h).
+ */
+#ifndef VMM_API_API_H
+#define VMM_API_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "vmm/control.h"
+#include "vmm/error.h"
+
+/* Limits (docs/API.md, "Limits"). */
+#define API_BODY_MAX        4096 /* request body bytes; more is 413 */
+#define API_MAX_CONNECTIONS 16   /* concurrent clients; more are closed at once */
+#define API_CONN_TIMEOUT_S  5    /* an idle connection is closed after this long */
+#define API_MEMORY_LIMIT    8192 /* per-connection buffer: request line and headers (431) */
+
+/* ---- routing (api_route.c) ------------------------------------------------ */
+
+struct api_reply {
+    unsigned status;   /* HTTP status */
+    char *body;        /* malloc'd JSON text, or NULL for no body (204) */
+    const char *allow; /* 405: the methods the resource takes (Allow header) */
+};
+
+/*
+ * Answer one complete request.  `path` is the URL path without the query;
+ * `body` holds `len` bytes (not necessarily NUL-terminated; len <=
+ * API_BODY_MAX is the server's job).  Every error is a status >= 400 with
+ * {"fault_message": "..."}.  Returns 0 with *out filled, or -ENOMEM (then
+ * the server answers 500 without a body).  The caller frees out->body.
+ */
+int api_route(const struct vm_control *ctl, const char *method, const char *path, const char *body,
+              size_t len, struct api_reply *out) __must_check;
+
+/* Fill *out with `status` and {"fault_message": msg}; 0 or -ENOMEM. */
+int api_fault(struct api_reply *out, unsigned status, const char *msg) __must_check;
+
+/* Make json-c's one-time hash seed now (it may call getrandom), not in the
+ * sandboxed thread.  Called by api_server_create(). */
+void api_route_warm_up(void);
+
+/* ---- server (api_server.c) ------------------------------------------------ */
+
+struct api_server;
+
+/*
+ * Bind and listen on the UNIX socket `path` (mode 0600; a stale socket file
+ * nobody listens on is replaced) and set up libmicrohttpd on it.  Set-up
+ * time, before Landlock and seccomp.  Returns 0 or -errno with `err` set
+ * (WISP_EXIT_USAGE for a path problem, WISP_EXIT_HOST otherwise).
+ */
+int api_server_create(const char *path, const struct vm_control *ctl, struct api_server **out,
+                      struct errbuf *err) __must_check;
+
+/*
+ * Start the server thread (`wisp-api`), which enters the `api` seccomp
+ * role before it serves anything.  Call before the creating thread enters
+ * its own filter (filters are inherited).  0 or -errno with `err` set.
+ */
+int api_server_start(struct api_server *s, struct errbuf *err) __must_check;
+
+/* Stop the thread and wait for it; open connections are closed.  Idempotent. */
+void api_server_stop(struct api_server *s);
+
+/* Stop if needed, close everything and remove the socket file. */
+void api_server_destroy(struct api_server *s);
+
+/* ---- client (api_client.c) ------------------------------------------------ */
+
+/* Exit status of the CLI verbs (docs/API.md, "Command line"). */
+enum api_cli_exit {
+    API_CLI_OK = 0,       /* the request succeeded */
+    API_CLI_REFUSED = 1,  /* the API answered with an error (fault printed) */
+    API_CLI_USAGE = 2,    /* bad command line */
+    API_CLI_NO_REPLY = 3, /* no answer: cannot connect, timeout, not HTTP */
+};
+
+/* Is argv[1] a control verb (pause, resume, status)? */
+bool api_cli_is_verb(const char *cmd);
+
+/* Run `wisp VERB --api-sock PATH`: prints the JSON answer or one error line. */
+int api_cli_main(int argc, char *const argv[]);
+
+/*
+ * Parse an HTTP/1.1 response held in buf[0..len): the status code and where
+ * the body starts and how long it is (Content-Length if given, else the
+ * rest).  0, or -EPROTO for anything that is not a complete response.
+ */
+int api_client_parse_response(const char *buf, size_t len, unsigned *status, size_t *body_off,
+                              size_t *body_len) __must_check;
+
+#endif /* VMM_API_API_H */
