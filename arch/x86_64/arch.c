@@ -471,8 +471,15 @@ void arch_vm_destroy(struct arch_vm *a)
         acpi_pm_destroy(a->acpi_pm);
     if (a->i8042)
         i8042_destroy(a->i8042);
-    if (a->serial)
+    if (a->serial) {
+        struct serial_stats st;
+        serial_get_stats(a->serial, &st);
+        /* Dropped console output is otherwise invisible: say so once. */
+        if (st.lost_bytes)
+            log_msg(LOG_WARN, "serial: %llu of %llu console output bytes were dropped (output not read fast enough)",
+                    (unsigned long long)st.lost_bytes, (unsigned long long)st.tx_bytes);
         serial_destroy(a->serial);
+    }
     if (a->serial_irqfd >= 0)
         close(a->serial_irqfd);
     if (a->serial_out_owned && a->serial_out_fd >= 0)

@@ -190,7 +190,14 @@ class Guest:
                     self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     pass
-        return self.proc.poll()
+        st = self.proc.poll()
+        if st is not None:
+            # The VMM has exited, but what it wrote last may still sit in the
+            # pipe: read to end of file before anyone looks at the log.
+            end = time.monotonic() + 5
+            while time.monotonic() < end and self._pump(0.2):
+                pass
+        return st
 
     def kill(self):
         if self.proc.poll() is None:
