@@ -126,4 +126,21 @@ void arch_vm_destroy(struct arch_vm *a);
  */
 struct irq_routing *arch_irq_routing(struct arch_vm *a);
 
+struct mig_registry;
+struct mig_machine;
+
+/*
+ * Snapshot and migration: register the state this architecture owns with
+ * `reg`, in the order a destination must load it: the VM-wide state the
+ * kernel keeps (x86: PICs, IOAPIC, PIT, kvmclock), each vCPU (instance =
+ * index; vcpu_fds[i] is vCPU i), then the built-in devices.  Call with the
+ * vCPUs created (and, to save, parked after completing their last exit).
+ * Hooks run on the caller's thread and issue VM and vCPU ioctls.
+ */
+int arch_mig_register(struct arch_vm *a, const int *vcpu_fds, unsigned nvcpus,
+                      struct mig_registry *reg, struct errbuf *err) __must_check;
+
+/* Fill the architecture id and the CPU template name of a machine description. */
+void arch_mig_describe(const struct arch_vm *a, struct mig_machine *m);
+
 #endif /* ARCH_ARCH_H */

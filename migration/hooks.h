@@ -17,6 +17,7 @@
  *                      mig_dirty_log to find what to send next
  *   mig_quiesce        every device's quiesce hook, then the VM is stopped
  *   mig_save_finish    last RAM, every device's final state, END
+ *   mig_resume_devices only if the source carries on (snapshot, failure)
  * Destination:
  *   mig_registry_reader_init, mig_load_begin (header, MACHINE, compatibility
  *   check: nothing is touched before it passes), mig_load_rest (RAM, device
@@ -68,6 +69,12 @@ struct mig_device_ops {
 
     /* Optional: stop generating state and DMA (vDPA SUSPEND, vfio STOP_COPY). */
     int (*quiesce)(void *dev);
+    /*
+     * Optional, the undo of quiesce: the source carries on (a snapshot that
+     * resumes, a failed or cancelled migration).  Cannot fail: a device
+     * that cannot pick up again must mark itself broken (DEVICE_NEEDS_RESET).
+     */
+    void (*resume)(void *dev);
 
     /* Optional: report guest pages the device dirtied (DMA) since the last call. */
     int (*dirty_log)(void *dev, mig_dirty_fn mark, void *ctx);
@@ -132,6 +139,10 @@ int mig_save_precopy(struct mig_registry *reg, struct mig_stream_writer *w, bool
 
 /* Every device's quiesce hook, in registration order. */
 int mig_quiesce(struct mig_registry *reg, struct errbuf *err) __must_check;
+
+/* Every device's resume hook, in registration order (after mig_quiesce, when
+ * the source keeps running). */
+void mig_resume_devices(struct mig_registry *reg);
 
 /* Every device's dirty_log hook. */
 int mig_dirty_log(struct mig_registry *reg, mig_dirty_fn mark, void *ctx,

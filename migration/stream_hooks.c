@@ -209,6 +209,13 @@ int mig_quiesce(struct mig_registry *reg, struct errbuf *err)
     return 0;
 }
 
+void mig_resume_devices(struct mig_registry *reg)
+{
+    for (uint32_t i = 0; i < reg->n; i++)
+        if (reg->devs[i].ops->resume)
+            reg->devs[i].ops->resume(reg->devs[i].dev);
+}
+
 int mig_dirty_log(struct mig_registry *reg, mig_dirty_fn mark, void *ctx, struct errbuf *err)
 {
     for (uint32_t i = 0; i < reg->n; i++) {

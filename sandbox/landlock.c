@@ -100,6 +100,12 @@ int landlock_apply(const struct landlock_policy *p, int abi, struct errbuf *err)
     }
     if (ret == 0 && p->read_proc_self)
         ret = allow_beneath(rs, "/proc/self", LL_FS_READ_FILE, err);
+    if (ret == 0 && p->write_dir) {
+        uint64_t w = LL_FS_MAKE_REG | LL_FS_WRITE_FILE | LL_FS_READ_FILE;
+        if (abi >= 3)
+            w |= LL_FS_TRUNCATE;
+        ret = allow_beneath(rs, p->write_dir, w, err);
+    }
     if (ret == 0 && p->read_all)
         ret = allow_beneath(rs, "/", LL_FS_READ_FILE | LL_FS_READ_DIR, err);
     /* Required by the kernel without CAP_SYS_ADMIN; seccomp sets it anyway. */

@@ -11,6 +11,8 @@
  *   - removing files in the directory of each path in `remove_files`
  *     (the virtio-console sockets wisp created, removed at exit);
  *   - reading files under /proc/self when `read_proc_self` (--stats);
+ *   - creating, writing, reading and truncating regular files beneath
+ *     `write_dir` (--snapshot-dir: snapshots are written there);
  *   - reading anything when `read_all` (sanitizer builds: report
  *     symbolisation reads the binary and /proc/self/maps).
  * Descriptors opened before (disk images, tap, KVM, serial file) keep
@@ -36,6 +38,7 @@ struct landlock_policy {
     unsigned nremove;
     bool read_proc_self;
     bool read_all;
+    const char *write_dir; /* --snapshot-dir: create, write, read and truncate files there */
 };
 
 /* The running kernel's Landlock ABI version, or 0 without Landlock. */

@@ -50,7 +50,7 @@ enum sandbox_role {
     SANDBOX_MAIN,      /* main thread: event loop, device back ends, teardown */
     SANDBOX_VCPU,      /* one per vCPU: KVM_RUN and the exit handlers */
     SANDBOX_API,       /* control API server (wisp-api, vmm/api/) */
-    SANDBOX_MIGRATION, /* migration sender and receiver (no thread yet) */
+    SANDBOX_MIGRATION, /* snapshots and migration (wisp-mig, vmm/vm_mig.c) */
     SANDBOX_IO_WORKER, /* device I/O worker (no thread yet) */
     SANDBOX_NROLES
 };
@@ -80,7 +80,8 @@ struct sandbox_opts {
  * Roles that have threads today: what sandbox_prepare() builds by default.
  * A new kind of thread adds its bit here.
  */
-#define SANDBOX_THREAD_ROLES ((1u << SANDBOX_MAIN) | (1u << SANDBOX_VCPU) | (1u << SANDBOX_API))
+#define SANDBOX_THREAD_ROLES                                                                       \
+    ((1u << SANDBOX_MAIN) | (1u << SANDBOX_VCPU) | (1u << SANDBOX_API) | (1u << SANDBOX_MIGRATION))
 
 /* Upper bound on the rules one role can have (common + role + extras). */
 #define SANDBOX_MAX_RULES 128

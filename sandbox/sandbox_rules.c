@@ -152,12 +152,28 @@ static const struct sandbox_rule api_rules[] = {
     TGKILL(SIGUSR1, "PATCH /vm Paused: vcpu_kick() makes vCPU threads leave KVM_RUN"),
 };
 
-/* Migration sender and receiver (no thread yet): the only role with network sockets. */
+/*
+ * Migration thread (vmm/vm_mig.c, "wisp-mig"): snapshots now, live
+ * migration streams later.  It pauses the VM, reads vCPU and VM state from
+ * KVM, quiesces and resumes devices, and writes the snapshot's two files
+ * in --snapshot-dir (Landlock confines openat to that directory).
+ */
 static const struct sandbox_rule migration_rules[] = {
+    RULE(openat, "snapshot files, only inside --snapshot-dir (Landlock)"),
     RULE(read, "migration stream and snapshot data"),
+    RULE(pwrite64, "snapshot memory file: each run of non-zero pages at its offset"),
+    RULE(ftruncate, "snapshot files: cut to 0, then size the (sparse) memory file"),
+    RULE(fdatasync, "snapshot files reach the disk before the API answers"),
+    RULE(fstat, "snapshot state file size for the answer"),
+    RULE(newfstatat, "fstat() as glibc issues it"),
+    RULE(fcntl, "stream fds are made non-blocking (F_GETFL, F_SETFL)"),
+    RULE(close, "closes snapshot files and streams"),
+    RULE(ppoll, "waits for the peer or file with a deadline"),
+    RULE(poll, "the fd transport waits with poll()"),
     RULE(recvmsg, "migration stream (and fds over AF_UNIX)"),
     RULE(sendmsg, "migration stream (and fds over AF_UNIX)"),
-    RULE(ppoll, "waits for the peer with a deadline"),
+    RULE(sendto, "migration stream: send() with MSG_NOSIGNAL"),
+    RULE(recvfrom, "migration stream: recv()"),
     SOCKET(AF_UNIX, SOCK_STREAM, "local migration"),
     SOCKET(AF_INET, SOCK_STREAM, "cross-host migration over TCP"),
     SOCKET(AF_INET6, SOCK_STREAM, "cross-host migration over TCP"),
@@ -165,9 +181,26 @@ static const struct sandbox_rule migration_rules[] = {
     RULE(accept4, "receiver accepts the sender"),
     RULE(setsockopt, "TCP_NODELAY and buffer sizes"),
     RULE(shutdown, "ends the stream"),
-    RULE(close, "closes the stream"),
+    TGKILL(SIGUSR1, "vm_pause(): vcpu_kick() makes vCPU threads leave KVM_RUN"),
+    RULE(io_uring_enter, "virtio-blk quiesce waits for requests in flight; resume submits"),
+    RULE(clock_nanosleep, "virtio-blk quiesce: back-off on a transient io_uring error"),
     IOCTL(KVM_GET_DIRTY_LOG, "pages written since the last pass"),
-    RULE(getrandom, "nonces for the authenticated channel"),
+    IOCTL(KVM_GET_MSR_INDEX_LIST, "the MSRs a vCPU saves (once per VM)"),
+    IOCTL(KVM_GET_REGS, "snapshot: a parked vCPU's state"),
+    IOCTL(KVM_GET_SREGS, "snapshot: a parked vCPU's state"),
+    IOCTL(KVM_GET_XSAVE, "vCPU state: FPU and extended registers"),
+    IOCTL(KVM_GET_XSAVE2, "vCPU state: FPU and extended registers (AMX-sized)"),
+    IOCTL(KVM_GET_XCRS, "snapshot: a parked vCPU's state"),
+    IOCTL(KVM_GET_DEBUGREGS, "snapshot: a parked vCPU's state"),
+    IOCTL(KVM_GET_MSRS, "snapshot: a parked vCPU's state"),
+    IOCTL(KVM_GET_LAPIC, "snapshot: a parked vCPU's state"),
+    IOCTL(KVM_GET_VCPU_EVENTS, "snapshot: a parked vCPU's state"),
+    IOCTL(KVM_GET_MP_STATE, "snapshot: a parked vCPU's state"),
+    IOCTL(KVM_GET_TSC_KHZ, "snapshot: a parked vCPU's state"),
+    IOCTL(KVM_CHECK_EXTENSION, "the XSAVE2 size of this host"),
+    IOCTL(KVM_GET_IRQCHIP, "VM state: PICs and IOAPIC"),
+    IOCTL(KVM_GET_PIT2, "snapshot: the VM's PIT state"),
+    IOCTL(KVM_GET_CLOCK, "VM state: kvmclock"),
 };
 
 /* Device I/O worker (no thread yet): synchronous or io_uring disk I/O off the main loop. */

@@ -42,6 +42,9 @@ void config_free(struct vm_config *c)
     free(c->cpu_features);
     free(c->cpu_template);
     free(c->api_sock);
+    free(c->snapshot_dir);
+    free(c->restore);
+    free(c->restore_mem);
     for (unsigned i = 0; i < c->ndevices; i++) {
         free(c->devices[i].path);
         free(c->devices[i].tap);
@@ -280,7 +283,8 @@ out:
 static const char *const all_keys[] = {
     "kernel",     "initrd",    "cmdline", "cpu-features", "cpu-template", "serial",
     "debug-exit", "hugepages", "stats",   "memory",       "vcpus",        "boot",
-    "log-level",  "device",    "seccomp", "landlock",     "acpi",         "api-sock"};
+    "log-level",  "device",    "seccomp", "landlock",     "acpi",         "api-sock",
+    "snapshot-dir", "restore", "restore-mem", "restore-lazy"};
 
 bool config_key_known(const char *key)
 {
@@ -291,7 +295,7 @@ bool config_key_known(const char *key)
 }
 
 /* Keys that are switches: given without a value on the command line. */
-static const char *const flag_keys[] = {"debug-exit", "hugepages", "stats"};
+static const char *const flag_keys[] = {"debug-exit", "hugepages", "stats", "restore-lazy"};
 
 bool config_key_is_flag(const char *key)
 {
@@ -330,6 +334,14 @@ int config_set(struct vm_config *c, const char *key, const char *value, struct e
             return err_set(err, WISP_EXIT_USAGE, EINVAL, "api-sock path must be 1 to 107 bytes");
         return set_string(&c->api_sock, key, value, err);
     }
+    if (!strcmp(key, "snapshot-dir"))
+        return set_string(&c->snapshot_dir, key, value, err);
+    if (!strcmp(key, "restore"))
+        return set_string(&c->restore, key, value, err);
+    if (!strcmp(key, "restore-mem"))
+        return set_string(&c->restore_mem, key, value, err);
+    if (!strcmp(key, "restore-lazy"))
+        return set_bool(&c->restore_lazy, key, value, err);
     if (!strcmp(key, "debug-exit"))
         return set_bool(&c->debug_exit, key, value, err);
     if (!strcmp(key, "hugepages"))
@@ -600,7 +612,15 @@ out:
 
 int config_validate(const struct vm_config *c, struct errbuf *err)
 {
-    if (!c->kernel || !c->kernel[0])
+    if (!c->restore != !c->restore_mem)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                       "--restore STATE and --restore-mem MEM go together");
+    if (c->restore_lazy && !c->restore)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL, "--restore-lazy needs --restore");
+    if (c->restore && c->hugepages)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                       "a restored VM maps its memory file with 4 KiB pages: drop --hugepages");
+    if (!c->restore && (!c->kernel || !c->kernel[0]))
         return err_set(err, WISP_EXIT_USAGE, EINVAL, "no kernel given (use --kernel PATH)");
     if (c->vcpus == 0)
         return err_set(err, WISP_EXIT_USAGE, EINVAL, "vcpus must be at least 1");

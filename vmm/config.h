@@ -65,6 +65,13 @@ struct vm_config {
     enum landlock_mode landlock;
     /* --api-sock: UNIX socket of the control API (docs/API.md); NULL = none. */
     char *api_sock;
+    /* --snapshot-dir: where PUT /snapshot/create may write (docs/SNAPSHOT.md). */
+    char *snapshot_dir;
+    /* --restore STATE --restore-mem MEM [--restore-lazy]: start from a
+     * snapshot instead of booting the kernel. */
+    char *restore;
+    char *restore_mem;
+    bool restore_lazy; /* fill guest memory on demand through userfaultfd */
     unsigned ndevices;
     struct device_spec devices[CONFIG_MAX_DEVICES];
 };

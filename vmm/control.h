@@ -9,6 +9,8 @@
 #ifndef VMM_CONTROL_H
 #define VMM_CONTROL_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* What a controller sees of the VM's run state. */
@@ -20,6 +22,23 @@ enum vm_run_state {
 
 /* How long vm_pause() waits for every vCPU to leave KVM_RUN and park. */
 #define VM_PAUSE_TIMEOUT_MS 2000
+
+/* PUT /snapshot/create (docs/SNAPSHOT.md). */
+struct vm_snapshot_req {
+    const char *state_name; /* file names inside --snapshot-dir */
+    const char *mem_name;
+    bool stop; /* end wisp (status 0) once written, instead of carrying on */
+};
+
+struct vm_snapshot_result {
+    uint64_t paused_ms;       /* how long the guest was stopped */
+    uint64_t state_bytes;     /* size of the state file */
+    uint64_t mem_bytes;       /* guest memory described by the memory file */
+    uint64_t mem_data_pages;  /* pages written; the rest are holes (zero) */
+};
+
+/* Longest a snapshot may take before the API gives up waiting (it still completes). */
+#define VM_SNAPSHOT_TIMEOUT_MS 600000
 
 struct vm_control {
     void *ctx; /* passed back to every function below */
@@ -35,6 +54,17 @@ struct vm_control {
     /* Let parked vCPUs run again.  0 (also if not paused); -ESHUTDOWN if stopping. */
     int (*resume)(void *ctx);
     enum vm_run_state (*state)(void *ctx);
+    /*
+     * Write a snapshot (pause, device and vCPU state, memory, then resume
+     * unless the VM was paused before or req->stop).  Runs on the VM's
+     * migration thread; the caller waits.  0, or -errno with one line in
+     * `why`: -ENOTSUP without --snapshot-dir, -EINVAL for a bad file name,
+     * -EBUSY while another snapshot or migration runs, -ESHUTDOWN when the
+     * VM is stopping, or the error that stopped the snapshot (the VM then
+     * carries on as before).
+     */
+    int (*snapshot_create)(void *ctx, const struct vm_snapshot_req *req,
+                           struct vm_snapshot_result *res, char *why, size_t whylen);
     /* Static facts for instance and machine information. */
     unsigned vcpus;
     uint64_t mem_bytes;

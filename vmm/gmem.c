@@ -15,11 +15,17 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define HUGE_2M (2ULL * MiB)
 
-static int map_region(struct gmem *gm, unsigned i, struct errbuf *err)
+/*
+ * Map region i over a fresh guarded reservation: from `fd` at the region's
+ * fd_offset with `flags` (MAP_SHARED or MAP_PRIVATE), or anonymous when fd
+ * is -1.
+ */
+static int map_region(struct gmem *gm, unsigned i, int fd, int flags, struct errbuf *err)
 {
     struct gmem_region *r = &gm->regions[i];
     size_t guard = (size_t)gm->page_size;
@@ -32,8 +38,10 @@ static int map_region(struct gmem *gm, unsigned i, struct errbuf *err)
     gm->resv[i] = resv;
     gm->resv_len[i] = len;
 
+    if (fd < 0)
+        flags |= MAP_ANONYMOUS;
     void *p = mmap((uint8_t *)resv + guard, (size_t)r->size, PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_FIXED, gm->fd, (off_t)r->fd_offset);
+                   flags | MAP_FIXED, fd, fd < 0 ? 0 : (off_t)r->fd_offset);
     if (p == MAP_FAILED)
         return err_set(err, WISP_EXIT_HOST, errno, "cannot map guest memory: %s", strerror(errno));
     r->hva = p;
@@ -42,13 +50,10 @@ static int map_region(struct gmem *gm, unsigned i, struct errbuf *err)
     return 0;
 }
 
-int gmem_create(struct gmem *gm, const struct gmem_range *ranges, unsigned n, bool hugepages,
-                struct errbuf *err)
+/* Check the requested ranges; *total gets their sum. */
+static int check_ranges(const struct gmem *gm, const struct gmem_range *ranges, unsigned n,
+                        bool hugepages, uint64_t *total_out, struct errbuf *err)
 {
-    memset(gm, 0, sizeof(*gm));
-    gm->fd = -1;
-    gm->page_size = hugepages ? HUGE_2M : PAGE_SIZE;
-
     if (n == 0 || n > GMEM_MAX_REGIONS)
         return err_set(err, WISP_EXIT_USAGE, EINVAL, "guest memory needs 1 to %d regions",
                        GMEM_MAX_REGIONS);
@@ -67,6 +72,41 @@ int gmem_create(struct gmem *gm, const struct gmem_range *ranges, unsigned n, bo
         if (__builtin_add_overflow(total, ranges[i].size, &total))
             return err_set(err, WISP_EXIT_USAGE, EINVAL, "guest memory size overflows");
     }
+    *total_out = total;
+    return 0;
+}
+
+/* Lay out the regions back to back in the backing file and map each one. */
+static int map_all(struct gmem *gm, const struct gmem_range *ranges, unsigned n, uint64_t total,
+                   int fd, int flags, struct errbuf *err)
+{
+    uint64_t off = 0;
+    for (unsigned i = 0; i < n; i++) {
+        gm->regions[i].gpa = ranges[i].gpa;
+        gm->regions[i].size = ranges[i].size;
+        gm->regions[i].fd_offset = off;
+        gm->nregions = i + 1;
+        off += ranges[i].size;
+        int ret = map_region(gm, i, fd, flags, err);
+        if (ret < 0) {
+            gmem_destroy(gm);
+            return ret;
+        }
+    }
+    gm->total = total;
+    return 0;
+}
+
+int gmem_create(struct gmem *gm, const struct gmem_range *ranges, unsigned n, bool hugepages,
+                struct errbuf *err)
+{
+    memset(gm, 0, sizeof(*gm));
+    gm->fd = -1;
+    gm->page_size = hugepages ? HUGE_2M : PAGE_SIZE;
+    uint64_t total;
+    int cr = check_ranges(gm, ranges, n, hugepages, &total, err);
+    if (cr < 0)
+        return cr;
 
     unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
     if (hugepages)
@@ -104,21 +144,28 @@ int gmem_create(struct gmem *gm, const struct gmem_range *ranges, unsigned n, bo
     /* The size is fixed from here on: a shrink would SIGBUS us. */
     (void)fcntl(gm->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
 
-    uint64_t off = 0;
-    for (unsigned i = 0; i < n; i++) {
-        gm->regions[i].gpa = ranges[i].gpa;
-        gm->regions[i].size = ranges[i].size;
-        gm->regions[i].fd_offset = off;
-        gm->nregions = i + 1;
-        off += ranges[i].size;
-        int ret = map_region(gm, i, err);
-        if (ret < 0) {
-            gmem_destroy(gm);
-            return ret;
-        }
-    }
-    gm->total = total;
-    return 0;
+    return map_all(gm, ranges, n, total, gm->fd, MAP_SHARED, err);
+}
+
+int gmem_create_restore(struct gmem *gm, const struct gmem_range *ranges, unsigned n, int mem_fd,
+                        bool lazy, struct errbuf *err)
+{
+    memset(gm, 0, sizeof(*gm));
+    gm->fd = -1;
+    gm->page_size = PAGE_SIZE;
+    uint64_t total;
+    int cr = check_ranges(gm, ranges, n, false, &total, err);
+    if (cr < 0)
+        return cr;
+    struct stat st;
+    if (fstat(mem_fd, &st) < 0)
+        return err_set(err, WISP_EXIT_HOST, errno, "snapshot memory file: %s", strerror(errno));
+    /* A mapping past the end of the file would SIGBUS when the guest touches it. */
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < total)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                       "snapshot memory file holds %llu bytes, the guest's memory is %llu",
+                       (unsigned long long)st.st_size, (unsigned long long)total);
+    return map_all(gm, ranges, n, total, lazy ? -1 : mem_fd, MAP_PRIVATE, err);
 }
 
 void gmem_destroy(struct gmem *gm)

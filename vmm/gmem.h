@@ -3,7 +3,9 @@
  *
  * Guest RAM is one memfd (so it can later be shared with vhost-user and
  * vfio-user servers and with a migration helper), mapped MAP_SHARED as one or
- * more regions at fixed guest-physical addresses.  Every mapping is framed by
+ * more regions at fixed guest-physical addresses.  A VM restored from a
+ * snapshot instead maps the snapshot's memory file privately
+ * (gmem_create_restore).  Every mapping is framed by
  * PROT_NONE guard pages so an overrun faults instead of touching host data.
  *
  * Every access goes through a checked (gpa, len) translation: the whole range
@@ -57,6 +59,21 @@ struct gmem_range {
  */
 int gmem_create(struct gmem *gm, const struct gmem_range *ranges, unsigned n, bool hugepages,
                 struct errbuf *err) __must_check;
+
+/*
+ * Guest RAM for a snapshot restore, laid out like gmem_create()'s (regions
+ * back to back in the snapshot's memory file, in gpa order).  The file
+ * must be a regular file of at least the total size (else a one-line
+ * error, WISP_EXIT_USAGE).  Without `lazy` each region is a private
+ * (copy-on-write) mapping of the file: nothing is copied, pages are read
+ * from the page cache when first touched, and the guest's writes stay in
+ * this process, so one file serves many clones.  With `lazy` the regions
+ * are empty anonymous private mappings for userfaultfd to fill on demand
+ * (migration/uffd.h).  Either way gm->fd is -1: this RAM cannot be shared
+ * with another process (vhost-user), and 4 KiB pages are used.
+ */
+int gmem_create_restore(struct gmem *gm, const struct gmem_range *ranges, unsigned n, int mem_fd,
+                        bool lazy, struct errbuf *err) __must_check;
 
 /* Unmap everything and close the memfd.  Safe on a zeroed or failed gmem. */
 void gmem_destroy(struct gmem *gm);

@@ -130,10 +130,20 @@ static int check_parent_dir(const char *path, const char *what, struct errbuf *e
 int preflight_check(const struct vm_config *cfg, struct errbuf *err)
 {
     int ret = arch_check_config(cfg, err);
-    if (ret == 0)
+    /* A restored VM does not load its kernel: guest memory comes from the snapshot. */
+    if (ret == 0 && !cfg->restore)
         ret = check_kernel(cfg, err);
-    if (ret == 0 && cfg->initrd)
+    if (ret == 0 && cfg->initrd && !cfg->restore)
         ret = check_initrd(cfg, err);
+    if (ret == 0 && cfg->snapshot_dir) {
+        struct stat st;
+        if (stat(cfg->snapshot_dir, &st) < 0)
+            ret = err_set(err, WISP_EXIT_USAGE, errno, "snapshot directory %s: %s",
+                          cfg->snapshot_dir, strerror(errno));
+        else if (!S_ISDIR(st.st_mode))
+            ret = err_set(err, WISP_EXIT_USAGE, ENOTDIR, "snapshot directory %s is not a directory",
+                          cfg->snapshot_dir);
+    }
     if (ret == 0 && cfg->serial == SERIAL_FILE)
         ret = check_parent_dir(cfg->serial_path, "serial output file", err);
     if (ret == 0 && cfg->api_sock)

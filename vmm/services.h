@@ -26,6 +26,7 @@ enum vm_stop_reason {
     VM_STOP_DEBUG_EXIT, /* guest wrote the debug-exit port */
     VM_STOP_ERROR,      /* VMM or KVM failure */
     VM_STOP_SIGNAL,     /* host asked us to stop (SIGTERM, SIGINT, SIGHUP) */
+    VM_STOP_MOVED,      /* the VM's state went elsewhere (snapshot and stop, migration done) */
 };
 
 struct vm_services {

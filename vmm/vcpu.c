@@ -180,6 +180,24 @@ static bool handle_exit(struct vcpu *v)
     }
 }
 
+/*
+ * Before parking: let KVM finish the exit handled last without entering the
+ * guest.  A port or MMIO read is only complete once KVM has copied our data
+ * into the guest's register on the next KVM_RUN, and a string I/O has its
+ * remaining iterations; with immediate_exit set, KVM_RUN does exactly that
+ * and returns EINTR.  A parked vCPU's state (snapshot, migration) is then
+ * whole: RIP past the instruction, the register loaded.
+ */
+static void complete_exit(struct vcpu *v)
+{
+    WRITE_ONCE(v->run->immediate_exit, 1);
+    if (ioctl(v->fd, KVM_RUN, 0) == 0)
+        /* KVM entered no guest code, but if it reports an exit, serve it
+         * rather than drop it: the next KVM_RUN completes it. */
+        (void)handle_exit(v);
+    WRITE_ONCE(v->run->immediate_exit, 0);
+}
+
 static void *vcpu_thread(void *arg)
 {
     struct vcpu *v = arg;
@@ -209,6 +227,7 @@ static void *vcpu_thread(void *arg)
 
     while (!vm_stopping(v->vm)) {
         if (atomic_load_explicit(&v->vm->pause_requested, memory_order_acquire)) {
+            complete_exit(v);
             vm_park_vcpu(v->vm);
             continue;
         }

@@ -15,6 +15,7 @@
 #include "vmm/stats.h"
 #include "vmm/term.h"
 #include "vmm/vcpu.h"
+#include "vmm/vm_mig.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -236,6 +237,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
         .pause = ctl_pause,
         .resume = ctl_resume,
         .state = ctl_state,
+        .snapshot_create = vm_mig_snapshot,
         .vcpus = cfg->vcpus,
         .mem_bytes = cfg->memory,
     };
@@ -245,6 +247,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
         goto fail;
     }
 
+    ret = vm_mig_open(vm, err);
+    if (ret < 0)
+        goto fail;
     ret = kvm_open_vm(vm, err);
     if (ret < 0)
         goto fail;
@@ -268,7 +273,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
     ret = arch_ram_layout(cfg->memory, ranges, &n, err);
     if (ret < 0)
         goto fail;
-    ret = gmem_create(&vm->mem, ranges, n, cfg->hugepages, err);
+    ret = cfg->restore ? gmem_create_restore(&vm->mem, ranges, n, vm_mig_restore_mem_fd(vm),
+                                             cfg->restore_lazy, err)
+                       : gmem_create(&vm->mem, ranges, n, cfg->hugepages, err);
     if (ret < 0)
         goto fail;
     ret = kvm_map_memory(vm, err);
@@ -297,7 +304,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
         goto fail;
     /* Load (and so validate) the guest before creating devices: a bad image
      * must not leave a fresh serial output file behind. */
-    ret = arch_load_guest(vm->arch, vm->cmdline, err);
+    /* A restored guest's memory already holds its kernel and everything else. */
+    ret = cfg->restore ? 0 : arch_load_guest(vm->arch, vm->cmdline, err);
     if (ret < 0)
         goto fail;
     ret = arch_create_devices(vm->arch, err);
@@ -471,6 +479,7 @@ static int apply_landlock(struct vm *vm, struct errbuf *err)
             p.remove_files[p.nremove++] = cfg->devices[i].socket;
     if (cfg->api_sock && p.nremove < LANDLOCK_MAX_REMOVE)
         p.remove_files[p.nremove++] = cfg->api_sock;
+    p.write_dir = cfg->snapshot_dir; /* PUT /snapshot/create writes there */
     int ret = landlock_apply(&p, landlock_abi(), err);
     return ret < 0 ? ret : 0;
 }
@@ -488,6 +497,10 @@ int vm_run(struct vm *vm, struct errbuf *err)
     struct sandbox_opts sandbox = {.mode = vm->cfg->seccomp, .stats = vm->cfg->stats};
     if (sandbox_prepare(&sandbox, err) < 0)
         return err->exit_code;
+    /* Restore before any vCPU runs, on the main thread, which still may
+     * issue every KVM ioctl (no filter yet). */
+    if (vm->cfg->restore && vm_mig_restore(vm, err) < 0)
+        return err->exit_code;
     /* Before the vCPU threads exist, so that they inherit it. */
     if (apply_landlock(vm, err) < 0)
         return err->exit_code;
@@ -500,6 +513,8 @@ int vm_run(struct vm *vm, struct errbuf *err)
     }
     /* The API thread after the vCPUs (it kicks them), and like them before
      * the main thread's filter, which it would otherwise inherit. */
+    if (ret == 0 && (ret = vm_mig_start(vm, err)) < 0)
+        vm_request_stop(vm, VM_STOP_ERROR, err->exit_code);
     if (ret == 0 && vm->api && (ret = api_server_start(vm->api, err)) < 0)
         vm_request_stop(vm, VM_STOP_ERROR, err->exit_code);
     /* Threads inherit filters: enter ours only once every other thread exists
@@ -521,6 +536,7 @@ int vm_run(struct vm *vm, struct errbuf *err)
     pause_broadcast(vm);
     if (vm->api)
         api_server_stop(vm->api);
+    vm_mig_stop(vm); /* a snapshot in progress gives up: vm_pause sees the stop */
     for (unsigned i = 0; i < vm->nvcpus; i++)
         vcpu_kick(&vm->vcpus[i]);
     for (unsigned i = 0; i < vm->nvcpus; i++)
@@ -546,6 +562,7 @@ void vm_destroy(struct vm *vm)
         vm->vcpus = NULL;
     }
     vm->nvcpus = 0;
+    vm_mig_destroy(vm);
     devmgr_destroy(vm); /* before the event loop: transports unregister their fds */
     evloop_destroy(&vm->loop);
     free(vm->cmdline);

@@ -27,6 +27,7 @@ struct serial;
 struct vcpu;
 struct devmgr;
 struct api_server;
+struct vm_mig;
 
 struct vm {
     const struct vm_config *cfg;
@@ -89,6 +90,7 @@ struct vm {
     /* What the control API may do (vmm/control.h); ctx is this vm. */
     struct vm_control ctl;
     struct api_server *api; /* --api-sock: the control API server, or NULL */
+    struct vm_mig *mig;     /* snapshots and migration (vm_mig.c) */
 };
 
 /* Build the VM described by `cfg`.  On failure nothing is left behind. */

@@ -4,6 +4,7 @@
  * devices); the policy lives in those modules, not here.
  */
 #include "arch/arch.h"
+#include "arch/x86_64/arch_internal.h"
 #include "arch/x86_64/acpi.h"
 #include "arch/x86_64/boot.h"
 #include "arch/x86_64/cpu.h"
@@ -37,25 +38,6 @@
 #define X86_MAX_VCPUS  254 /* xAPIC ids 0..253 for CPUs; 255 is broadcast (see mptable.h) */
 #define X86_MIN_MEMORY (16 * MiB)
 
-struct arch_vm {
-    struct arch_host host;        /* what the core handed us (arch_vm_init) */
-    struct kvm_cpuid2 *supported; /* KVM_GET_SUPPORTED_CPUID, shared by all vCPUs */
-    struct x86_cpu_policy policy;
-    struct x86_boot_result boot;
-
-    /* Built-in legacy devices (created by arch_create_devices). */
-    struct serial *serial;
-    struct i8042 *i8042;
-    struct debug_exit *debug_exit;
-    struct acpi_pm *acpi_pm; /* with ACPI only */
-    /* KVM's GSI routing (vmm/irq_routing.h), the one table: arch_vm_init
-     * installs the board's wiring; later routes (MSI) extend it through
-     * arch_irq_routing() and re-commit. */
-    struct irq_routing *irq_routing;
-    int serial_irqfd;      /* KVM irqfd for the UART's interrupt line */
-    int serial_out_fd;     /* where guest console output goes, -1 = discarded */
-    bool serial_out_owned; /* serial_out_fd was opened by us (file:PATH) */
-};
 
 unsigned arch_max_vcpus(void)
 {
@@ -422,6 +404,7 @@ int arch_load_guest(struct arch_vm *a, const char *cmdline, struct errbuf *err)
         err_set(err, WISP_EXIT_FAILURE, -ret, "cannot write boot page tables");
         goto out;
     }
+    a->guest_loaded = true;
     const struct x86_boot_result *b = &a->boot;
     log_info("loaded %s kernel 0x%llx-0x%llx, entry 0x%llx (%s)", b->format,
              (unsigned long long)b->kernel_start, (unsigned long long)b->kernel_end,
@@ -454,7 +437,7 @@ int arch_vcpu_init(struct arch_vm *a, int vcpu_fd, unsigned index, struct errbuf
     if (ret == 0)
         ret = x86_vcpu_setup_lapic(vcpu_fd, err);
     /* Only the boot processor gets registers; the others wait for INIT/SIPI. */
-    if (ret == 0 && index == 0)
+    if (ret == 0 && index == 0 && a->guest_loaded)
         ret = x86_vcpu_setup_regs(vcpu_fd, a->boot.mode, a->boot.entry, a->boot.boot_info, err);
 out:
     free(cpuid);
@@ -465,6 +448,7 @@ void arch_vm_destroy(struct arch_vm *a)
 {
     if (!a)
         return;
+    x86_mig_free(a);
     if (a->debug_exit)
         debug_exit_destroy(a->debug_exit);
     if (a->acpi_pm)

@@ -49,6 +49,23 @@ int api_route(const struct vm_control *ctl, const char *method, const char *path
 /* Fill *out with `status` and {"fault_message": msg}; 0 or -ENOMEM. */
 int api_fault(struct api_reply *out, unsigned status, const char *msg) __must_check;
 
+/*
+ * Parse `body` (len bytes) as exactly one JSON object with nothing after it.
+ * NULL on failure, with *msg pointing at a fault message (maybe in buf).
+ * The caller puts the object (json_object_put).
+ */
+struct json_object *api_parse_object(const char *body, size_t len, char *buf, size_t buflen,
+                                     const char **msg);
+
+/* Fill *out with `status` and the text of `o` (which it puts); 0 or -ENOMEM. */
+int api_reply_json(struct api_reply *out, unsigned status, struct json_object *o) __must_check;
+
+/* PUT /snapshot/create and /snapshot/load (api_snapshot.c). */
+int api_snapshot_create(const struct vm_control *ctl, const char *body, size_t len,
+                        struct api_reply *out) __must_check;
+int api_snapshot_load(const struct vm_control *ctl, const char *body, size_t len,
+                      struct api_reply *out) __must_check;
+
 /* Make json-c's one-time hash seed now (it may call getrandom), not in the
  * sandboxed thread.  Called by api_server_create(). */
 void api_route_warm_up(void);

@@ -11,6 +11,7 @@
 #include "vmm/api/api.h"
 
 #include <errno.h>
+#include <json-c/json.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,8 @@
 
 #define API_CLIENT_REPLY_MAX  65536
 #define API_CLIENT_TIMEOUT_MS 10000 /* above VM_PAUSE_TIMEOUT_MS: a slow pause still answers */
+/* A snapshot writes all of guest memory: wait as long as the server may take. */
+#define API_CLIENT_SNAPSHOT_TIMEOUT_MS (VM_SNAPSHOT_TIMEOUT_MS + 10000)
 
 static const struct {
     const char *verb;
@@ -33,6 +36,7 @@ static const struct {
     {"pause", "PATCH", "/vm", "{\"state\": \"Paused\"}"},
     {"resume", "PATCH", "/vm", "{\"state\": \"Resumed\"}"},
     {"status", "GET", "/", NULL},
+    {"snapshot", "PUT", "/snapshot/create", NULL}, /* body from the options */
 };
 
 bool api_cli_is_verb(const char *cmd)
@@ -117,8 +121,8 @@ static int wait_fd(int fd, short events, const struct timespec *deadline)
  * Send one request on `path` and read the whole reply into buf (at most
  * cap - 1 bytes, NUL-terminated).  0, or -errno with a message in `why`.
  */
-static int exchange(const char *path, const char *req, char *buf, size_t cap, size_t *got,
-                    const char **why)
+static int exchange(const char *path, const char *req, long timeout_ms, char *buf, size_t cap,
+                    size_t *got, const char **why)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -128,7 +132,7 @@ static int exchange(const char *path, const char *req, char *buf, size_t cap, si
     strcpy(sa.sun_path, path);
     struct timespec deadline;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += API_CLIENT_TIMEOUT_MS / 1000;
+    deadline.tv_sec += timeout_ms / 1000;
     int ret, fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
         *why = "socket";
@@ -193,8 +197,28 @@ out:
 
 static int usage(const char *msg)
 {
-    fprintf(stderr, "wisp: error: %s (usage: wisp pause|resume|status --api-sock PATH)\n", msg);
+    fprintf(stderr,
+            "wisp: error: %s (usage: wisp pause|resume|status --api-sock PATH; wisp snapshot "
+            "create --api-sock PATH --state NAME --mem NAME [--stop])\n",
+            msg);
     return API_CLI_USAGE;
+}
+
+/* The body of PUT /snapshot/create; NULL on allocation failure.  Free it. */
+static char *snapshot_body(const char *state, const char *mem, bool stop)
+{
+    json_object *o = json_object_new_object();
+    if (!o)
+        return NULL;
+    json_object_object_add(o, "snapshot_type", json_object_new_string("Full"));
+    json_object_object_add(o, "snapshot_path", json_object_new_string(state));
+    json_object_object_add(o, "mem_file_path", json_object_new_string(mem));
+    if (stop)
+        json_object_object_add(o, "stop", json_object_new_boolean(true));
+    const char *t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+    char *copy = t ? strdup(t) : NULL;
+    json_object_put(o);
+    return copy;
 }
 
 int api_cli_main(int argc, char *const argv[])
@@ -205,24 +229,60 @@ int api_cli_main(int argc, char *const argv[])
         v++;
     if (v == ARRAY_SIZE(verbs))
         return usage("unknown command");
-    for (int i = 2; i < argc; i++) {
+    bool snap = !strcmp(verbs[v].verb, "snapshot"), stop = false;
+    const char *state = NULL, *mem = NULL;
+    int first = 2;
+    if (snap) {
+        if (argc > 2 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help")))
+            first = 2;
+        else if (argc < 3 || strcmp(argv[2], "create") != 0)
+            return usage("wisp snapshot takes 'create' (a snapshot is loaded with wisp run "
+                         "--restore)");
+        else
+            first = 3;
+    }
+    for (int i = first; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("Usage: wisp %s --api-sock PATH\n(see docs/API.md)\n", verbs[v].verb);
+            if (snap)
+                printf("Usage: wisp snapshot create --api-sock PATH --state NAME --mem NAME "
+                       "[--stop]\n(NAMEs are files in the VM's --snapshot-dir; see "
+                       "docs/SNAPSHOT.md)\n");
+            else
+                printf("Usage: wisp %s --api-sock PATH\n(see docs/API.md)\n", verbs[v].verb);
             return API_CLI_OK;
         }
         if (!strcmp(argv[i], "--api-sock") && i + 1 < argc)
             sock = argv[++i];
         else if (!strncmp(argv[i], "--api-sock=", 11))
             sock = argv[i] + 11;
+        else if (snap && !strcmp(argv[i], "--state") && i + 1 < argc)
+            state = argv[++i];
+        else if (snap && !strcmp(argv[i], "--mem") && i + 1 < argc)
+            mem = argv[++i];
+        else if (snap && !strcmp(argv[i], "--stop"))
+            stop = true;
         else
-            return usage(!strcmp(argv[i], "--api-sock") ? "option '--api-sock' needs a value"
-                                                        : "unexpected argument");
+            return usage(!strcmp(argv[i], "--api-sock") || !strcmp(argv[i], "--state") ||
+                                 !strcmp(argv[i], "--mem")
+                             ? "this option needs a value"
+                             : "unexpected argument");
     }
     if (!sock || !sock[0])
         return usage("--api-sock PATH is required");
+    if (snap && (!state || !mem))
+        return usage("--state NAME and --mem NAME are required");
 
-    char req[512];
-    const char *body = verbs[v].body;
+    char req[1024];
+    char *snap_body = snap ? snapshot_body(state, mem, stop) : NULL;
+    const char *body = snap ? snap_body : verbs[v].body;
+    if (snap && !body) {
+        fprintf(stderr, "wisp: error: out of memory\n");
+        return API_CLI_NO_REPLY;
+    }
+    if (body && strlen(body) > 700) {
+        free(snap_body);
+        return usage("file names too long");
+    }
     if (body)
         snprintf(req, sizeof(req),
                  "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
@@ -232,6 +292,7 @@ int api_cli_main(int argc, char *const argv[])
         snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
                  verbs[v].method, verbs[v].path);
 
+    free(snap_body);
     char *buf = malloc(API_CLIENT_REPLY_MAX + 1);
     if (!buf) {
         fprintf(stderr, "wisp: error: out of memory\n");
@@ -241,7 +302,8 @@ int api_cli_main(int argc, char *const argv[])
     unsigned status;
     const char *why = "";
     int code = API_CLI_NO_REPLY;
-    int ret = exchange(sock, req, buf, API_CLIENT_REPLY_MAX + 1, &got, &why);
+    int ret = exchange(sock, req, snap ? API_CLIENT_SNAPSHOT_TIMEOUT_MS : API_CLIENT_TIMEOUT_MS,
+                       buf, API_CLIENT_REPLY_MAX + 1, &got, &why);
     if (ret < 0) {
         fprintf(stderr, "wisp: error: %s: API socket %s: %s: %s\n", verbs[v].verb, sock, why,
                 strerror(-ret));

@@ -21,7 +21,7 @@
 /* Nesting the PATCH body may have; {"state": "Paused"} needs 1. */
 #define API_JSON_DEPTH 4
 
-static int reply_json(struct api_reply *out, unsigned status, json_object *o)
+int api_reply_json(struct api_reply *out, unsigned status, json_object *o)
 {
     const char *text = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
                                                                  JSON_C_TO_STRING_NOSLASHESCAPE)
@@ -42,7 +42,7 @@ int api_fault(struct api_reply *out, unsigned status, const char *msg)
         json_object_put(o);
         o = NULL;
     }
-    return reply_json(out, status, o);
+    return api_reply_json(out, status, o);
 }
 
 void api_route_warm_up(void)
@@ -76,7 +76,7 @@ static int get_instance(const struct vm_control *ctl, struct api_reply *out)
         json_object_put(o);
         return -ENOMEM;
     }
-    return reply_json(out, 200, o);
+    return api_reply_json(out, 200, o);
 }
 
 static int get_version(struct api_reply *out)
@@ -87,7 +87,7 @@ static int get_version(struct api_reply *out)
         json_object_put(o);
         return -ENOMEM;
     }
-    return reply_json(out, 200, o);
+    return api_reply_json(out, 200, o);
 }
 
 static int get_machine_config(const struct vm_control *ctl, struct api_reply *out)
@@ -98,15 +98,15 @@ static int get_machine_config(const struct vm_control *ctl, struct api_reply *ou
         json_object_put(o);
         return -ENOMEM;
     }
-    return reply_json(out, 200, o);
+    return api_reply_json(out, 200, o);
 }
 
 /*
  * Parse `body` as exactly one JSON object and nothing after it (trailing
  * white space allowed).  On failure *msg gets a fault message in `buf`.
  */
-static json_object *parse_object(const char *body, size_t len, char *buf, size_t buflen,
-                                 const char **msg)
+json_object *api_parse_object(const char *body, size_t len, char *buf, size_t buflen,
+                              const char **msg)
 {
     if (len == 0) {
         *msg = "this request needs a JSON body";
@@ -161,7 +161,7 @@ static int patch_vm(const struct vm_control *ctl, const char *body, size_t len,
 {
     char buf[160];
     const char *msg = NULL;
-    json_object *o = parse_object(body, len, buf, sizeof(buf), &msg);
+    json_object *o = api_parse_object(body, len, buf, sizeof(buf), &msg);
     if (!o)
         return api_fault(out, 400, msg);
     const char *want = NULL;
@@ -209,7 +209,14 @@ out:
     return ret;
 }
 
-enum api_resource { RES_INSTANCE, RES_VERSION, RES_VM, RES_MACHINE_CONFIG };
+enum api_resource {
+    RES_INSTANCE,
+    RES_VERSION,
+    RES_VM,
+    RES_MACHINE_CONFIG,
+    RES_SNAPSHOT_CREATE,
+    RES_SNAPSHOT_LOAD
+};
 
 static const struct {
     const char *path;
@@ -220,6 +227,8 @@ static const struct {
     {"/version", RES_VERSION, "GET"},
     {"/vm", RES_VM, "PATCH"},
     {"/machine-config", RES_MACHINE_CONFIG, "GET"},
+    {"/snapshot/create", RES_SNAPSHOT_CREATE, "PUT"},
+    {"/snapshot/load", RES_SNAPSHOT_LOAD, "PUT"},
 };
 
 int api_route(const struct vm_control *ctl, const char *method, const char *path, const char *body,
@@ -245,6 +254,10 @@ int api_route(const struct vm_control *ctl, const char *method, const char *path
             return patch_vm(ctl, body, len, out);
         case RES_MACHINE_CONFIG:
             return get_machine_config(ctl, out);
+        case RES_SNAPSHOT_CREATE:
+            return api_snapshot_create(ctl, body, len, out);
+        case RES_SNAPSHOT_LOAD:
+            return api_snapshot_load(ctl, body, len, out);
         }
     }
     snprintf(buf, sizeof(buf), "no resource at %.80s", path);

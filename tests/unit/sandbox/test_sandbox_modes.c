@@ -137,8 +137,8 @@ static void enter_api(int role, int arg)
     (void)role;
     (void)arg;
     struct errbuf err = {0};
-    MUST(sandbox_enter(SANDBOX_MIGRATION, &err) == -EINVAL); /* not built by default */
-    MUST(strstr(err.msg, "no seccomp filter built for role migration"));
+    MUST(sandbox_enter(SANDBOX_IO_WORKER, &err) == -EINVAL); /* not built by default */
+    MUST(strstr(err.msg, "no seccomp filter built for role io-worker"));
     MUST(sandbox_enter(SANDBOX_API, &err) == 0); /* wisp-api is a thread now */
 }
 

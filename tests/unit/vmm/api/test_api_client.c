@@ -67,5 +67,6 @@ Test(api_client, verbs)
     cr_assert(api_cli_is_verb("resume"));
     cr_assert(api_cli_is_verb("status"));
     cr_assert_not(api_cli_is_verb("run"));
-    cr_assert_not(api_cli_is_verb("snapshot"), "not implemented yet");
+    cr_assert(api_cli_is_verb("snapshot"));
+    cr_assert_not(api_cli_is_verb("migrate"), "not implemented yet");
 }

@@ -1,0 +1,246 @@
+/*
+ * x86_64 snapshot and migration hooks (arch.h: arch_mig_register): the state
+ * this architecture owns, wired to the migration registry
+ * (migration/hooks.h) in the order a destination must load it:
+ *
+ *   vm      PICs, IOAPIC, PIT, kvmclock (vm_state.h): before any vCPU, since
+ *           a vCPU's LAPIC and pending events refer to the irqchip
+ *   vcpu N  every vCPU (vcpu_state.h), instance = index
+ *   serial, i8042, acpi-pm   the built-in devices, through their device_ops
+ *
+ * Why a file of its own: arch.c builds the board; this file only adapts
+ * state that other modules encode (vm_state.c, vcpu_state*.c, the legacy
+ * devices) to the registry's hook signatures, and keeps the small per-hook
+ * contexts alive as long as the arch VM.
+ */
+#include "arch/arch.h"
+#include "arch/x86_64/arch_internal.h"
+#include "arch/x86_64/vcpu_state.h"
+#include "arch/x86_64/vm_state.h"
+#include "devices/device.h"
+#include "devices/legacy/acpi_pm.h"
+#include "devices/legacy/i8042.h"
+#include "devices/legacy/serial.h"
+#include "migration/hooks.h"
+#include "vmm/config.h"
+#include "vmm/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ARCH_MIG_STATE_VERSION 1U /* the wrapper version of every section below */
+#define ARCH_MIG_MAX_LEGACY    3U
+
+struct x86_mig_vcpu {
+    struct arch_vm *a;
+    int fd;
+    unsigned index;
+};
+
+/* A built-in device behind its device_ops. */
+struct x86_mig_legacy {
+    const struct device_ops *ops;
+    void *dev;
+};
+
+struct x86_mig {
+    struct x86_msr_list msrs; /* what every vCPU saves, fetched once */
+    bool have_msrs;
+    unsigned nvcpus;
+    struct x86_mig_vcpu *vcpus;
+    struct x86_mig_legacy legacy[ARCH_MIG_MAX_LEGACY];
+};
+
+void x86_mig_free(struct arch_vm *a)
+{
+    if (!a->mig)
+        return;
+    free(a->mig->vcpus);
+    free(a->mig);
+    a->mig = NULL;
+}
+
+/* ---- VM-wide state ---- */
+
+static int vm_save(void *dev, struct vstate_out *out)
+{
+    struct arch_vm *a = dev;
+    struct errbuf err = {0};
+    struct x86_vm_state s;
+    int e = x86_vm_state_get(a->host.vm_fd, &s, &err);
+    if (e < 0) {
+        log_error("snapshot: %s", err.msg);
+        return e;
+    }
+    return x86_vm_state_encode(&s, out);
+}
+
+static int vm_load(void *dev, uint16_t version, const uint8_t *buf, size_t len, struct errbuf *err)
+{
+    struct arch_vm *a = dev;
+    (void)version;
+    struct x86_vm_state s;
+    struct vstate_in in;
+    vstate_in_init(&in, buf, len);
+    int e = x86_vm_state_decode(&in, &s, err);
+    if (e == 0 && in.pos != len)
+        e = err_set(err, WISP_EXIT_USAGE, EBADMSG, "vm state: %zu trailing bytes", len - in.pos);
+    if (e == 0)
+        e = x86_vm_state_set(a->host.vm_fd, &s, err);
+    return e;
+}
+
+static const struct mig_device_ops vm_mig_ops = {
+    .type = "vm",
+    .section_id = MIG_SEC_VM,
+    .version = ARCH_MIG_STATE_VERSION,
+    .min_version = ARCH_MIG_STATE_VERSION,
+    .save = vm_save,
+    .load = vm_load,
+};
+
+/* ---- vCPUs ---- */
+
+static int vcpu_save(void *dev, struct vstate_out *out)
+{
+    struct x86_mig_vcpu *v = dev;
+    struct errbuf err = {0};
+    struct x86_vcpu_state *s = malloc(sizeof(*s)); /* tens of KiB: not on the stack */
+    if (!s)
+        return -ENOMEM;
+    int e = x86_vcpu_state_get(v->a->host.kvm_fd, v->fd, &v->a->mig->msrs, s, &err);
+    if (e < 0)
+        log_error("snapshot: vCPU %u: %s", v->index, err.msg);
+    else
+        e = x86_vcpu_state_encode(s, out);
+    free(s);
+    return e;
+}
+
+static int vcpu_load(void *dev, uint16_t version, const uint8_t *buf, size_t len,
+                     struct errbuf *err)
+{
+    struct x86_mig_vcpu *v = dev;
+    (void)version;
+    struct x86_vcpu_state *s = malloc(sizeof(*s));
+    if (!s)
+        return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
+    struct vstate_in in;
+    vstate_in_init(&in, buf, len);
+    int e = x86_vcpu_state_decode(&in, s, err);
+    if (e == 0 && in.pos != len)
+        e = err_set(err, WISP_EXIT_USAGE, EBADMSG, "vCPU %u state: %zu trailing bytes", v->index,
+                    len - in.pos);
+    if (e == 0)
+        e = x86_vcpu_state_set(v->a->host.kvm_fd, v->fd, s, err);
+    free(s);
+    return e;
+}
+
+static const struct mig_device_ops vcpu_mig_ops = {
+    .type = "vcpu",
+    .section_id = MIG_SEC_VCPU,
+    .version = ARCH_MIG_STATE_VERSION,
+    .min_version = ARCH_MIG_STATE_VERSION,
+    .save = vcpu_save,
+    .load = vcpu_load,
+};
+
+/* ---- built-in devices ---- */
+
+static const char *legacy_cannot(void *dev)
+{
+    return ((struct x86_mig_legacy *)dev)->ops->unmigratable;
+}
+
+static int legacy_save(void *dev, struct vstate_out *out)
+{
+    struct x86_mig_legacy *l = dev;
+    return l->ops->save(l->dev, out);
+}
+
+static int legacy_load(void *dev, uint16_t version, const uint8_t *buf, size_t len,
+                       struct errbuf *err)
+{
+    struct x86_mig_legacy *l = dev;
+    (void)version;
+    struct vstate_in in;
+    vstate_in_init(&in, buf, len);
+    int e = l->ops->load(l->dev, &in);
+    if (e == 0 && in.pos != len)
+        e = -EBADMSG;
+    if (e < 0)
+        err_set(err, WISP_EXIT_USAGE, -e, "%s: state refused", l->ops->type);
+    return e;
+}
+
+#define LEGACY_OPS(name, id, str)                                                                  \
+    static const struct mig_device_ops name = {                                                    \
+        .type = str,                                                                               \
+        .section_id = id,                                                                          \
+        .version = ARCH_MIG_STATE_VERSION,                                                         \
+        .min_version = ARCH_MIG_STATE_VERSION,                                                     \
+        .cannot_migrate = legacy_cannot,                                                           \
+        .save = legacy_save,                                                                       \
+        .load = legacy_load,                                                                       \
+    }
+LEGACY_OPS(serial_mig_ops, MIG_SEC_SERIAL, "serial");
+LEGACY_OPS(i8042_mig_ops, MIG_SEC_I8042, "i8042");
+LEGACY_OPS(acpi_pm_mig_ops, MIG_SEC_ACPI_PM, "acpi-pm");
+
+/* ---- registration ---- */
+
+int arch_mig_register(struct arch_vm *a, const int *vcpu_fds, unsigned nvcpus,
+                      struct mig_registry *reg, struct errbuf *err)
+{
+    if (!a->mig) {
+        a->mig = calloc(1, sizeof(*a->mig));
+        if (!a->mig)
+            return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
+    }
+    struct x86_mig *m = a->mig;
+    if (!m->have_msrs) {
+        int e = x86_msr_list_get(a->host.kvm_fd, &m->msrs, err);
+        if (e < 0)
+            return e;
+        m->have_msrs = true;
+    }
+    if (m->nvcpus != nvcpus) {
+        free(m->vcpus);
+        m->nvcpus = 0;
+        m->vcpus = calloc(nvcpus, sizeof(*m->vcpus));
+        if (!m->vcpus)
+            return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
+        m->nvcpus = nvcpus;
+    }
+    int e = mig_registry_add(reg, &vm_mig_ops, a, 0, MIG_PLANE_BUILTIN, 0, err);
+    for (unsigned i = 0; e == 0 && i < nvcpus; i++) {
+        m->vcpus[i] = (struct x86_mig_vcpu){.a = a, .fd = vcpu_fds[i], .index = i};
+        e = mig_registry_add(reg, &vcpu_mig_ops, &m->vcpus[i], i, MIG_PLANE_BUILTIN, 0, err);
+    }
+    struct {
+        const struct mig_device_ops *mops;
+        const struct device_ops *ops;
+        void *dev;
+    } legacy[ARCH_MIG_MAX_LEGACY] = {
+        {&serial_mig_ops, &serial_device_ops, a->serial},
+        {&i8042_mig_ops, &i8042_device_ops, a->i8042},
+        {&acpi_pm_mig_ops, &acpi_pm_device_ops, a->acpi_pm}, /* with ACPI only */
+    };
+    for (unsigned i = 0; e == 0 && i < ARCH_MIG_MAX_LEGACY; i++) {
+        if (!legacy[i].dev)
+            continue;
+        m->legacy[i] = (struct x86_mig_legacy){.ops = legacy[i].ops, .dev = legacy[i].dev};
+        e = mig_registry_add(reg, legacy[i].mops, &m->legacy[i], 0, MIG_PLANE_BUILTIN, 0, err);
+    }
+    return e;
+}
+
+void arch_mig_describe(const struct arch_vm *a, struct mig_machine *m)
+{
+    m->arch = MIG_ARCH_X86_64;
+    const char *t = a->host.cfg->cpu_template;
+    snprintf(m->cpu_template, sizeof(m->cpu_template), "%s", t ? t : "");
+}

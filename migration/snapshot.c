@@ -1,0 +1,140 @@
+/*
+ * Snapshot files (snapshot.h): the sparse memory file and the state file,
+ * which is an ordinary migration stream written to and read from a file.
+ */
+#include "migration/snapshot.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PFX "snapshot: "
+#define SNAPSHOT_FILE_TIMEOUT_MS 60000 /* one call of the fd transport on a local file */
+
+static bool page_is_zero(const uint8_t *p)
+{
+    const uint64_t *w = (const uint64_t *)(const void *)p;
+    for (size_t i = 0; i < MIG_PAGE_SIZE / sizeof(*w); i++)
+        if (w[i])
+            return false;
+    return true;
+}
+
+static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off)
+{
+    while (len) {
+        ssize_t n = pwrite(fd, p, len, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+int mig_snapshot_write_mem(int fd, const struct mig_ram_host *r, unsigned n,
+                           struct mig_snapshot_stats *st, struct errbuf *err)
+{
+    uint64_t total = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (r[i].size % MIG_PAGE_SIZE || __builtin_add_overflow(total, r[i].size, &total))
+            return err_set(err, WISP_EXIT_FAILURE, EINVAL, PFX "bad RAM range %u", i);
+    }
+    /* Truncate to 0 first: pages of an older, larger file must not survive as data. */
+    if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)total) < 0)
+        return err_set(err, WISP_EXIT_FAILURE, errno, PFX "cannot size the memory file: %s",
+                       strerror(errno));
+    st->mem_bytes = total;
+    st->data_pages = 0;
+    uint64_t off = 0;
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t pages = r[i].size / MIG_PAGE_SIZE;
+        uint64_t run = 0; /* start page of the current run of data pages */
+        bool in_run = false;
+        for (uint64_t p = 0; p <= pages; p++) {
+            bool data = p < pages && !page_is_zero(r[i].hva + p * MIG_PAGE_SIZE);
+            if (data && !in_run) {
+                run = p;
+                in_run = true;
+            } else if (!data && in_run) {
+                int e = pwrite_all(fd, r[i].hva + run * MIG_PAGE_SIZE,
+                                   (size_t)((p - run) * MIG_PAGE_SIZE), off + run * MIG_PAGE_SIZE);
+                if (e < 0)
+                    return err_set(err, WISP_EXIT_FAILURE, -e,
+                                   PFX "writing the memory file: %s", strerror(-e));
+                st->data_pages += p - run;
+                in_run = false;
+            }
+        }
+        off += r[i].size;
+    }
+    if (fdatasync(fd) < 0)
+        return err_set(err, WISP_EXIT_FAILURE, errno, PFX "syncing the memory file: %s",
+                       strerror(errno));
+    return 0;
+}
+
+int mig_snapshot_write_state(int fd, struct mig_registry *reg, const struct mig_machine *m,
+                             struct mig_snapshot_stats *st, struct errbuf *err)
+{
+    if (ftruncate(fd, 0) < 0)
+        return err_set(err, WISP_EXIT_FAILURE, errno, PFX "cannot truncate the state file: %s",
+                       strerror(errno));
+    struct mig_fd_transport ft;
+    struct mig_transport t;
+    int e = mig_fd_transport_init(&ft, &t, fd, SNAPSHOT_FILE_TIMEOUT_MS);
+    if (e < 0)
+        return err_set(err, WISP_EXIT_FAILURE, -e, PFX "state file: %s", strerror(-e));
+    struct mig_stream_writer w;
+    mig_stream_writer_init(&w, &t);
+    e = mig_save_begin(reg, &w, m, MIG_STREAM_F_SNAPSHOT, err);
+    if (e == 0)
+        e = mig_save_finish(reg, &w, err);
+    if (e < 0)
+        return e;
+    struct stat sb;
+    if (fdatasync(fd) < 0 || fstat(fd, &sb) < 0)
+        return err_set(err, WISP_EXIT_FAILURE, errno, PFX "syncing the state file: %s",
+                       strerror(errno));
+    st->state_bytes = (uint64_t)sb.st_size;
+    return 0;
+}
+
+/* A snapshot's RAM is in its memory file: a RAM section here is refused. */
+static int no_ram(void *ctx, uint64_t gpa, const void *data, uint64_t len)
+{
+    (void)gpa;
+    (void)data;
+    (void)len;
+    /* The first message wins: this one, not the RAM loader's generic one. */
+    return err_set(ctx, WISP_EXIT_USAGE, EPROTO,
+                   PFX "the state file carries RAM (a migration stream, not a snapshot)");
+}
+
+int mig_snapshot_read_state(int fd, struct mig_registry *reg, const struct mig_machine *local,
+                            struct errbuf *err)
+{
+    struct mig_fd_transport ft;
+    struct mig_transport t;
+    int e = mig_fd_transport_init(&ft, &t, fd, SNAPSHOT_FILE_TIMEOUT_MS);
+    if (e < 0)
+        return err_set(err, WISP_EXIT_FAILURE, -e, PFX "state file: %s", strerror(-e));
+    struct mig_stream_reader r;
+    struct mig_machine *stream_m = calloc(1, sizeof(*stream_m));
+    if (!stream_m)
+        return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
+    mig_registry_reader_init(reg, &r, &t, local->arch, err);
+    e = mig_load_begin(reg, &r, local, stream_m, err);
+    if (e == 0)
+        e = mig_load_rest(reg, &r, local, no_ram, err, err);
+    if (e < 0 && !err->msg[0])
+        err_set(err, WISP_EXIT_USAGE, -e, PFX "state file: %s", strerror(-e));
+    mig_stream_reader_free(&r);
+    free(stream_m);
+    return e;
+}
