@@ -113,7 +113,9 @@ int mig_uffd_create(struct mig_uffd **out, int mem_fd, const struct mig_uffd_reg
  * zero page past the file's end.  A page another answer already populated
  * (two threads faulting on it) is not an error; a copy refused with EAGAIN is
  * retried up to MIG_UFFD_EAGAIN_RETRIES times.  A fault outside every region
- * is counted and logged, never fatal.  Returns 0 once stopped (stop is
+ * (impossible unless the regions changed under us) is counted and logged,
+ * never fatal, and left unanswered.  Faults still queued when the stop
+ * request arrives are left unanswered too.  Returns 0 once stopped (stop is
  * sticky: a later call returns 0 at once), or a negative errno on a fatal
  * error (the memory file cannot be read, the kernel refuses a copy), which is
  * logged; faulting threads then stay blocked until the regions are
