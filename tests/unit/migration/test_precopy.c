@@ -15,9 +15,9 @@
 #include "tests/unit/migration/test_kvm_sim.h"
 
 #define PAGE     4096ULL
-#define S1_PAGES 512U /* slot 1 at 0 */
-#define S2_GPA   (4ULL << 20)
-#define S2_PAGES 128U /* slot 2 at 4 MiB */
+#define S1_PAGES 6144U /* slot 1 at 0: more data than one RAM section holds */
+#define S2_GPA   (64ULL << 20)
+#define S2_PAGES 128U /* slot 2 at 64 MiB */
 #define DEV_SEC  0x420U
 #define DMA_GPA  (S2_GPA + 5 * PAGE)
 
@@ -43,8 +43,9 @@ struct world {
     /* guest */
     unsigned hot_pages; /* pages written at each sync */
     unsigned syncs;
-    unsigned cancel_at_sync; /* set the cancel flag at this sync, 0 = never */
-    bool refuse_at_stop;     /* the transport fails from stop_vm on */
+    unsigned cancel_at_sync;  /* set the cancel flag at this sync, 0 = never */
+    unsigned cancel_at_write; /* ... or at this write (1-based), 0 = never */
+    bool refuse_at_stop;      /* the transport fails from stop_vm on */
     /* core callbacks */
     unsigned stop_calls;
     size_t out_at_begin; /* stream bytes before mig_precopy_run */
@@ -75,6 +76,8 @@ static int test_write(void *ctx, const void *buf, size_t len)
 {
     struct world *wd = ctx;
     wd->writes++;
+    if (wd->cancel_at_write && wd->writes == wd->cancel_at_write)
+        atomic_store(&wd->cancel, true);
     if (wd->fail_write_at && wd->writes >= (unsigned)wd->fail_write_at)
         return -EPIPE;
     if (wd->link_bps)
@@ -214,7 +217,7 @@ static void world_init(struct world *wd)
     ks_add(&wd->k, 1, 0, S1_PAGES * PAGE);
     ks_add(&wd->k, 2, S2_GPA, S2_PAGES * PAGE);
     for (uint64_t p = 0; p < S1_PAGES; p++)
-        if (p % 3) /* every third page stays zero */
+        if (p % 8) /* every eighth page stays zero */
             memset(ks_host(&wd->k, p * PAGE), (int)(p & 0xff) | 1, 64);
     for (uint64_t p = 0; p < S2_PAGES; p++)
         *ks_host(&wd->k, S2_GPA + p * PAGE + 100) = (uint8_t)(p + 1);
@@ -382,6 +385,19 @@ Test(precopy, dirty_set_that_stops_shrinking_ends_iteration)
     world_free(&wd);
 }
 
+Test(precopy, cancel_mid_round_stops_at_the_next_chunk)
+{
+    static struct world wd;
+    world_init(&wd);
+    wd.cancel_at_write = wd.writes + 1; /* round 0's first RAM section, written mid-round */
+    cr_assert_eq(mig_precopy_run(&wd.a, &wd.st, &wd.err), -ECANCELED);
+    cr_assert_eq(wd.stop_calls, 0);
+    cr_assert(!wd.st.vm_stopped);
+    cr_assert_gt(wd.st.pages[0], 0);
+    cr_assert_lt(wd.st.pages[0], S1_PAGES + S2_PAGES, "round 0 did not run to its end");
+    world_free(&wd);
+}
+
 Test(precopy, cancel_returns_ecanceled_without_stopping_the_vm)
 {
     static struct world wd;
@@ -410,6 +426,7 @@ Test(precopy, transport_error_propagates)
     cr_assert_eq(mig_precopy_run(&wd.a, &wd.st, &wd.err), -EPIPE);
     cr_assert(strstr(wd.err.msg, "sending RAM"), "%s", wd.err.msg);
     cr_assert_eq(wd.stop_calls, 0);
+    cr_assert_lt(wd.st.pages[0], S1_PAGES + S2_PAGES, "stops at the first failed write");
     world_free(&wd);
 
     /* Failing during stop-and-copy: the caller learns the VM is stopped. */
