@@ -140,7 +140,8 @@ int mig_dirty_mark(void *ctx, uint64_t gpa, uint64_t len) __must_check;
 
 /*
  * Take the next run of at most `max_pages` (> 0) contiguous dirty pages of
- * one slot, in slot order then address order, and clear it.  Returns 1 with
+ * one slot, in slot order then address order, and clear it (pages marked
+ * behind the last run are still taken in this pass).  Returns 1 with
  * *run filled, 0 when no dirty page is left, -EINVAL (not started,
  * max_pages 0).  Read the pages only after taking them.
  */
