@@ -52,6 +52,7 @@ enum sandbox_role {
     SANDBOX_API,       /* control API server (wisp-api, vmm/api/) */
     SANDBOX_MIGRATION, /* snapshots and migration (wisp-mig, vmm/vm_mig.c) */
     SANDBOX_IO_WORKER, /* device I/O worker (no thread yet) */
+    SANDBOX_UFFD,      /* lazy restore: the userfaultfd page server (wisp-uffd) */
     SANDBOX_NROLES
 };
 
@@ -81,7 +82,8 @@ struct sandbox_opts {
  * A new kind of thread adds its bit here.
  */
 #define SANDBOX_THREAD_ROLES                                                                       \
-    ((1u << SANDBOX_MAIN) | (1u << SANDBOX_VCPU) | (1u << SANDBOX_API) | (1u << SANDBOX_MIGRATION))
+    ((1u << SANDBOX_MAIN) | (1u << SANDBOX_VCPU) | (1u << SANDBOX_API) |                         \
+     (1u << SANDBOX_MIGRATION) | (1u << SANDBOX_UFFD))
 
 /* Upper bound on the rules one role can have (common + role + extras). */
 #define SANDBOX_MAX_RULES 128

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <linux/userfaultfd.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -116,6 +117,7 @@ static const struct sandbox_rule main_rules[] = {
                 "before each read or write (never waits)"),
     IOCTL(TIOCGWINSZ, "virtio-console on stdio: terminal size"),
     IOCTL(KVM_IOEVENTFD, "virtio-mmio teardown: unbind the QueueNotify eventfds from the VM"),
+    IOCTL(UFFDIO_UNREGISTER, "--restore-lazy teardown: guest memory leaves the userfaultfd"),
     RULE(unlink,
          "virtio-console teardown: remove its socket file (Landlock: only in its directory)"),
     TGKILL(SIGUSR1, "vcpu_kick(): make vCPU threads leave KVM_RUN when the VM stops"),
@@ -213,6 +215,20 @@ static const struct sandbox_rule io_worker_rules[] = {
 };
 
 /*
+ * Lazy restore (--restore-lazy): the userfaultfd page server
+ * (migration/uffd.c) answers each first touch of a guest page by copying
+ * it from the snapshot's memory file.
+ */
+static const struct sandbox_rule uffd_rules[] = {
+    RULE(poll, "waits for a fault or the stop eventfd"),
+    RULE(read, "fault messages from the userfaultfd"),
+    RULE(pread64, "one page of the snapshot memory file"),
+    IOCTL(UFFDIO_COPY, "installs the page that was faulted on"),
+    IOCTL(UFFDIO_ZEROPAGE, "a page past the end of a shrunk memory file"),
+    IOCTL(UFFDIO_WAKE, "wakes a thread whose page another fault already installed"),
+};
+
+/*
  * ASan builds only: the sanitizer runtime's own calls (per-thread shadow
  * memory and alternate signal stacks, and LeakSanitizer at exit, which stops
  * the world from a clone()d tracer task that inherits the main filter and
@@ -252,6 +268,7 @@ static const struct role_def roles[SANDBOX_NROLES] = {
     [SANDBOX_API] = {"api", api_rules, ARRAY_SIZE(api_rules)},
     [SANDBOX_MIGRATION] = {"migration", migration_rules, ARRAY_SIZE(migration_rules)},
     [SANDBOX_IO_WORKER] = {"io-worker", io_worker_rules, ARRAY_SIZE(io_worker_rules)},
+    [SANDBOX_UFFD] = {"uffd", uffd_rules, ARRAY_SIZE(uffd_rules)},
 };
 
 const char *sandbox_role_name(enum sandbox_role role)

@@ -541,6 +541,7 @@ int vm_run(struct vm *vm, struct errbuf *err)
         vcpu_kick(&vm->vcpus[i]);
     for (unsigned i = 0; i < vm->nvcpus; i++)
         vcpu_destroy(&vm->vcpus[i]);
+    vm_mig_stop_lazy(vm);
     term_restore();
     if (vm->cfg->stats)
         stats_print(vm);

@@ -10,6 +10,7 @@
 #include "devices/virtio/virtio_mig.h"
 #include "migration/hooks.h"
 #include "migration/snapshot.h"
+#include "migration/uffd.h"
 #include "sandbox/sandbox.h"
 #include "vmm/devmgr.h"
 #include "vmm/log.h"
@@ -52,6 +53,11 @@ struct vm_mig {
     bool thread_started;
     bool stopping;
     struct mig_job *job; /* queued or running, NULL when idle */
+
+    /* --restore-lazy: the userfaultfd page server and its thread (wisp-uffd). */
+    struct mig_uffd *uffd;
+    pthread_t uffd_thread;
+    bool uffd_started;
 };
 
 static uint64_t now_ms(void)
@@ -112,6 +118,7 @@ void vm_mig_destroy(struct vm *vm)
     if (!g)
         return;
     vm_mig_stop(vm);
+    vm_mig_stop_lazy(vm);
     int *fds[] = {&g->snap_dir_fd, &g->restore_fd, &g->restore_mem_fd};
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
         if (*fds[i] >= 0)
@@ -154,20 +161,15 @@ int vm_mig_describe(struct vm *vm, struct mig_registry *reg, struct mig_machine 
 
 /* ---- the migration thread ---- */
 
+static void block_signals(void);
+
 static void *mig_thread(void *arg)
 {
     struct vm *vm = arg;
     struct vm_mig *g = vm->mig;
     pthread_setname_np(pthread_self(), "wisp-mig");
     /* Process-directed signals belong to the main thread (signalfd). */
-    sigset_t set;
-    sigfillset(&set);
-    sigdelset(&set, SIGSEGV);
-    sigdelset(&set, SIGBUS);
-    sigdelset(&set, SIGILL);
-    sigdelset(&set, SIGFPE);
-    sigdelset(&set, SIGABRT);
-    pthread_sigmask(SIG_SETMASK, &set, NULL);
+    block_signals();
     struct errbuf err = {0};
     if (sandbox_enter(SANDBOX_MIGRATION, &err) < 0) {
         log_error("migration thread: %s", err.msg);
@@ -403,6 +405,78 @@ int vm_mig_snapshot(void *ctx, const struct vm_snapshot_req *req, struct vm_snap
 
 /* ---- restore ---- */
 
+static void block_signals(void)
+{
+    sigset_t set;
+    sigfillset(&set);
+    sigdelset(&set, SIGSEGV);
+    sigdelset(&set, SIGBUS);
+    sigdelset(&set, SIGILL);
+    sigdelset(&set, SIGFPE);
+    sigdelset(&set, SIGABRT);
+    pthread_sigmask(SIG_SETMASK, &set, NULL);
+}
+
+static void *uffd_thread(void *arg)
+{
+    struct vm *vm = arg;
+    pthread_setname_np(pthread_self(), "wisp-uffd");
+    block_signals();
+    struct errbuf err = {0};
+    if (sandbox_enter(SANDBOX_UFFD, &err) < 0) {
+        log_error("userfaultfd server: %s", err.msg);
+        vm_request_stop(vm, VM_STOP_ERROR, err.exit_code);
+        return NULL;
+    }
+    int e = mig_uffd_serve(vm->mig->uffd);
+    if (e < 0) {
+        /* Faulting threads would wait forever: stop the VM. */
+        log_error("userfaultfd server failed: %s; stopping the VM", strerror(-e));
+        vm_request_stop(vm, VM_STOP_ERROR, WISP_EXIT_FAILURE);
+    }
+    return NULL;
+}
+
+/* Guest memory is empty: start the server that fills it on demand. */
+static int start_lazy(struct vm *vm, struct errbuf *err)
+{
+    struct vm_mig *g = vm->mig;
+    struct mig_uffd_region r[GMEM_MAX_REGIONS];
+    for (unsigned i = 0; i < vm->mem.nregions; i++)
+        r[i] = (struct mig_uffd_region){vm->mem.regions[i].hva, vm->mem.regions[i].size,
+                                        vm->mem.regions[i].fd_offset};
+    int e = mig_uffd_available(err);
+    if (e == 0)
+        e = mig_uffd_create(&g->uffd, g->restore_mem_fd, r, vm->mem.nregions, err);
+    if (e < 0)
+        return e;
+    e = pthread_create(&g->uffd_thread, NULL, uffd_thread, vm);
+    if (e)
+        return err_set(err, WISP_EXIT_HOST, e, "cannot start the userfaultfd thread: %s",
+                       strerror(e));
+    g->uffd_started = true;
+    return 0;
+}
+
+void vm_mig_stop_lazy(struct vm *vm)
+{
+    struct vm_mig *g = vm->mig;
+    if (!g || !g->uffd)
+        return;
+    if (g->uffd_started) {
+        mig_uffd_stop(g->uffd);
+        pthread_join(g->uffd_thread, NULL);
+        g->uffd_started = false;
+    }
+    struct mig_uffd_stats st;
+    mig_uffd_get_stats(g->uffd, &st);
+    log_info("lazy restore: %llu pages copied on demand, %llu zero, %llu faults",
+             (unsigned long long)st.pages_copied, (unsigned long long)st.pages_zero,
+             (unsigned long long)st.faults);
+    mig_uffd_destroy(g->uffd);
+    g->uffd = NULL;
+}
+
 int vm_mig_restore(struct vm *vm, struct errbuf *err)
 {
     struct vm_mig *g = vm->mig;
@@ -410,6 +484,8 @@ int vm_mig_restore(struct vm *vm, struct errbuf *err)
     struct mig_machine *m = calloc(1, sizeof(*m));
     int e = reg && m ? 0 : err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
     uint64_t t0 = now_ms();
+    if (e == 0 && vm->cfg->restore_lazy)
+        e = start_lazy(vm, err);
     if (e == 0)
         e = vm_mig_describe(vm, reg, m, err);
     if (e == 0)

@@ -54,6 +54,14 @@ int vm_mig_start(struct vm *vm, struct errbuf *err) __must_check;
 /* Stop and join the migration thread and the userfaultfd server (vm_run's end). */
 void vm_mig_stop(struct vm *vm);
 
+/*
+ * --restore-lazy: stop the userfaultfd server, log how many pages it
+ * served, unregister guest memory.  Only once nothing touches guest memory
+ * any more (vm_run, after the vCPU threads are joined): a fault without a
+ * server would wait forever.
+ */
+void vm_mig_stop_lazy(struct vm *vm);
+
 /* Release what vm_mig_open() and the restore made (vm_destroy). */
 void vm_mig_destroy(struct vm *vm);
 

@@ -37,6 +37,7 @@
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <linux/userfaultfd.h>
 #include <termios.h>
 #include <unistd.h>
 #include <time.h>
@@ -186,13 +187,21 @@ static void allowed_calls(int role, int arg)
         MUST(preadv(fds.null, &iov, 1, 0) == 0);
         MUST(syscall(SYS_io_uring_enter, -1, 0, 0, 0, NULL, 0) < 0 && errno == EBADF);
         break;
+    case SANDBOX_UFFD: {
+        struct pollfd p = {.fd = fds.null, .events = POLLIN};
+        MUST(poll(&p, 1, 0) == 1);
+        MUST(pread(fds.null, buf, sizeof(buf), 0) == 0);
+        MUST(ioctl(fds.null, UFFDIO_COPY, NULL) < 0 && errno == ENOTTY);
+        MUST(ioctl(fds.null, UFFDIO_WAKE, NULL) < 0 && errno == ENOTTY);
+        break;
+    }
     }
 }
 
 ParameterizedTestParameters(sandbox, child_allowed_calls)
 {
     static int roles[] = {SANDBOX_MAIN, SANDBOX_VCPU, SANDBOX_API, SANDBOX_MIGRATION,
-                          SANDBOX_IO_WORKER};
+                          SANDBOX_IO_WORKER, SANDBOX_UFFD};
     return cr_make_param_array(int, roles, ARRAY_SIZE(roles));
 }
 
