@@ -178,6 +178,24 @@ int mig_dirty_mark(void *ctx, uint64_t gpa, uint64_t len)
     return 0;
 }
 
+void mig_dirty_clear(struct mig_dirty *t, uint64_t gpa, uint64_t len)
+{
+    uint64_t end;
+    if (!t->started || !range_end(gpa, len, &end))
+        return;
+    /* Whole pages only: a page partly outside the range keeps its bit. */
+    uint64_t a, b = align_down(end, MIG_DIRTY_PAGE);
+    if (!align_up_checked(gpa, MIG_DIRTY_PAGE, &a))
+        return;
+    for (uint32_t i = 0; i < t->n && a < b; i++) {
+        struct mig_dirty_tslot *ts = &t->slots[i];
+        uint64_t lo = MAX(a, ts->s.gpa), hi = MIN(b, ts->s.gpa + ts->s.size);
+        for (uint64_t p = (lo - ts->s.gpa) / MIG_DIRTY_PAGE;
+             lo < hi && p < (hi - ts->s.gpa) / MIG_DIRTY_PAGE; p++)
+            ts->bits[p / 64] &= ~(1ULL << (p % 64));
+    }
+}
+
 /* First set bit at or after page `from` in ts, or ts->npages. */
 static uint64_t next_set(const struct mig_dirty_tslot *ts, uint64_t from)
 {

@@ -112,6 +112,14 @@ struct mig_dirty {
 int mig_dirty_init(struct mig_dirty *t, const struct mig_dirty_ops *ops,
                    const struct mig_dirty_slot *slots, uint32_t n, struct errbuf *err) __must_check;
 
+/*
+ * Forget [gpa, gpa + len) (whole pages inside it; outside any slot:
+ * ignored).  For pages known to read as zero on the destination and never
+ * written since logging started, e.g. holes of a memfd just after
+ * mig_dirty_start(): the kernel log reports a later write as usual.
+ */
+void mig_dirty_clear(struct mig_dirty *t, uint64_t gpa, uint64_t len);
+
 /* Free the bitmaps.  Does not call the kernel: call mig_dirty_stop() first. */
 void mig_dirty_free(struct mig_dirty *t);
 

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PFX "snapshot: "
+#define PFX                      "snapshot: "
 #define SNAPSHOT_FILE_TIMEOUT_MS 60000 /* one call of the fd transport on a local file */
 
 static bool page_is_zero(const uint8_t *p)
@@ -56,7 +56,24 @@ int mig_snapshot_write_mem(int fd, const struct mig_ram_host *r, unsigned n,
         uint64_t pages = r[i].size / MIG_PAGE_SIZE;
         uint64_t run = 0; /* start page of the current run of data pages */
         bool in_run = false;
+        uint64_t next_data = 0; /* pages before this (from the file's holes) are zero */
         for (uint64_t p = 0; p <= pages; p++) {
+            if (p < pages && p >= next_data && r[i].fd >= 0 && !in_run) {
+                /* Skip the file's holes without reading them: never touched. */
+                uint64_t at = r[i].fd_offset + p * MIG_PAGE_SIZE;
+                off_t d = lseek(r[i].fd, (off_t)at, SEEK_DATA);
+                if (d < 0 && errno == ENXIO)
+                    break; /* no data left in this range */
+                if (d >= 0 && (uint64_t)d > at) {
+                    p = MIN(pages, ((uint64_t)d - r[i].fd_offset) / MIG_PAGE_SIZE);
+                    if (p == pages)
+                        break;
+                }
+                off_t h = d < 0 ? -1 : lseek(r[i].fd, d, SEEK_HOLE);
+                next_data = h < 0 ? pages
+                                  : MIN(pages, ((uint64_t)h - r[i].fd_offset + MIG_PAGE_SIZE - 1) /
+                                                   MIG_PAGE_SIZE);
+            }
             bool data = p < pages && !page_is_zero(r[i].hva + p * MIG_PAGE_SIZE);
             if (data && !in_run) {
                 run = p;
@@ -65,8 +82,8 @@ int mig_snapshot_write_mem(int fd, const struct mig_ram_host *r, unsigned n,
                 int e = pwrite_all(fd, r[i].hva + run * MIG_PAGE_SIZE,
                                    (size_t)((p - run) * MIG_PAGE_SIZE), off + run * MIG_PAGE_SIZE);
                 if (e < 0)
-                    return err_set(err, WISP_EXIT_FAILURE, -e,
-                                   PFX "writing the memory file: %s", strerror(-e));
+                    return err_set(err, WISP_EXIT_FAILURE, -e, PFX "writing the memory file: %s",
+                                   strerror(-e));
                 st->data_pages += p - run;
                 in_run = false;
             }

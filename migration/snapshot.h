@@ -28,6 +28,8 @@ struct mig_ram_host {
     uint64_t gpa;
     uint64_t size; /* multiple of MIG_PAGE_SIZE */
     const uint8_t *hva;
+    int fd;             /* the file hva maps (a memfd), or -1: holes in it are skipped */
+    uint64_t fd_offset; /* where the range starts in fd */
 };
 
 struct mig_snapshot_stats {

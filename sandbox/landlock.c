@@ -78,7 +78,7 @@ int landlock_apply(const struct landlock_policy *p, int abi, struct errbuf *err)
     struct ll_ruleset_attr attr = {.handled_access_fs = handled_fs(abi)};
     size_t size = LL_RULESET_ATTR_SIZE_V1;
     if (abi >= 4) {
-        attr.handled_access_net = LL_NET_BIND_TCP | LL_NET_CONNECT_TCP;
+        attr.handled_access_net = LL_NET_BIND_TCP | (p->allow_tcp_connect ? 0 : LL_NET_CONNECT_TCP);
         size = LL_RULESET_ATTR_SIZE_V4;
     }
     if (abi >= 6) {

@@ -39,6 +39,7 @@ struct landlock_policy {
     bool read_proc_self;
     bool read_all;
     const char *write_dir; /* --snapshot-dir: create, write, read and truncate files there */
+    bool allow_tcp_connect; /* live migration: TCP connect is not restricted (bind still is) */
 };
 
 /* The running kernel's Landlock ABI version, or 0 without Landlock. */

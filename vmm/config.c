@@ -45,6 +45,7 @@ void config_free(struct vm_config *c)
     free(c->snapshot_dir);
     free(c->restore);
     free(c->restore_mem);
+    free(c->incoming);
     for (unsigned i = 0; i < c->ndevices; i++) {
         free(c->devices[i].path);
         free(c->devices[i].tap);
@@ -284,7 +285,7 @@ static const char *const all_keys[] = {
     "kernel",     "initrd",    "cmdline", "cpu-features", "cpu-template", "serial",
     "debug-exit", "hugepages", "stats",   "memory",       "vcpus",        "boot",
     "log-level",  "device",    "seccomp", "landlock",     "acpi",         "api-sock",
-    "snapshot-dir", "restore", "restore-mem", "restore-lazy"};
+    "snapshot-dir", "restore", "restore-mem", "restore-lazy", "incoming"};
 
 bool config_key_known(const char *key)
 {
@@ -340,6 +341,8 @@ int config_set(struct vm_config *c, const char *key, const char *value, struct e
         return set_string(&c->restore, key, value, err);
     if (!strcmp(key, "restore-mem"))
         return set_string(&c->restore_mem, key, value, err);
+    if (!strcmp(key, "incoming"))
+        return set_string(&c->incoming, key, value, err);
     if (!strcmp(key, "restore-lazy"))
         return set_bool(&c->restore_lazy, key, value, err);
     if (!strcmp(key, "debug-exit"))
@@ -620,7 +623,9 @@ int config_validate(const struct vm_config *c, struct errbuf *err)
     if (c->restore && c->hugepages)
         return err_set(err, WISP_EXIT_USAGE, EINVAL,
                        "a restored VM maps its memory file with 4 KiB pages: drop --hugepages");
-    if (!c->restore && (!c->kernel || !c->kernel[0]))
+    if (c->restore && c->incoming)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL, "--restore and --incoming exclude each other");
+    if (!c->restore && !c->incoming && (!c->kernel || !c->kernel[0]))
         return err_set(err, WISP_EXIT_USAGE, EINVAL, "no kernel given (use --kernel PATH)");
     if (c->vcpus == 0)
         return err_set(err, WISP_EXIT_USAGE, EINVAL, "vcpus must be at least 1");

@@ -72,6 +72,8 @@ struct vm_config {
     char *restore;
     char *restore_mem;
     bool restore_lazy; /* fill guest memory on demand through userfaultfd */
+    /* --incoming tcp:ADDR:PORT|unix:PATH: receive a live migration instead of booting. */
+    char *incoming;
     unsigned ndevices;
     struct device_spec devices[CONFIG_MAX_DEVICES];
 };

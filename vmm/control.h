@@ -40,6 +40,44 @@ struct vm_snapshot_result {
 /* Longest a snapshot may take before the API gives up waiting (it still completes). */
 #define VM_SNAPSHOT_TIMEOUT_MS 600000
 
+/* PUT /migration (docs/MIGRATION.md). */
+struct vm_migrate_req {
+    const char *to;        /* "tcp:HOST:PORT" or "unix:PATH" */
+    uint32_t downtime_ms;  /* target guest pause; 0 = VM_MIGRATE_DOWNTIME_MS */
+    uint32_t max_rounds;   /* live rounds; 0 = VM_MIGRATE_MAX_ROUNDS */
+    uint64_t bandwidth;    /* bytes/s for the live rounds; 0 = no limit */
+};
+
+#define VM_MIGRATE_DOWNTIME_MS 300
+#define VM_MIGRATE_MAX_ROUNDS  30
+
+enum vm_migrate_state {
+    VM_MIGRATE_NONE = 0,  /* never started */
+    VM_MIGRATE_ACTIVE,    /* sending */
+    VM_MIGRATE_COMPLETED, /* the destination runs the VM; this wisp is exiting */
+    VM_MIGRATE_FAILED,    /* the VM runs here as before; `error` says why */
+    VM_MIGRATE_CANCELLED, /* cancelled by the user; the VM runs here as before */
+};
+
+/* GET /migration. */
+struct vm_migrate_status {
+    enum vm_migrate_state state;
+    uint32_t round;
+    uint64_t dirty_pages;  /* left to send */
+    uint64_t bytes_sent;
+    double mb_per_s;
+    uint64_t remaining_ms; /* estimate; UINT64_MAX when unknown */
+    uint64_t total_ms;     /* since the start */
+    uint64_t downtime_ms;  /* once completed: how long the guest was paused */
+    char error[400];
+};
+
+static inline const char *vm_migrate_state_name(enum vm_migrate_state s)
+{
+    static const char *const n[] = {"none", "active", "completed", "failed", "cancelled"};
+    return (unsigned)s < sizeof(n) / sizeof(n[0]) ? n[s] : "?";
+}
+
 struct vm_control {
     void *ctx; /* passed back to every function below */
     /*
@@ -65,6 +103,16 @@ struct vm_control {
      */
     int (*snapshot_create)(void *ctx, const struct vm_snapshot_req *req,
                            struct vm_snapshot_result *res, char *why, size_t whylen);
+    /*
+     * Start a live migration to req->to on the migration thread and return
+     * at once.  0, or -errno with one line in `why`: -EINVAL (address,
+     * limits), -EBUSY (a snapshot or migration runs), -ESHUTDOWN.
+     */
+    int (*migrate_start)(void *ctx, const struct vm_migrate_req *req, char *why, size_t whylen);
+    /* Progress of the current or last migration. */
+    void (*migrate_status)(void *ctx, struct vm_migrate_status *st);
+    /* Ask a running migration to stop; the VM carries on here.  0 or -ENOENT. */
+    int (*migrate_cancel)(void *ctx);
     /* Static facts for instance and machine information. */
     unsigned vcpus;
     uint64_t mem_bytes;

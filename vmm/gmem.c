@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <linux/memfd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -168,8 +169,11 @@ int gmem_create_restore(struct gmem *gm, const struct gmem_range *ranges, unsign
     return map_all(gm, ranges, n, total, lazy ? -1 : mem_fd, MAP_PRIVATE, err);
 }
 
+static void log_free(struct gmem *gm);
+
 void gmem_destroy(struct gmem *gm)
 {
+    log_free(gm);
     for (unsigned i = 0; i < GMEM_MAX_REGIONS; i++) {
         if (gm->resv[i])
             munmap(gm->resv[i], gm->resv_len[i]);
@@ -246,4 +250,78 @@ gpa_t gmem_end(const struct gmem *gm)
         return 0;
     const struct gmem_region *r = &gm->regions[gm->nregions - 1];
     return r->gpa + r->size;
+}
+
+/* ---- device write log ------------------------------------------------- */
+
+int gmem_log_start(struct gmem *gm)
+{
+    for (unsigned i = 0; i < gm->nregions; i++) {
+        size_t words = (size_t)((gm->regions[i].size / PAGE_SIZE + 63) / 64);
+        if (!gm->log[i])
+            gm->log[i] = calloc(words, sizeof(*gm->log[i]));
+        if (!gm->log[i])
+            return -ENOMEM;
+        for (size_t w = 0; w < words; w++)
+            __atomic_store_n(&gm->log[i][w], 0, __ATOMIC_RELAXED);
+    }
+    /* Release: a marker that sees the flag sees the bitmaps. */
+    atomic_store_explicit(&gm->logging, true, memory_order_release);
+    return 0;
+}
+
+/*
+ * Stop logging.  The bitmaps stay allocated until gmem_destroy(): a device
+ * thread may be inside gmem_log_mark() right now, past the flag check.
+ */
+void gmem_log_stop(struct gmem *gm)
+{
+    atomic_store(&gm->logging, false);
+}
+
+static void log_free(struct gmem *gm)
+{
+    atomic_store(&gm->logging, false);
+    for (unsigned i = 0; i < GMEM_MAX_REGIONS; i++) {
+        free(gm->log[i]);
+        gm->log[i] = NULL;
+    }
+}
+
+void gmem_log_mark(const struct gmem *gm, gpa_t gpa, uint64_t len)
+{
+    if (!atomic_load_explicit(&gm->logging, memory_order_acquire) || len == 0)
+        return;
+    uint64_t end;
+    if (!range_end(gpa, len, &end))
+        return;
+    for (unsigned i = 0; i < gm->nregions; i++) {
+        const struct gmem_region *r = &gm->regions[i];
+        if (end <= r->gpa || gpa >= r->gpa + r->size || !gm->log[i])
+            continue;
+        uint64_t lo = (MAX(gpa, r->gpa) - r->gpa) / PAGE_SIZE;
+        uint64_t hi = (MIN(end, r->gpa + r->size) - r->gpa + PAGE_SIZE - 1) / PAGE_SIZE;
+        for (uint64_t p = lo; p < hi; p++)
+            __atomic_fetch_or(&gm->log[i][p / 64], 1ULL << (p % 64), __ATOMIC_RELAXED);
+    }
+}
+
+int gmem_log_drain(struct gmem *gm, int (*fn)(void *ctx, uint64_t gpa, uint64_t len), void *ctx)
+{
+    for (unsigned i = 0; i < gm->nregions; i++) {
+        if (!gm->log[i])
+            continue;
+        uint64_t pages = gm->regions[i].size / PAGE_SIZE;
+        for (uint64_t w = 0; w < (pages + 63) / 64; w++) {
+            uint64_t bits = __atomic_exchange_n(&gm->log[i][w], 0, __ATOMIC_RELAXED);
+            while (bits) {
+                unsigned b = (unsigned)__builtin_ctzll(bits);
+                bits &= bits - 1;
+                int e = fn(ctx, gm->regions[i].gpa + (w * 64 + b) * PAGE_SIZE, PAGE_SIZE);
+                if (e < 0)
+                    return e;
+            }
+        }
+    }
+    return 0;
 }

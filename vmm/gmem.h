@@ -16,6 +16,8 @@
 #ifndef VMM_GMEM_H
 #define VMM_GMEM_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +44,14 @@ struct gmem {
     /* Whole reservation per region including guard pages, for munmap. */
     void *resv[GMEM_MAX_REGIONS];
     size_t resv_len[GMEM_MAX_REGIONS];
+    /*
+     * Write log for live migration (gmem_log_*): one bit per 4 KiB page of
+     * each region, set by device emulation (the virtio queues) when it
+     * writes guest memory.  KVM's dirty log sees only the guest's own
+     * writes; these are the VMM's.  NULL when not logging.
+     */
+    uint64_t *log[GMEM_MAX_REGIONS]; /* accessed with __atomic builtins */
+    atomic_bool logging;
 };
 
 /* One requested RAM range. */
@@ -94,6 +104,25 @@ bool gmem_range_ok(const struct gmem *gm, gpa_t gpa, uint64_t len);
 int gmem_read(const struct gmem *gm, gpa_t gpa, void *dst, size_t len) __must_check;
 int gmem_write(const struct gmem *gm, gpa_t gpa, const void *src, size_t len) __must_check;
 int gmem_zero(const struct gmem *gm, gpa_t gpa, size_t len) __must_check;
+
+/*
+ * Device write log (see struct gmem).  gmem_log_start allocates (once) and
+ * clears it (0 or -ENOMEM); gmem_log_stop turns marking off (the bitmaps
+ * live until gmem_destroy, so a racing marker never touches freed memory).
+ * gmem_log_mark records that [gpa, gpa + len) was written (any thread,
+ * lock-free; ranges outside RAM are ignored; a no-op when not logging).
+ * gmem_log_drain hands each run of marked pages to `fn` and clears them;
+ * it stops at and returns fn's first error.
+ */
+int gmem_log_start(struct gmem *gm) __must_check;
+void gmem_log_stop(struct gmem *gm);
+void gmem_log_mark(const struct gmem *gm, gpa_t gpa, uint64_t len);
+int gmem_log_drain(struct gmem *gm, int (*fn)(void *ctx, uint64_t gpa, uint64_t len), void *ctx);
+
+static inline bool gmem_logging(const struct gmem *gm)
+{
+    return atomic_load_explicit(&gm->logging, memory_order_relaxed);
+}
 
 /* Highest guest-physical address + 1 covered by RAM. */
 gpa_t gmem_end(const struct gmem *gm);

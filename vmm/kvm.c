@@ -86,6 +86,33 @@ int kvm_map_memory(struct vm *vm, struct errbuf *err)
     return 0;
 }
 
+int kvm_slot_set_logging(struct vm *vm, unsigned slot, bool on)
+{
+    if (slot >= vm->mem.nregions)
+        return -EINVAL;
+    const struct gmem_region *r = &vm->mem.regions[slot];
+    struct kvm_userspace_memory_region s = {
+        .slot = slot,
+        .flags = on ? KVM_MEM_LOG_DIRTY_PAGES : 0,
+        .guest_phys_addr = r->gpa,
+        .memory_size = r->size,
+        .userspace_addr = (uint64_t)(uintptr_t)r->hva,
+    };
+    return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &s) < 0 ? -errno : 0;
+}
+
+int kvm_slot_get_dirty_log(struct vm *vm, unsigned slot, uint64_t *bitmap, size_t words)
+{
+    if (slot >= vm->mem.nregions)
+        return -EINVAL;
+    /* KVM writes one bit per page of the slot, rounded up to 64 bits. */
+    uint64_t pages = vm->mem.regions[slot].size / PAGE_SIZE;
+    if (words != (pages + 63) / 64)
+        return -EINVAL;
+    struct kvm_dirty_log log = {.slot = slot, .dirty_bitmap = bitmap};
+    return ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0 ? -errno : 0;
+}
+
 int kvm_irqfd_create(struct vm *vm, unsigned gsi, int *fd, struct errbuf *err)
 {
     int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

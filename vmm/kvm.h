@@ -5,6 +5,8 @@
 #ifndef VMM_KVM_H
 #define VMM_KVM_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "vmm/error.h"
@@ -20,6 +22,16 @@ int kvm_open_vm(struct vm *vm, struct errbuf *err) __must_check;
 
 /* Register every guest memory region as a KVM memory slot. */
 int kvm_map_memory(struct vm *vm, struct errbuf *err) __must_check;
+
+/*
+ * Dirty logging of memory slot `slot` (= guest memory region index): turn
+ * KVM_MEM_LOG_DIRTY_PAGES on or off, and fetch-and-clear the bitmap of
+ * pages written since the last fetch (`words` must be the slot's page count
+ * rounded up to 64 bits).  0 or -errno.  Any thread.
+ */
+int kvm_slot_set_logging(struct vm *vm, unsigned slot, bool on) __must_check;
+int kvm_slot_get_dirty_log(struct vm *vm, unsigned slot, uint64_t *bitmap,
+                           size_t words) __must_check;
 
 /* Create an eventfd bound to `gsi` with KVM_IRQFD; *fd receives it. */
 int kvm_irqfd_create(struct vm *vm, unsigned gsi, int *fd, struct errbuf *err) __must_check;

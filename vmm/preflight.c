@@ -131,9 +131,10 @@ int preflight_check(const struct vm_config *cfg, struct errbuf *err)
 {
     int ret = arch_check_config(cfg, err);
     /* A restored VM does not load its kernel: guest memory comes from the snapshot. */
-    if (ret == 0 && !cfg->restore)
+    bool boots = !cfg->restore && !cfg->incoming;
+    if (ret == 0 && boots)
         ret = check_kernel(cfg, err);
-    if (ret == 0 && cfg->initrd && !cfg->restore)
+    if (ret == 0 && cfg->initrd && boots)
         ret = check_initrd(cfg, err);
     if (ret == 0 && cfg->snapshot_dir) {
         struct stat st;

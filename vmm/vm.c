@@ -238,6 +238,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
         .resume = ctl_resume,
         .state = ctl_state,
         .snapshot_create = vm_mig_snapshot,
+        .migrate_start = vm_mig_migrate_start,
+        .migrate_status = vm_mig_migrate_status,
+        .migrate_cancel = vm_mig_migrate_cancel,
         .vcpus = cfg->vcpus,
         .mem_bytes = cfg->memory,
     };
@@ -305,7 +308,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
     /* Load (and so validate) the guest before creating devices: a bad image
      * must not leave a fresh serial output file behind. */
     /* A restored guest's memory already holds its kernel and everything else. */
-    ret = cfg->restore ? 0 : arch_load_guest(vm->arch, vm->cmdline, err);
+    ret = cfg->restore || cfg->incoming ? 0 : arch_load_guest(vm->arch, vm->cmdline, err);
     if (ret < 0)
         goto fail;
     ret = arch_create_devices(vm->arch, err);
@@ -480,6 +483,9 @@ static int apply_landlock(struct vm *vm, struct errbuf *err)
     if (cfg->api_sock && p.nremove < LANDLOCK_MAX_REMOVE)
         p.remove_files[p.nremove++] = cfg->api_sock;
     p.write_dir = cfg->snapshot_dir; /* PUT /snapshot/create writes there */
+    /* PUT /migration may connect anywhere over TCP; only the migration
+     * thread's seccomp filter allows AF_INET sockets at all. */
+    p.allow_tcp_connect = cfg->api_sock != NULL;
     int ret = landlock_apply(&p, landlock_abi(), err);
     return ret < 0 ? ret : 0;
 }
@@ -500,6 +506,8 @@ int vm_run(struct vm *vm, struct errbuf *err)
     /* Restore before any vCPU runs, on the main thread, which still may
      * issue every KVM ioctl (no filter yet). */
     if (vm->cfg->restore && vm_mig_restore(vm, err) < 0)
+        return err->exit_code;
+    if (vm->cfg->incoming && vm_mig_incoming(vm, err) < 0)
         return err->exit_code;
     /* Before the vCPU threads exist, so that they inherit it. */
     if (apply_landlock(vm, err) < 0)

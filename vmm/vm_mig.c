@@ -6,10 +6,12 @@
  * saved.
  */
 #include "vmm/vm_mig.h"
+#include "vmm/vm_mig_internal.h"
 #include "arch/arch.h"
 #include "devices/virtio/virtio_mig.h"
 #include "migration/hooks.h"
 #include "migration/snapshot.h"
+#include "migration/socket.h"
 #include "migration/uffd.h"
 #include "sandbox/sandbox.h"
 #include "vmm/devmgr.h"
@@ -29,38 +31,7 @@
 
 #define MIG_FILE_TIMEOUT_MS 60000 /* one write of a file transport (a local file) */
 
-/* A job for the migration thread.  Heap-allocated: a waiter that gives up
- * leaves it to the thread, which frees it when done. */
-struct mig_job {
-    int (*fn)(struct vm *vm, void *arg, char *why, size_t whylen);
-    void *arg;
-    int ret;
-    bool done;
-    bool abandoned;
-    char why[512];
-};
-
-struct vm_mig {
-    int snap_dir_fd; /* --snapshot-dir, or -1 */
-    int restore_fd;  /* --restore state file, or -1 */
-    int restore_mem_fd;
-    struct virtio_mig virtio[CONFIG_MAX_DEVICES];
-
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool sync_inited;
-    pthread_t thread;
-    bool thread_started;
-    bool stopping;
-    struct mig_job *job; /* queued or running, NULL when idle */
-
-    /* --restore-lazy: the userfaultfd page server and its thread (wisp-uffd). */
-    struct mig_uffd *uffd;
-    pthread_t uffd_thread;
-    bool uffd_started;
-};
-
-static uint64_t now_ms(void)
+uint64_t vm_mig_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -85,7 +56,7 @@ int vm_mig_open(struct vm *vm, struct errbuf *err)
     struct vm_mig *g = calloc(1, sizeof(*g));
     if (!g)
         return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
-    g->snap_dir_fd = g->restore_fd = g->restore_mem_fd = -1;
+    g->snap_dir_fd = g->restore_fd = g->restore_mem_fd = g->incoming_fd = -1;
     vm->mig = g;
     if (pthread_mutex_init(&g->lock, NULL) != 0 || pthread_cond_init(&g->cond, NULL) != 0)
         return err_set(err, WISP_EXIT_HOST, EAGAIN, "cannot create the migration lock");
@@ -99,6 +70,15 @@ int vm_mig_open(struct vm *vm, struct errbuf *err)
         }
     }
     int ret = 0;
+    if (cfg->incoming) {
+        /* Listen now, before Landlock: the source connects once wisp runs. */
+        struct mig_uri u;
+        ret = mig_uri_parse(cfg->incoming, &u, err);
+        if (ret == 0)
+            ret = mig_listen(&u, &g->incoming_fd, err);
+        if (ret < 0)
+            return ret;
+    }
     if (cfg->restore) {
         ret = open_ro(cfg->restore, "snapshot state file", &g->restore_fd, err);
         if (ret == 0)
@@ -119,7 +99,7 @@ void vm_mig_destroy(struct vm *vm)
         return;
     vm_mig_stop(vm);
     vm_mig_stop_lazy(vm);
-    int *fds[] = {&g->snap_dir_fd, &g->restore_fd, &g->restore_mem_fd};
+    int *fds[] = {&g->snap_dir_fd, &g->restore_fd, &g->restore_mem_fd, &g->incoming_fd};
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
         if (*fds[i] >= 0)
             close(*fds[i]);
@@ -147,7 +127,7 @@ int vm_mig_describe(struct vm *vm, struct mig_registry *reg, struct mig_machine 
     free(fds);
     for (unsigned i = 0; e == 0 && i < vm->devs->n; i++) {
         struct devmgr_entry *d = &vm->devs->dev[i];
-        e = virtio_mig_register(&vm->mig->virtio[i], d->dev, d->mmio, i, reg, err);
+        e = virtio_mig_register(&vm->mig->virtio[i], d->dev, d->mmio, &vm->mem, i, reg, err);
     }
     if (e < 0)
         return e;
@@ -161,15 +141,13 @@ int vm_mig_describe(struct vm *vm, struct mig_registry *reg, struct mig_machine 
 
 /* ---- the migration thread ---- */
 
-static void block_signals(void);
-
 static void *mig_thread(void *arg)
 {
     struct vm *vm = arg;
     struct vm_mig *g = vm->mig;
     pthread_setname_np(pthread_self(), "wisp-mig");
     /* Process-directed signals belong to the main thread (signalfd). */
-    block_signals();
+    vm_mig_block_signals();
     struct errbuf err = {0};
     if (sandbox_enter(SANDBOX_MIGRATION, &err) < 0) {
         log_error("migration thread: %s", err.msg);
@@ -234,8 +212,8 @@ void vm_mig_stop(struct vm *vm)
  * Run fn on the migration thread and wait up to timeout_ms for it.  One job
  * at a time: -EBUSY while another is queued or running.
  */
-static int run_job(struct vm *vm, int (*fn)(struct vm *, void *, char *, size_t), void *arg,
-                   unsigned timeout_ms, char *why, size_t whylen)
+int vm_mig_run_job(struct vm *vm, int (*fn)(struct vm *, void *, char *, size_t), void *arg,
+                   unsigned timeout_ms, bool detach, char *why, size_t whylen)
 {
     struct vm_mig *g = vm->mig;
     struct mig_job *j = calloc(1, sizeof(*j));
@@ -259,7 +237,12 @@ static int run_job(struct vm *vm, int (*fn)(struct vm *, void *, char *, size_t)
         return -EBUSY;
     }
     g->job = j;
+    j->abandoned = detach; /* a detached job is the thread's to free */
     pthread_cond_broadcast(&g->cond);
+    if (detach) {
+        pthread_mutex_unlock(&g->lock);
+        return 0;
+    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += (time_t)(timeout_ms / 1000);
@@ -279,8 +262,7 @@ static int run_job(struct vm *vm, int (*fn)(struct vm *, void *, char *, size_t)
     } else {
         j->abandoned = true; /* the thread frees it */
         ret = -ETIMEDOUT;
-        snprintf(why, whylen, "still running after %u ms; it will complete on its own",
-                 timeout_ms);
+        snprintf(why, whylen, "still running after %u ms; it will complete on its own", timeout_ms);
     }
     pthread_mutex_unlock(&g->lock);
     return ret;
@@ -332,7 +314,7 @@ static int snapshot_job(struct vm *vm, void *arg, char *why, size_t whylen)
         e = open_out(vm, sj->req->mem_name, &mem_fd, why, whylen);
     if (e < 0)
         goto out;
-    uint64_t t0 = now_ms();
+    uint64_t t0 = vm_mig_now_ms();
     e = vm_pause(vm, VM_PAUSE_TIMEOUT_MS);
     if (e < 0) {
         snprintf(why, whylen, "cannot pause the VM: %s", strerror(-e));
@@ -346,15 +328,16 @@ static int snapshot_job(struct vm *vm, void *arg, char *why, size_t whylen)
         e = mig_quiesce(reg, &err);
     }
     for (unsigned i = 0; i < vm->mem.nregions; i++)
-        ram[i] = (struct mig_ram_host){vm->mem.regions[i].gpa, vm->mem.regions[i].size,
-                                       vm->mem.regions[i].hva};
+        ram[i] =
+            (struct mig_ram_host){vm->mem.regions[i].gpa, vm->mem.regions[i].size,
+                                  vm->mem.regions[i].hva, vm->mem.fd, vm->mem.regions[i].fd_offset};
     if (e == 0)
         e = mig_snapshot_write_mem(mem_fd, ram, vm->mem.nregions, &st, &err);
     if (e == 0)
         e = mig_snapshot_write_state(state_fd, reg, m, &st, &err);
     if (quiesced)
         mig_resume_devices(reg);
-    sj->res->paused_ms = now_ms() - t0;
+    sj->res->paused_ms = vm_mig_now_ms() - t0;
     if (e < 0)
         snprintf(why, whylen, "%s", err.msg[0] ? err.msg : strerror(-e));
     if (e == 0 && sj->req->stop) {
@@ -395,17 +378,18 @@ int vm_mig_snapshot(void *ctx, const struct vm_snapshot_req *req, struct vm_snap
     }
     if (!name_ok(req->state_name) || !name_ok(req->mem_name) ||
         !strcmp(req->state_name, req->mem_name)) {
-        snprintf(why, whylen, "snapshot file names must be two different plain names inside "
-                              "the snapshot directory (no '/')");
+        snprintf(why, whylen,
+                 "snapshot file names must be two different plain names inside "
+                 "the snapshot directory (no '/')");
         return -EINVAL;
     }
     struct snap_job sj = {.req = req, .res = res};
-    return run_job(vm, snapshot_job, &sj, VM_SNAPSHOT_TIMEOUT_MS, why, whylen);
+    return vm_mig_run_job(vm, snapshot_job, &sj, VM_SNAPSHOT_TIMEOUT_MS, false, why, whylen);
 }
 
 /* ---- restore ---- */
 
-static void block_signals(void)
+void vm_mig_block_signals(void)
 {
     sigset_t set;
     sigfillset(&set);
@@ -421,7 +405,7 @@ static void *uffd_thread(void *arg)
 {
     struct vm *vm = arg;
     pthread_setname_np(pthread_self(), "wisp-uffd");
-    block_signals();
+    vm_mig_block_signals();
     struct errbuf err = {0};
     if (sandbox_enter(SANDBOX_UFFD, &err) < 0) {
         log_error("userfaultfd server: %s", err.msg);
@@ -483,7 +467,7 @@ int vm_mig_restore(struct vm *vm, struct errbuf *err)
     struct mig_registry *reg = calloc(1, sizeof(*reg));
     struct mig_machine *m = calloc(1, sizeof(*m));
     int e = reg && m ? 0 : err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
-    uint64_t t0 = now_ms();
+    uint64_t t0 = vm_mig_now_ms();
     if (e == 0 && vm->cfg->restore_lazy)
         e = start_lazy(vm, err);
     if (e == 0)
@@ -492,7 +476,7 @@ int vm_mig_restore(struct vm *vm, struct errbuf *err)
         e = mig_snapshot_read_state(g->restore_fd, reg, m, err);
     if (e == 0)
         log_info("restored %s in %llu ms", vm->cfg->restore,
-                 (unsigned long long)(now_ms() - t0));
+                 (unsigned long long)(vm_mig_now_ms() - t0));
     free(reg);
     free(m);
     return e;

@@ -65,6 +65,19 @@ void vm_mig_stop_lazy(struct vm *vm);
 /* Release what vm_mig_open() and the restore made (vm_destroy). */
 void vm_mig_destroy(struct vm *vm);
 
+/*
+ * --incoming: accept the source's connection (or give up on SIGINT/SIGTERM),
+ * read and check the stream into this VM, and answer the source.  Runs in
+ * vm_run() before any vCPU thread starts, like a restore.  0 or -errno
+ * with one line in err (the source gets the same line and keeps the VM).
+ */
+int vm_mig_incoming(struct vm *vm, struct errbuf *err) __must_check;
+
+/* vm_control.migrate_start / migrate_status / migrate_cancel (control.h). */
+int vm_mig_migrate_start(void *ctx, const struct vm_migrate_req *req, char *why, size_t whylen);
+void vm_mig_migrate_status(void *ctx, struct vm_migrate_status *st);
+int vm_mig_migrate_cancel(void *ctx);
+
 /* vm_control.snapshot_create (control.h); ctx is the vm. */
 int vm_mig_snapshot(void *ctx, const struct vm_snapshot_req *req, struct vm_snapshot_result *res,
                     char *why, size_t whylen);

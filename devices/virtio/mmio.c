@@ -311,6 +311,14 @@ void virtio_mmio_kick_locked(struct virtio_mmio *t, uint16_t q)
     virtio_mmio_deliver_notify(t, q);
 }
 
+bool virtio_mmio_kick_async(struct virtio_mmio *t, uint16_t q)
+{
+    if (q >= VIRTIO_MAX_QUEUES || t->kick[q].fd < 0 || !t->kick[q].in_loop)
+        return false;
+    uint64_t one = 1;
+    return write(t->kick[q].fd, &one, sizeof(one)) == (ssize_t)sizeof(one);
+}
+
 void virtio_mmio_repulse_locked(struct virtio_mmio *t)
 {
     /* raise(0) sets nothing new and pulses the line. */

@@ -115,6 +115,14 @@ unsigned virtio_mmio_gsi(const struct virtio_mmio *t);
  * taken yet on the source is not replayed by anyone else); sets no bit.
  */
 void virtio_mmio_kick_locked(struct virtio_mmio *t, uint16_t q);
+
+/*
+ * Any thread: make the thread that serves queue `q` look at it, as a
+ * guest QueueNotify would, by signalling the queue's kick eventfd (the
+ * main loop then delivers it).  Returns false when the queue has no
+ * eventfd in a loop (then the caller may deliver it with the lock held).
+ */
+bool virtio_mmio_kick_async(struct virtio_mmio *t, uint16_t q);
 void virtio_mmio_repulse_locked(struct virtio_mmio *t);
 
 /*

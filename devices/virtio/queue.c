@@ -205,14 +205,14 @@ static int fail(struct virtq *q, int err, const char *why, uint64_t val)
 
 /* Chain walk state shared by the direct and the indirect part. */
 struct walk {
-    struct virtq_chain *c;
-    unsigned niov;    /* iovecs produced (or that would have been) */
-    unsigned nout;    /* of which device-readable */
-    bool seen_write;  /* a device-writable descriptor was seen */
-    uint64_t out_len; /* readable bytes (64-bit: cannot overflow) */
-    uint64_t in_len;  /* writable bytes */
-    const char *why;  /* what was wrong, for the log */
-    unsigned why_val; /* the offending value */
+    struct virtq_chain *c; /* NULL: only log the writable buffers (virtq_push) */
+    unsigned niov;         /* iovecs produced (or that would have been) */
+    unsigned nout;         /* of which device-readable */
+    bool seen_write;       /* a device-writable descriptor was seen */
+    uint64_t out_len;      /* readable bytes (64-bit: cannot overflow) */
+    uint64_t in_len;       /* writable bytes */
+    const char *why;       /* what was wrong, for the log */
+    unsigned why_val;      /* the offending value */
 };
 
 static int walk_err(struct walk *w, int err, const char *why, uint64_t val)
@@ -227,6 +227,12 @@ static int walk_buffer(struct walk *w, const struct virtq *q, const struct desc 
 {
     bool writable = d->flags & VIRTQ_DESC_F_WRITE;
     void *p;
+
+    /* Migration: what the device may write is guest memory the VMM dirtied. */
+    if (writable)
+        gmem_log_mark(q->mem, d->addr, d->len);
+    if (!w->c)
+        return 0;
 
     if (!writable && w->seen_write)
         return walk_err(w, -EINVAL, "readable descriptor after a writable one", d->addr);
@@ -335,7 +341,7 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c, uint64_t max_len)
 
     if (q->broken)
         return -EIO;
-    if (!q->active)
+    if (!q->active || q->paused)
         return 0;
 
     /* Acquire: descriptors and ring entries are read only after the index. */
@@ -395,6 +401,14 @@ void virtq_push(struct virtq *q, uint16_t head, uint32_t written)
     q->used_idx++;
     /* Release: the element is visible before the index that publishes it. */
     st16_release(q->used, USED_IDX, q->used_idx);
+    if (gmem_logging(q->mem) && head < q->num) {
+        /* The chain's buffers were marked when popped, but the device may
+         * have written them after a migration pass took the marks: mark
+         * them again now that they are final, and the used ring. */
+        struct walk w = {.c = NULL};
+        (void)walk_chain(&w, q, head);
+        gmem_log_mark(q->mem, q->cfg.used_gpa, USED_RING(q->num) + 2);
+    }
 }
 
 bool virtq_should_notify(struct virtq *q)

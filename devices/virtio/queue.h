@@ -68,6 +68,8 @@ struct virtq {
     uint16_t signalled_used; /* used_idx at the last virtq_should_notify() */
     bool signalled_used_valid;
     bool notify_off; /* virtq_set_notification(q, false) is in effect */
+    /* Quiesced for a snapshot or migration: virtq_pop() hands out nothing. */
+    bool paused;
     /*
      * Ring size in use: cfg.size as validated by virtq_activate().  Only
      * this copy is used at run time, so a transport that let cfg.size change

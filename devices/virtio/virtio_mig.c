@@ -21,9 +21,27 @@ static const char *vmig_cannot(void *opaque)
     return m->dev->ops->unmigratable;
 }
 
+static void set_paused(struct virtio_mig *m, bool paused)
+{
+    struct virtio_dev *d = m->dev;
+    pthread_mutex_lock(&d->lock);
+    for (unsigned q = 0; q < d->ops->num_queues; q++)
+        d->vq[q].paused = paused;
+    pthread_mutex_unlock(&d->lock);
+    /* Pick up what the guest queued meanwhile, on the thread that serves
+     * the queue (its back end's syscalls are that thread's, not ours). */
+    for (unsigned q = 0; !paused && q < d->ops->num_queues; q++)
+        if (d->vq[q].active && !virtio_mmio_kick_async(m->mmio, (uint16_t)q)) {
+            pthread_mutex_lock(&d->lock);
+            virtio_mmio_kick_locked(m->mmio, (uint16_t)q);
+            pthread_mutex_unlock(&d->lock);
+        }
+}
+
 static int vmig_quiesce(void *opaque)
 {
     struct virtio_mig *m = opaque;
+    set_paused(m, true);
     return m->dev->ops->device_id == VIRTIO_ID_BLOCK ? virtio_blk_quiesce(m->dev) : 0;
 }
 
@@ -32,6 +50,13 @@ static void vmig_resume(void *opaque)
     struct virtio_mig *m = opaque;
     if (m->dev->ops->device_id == VIRTIO_ID_BLOCK)
         virtio_blk_resume(m->dev);
+    set_paused(m, false);
+}
+
+static int vmig_dirty_log(void *opaque, mig_dirty_fn mark, void *ctx)
+{
+    struct virtio_mig *m = opaque;
+    return gmem_log_drain(m->mem, mark, ctx);
 }
 
 static int vmig_save(void *opaque, struct vstate_out *out)
@@ -50,7 +75,7 @@ static int vmig_save(void *opaque, struct vstate_out *out)
 }
 
 static int vmig_load(void *opaque, uint16_t version, const uint8_t *buf, size_t len,
-                    struct errbuf *err)
+                     struct errbuf *err)
 {
     struct virtio_mig *m = opaque;
     (void)version;
@@ -78,11 +103,12 @@ static int vmig_load(void *opaque, uint16_t version, const uint8_t *buf, size_t 
         .section_id = id,                                                                          \
         .version = VIRTIO_MIG_VERSION,                                                             \
         .min_version = VIRTIO_MIG_VERSION,                                                         \
-        .cannot_migrate = vmig_cannot,                                                              \
-        .save = vmig_save,                                                                          \
-        .load = vmig_load,                                                                          \
-        .quiesce = vmig_quiesce,                                                                    \
-        .resume = vmig_resume,                                                                      \
+        .cannot_migrate = vmig_cannot,                                                             \
+        .save = vmig_save,                                                                         \
+        .load = vmig_load,                                                                         \
+        .quiesce = vmig_quiesce,                                                                   \
+        .resume = vmig_resume,                                                                     \
+        .dirty_log = vmig_dirty_log,                                                               \
     }
 VIRTIO_OPS(net_ops, MIG_SEC_VIRTIO_NET, "virtio-net");
 VIRTIO_OPS(blk_ops, MIG_SEC_VIRTIO_BLK, "virtio-blk");
@@ -90,7 +116,8 @@ VIRTIO_OPS(console_ops, MIG_SEC_VIRTIO_CONSOLE, "virtio-console");
 VIRTIO_OPS(rng_ops, MIG_SEC_VIRTIO_RNG, "virtio-rng");
 
 int virtio_mig_register(struct virtio_mig *m, struct virtio_dev *dev, struct virtio_mmio *mmio,
-                        uint32_t instance, struct mig_registry *reg, struct errbuf *err)
+                        struct gmem *mem, uint32_t instance, struct mig_registry *reg,
+                        struct errbuf *err)
 {
     const struct mig_device_ops *ops;
     switch (dev->ops->device_id) {
@@ -111,6 +138,6 @@ int virtio_mig_register(struct virtio_mig *m, struct virtio_dev *dev, struct vir
                        "virtio device %s (type %u) has no migration section", dev->id,
                        dev->ops->device_id);
     }
-    *m = (struct virtio_mig){.dev = dev, .mmio = mmio, .instance = instance};
+    *m = (struct virtio_mig){.dev = dev, .mmio = mmio, .instance = instance, .mem = mem};
     return mig_registry_add(reg, ops, m, instance, MIG_PLANE_BUILTIN, MIG_DEV_F_PORTABLE, err);
 }

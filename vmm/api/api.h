@@ -66,6 +66,10 @@ int api_snapshot_create(const struct vm_control *ctl, const char *body, size_t l
 int api_snapshot_load(const struct vm_control *ctl, const char *body, size_t len,
                       struct api_reply *out) __must_check;
 
+/* GET, PUT and DELETE /migration (api_migrate.c); `method` is one of those. */
+int api_migration(const struct vm_control *ctl, const char *method, const char *body, size_t len,
+                  struct api_reply *out) __must_check;
+
 /* Make json-c's one-time hash seed now (it may call getrandom), not in the
  * sandboxed thread.  Called by api_server_create(). */
 void api_route_warm_up(void);
@@ -106,7 +110,18 @@ enum api_cli_exit {
     API_CLI_NO_REPLY = 3, /* no answer: cannot connect, timeout, not HTTP */
 };
 
-/* Is argv[1] a control verb (pause, resume, status)? */
+/*
+ * Send the complete HTTP request `req` on the UNIX socket `path` and read
+ * the whole reply into buf (at most cap - 1 bytes, NUL-terminated) within
+ * timeout_ms.  0, or -errno with a short reason in *why.
+ */
+int api_client_exchange(const char *path, const char *req, long timeout_ms, char *buf,
+                        size_t cap, size_t *got, const char **why) __must_check;
+
+/* `wisp migrate --api-sock PATH --to URL [...]` (api_cli_migrate.c). */
+int api_cli_migrate(int argc, char *const argv[]);
+
+/* Is argv[1] a control verb (pause, resume, status, snapshot, migrate)? */
 bool api_cli_is_verb(const char *cmd);
 
 /* Run `wisp VERB --api-sock PATH`: prints the JSON answer or one error line. */

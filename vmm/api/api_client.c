@@ -37,6 +37,7 @@ static const struct {
     {"resume", "PATCH", "/vm", "{\"state\": \"Resumed\"}"},
     {"status", "GET", "/", NULL},
     {"snapshot", "PUT", "/snapshot/create", NULL}, /* body from the options */
+    {"migrate", "PUT", "/migration", NULL},        /* api_cli_migrate.c */
 };
 
 bool api_cli_is_verb(const char *cmd)
@@ -121,8 +122,8 @@ static int wait_fd(int fd, short events, const struct timespec *deadline)
  * Send one request on `path` and read the whole reply into buf (at most
  * cap - 1 bytes, NUL-terminated).  0, or -errno with a message in `why`.
  */
-static int exchange(const char *path, const char *req, long timeout_ms, char *buf, size_t cap,
-                    size_t *got, const char **why)
+int api_client_exchange(const char *path, const char *req, long timeout_ms, char *buf, size_t cap,
+                        size_t *got, const char **why)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -229,6 +230,8 @@ int api_cli_main(int argc, char *const argv[])
         v++;
     if (v == ARRAY_SIZE(verbs))
         return usage("unknown command");
+    if (!strcmp(verbs[v].verb, "migrate"))
+        return api_cli_migrate(argc, argv);
     bool snap = !strcmp(verbs[v].verb, "snapshot"), stop = false;
     const char *state = NULL, *mem = NULL;
     int first = 2;
@@ -302,8 +305,9 @@ int api_cli_main(int argc, char *const argv[])
     unsigned status;
     const char *why = "";
     int code = API_CLI_NO_REPLY;
-    int ret = exchange(sock, req, snap ? API_CLIENT_SNAPSHOT_TIMEOUT_MS : API_CLIENT_TIMEOUT_MS,
-                       buf, API_CLIENT_REPLY_MAX + 1, &got, &why);
+    int ret = api_client_exchange(sock, req,
+                                  snap ? API_CLIENT_SNAPSHOT_TIMEOUT_MS : API_CLIENT_TIMEOUT_MS,
+                                  buf, API_CLIENT_REPLY_MAX + 1, &got, &why);
     if (ret < 0) {
         fprintf(stderr, "wisp: error: %s: API socket %s: %s: %s\n", verbs[v].verb, sock, why,
                 strerror(-ret));

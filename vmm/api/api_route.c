@@ -215,7 +215,8 @@ enum api_resource {
     RES_VM,
     RES_MACHINE_CONFIG,
     RES_SNAPSHOT_CREATE,
-    RES_SNAPSHOT_LOAD
+    RES_SNAPSHOT_LOAD,
+    RES_MIGRATION
 };
 
 static const struct {
@@ -229,7 +230,23 @@ static const struct {
     {"/machine-config", RES_MACHINE_CONFIG, "GET"},
     {"/snapshot/create", RES_SNAPSHOT_CREATE, "PUT"},
     {"/snapshot/load", RES_SNAPSHOT_LOAD, "PUT"},
+    {"/migration", RES_MIGRATION, "GET, PUT, DELETE"},
 };
+
+/* Is `method` one of the comma-separated `methods`? */
+static bool method_allowed(const char *method, const char *methods)
+{
+    size_t n = strlen(method);
+    for (const char *p = methods; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && !strncmp(p, method, n))
+            return true;
+        p += len;
+        while (*p == ',' || *p == ' ')
+            p++;
+    }
+    return false;
+}
 
 int api_route(const struct vm_control *ctl, const char *method, const char *path, const char *body,
               size_t len, struct api_reply *out)
@@ -239,7 +256,7 @@ int api_route(const struct vm_control *ctl, const char *method, const char *path
     for (size_t i = 0; i < ARRAY_SIZE(resources); i++) {
         if (strcmp(path, resources[i].path) != 0)
             continue;
-        if (strcmp(method, resources[i].methods) != 0) {
+        if (!method_allowed(method, resources[i].methods)) {
             snprintf(buf, sizeof(buf), "%.16s is not allowed on %s (allowed: %s)", method,
                      resources[i].path, resources[i].methods);
             out->allow = resources[i].methods;
@@ -258,6 +275,8 @@ int api_route(const struct vm_control *ctl, const char *method, const char *path
             return api_snapshot_create(ctl, body, len, out);
         case RES_SNAPSHOT_LOAD:
             return api_snapshot_load(ctl, body, len, out);
+        case RES_MIGRATION:
+            return api_migration(ctl, method, body, len, out);
         }
     }
     snprintf(buf, sizeof(buf), "no resource at %.80s", path);

@@ -60,9 +60,9 @@ int api_snapshot_create(const struct vm_control *ctl, const char *body, size_t l
     ret = ctl->snapshot_create ? ctl->snapshot_create(ctl->ctx, &req, &res, why, sizeof(why))
                                : -ENOTSUP;
     if (ret < 0) {
-        unsigned status = ret == -EINVAL || ret == -ENOTSUP ? 400
+        unsigned status = ret == -EINVAL || ret == -ENOTSUP    ? 400
                           : ret == -EBUSY || ret == -ESHUTDOWN ? 409
-                                                                : 500;
+                                                               : 500;
         snprintf(buf, sizeof(buf), "snapshot failed: %s", why[0] ? why : strerror(-ret));
         ret = api_fault(out, status, buf);
         goto out;

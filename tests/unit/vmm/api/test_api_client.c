@@ -68,5 +68,6 @@ Test(api_client, verbs)
     cr_assert(api_cli_is_verb("status"));
     cr_assert_not(api_cli_is_verb("run"));
     cr_assert(api_cli_is_verb("snapshot"));
-    cr_assert_not(api_cli_is_verb("migrate"), "not implemented yet");
+    cr_assert(api_cli_is_verb("migrate"));
+    cr_assert_not(api_cli_is_verb("snapshots"));
 }

@@ -1,0 +1,118 @@
+/*
+ * /migration (docs/API.md, docs/MIGRATION.md): PUT starts a live migration
+ * and answers 202 at once, GET reports its progress, DELETE cancels it.
+ * Firecracker has no live migration; the body names follow its style.
+ *
+ *   PUT {"destination_url": "tcp:10.0.0.2:7000" | "unix:/run/m.sock",
+ *        "downtime_ms": 300, "max_rounds": 30, "bandwidth_mbps": 0}
+ *   GET -> {"state": "active", "round": 2, "dirty_pages": 120, ...}
+ */
+#include "vmm/api/api.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+
+/* A whole number in [min, max] from a JSON int; false otherwise. */
+static bool get_uint(json_object *v, uint64_t min, uint64_t max, uint64_t *out)
+{
+    if (!json_object_is_type(v, json_type_int))
+        return false;
+    int64_t x = json_object_get_int64(v);
+    if (x < 0 || (uint64_t)x < min || (uint64_t)x > max)
+        return false;
+    *out = (uint64_t)x;
+    return true;
+}
+
+static int put_migration(const struct vm_control *ctl, const char *body, size_t len,
+                         struct api_reply *out)
+{
+    char buf[200];
+    const char *msg = NULL;
+    json_object *o = api_parse_object(body, len, buf, sizeof(buf), &msg);
+    if (!o)
+        return api_fault(out, 400, msg);
+    struct vm_migrate_req req = {0};
+    json_object_object_foreach(o, key, val)
+    {
+        uint64_t x;
+        if (!strcmp(key, "destination_url") && json_object_is_type(val, json_type_string)) {
+            req.to = json_object_get_string(val);
+        } else if (!strcmp(key, "downtime_ms") && get_uint(val, 1, 60000, &x)) {
+            req.downtime_ms = (uint32_t)x;
+        } else if (!strcmp(key, "max_rounds") && get_uint(val, 1, 64, &x)) {
+            req.max_rounds = (uint32_t)x;
+        } else if (!strcmp(key, "bandwidth_mbps") && get_uint(val, 0, 1000000, &x)) {
+            req.bandwidth = x * 1000000ULL / 8; /* megabits per second -> bytes */
+        } else {
+            snprintf(buf, sizeof(buf),
+                     "unknown field or bad value: '%.40s' (destination_url: string; "
+                     "downtime_ms 1-60000, max_rounds 1-64, bandwidth_mbps 0-1000000)",
+                     key);
+            msg = buf;
+            break;
+        }
+    }
+    if (!msg && !req.to)
+        msg = "destination_url is required (tcp:HOST:PORT or unix:PATH)";
+    int ret;
+    if (msg) {
+        ret = api_fault(out, 400, msg);
+        goto out;
+    }
+    char why[400] = "";
+    ret = ctl->migrate_start ? ctl->migrate_start(ctl->ctx, &req, why, sizeof(why)) : -ENOTSUP;
+    if (ret < 0) {
+        unsigned status = ret == -EINVAL ? 400 : ret == -EBUSY || ret == -ESHUTDOWN ? 409 : 500;
+        snprintf(buf, sizeof(buf), "migration not started: %s", why[0] ? why : strerror(-ret));
+        ret = api_fault(out, status, buf);
+        goto out;
+    }
+    json_object *r = json_object_new_object();
+    if (r)
+        json_object_object_add(r, "state", json_object_new_string("active"));
+    ret = r ? api_reply_json(out, 202, r) : -ENOMEM;
+out:
+    json_object_put(o);
+    return ret;
+}
+
+static int get_migration(const struct vm_control *ctl, struct api_reply *out)
+{
+    struct vm_migrate_status st = {0};
+    if (ctl->migrate_status)
+        ctl->migrate_status(ctl->ctx, &st);
+    json_object *r = json_object_new_object();
+    if (!r)
+        return -ENOMEM;
+    json_object_object_add(r, "state", json_object_new_string(vm_migrate_state_name(st.state)));
+    json_object_object_add(r, "round", json_object_new_int64(st.round));
+    json_object_object_add(r, "dirty_pages", json_object_new_int64((int64_t)st.dirty_pages));
+    json_object_object_add(r, "bytes_sent", json_object_new_int64((int64_t)st.bytes_sent));
+    json_object_object_add(r, "mb_per_s", json_object_new_double(st.mb_per_s));
+    json_object_object_add(
+        r, "remaining_ms",
+        json_object_new_int64(st.remaining_ms == UINT64_MAX ? -1 : (int64_t)st.remaining_ms));
+    json_object_object_add(r, "total_ms", json_object_new_int64((int64_t)st.total_ms));
+    json_object_object_add(r, "downtime_ms", json_object_new_int64((int64_t)st.downtime_ms));
+    if (st.error[0])
+        json_object_object_add(r, "error", json_object_new_string(st.error));
+    return api_reply_json(out, 200, r);
+}
+
+int api_migration(const struct vm_control *ctl, const char *method, const char *body, size_t len,
+                  struct api_reply *out)
+{
+    if (!strcmp(method, "PUT"))
+        return put_migration(ctl, body, len, out);
+    if (!strcmp(method, "GET"))
+        return get_migration(ctl, out);
+    /* DELETE */
+    if (!ctl->migrate_cancel || ctl->migrate_cancel(ctl->ctx) < 0)
+        return api_fault(out, 409, "no migration is running");
+    out->status = 204;
+    out->body = NULL;
+    return 0;
+}
