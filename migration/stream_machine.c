@@ -277,8 +277,19 @@ int mig_compat_check(const struct mig_machine *s, const struct mig_machine *l, s
                           i, (unsigned long long)s->mem.r[i].gpa,
                           (unsigned long long)s->mem.r[i].size, (unsigned long long)l->mem.r[i].gpa,
                           (unsigned long long)l->mem.r[i].size);
-    if (s->ndevs != l->ndevs)
-        return refuse(err, "destination has %u devices, the stream %u", l->ndevs, s->ndevs);
+    if (s->ndevs != l->ndevs) {
+        /* Name the first device that differs: that is what the user fixes. */
+        uint32_t i = 0;
+        while (i < s->ndevs && i < l->ndevs && !strcmp(s->devs[i].type, l->devs[i].type) &&
+               s->devs[i].instance == l->devs[i].instance)
+            i++;
+        if (i < l->ndevs && (i >= s->ndevs || strcmp(s->devs[i].type, l->devs[i].type)))
+            return refuse(err, "destination has %u devices, the stream %u: %s %u is not in the "
+                               "stream",
+                          l->ndevs, s->ndevs, l->devs[i].type, l->devs[i].instance);
+        return refuse(err, "destination has %u devices, the stream %u: %s %u is missing here",
+                      l->ndevs, s->ndevs, s->devs[i].type, s->devs[i].instance);
+    }
     for (uint32_t i = 0; i < s->ndevs; i++) {
         int e = compat_dev(i, &s->devs[i], &l->devs[i], err);
         if (e < 0)

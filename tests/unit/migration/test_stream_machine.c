@@ -169,6 +169,13 @@ static void fewer_devices(struct mig_machine *l)
 {
     l->ndevs = 2;
 }
+static void more_devices(struct mig_machine *l)
+{
+    l->devs[3] = l->devs[2];
+    l->devs[2] = (struct mig_dev_desc){"virtio-rng",      MIG_SEC_VIRTIO_RNG, 0, 1, 1,
+                                       MIG_PLANE_BUILTIN, MIG_DEV_F_PORTABLE};
+    l->ndevs = 4;
+}
 static void other_type(struct mig_machine *l)
 {
     l->devs[1] = (struct mig_dev_desc){"virtio-blk",      MIG_SEC_VIRTIO_BLK, 0, 1, 1,
@@ -218,7 +225,9 @@ Test(mig_machine, compat_refusals_by_name)
                    "migration stream: incompatible destination: memory range 1: 0x100000000 + "
                    "0x40000000 bytes on the stream, 0x100000000 + 0x80000000 here");
     expect_refusal(fewer_devices, "migration stream: incompatible destination: destination has "
-                                  "2 devices, the stream 3");
+                                  "2 devices, the stream 3: virtio-blk 1 is missing here");
+    expect_refusal(more_devices, "migration stream: incompatible destination: destination has "
+                                 "4 devices, the stream 3: virtio-rng 0 is not in the stream");
     expect_refusal(other_type, "migration stream: incompatible destination: device 1: "
                                "virtio-net on the stream, virtio-blk here");
     expect_refusal(other_section_id, "migration stream: incompatible destination: device 0 "
