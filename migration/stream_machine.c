@@ -284,8 +284,9 @@ int mig_compat_check(const struct mig_machine *s, const struct mig_machine *l, s
                s->devs[i].instance == l->devs[i].instance)
             i++;
         if (i < l->ndevs && (i >= s->ndevs || strcmp(s->devs[i].type, l->devs[i].type)))
-            return refuse(err, "destination has %u devices, the stream %u: %s %u is not in the "
-                               "stream",
+            return refuse(err,
+                          "destination has %u devices, the stream %u: %s %u is not in the "
+                          "stream",
                           l->ndevs, s->ndevs, l->devs[i].type, l->devs[i].instance);
         return refuse(err, "destination has %u devices, the stream %u: %s %u is missing here",
                       l->ndevs, s->ndevs, s->devs[i].type, s->devs[i].instance);

@@ -18,6 +18,7 @@
 #include "vmm/vm_mig_internal.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,32 @@ static void progress(void *ctx, const struct mig_precopy_progress *p)
              p->remaining_ms == UINT64_MAX ? -1LL : (long long)p->remaining_ms);
 }
 
+/*
+ * The source's transport: the fd transport, but a write first looks for
+ * bytes from the destination.  A destination says something only at the
+ * end (its answer), so anything earlier is a refusal: stop sending and
+ * read it (mig_ack_recv) instead of filling a socket nobody reads.
+ */
+struct early_tx {
+    struct mig_transport fdt;
+    int fd;
+};
+
+static int early_write(void *ctx, const void *buf, size_t len)
+{
+    struct early_tx *x = ctx;
+    struct pollfd p = {.fd = x->fd, .events = POLLIN};
+    if (poll(&p, 1, 0) == 1 && (p.revents & POLLIN))
+        return -ECONNABORTED;
+    return x->fdt.write(x->fdt.ctx, buf, len);
+}
+
+static ssize_t early_read(void *ctx, void *buf, size_t len)
+{
+    struct early_tx *x = ctx;
+    return x->fdt.read(x->fdt.ctx, buf, len);
+}
+
 static void finish_status(struct vm *vm, enum vm_migrate_state st, uint64_t t0, uint64_t down_ms,
                           const char *error)
 {
@@ -95,9 +122,10 @@ static int migrate_job(struct vm *vm, void *arg, char *why, size_t whylen)
     if (e == 0)
         e = vm_mig_describe(vm, reg, m, &err);
     struct mig_fd_transport ft;
-    struct mig_transport t;
+    struct early_tx x = {.fd = fd};
+    struct mig_transport t = {.read = early_read, .write = early_write, .ctx = &x};
     struct mig_stream_writer w;
-    if (e == 0 && (e = mig_fd_transport_init(&ft, &t, fd, MIG_NET_TIMEOUT_MS)) < 0)
+    if (e == 0 && (e = mig_fd_transport_init(&ft, &x.fdt, fd, MIG_NET_TIMEOUT_MS)) < 0)
         err_set(&err, WISP_EXIT_FAILURE, -e, "migration: socket: %s", strerror(-e));
     if (e == 0) {
         mig_stream_writer_init(&w, &t);
@@ -166,6 +194,13 @@ static int migrate_job(struct vm *vm, void *arg, char *why, size_t whylen)
         /* END is out: tell the peer nothing more comes, then wait for its answer. */
         (void)shutdown(fd, SHUT_WR);
         e = mig_ack_recv(fd, MIG_ACK_TIMEOUT_MS, &err);
+    } else if (fd >= 0 && (e == -EPIPE || e == -ECONNRESET || e == -ECONNABORTED)) {
+        /* The destination hung up: it may have said why before it did. */
+        struct errbuf why_dst = {0};
+        if (mig_ack_recv(fd, 2000, &why_dst) == -EPROTO) {
+            memset(&err, 0, sizeof(err));
+            err_set(&err, WISP_EXIT_FAILURE, EPROTO, "%s", why_dst.msg);
+        }
     }
     if (dirty_started) {
         struct errbuf e2 = {0};
@@ -282,6 +317,27 @@ int vm_mig_migrate_cancel(void *ctx)
 
 /* ---- destination ---- */
 
+/*
+ * After a refusal: the source is still sending.  Closing now with unread
+ * data would reset the connection (TCP), and the reset may discard our
+ * answer before the source reads it; so stop reading only at its end of
+ * stream or after a short, bounded wait.
+ */
+static void drain(int fd)
+{
+    (void)shutdown(fd, SHUT_WR);
+    uint64_t end = vm_mig_now_ms() + 2000;
+    char buf[16384];
+    while (vm_mig_now_ms() < end) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)(end - vm_mig_now_ms())) <= 0)
+            break;
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            break;
+    }
+}
+
 static int ram_sink(void *ctx, uint64_t gpa, const void *data, uint64_t len)
 {
     struct vm *vm = ctx;
@@ -334,6 +390,8 @@ int vm_mig_incoming(struct vm *vm, struct errbuf *err)
             e = err_set(err, WISP_EXIT_FAILURE, -a,
                         "migration: cannot confirm to the source (%s); not running the VM",
                         strerror(-a));
+        if (e < 0)
+            drain(fd);
         close(fd);
     }
     if (reader)

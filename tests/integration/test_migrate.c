@@ -16,6 +16,7 @@
 #include "tests/lib/api_http.h"
 #include "tests/lib/sandbox_proc.h"
 #include "tests/lib/wisp_run.h"
+#include "migration/stream.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -34,10 +35,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HOPS        20
-#define MEM         "128M"
-#define MIG_PORT0   7700
-#define EXIT_USAGE  2
+#define HOPS       20
+#define MEM        "128M"
+#define MIG_PORT0  7700
+#define EXIT_USAGE 2
 
 struct netpair {
     char ns[2][32];
@@ -340,6 +341,7 @@ struct proxy {
     char dest_path[128];
     long corrupt_at; /* flip a bit of this stream byte, or -1 */
     long cut_at;     /* close after this many bytes, or -1 */
+    int version;     /* > 0: rewrite the header's format version (and its checksum) */
     int lfd;
     pthread_t thread;
 };
@@ -385,6 +387,14 @@ static void *proxy_run(void *arg)
             }
             if (x->corrupt_at >= pos && x->corrupt_at < pos + n)
                 buf[x->corrupt_at - pos] ^= 0x10;
+            if (x->version > 0 && pos == 0 && n >= 20) {
+                /* A well-formed header of another format version. */
+                buf[8] = (char)(x->version & 0xff);
+                buf[9] = (char)(x->version >> 8);
+                uint32_t crc = mig_stream_crc32c(0, buf, 16);
+                for (int i = 0; i < 4; i++)
+                    buf[16 + i] = (char)(crc >> (8 * i));
+            }
             pos += n;
             if (write(b, buf, (size_t)n) != n)
                 break;
@@ -402,12 +412,12 @@ static void *proxy_run(void *arg)
     return NULL;
 }
 
-static void meddled(long corrupt_at, long cut_at, const char *dest_says)
+static void meddled(long corrupt_at, long cut_at, int version, const char *dest_says)
 {
     struct vmproc src, dst;
     start(&src, 0, "src", "test=tick tick_count=1000000", NULL, NULL);
     wait_ticks(&src, 5);
-    struct proxy x = {.corrupt_at = corrupt_at, .cut_at = cut_at};
+    struct proxy x = {.corrupt_at = corrupt_at, .cut_at = cut_at, .version = version};
     snprintf(x.listen_path, sizeof(x.listen_path), "%s/proxy.sock", dir);
     snprintf(x.dest_path, sizeof(x.dest_path), "%s/mig.sock", dir);
     x.lfd = unix_socket(x.listen_path, true);
@@ -440,16 +450,15 @@ static void meddled(long corrupt_at, long cut_at, const char *dest_says)
 Test(migrate, corrupted_byte_is_refused)
 {
     /* Past the header and MACHINE: inside the first RAM section. */
-    meddled(20000, -1, "checksum");
+    meddled(20000, -1, 0, "checksum");
 }
 
 Test(migrate, truncated_stream_is_refused)
 {
-    meddled(-1, 30000, "migration stream");
+    meddled(-1, 30000, 0, "migration stream");
 }
 
 Test(migrate, wrong_version_is_refused)
 {
-    /* Byte 8 is the low byte of the format version. */
-    meddled(8, -1, "version");
+    meddled(-1, -1, 7, "version");
 }
