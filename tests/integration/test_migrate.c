@@ -217,6 +217,19 @@ static void stop(struct vmproc *v)
     (void)finish(v, 20000);
 }
 
+/* After `what`, the source still runs the guest: the ticks go on, none skipped.  Stops it. */
+static void still_ticking(struct vmproc *src, const char *what)
+{
+    long f, l0, l1;
+    bool g;
+    ticks(src->serial, &f, &l0, &g);
+    sleep_ms(500);
+    ticks(src->serial, &f, &l1, &g);
+    cr_assert_gt(l1, l0, "the source stopped after %s", what);
+    cr_assert(g, "ticks skipped on the source after %s", what);
+    stop(src);
+}
+
 Test(migrate, back_and_forth_over_tcp)
 {
     struct vmproc vm[2];
@@ -272,14 +285,7 @@ static void refused(const char *dest_extra, const char *want)
     free(out);
     int dst_st = finish(&dst, 20000);
     cr_assert_eq(dst_st, EXIT_USAGE, "destination status %d", dst_st);
-    long f, l0, l1;
-    bool g;
-    ticks(src.serial, &f, &l0, &g);
-    sleep_ms(500);
-    ticks(src.serial, &f, &l1, &g);
-    cr_assert_gt(l1, l0, "the source stopped after a refused migration");
-    cr_assert(g, "ticks skipped on the source");
-    stop(&src);
+    still_ticking(&src, "a refused migration");
 }
 
 Test(migrate, refuses_other_memory_size)
@@ -325,13 +331,7 @@ Test(migrate, destination_killed_mid_stream)
     cr_assert_eq(r.status, 1, "wisp migrate exited %d: %s", r.status, r.out);
     cr_assert(strstr(r.out, "failed"), "%s", r.out);
     proc_result_free(&r);
-    long f, l0, l1;
-    bool g;
-    ticks(src.serial, &f, &l0, &g);
-    sleep_ms(500);
-    ticks(src.serial, &f, &l1, &g);
-    cr_assert_gt(l1, l0, "the source stopped after the destination died");
-    stop(&src);
+    still_ticking(&src, "the destination died");
 }
 
 /* ---- a meddling proxy between source and destination ---- */
@@ -438,13 +438,7 @@ static void meddled(long corrupt_at, long cut_at, int version, const char *dest_
     cr_assert_neq(r.status, 0, "the destination accepted a damaged stream");
     cr_assert(strstr(r.out, dest_says), "want '%s' from the destination:\n%s", dest_says, r.out);
     proc_result_free(&r);
-    long f, l0, l1;
-    bool g;
-    ticks(src.serial, &f, &l0, &g);
-    sleep_ms(500);
-    ticks(src.serial, &f, &l1, &g);
-    cr_assert_gt(l1, l0, "the source stopped after a failed migration");
-    stop(&src);
+    still_ticking(&src, "a failed migration");
 }
 
 Test(migrate, corrupted_byte_is_refused)
