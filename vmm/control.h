@@ -89,7 +89,8 @@ struct vm_control {
      * requests already in flight; the guest submits no new ones.
      */
     int (*pause)(void *ctx, unsigned timeout_ms);
-    /* Let parked vCPUs run again.  0 (also if not paused); -ESHUTDOWN if stopping. */
+    /* Let parked vCPUs run again.  0 (also if not paused); -ESHUTDOWN if
+     * stopping; -EBUSY while a snapshot or migration runs (it resumes). */
     int (*resume)(void *ctx);
     enum vm_run_state (*state)(void *ctx);
     /*

@@ -168,6 +168,9 @@ static int ctl_pause(void *ctx, unsigned timeout_ms)
 
 static int ctl_resume(void *ctx)
 {
+    /* A snapshot or migration paused the VM to save it: it resumes it. */
+    if (vm_mig_busy(ctx))
+        return -EBUSY;
     return vm_resume(ctx);
 }
 

@@ -184,6 +184,17 @@ static void *mig_thread(void *arg)
     return NULL;
 }
 
+bool vm_mig_busy(struct vm *vm)
+{
+    struct vm_mig *g = vm->mig;
+    if (!g || !g->sync_inited)
+        return false;
+    pthread_mutex_lock(&g->lock);
+    bool busy = g->job != NULL;
+    pthread_mutex_unlock(&g->lock);
+    return busy;
+}
+
 int vm_mig_start(struct vm *vm, struct errbuf *err)
 {
     struct vm_mig *g = vm->mig;

@@ -48,6 +48,9 @@ int vm_mig_describe(struct vm *vm, struct mig_registry *reg, struct mig_machine 
  */
 int vm_mig_restore(struct vm *vm, struct errbuf *err) __must_check;
 
+/* Is a snapshot or migration job queued or running? */
+bool vm_mig_busy(struct vm *vm);
+
 /* Start the migration thread (vm_run, after the vCPUs, before the main filter). */
 int vm_mig_start(struct vm *vm, struct errbuf *err) __must_check;
 

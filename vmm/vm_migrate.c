@@ -114,6 +114,8 @@ static int migrate_job(struct vm *vm, void *arg, char *why, size_t whylen)
     struct mig_dirty *dirty = calloc(1, sizeof(*dirty));
     struct mig_precopy_stats stats = {0};
     bool dirty_inited = false, dirty_started = false, logging = false;
+    /* A VM the user paused stays paused if the migration fails. */
+    bool was_paused = vm_state(vm) == VM_STATE_PAUSED;
     int e = reg && m && dirty ? 0 : err_set(&err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
     if (e == 0)
         e = mig_uri_parse(g->migrate_to, &u, &err);
@@ -233,7 +235,8 @@ static int migrate_job(struct vm *vm, void *arg, char *why, size_t whylen)
         bool cancelled = e == -ECANCELED;
         if (stats.vm_stopped) {
             mig_resume_devices(reg);
-            (void)vm_resume(vm);
+            if (!was_paused)
+                (void)vm_resume(vm);
         }
         const char *msg = cancelled ? "cancelled" : err.msg[0] ? err.msg : strerror(-e);
         log_warn("migration %s; the VM keeps running here", cancelled ? "cancelled" : "failed");

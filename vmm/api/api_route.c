@@ -193,6 +193,8 @@ static int patch_vm(const struct vm_control *ctl, const char *body, size_t len,
         ret = ctl->resume(ctl->ctx);
     if (ret == -ESHUTDOWN) {
         ret = api_fault(out, 409, "the VM is stopping");
+    } else if (ret == -EBUSY) {
+        ret = api_fault(out, 409, "a snapshot or migration holds the VM paused; it resumes it");
     } else if (ret == -ETIMEDOUT) {
         snprintf(buf, sizeof(buf), "the vCPUs did not stop within %u ms; the VM keeps running",
                  VM_PAUSE_TIMEOUT_MS);

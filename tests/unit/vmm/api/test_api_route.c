@@ -152,6 +152,9 @@ Test(api_route, pause_failures_are_faults)
     fake.resume_ret = -ESHUTDOWN;
     route("PATCH", "/vm", "{\"state\": \"Resumed\"}");
     assert_fault(409, "stopping");
+    fake.resume_ret = -EBUSY;
+    route("PATCH", "/vm", "{\"state\": \"Resumed\"}");
+    assert_fault(409, "a snapshot or migration holds the VM paused");
     fake.pause_ret = -EIO;
     route("PATCH", "/vm", "{\"state\": \"Paused\"}");
     assert_fault(500, "cannot change the VM state");
