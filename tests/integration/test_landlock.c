@@ -104,6 +104,37 @@ Test(landlock, stats_may_read_proc_self_only, .timeout = 120)
 #endif
 }
 
+/*
+ * --snapshot-dir: files there may be written once running (snapshots are
+ * created there), files anywhere else still may not.
+ */
+Test(landlock, snapshot_dir_is_the_only_writable_place, .timeout = 120)
+{
+    if (!have_landlock())
+        cr_skip_test("this kernel has no Landlock");
+    char dir[] = "/tmp/wisp-lls-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char inside[128], how[160];
+    snprintf(inside, sizeof(inside), "%s/snap.state", dir);
+    FILE *f = fopen(inside, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    const char *opt[] = {"--snapshot-dir", dir, NULL};
+    struct proc_result r;
+    snprintf(how, sizeof(how), "w:%s", inside);
+    run_open(&r, how, opt);
+    cr_assert(strstr(r.err, ": allowed"), "%s", r.err);
+    proc_result_free(&r);
+    char *outside = writable_file(how, sizeof(how));
+    run_open(&r, how, opt);
+    cr_assert(strstr(r.err, ": Permission denied"), "%s", r.err);
+    proc_result_free(&r);
+    unlink(outside);
+    free(outside);
+    unlink(inside);
+    rmdir(dir);
+}
+
 Test(landlock, console_socket_removed_at_exit, .timeout = 120)
 {
     char dir[] = "/tmp/wisp-ll-XXXXXX";

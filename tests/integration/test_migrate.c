@@ -42,7 +42,7 @@
 
 struct netpair {
     char ns[2][32];
-    char ip[2][16];
+    char ip[2][32];
     bool up;
 };
 

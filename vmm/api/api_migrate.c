@@ -29,7 +29,7 @@ static bool get_uint(json_object *v, uint64_t min, uint64_t max, uint64_t *out)
 static int put_migration(const struct vm_control *ctl, const char *body, size_t len,
                          struct api_reply *out)
 {
-    char buf[200];
+    char buf[480];
     const char *msg = NULL;
     json_object *o = api_parse_object(body, len, buf, sizeof(buf), &msg);
     if (!o)

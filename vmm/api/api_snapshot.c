@@ -19,7 +19,7 @@
 int api_snapshot_create(const struct vm_control *ctl, const char *body, size_t len,
                         struct api_reply *out)
 {
-    char buf[200];
+    char buf[480];
     const char *msg = NULL;
     json_object *o = api_parse_object(body, len, buf, sizeof(buf), &msg);
     if (!o)
