@@ -6,6 +6,9 @@
  *   dirty_pages_per_s=N   pages written per second (default 5000; 0: none)
  *   tick_ms=N             "wisp-guest: tick N" every N ms (default 1)
  *   tick_count=N          stop (PASS) after N ticks (default 0: never)
+ *   dirty_passes=N        stop writing after N passes over the area, keep
+ *                         ticking (default 0: never stop); "dirty: pass N
+ *                         done" is printed after each pass when it is set
  *
  * The area starts at 64 MiB (or at the first 2 MiB boundary after the
  * image's lazy memory, if that is higher) and must lie in one RAM range of
@@ -67,6 +70,7 @@ __attribute__((noreturn)) void test_dirty(void)
 {
     u64 mb = arg_u64("dirty_mb", 64), rate = arg_u64("dirty_pages_per_s", 5000);
     u64 every = arg_u64("tick_ms", 1), count = arg_u64("tick_count", 0);
+    u64 passes = arg_u64("dirty_passes", 0);
     if (every == 0)
         every = 1;
     u64 base, len;
@@ -90,7 +94,7 @@ __attribute__((noreturn)) void test_dirty(void)
 
     u64 t0 = rdtsc(), now = t0;
     u64 next_tick = now, next_page_f = 0; /* since t0, in 1/1024 ticks */
-    u64 page = 0, pass = 1, tick = 0;
+    u64 page = 0, pass = 1, done = 0, tick = 0;
     volatile u64 *area = phys(base);
     for (;;) {
         now = rdtsc();
@@ -109,16 +113,24 @@ __attribute__((noreturn)) void test_dirty(void)
                 next_page_f = now_f - backlog * 1024;
             while (reached(now_f, next_page_f)) {
                 area[page * (PAGE / 8)] = pass;
-                if (++page == pages) {
-                    page = 0;
-                    pass++;
-                }
                 next_page_f += page_step;
+                if (++page < pages)
+                    continue;
+                page = 0;
+                done = pass;
+                if (passes) {
+                    SAY("dirty: pass %lu done", pass);
+                    if (pass == passes) {
+                        page_step = 0;
+                        break;
+                    }
+                }
+                pass++;
             }
         }
         cpu_relax();
     }
-    SAY("dirty: %lu passes over the area", pass - 1);
+    SAY("dirty: %lu passes over the area", done);
     SAY("RESULT PASS");
     guest_exit(GUEST_PASS);
 }
