@@ -8,9 +8,9 @@ All on one host, over TCP loopback (127.0.0.1), with the test guest:
               every 1 ms) and the filled guest (`test=dirty dirty_passes=1`:
               every page above 64 MiB written once, then idle: the stream is
               the whole RAM, for throughput), 256 MiB and 1 GiB, migrated by
-              wisp (`wisp run
-              --incoming`, PUT/GET /migration on the source's API socket)
-              and by QEMU microvm (`-incoming`, QMP migrate/query-migrate),
+              wisp (`wisp run --incoming`, PUT/GET /migration on the source's
+              API socket) and by QEMU microvm (`-incoming`, QMP
+              migrate/query-migrate),
               both with their default 300 ms downtime limit and QEMU's
               bandwidth cap lifted (wisp has none by default).
   ceiling     1 GiB pushed through a 127.0.0.1 TCP connection by a Python
@@ -438,7 +438,7 @@ def bench(wisp, guest, runs=3, quick=False, skip_qemu=False, rate=5000):
              ("filled", FILL_CMD, (0.2, FILL_DONE))]
     vmms = ["wisp", "qemu"] if have_qemu else ["wisp"]
     tmp = tempfile.mkdtemp(prefix="wisp-migbench-")
-    res = {}
+    res, errors = {}, []
     try:
         ceil_bytes = (256 if quick else 1024) << 20
         ceiling = med([loopback_mb_s(ceil_bytes) for _ in range(3)])
@@ -447,16 +447,24 @@ def bench(wisp, guest, runs=3, quick=False, skip_qemu=False, rate=5000):
                 for vmm in vmms:
                     res[(mem, load, vmm)] = []
                 for _ in range(runs):  # interleaved
-                    res[(mem, load, "wisp")].append(
-                        migrate_wisp(wisp, guest, mem, cmd, settle, tmp))
-                    if have_qemu:
-                        res[(mem, load, "qemu")].append(
-                            migrate_qemu(guest, mem, cmd, settle, tmp))
-        sdir, snap_paused = make_snapshot(wisp, guest, restore_mem, tmp)
-        rest = {"eager": [], "lazy": []}
-        for _ in range(runs):
-            for kind in rest:
-                rest[kind].append(restore_once(wisp, restore_mem, sdir, kind == "lazy"))
+                    for vmm in vmms:
+                        try:
+                            res[(mem, load, vmm)].append(
+                                migrate_wisp(wisp, guest, mem, cmd, settle, tmp)
+                                if vmm == "wisp" else migrate_qemu(guest, mem, cmd, settle, tmp))
+                        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                            # One failure must not lose the rest of `make bench`.
+                            errors.append(f"{mem} {load} {vmm}: {str(e)[:300]}")
+                            print(f"bench_migrate: {errors[-1]}", file=sys.stderr)
+        rest, snap_paused = {"eager": [], "lazy": []}, float("nan")
+        try:
+            sdir, snap_paused = make_snapshot(wisp, guest, restore_mem, tmp)
+            for _ in range(runs):
+                for kind in rest:
+                    rest[kind].append(restore_once(wisp, restore_mem, sdir, kind == "lazy"))
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            errors.append(f"snapshot/restore: {str(e)[:300]}")
+            print(f"bench_migrate: {errors[-1]}", file=sys.stderr)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -538,6 +546,9 @@ def bench(wisp, guest, runs=3, quick=False, skip_qemu=False, rate=5000):
     lz_own = med([x[1] for x in rest["lazy"]])
     out.append(f"| {restore_mem} lazy restore <= 10 ms (exec -> first tick / wisp's log) | "
                f"{lz:.1f} / {lz_own:.0f} | {yn(lz <= 10)} / {yn(lz_own <= 10)} |")
+    if errors:
+        out += ["", "Failed runs (left out of the medians; `nan` where none succeeded):", ""]
+        out += [f"- {e}" for e in errors]
     if not have_qemu:
         out += ["", "(QEMU rows skipped: " + ("--skip-qemu" if skip_qemu else
                                               "qemu-system-x86_64 not installed") + ")"]
