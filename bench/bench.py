@@ -130,6 +130,8 @@ def main():
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--out", required=True)
     ap.add_argument("--skip-virtio", action="store_true")
+    ap.add_argument("--skip-migrate", action="store_true",
+                    help="skip live migration and snapshot restore (bench_migrate.py)")
     ap.add_argument("--skip-linux", action="store_true",
                     help="skip the stock-kernel boot (it needs hardware KVM)")
     a = ap.parse_args()
@@ -233,6 +235,10 @@ def main():
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import bench_virtio
         out += bench_virtio.bench(a.wisp, a.guest, runs=max(3, a.runs // 3))
+    if not a.skip_migrate:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import bench_migrate
+        out += bench_migrate.bench(a.wisp, a.guest, runs=3)
     if not a.skip_linux:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import bench_linux

@@ -155,6 +155,10 @@ bool lazy_ready(void);
 bool check(const char *name, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 extern bool any_failed;
 
+/* ---- dirty.c ---- */
+/* test=dirty: tick while writing memory at a set rate (migration benchmark). */
+__attribute__((noreturn)) void test_dirty(void);
+
 /* ---- smp.c ---- */
 void smp_report(u64 expect_cpus, bool have_expect);
 /* The IOAPIC pin the MP table gives ISA IRQ `irq`, or -1 (no table, no

@@ -351,6 +351,8 @@ static __attribute__((noreturn)) void common_main(void)
         test_echo();
     else if (streq(test, "tick"))
         test_tick();
+    else if (streq(test, "dirty"))
+        test_dirty();
     else if (streq(test, "serial-irq"))
         test_serial_irq();
     else if (streq(test, "reset"))
