@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,9 +26,13 @@
 
 static uint32_t crc_table[8][256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+static bool crc_hw; /* the CPU has the CRC32 instruction (SSE4.2), which is CRC32C */
 
 static void crc_init(void)
 {
+#if defined(__x86_64__)
+    crc_hw = __builtin_cpu_supports("sse4.2");
+#endif
     for (uint32_t b = 0; b < 256; b++) {
         uint32_t c = b;
         for (int i = 0; i < 8; i++)
@@ -39,7 +44,38 @@ static void crc_init(void)
             crc_table[k][b] = (crc_table[k - 1][b] >> 8) ^ crc_table[0][crc_table[k - 1][b] & 0xff];
 }
 
+#if defined(__x86_64__)
+/*
+ * The same CRC with the CPU's CRC32 instruction: 8 bytes a step, several
+ * times faster than the tables, which matters when every RAM section of a
+ * migration stream is checksummed.
+ */
+__attribute__((target("sse4.2"))) static uint32_t crc_x86(uint32_t c, const uint8_t *s, size_t n)
+{
+    uint64_t c64 = c;
+    for (; n >= 8; s += 8, n -= 8) {
+        uint64_t v;
+        memcpy(&v, s, sizeof(v));
+        c64 = __builtin_ia32_crc32di(c64, v);
+    }
+    uint32_t c32 = (uint32_t)c64;
+    while (n--)
+        c32 = __builtin_ia32_crc32qi(c32, *s++);
+    return c32;
+}
+#endif
+
 uint32_t virtio_state_crc32c(uint32_t crc, const void *p, size_t n)
+{
+    pthread_once(&crc_once, crc_init);
+#if defined(__x86_64__)
+    if (crc_hw)
+        return ~crc_x86(~crc, p, n);
+#endif
+    return virtio_state_crc32c_sw(crc, p, n);
+}
+
+uint32_t virtio_state_crc32c_sw(uint32_t crc, const void *p, size_t n)
 {
     const uint8_t *s = p;
     uint32_t c = ~crc;

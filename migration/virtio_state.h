@@ -279,6 +279,8 @@ int virtio_state_check_set(const struct virtio_state *s, unsigned n, char *why,
  * start; feed the previous result to continue over more bytes.
  */
 uint32_t virtio_state_crc32c(uint32_t crc, const void *p, size_t n);
+/* The same by table lookups only (what runs without SSE4.2); for tests. */
+uint32_t virtio_state_crc32c_sw(uint32_t crc, const void *p, size_t n);
 
 /* Name of a record type for messages ("DEVICE_STATUS"), or "unknown". */
 const char *virtio_state_type_name(uint16_t type);
