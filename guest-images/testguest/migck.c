@@ -143,6 +143,9 @@ __attribute__((noreturn)) void test_migck(void)
         if (now - last < wait)
             continue;
         last = now;
+        SAY("migck %lu ok pages=%lu verified=%lu", k + 1, npages, verified);
+        /* After the line: a record's k is below every N printed later, and
+         * below the last N printed even if the VM stops right after the write. */
         if (use_blk) {
             u64 s = k % MIGCK_SECTORS;
             blk_record(rec, k, s);
@@ -156,7 +159,6 @@ __attribute__((noreturn)) void test_migck(void)
             if (blk_writes++ % 8 == 0)
                 SAY("migck blk sector %lu k %lu", s, blk_last[s]);
         }
-        SAY("migck %lu ok pages=%lu verified=%lu", k + 1, npages, verified);
     }
     SAY("migck done %lu iterations verified=%lu", count, verified);
     vfinish();
