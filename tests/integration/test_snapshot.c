@@ -637,6 +637,10 @@ Test(snapshot, api_faults, .timeout = 300)
               "\"snapshot_type\":\"Diff\"}", 400, "Full");
     api_fault(&s, "PUT", "/snapshot/create", "{\"snapshot_path\":\"s\"}", 400, "required");
     api_fault(&s, "GET", "/snapshot/create", NULL, 405, "");
+    char reply[API_HTTP_REPLY_MAX];
+    const char *body;
+    cr_assert_eq(api_http(s.sock, "GET", "/snapshot/create", NULL, reply, &body), 405);
+    cr_assert(strstr(reply, "Allow: PUT"), "%s", reply);
     api_fault(&s, "PUT", "/snapshot/load", "{\"snapshot_path\":\"s\",\"mem_file_path\":\"m\"}",
               409, "--restore");
     /* Nothing was written into the snapshot directory, and the VM runs on. */
