@@ -30,11 +30,11 @@
 #define EXIT_SECCOMP 148
 #define MEM_MIB      128
 #define MEM_BYTES    ((uint64_t)MEM_MIB << 20)
-#define MIGCK_MB     16
+#define MIGCK_MB     4 /* 1024 pages: the first touch of a page after a restore is slow nested */
 #define MIGCK_PAGES  (MIGCK_MB * 256)
 #define DISK_BYTES   (1u << 20)
 #define DISK_SECTORS 64 /* migck writes sectors 0..63 */
-#define LONG_MS      60000
+#define LONG_MS      120000
 
 /* One wisp process (a source or a restored clone) and its files. */
 struct vm {
@@ -209,6 +209,49 @@ static void start_clone(struct vm *vm, const struct scratch *s, const char *snap
     start(vm, args);
 }
 
+/* For a failure message: each thread of `pid` as "name state utime+stime;". */
+static void thread_report(pid_t pid, char *out, size_t cap)
+{
+    pid_t tids[64];
+    int n = sandbox_proc_threads(pid, tids, 64);
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; i < n && used + 80 < cap; i++) {
+        char path[96], buf[1024];
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tids[i]);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            continue;
+        size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        char *name = strchr(buf, '('), *end = strrchr(buf, ')');
+        if (!name || !end)
+            continue;
+        char state;
+        unsigned long ut = 0, st = 0;
+        /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+        if (sscanf(end + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &state, &ut,
+                   &st) != 3)
+            continue;
+        used += (size_t)snprintf(out + used, cap - used, "%.*s %c %lu; ", (int)(end - name - 1),
+                                 name + 1, state, ut + st);
+    }
+}
+
+/* The last `n` bytes of a file, for a failure message (static buffer). */
+static const char *tail_of(const char *path, size_t n)
+{
+    static char buf[512];
+    size_t len;
+    char *text = read_file(path, &len);
+    if (n >= sizeof(buf))
+        n = sizeof(buf) - 1;
+    snprintf(buf, sizeof(buf), "%s", text ? text + (len > n ? len - n : 0) : "(none)");
+    free(text);
+    return buf;
+}
+
 /* Wait until the guest printed a migck N > `beyond`; fails on FAIL or an early exit. */
 static struct migck wait_migck(struct vm *vm, long beyond, const char *what)
 {
@@ -225,8 +268,15 @@ static struct migck wait_migck(struct vm *vm, long beyond, const char *what)
             sandbox_proc_wait_for(&vm->p, "\x01", 100);
             cr_assert_fail("%s: wisp ended early (status 0x%x): %s", what, st, vm->p.err);
         }
-        cr_assert_lt(now_s(), end, "%s: no migck N > %ld within %d ms (last %ld)", what, beyond,
-                     LONG_MS, m.last);
+        if (now_s() >= end) {
+            char threads[1024], t2[1024];
+            thread_report(vm->p.pid, threads, sizeof(threads));
+            sleep_ms(1000);
+            thread_report(vm->p.pid, t2, sizeof(t2));
+            cr_assert_fail("%s: no migck N > %ld within %d ms (last %ld)\nthreads: %s\n"
+                           "1 s later: %s\nserial ends: %s",
+                           what, beyond, LONG_MS, m.last, threads, t2, tail_of(vm->serial, 300));
+        }
         sleep_ms(50);
     }
 }
