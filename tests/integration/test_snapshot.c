@@ -259,7 +259,8 @@ static struct migck wait_migck(struct vm *vm, long beyond, const char *what)
     double end = now_s() + LONG_MS / 1000.0;
     for (;;) {
         migck_scan(vm->serial, &m);
-        cr_assert_not(m.fail, "%s: %s", what, m.fail_line);
+        cr_assert_not(m.fail, "%s: %s\nserial ends: %s", what, m.fail_line,
+                      tail_of(vm->serial, 300));
         if (m.last > beyond)
             return m;
         int st;
