@@ -6,6 +6,7 @@
 #include "boot.h"
 #include "virtio.h"
 #include "acpi.h"
+#include "vdrivers.h"
 
 struct boot_info boot;
 bool any_failed;
@@ -361,6 +362,8 @@ static __attribute__((noreturn)) void common_main(void)
         test_triple();
     else if (streq(test, "badio"))
         test_badio();
+    else if (streq(test, "migck"))
+        test_migck();
     else if (streq(test, "acpi") || streq(test, "acpi-poweroff") || streq(test, "acpi-reset")) {
         if (streq(test, "acpi"))
             test_acpi();

@@ -98,6 +98,10 @@ __attribute__((noreturn)) void test_bench_blk(void);
 __attribute__((noreturn)) void test_bench_net(void);
 __attribute__((noreturn)) void test_cpl3_probe(void); /* test=cpl3 */
 
+/* ---- migck.c ---- */
+/* test=migck: memory (and disk) continuity across snapshot/restore. */
+__attribute__((noreturn)) void test_migck(void);
+
 /* ---- shared ---- */
 /* Print "RESULT PASS|FAIL" and exit with the matching status. */
 __attribute__((noreturn)) void vfinish(void);
