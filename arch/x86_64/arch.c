@@ -236,9 +236,13 @@ static int open_serial_output(struct arch_vm *a, struct errbuf *err)
         a->serial_out_fd = -1;
         return 0;
     case SERIAL_FILE:
+        /* A VM that continues (restore, incoming migration) appends: a
+         * refused stream must not wipe the log, and the console goes on. */
         a->serial_out_fd =
             open(cfg->serial_path,
-                 O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+                 O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK |
+                     (cfg->restore || cfg->incoming ? O_APPEND : O_TRUNC),
+                 0600);
         if (a->serial_out_fd < 0)
             return err_set(err, WISP_EXIT_USAGE, errno, "cannot open serial output file %s: %s",
                            cfg->serial_path, strerror(errno));
