@@ -585,7 +585,10 @@ MIG_HOPS = 5
 MIG_BLOB_MB = 64  # random data in the guest's tmpfs, summed before and after every hop
 MIG_TIMEOUT = 120  # s; one `wisp migrate`, from start to the destination's answer
 MIG_CLOCK_MARGIN = 1.5  # s; the guest clock may run ahead of the host's by no more
-MIG_SLEEP_RANGE = (0.8, 3.0)  # s; `sleep 1` in the guest after a hop, as the host times it
+# s; `sleep 1` in the guest after a hop, as the host times it (the upper
+# bound plus a no-op's round trip just before: the testbed's L1 is slow
+# and shares its CPU with the two wisp processes)
+MIG_SLEEP_RANGE = (0.8, 3.0)
 # The guest's clocksource watchdog compares its TSC with kvm-clock; after a
 # restore that puts them out of step it marks the TSC unstable.
 TSC_UNSTABLE = r"clocksource.*(Marking clocksource 'tsc' as unstable|skewed|wd_nsec|cs_nsec|is current clocksource)"
@@ -757,7 +760,7 @@ def migrate_case(res, args, case, kernel, initrd):
                     probs.append("guest clock lost more than the pause")
                 if after[2] <= before[2]:
                     probs.append("counter did not advance (%d -> %d)" % (before[2], after[2]))
-            if slept is None or not MIG_SLEEP_RANGE[0] <= slept_s <= MIG_SLEEP_RANGE[1]:
+            if slept is None or not MIG_SLEEP_RANGE[0] <= slept_s <= MIG_SLEEP_RANGE[1] + nop:
                 probs.append("sleep 1 took %.2f s" % slept_s if slept is not None else "sleep 1 hung")
             for want in ("cnt-alive", "wr-alive", "touch hop-%d" % hop):
                 if want not in out:
@@ -818,7 +821,7 @@ def migrate_case(res, args, case, kernel, initrd):
                   "the guest's clocksource watchdog kept the TSC: it agrees with kvm-clock after every hop"
                   if found is not None and not re.search(TSC_UNSTABLE, found) else
                   "the guest marked its TSC unstable: skewed %s ms against kvm-clock over %s ms "
-                  "(wisp restores kvmclock and the vCPUs' TSC independently)" % (
+                  "(the restore put them out of step)" % (
                       ", ".join("%.1f" % (int(a) / 1e6) for a, _ in skew) or "?",
                       ", ".join("%.0f" % (int(b) / 1e6) for _, b in skew) or "?")
                   if found is not None else "dmesg did not finish")
