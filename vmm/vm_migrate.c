@@ -28,6 +28,7 @@
 #define MIG_CONNECT_TIMEOUT_MS 10000
 #define MIG_NET_TIMEOUT_MS     30000 /* one transport call: a stalled peer fails the migration */
 #define MIG_ACK_TIMEOUT_MS     60000 /* the destination loads devices before it answers */
+#define MIG_REFUSAL_TIMEOUT_MS 2000  /* after a broken pipe: the destination's reason */
 #define MIG_LINGER_MS          1000  /* after success: let `wisp migrate` read "completed" */
 
 /* ---- source ---- */
@@ -191,6 +192,14 @@ static int migrate_job(struct vm *vm, void *arg, char *why, size_t whylen)
             .cancel = &g->migrate_cancel,
         };
         e = mig_precopy_run(&a, &stats, &err);
+    }
+    if ((e == -EPIPE || e == -ECONNRESET) && fd >= 0) {
+        /* The destination hung up mid-stream.  If it refused the VM (a
+         * machine it cannot host), it said why before closing: report its
+         * reason rather than our broken pipe. */
+        struct errbuf dst = {0};
+        if (mig_ack_recv(fd, MIG_REFUSAL_TIMEOUT_MS, &dst) == -EPROTO)
+            err = dst;
     }
     if (e == 0) {
         /* END is out: tell the peer nothing more comes, then wait for its answer. */
