@@ -69,6 +69,7 @@ enum mig_section_id {
     MIG_SEC_RAM = 0x02,         /* guest RAM pages (any number of sections) */
     MIG_SEC_VCPU = 0x100,       /* one per vCPU */
     MIG_SEC_VM = 0x101,         /* VM-wide state KVM keeps (x86: PIC, IOAPIC, PIT, clock) */
+    MIG_SEC_TSC = 0x102,        /* x86: kvmclock and every vCPU's TSC offset, taken together */
     MIG_SEC_SERIAL = 0x110,     /* 16550A UART */
     MIG_SEC_I8042 = 0x111,      /* i8042 reset line */
     MIG_SEC_ACPI_PM = 0x112,    /* ACPI PM registers */

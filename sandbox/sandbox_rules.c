@@ -206,6 +206,7 @@ static const struct sandbox_rule migration_rules[] = {
     IOCTL(KVM_GET_IRQCHIP, "VM state: PICs and IOAPIC"),
     IOCTL(KVM_GET_PIT2, "snapshot: the VM's PIT state"),
     IOCTL(KVM_GET_CLOCK, "VM state: kvmclock"),
+    IOCTL(KVM_GET_DEVICE_ATTR, "each vCPU's TSC offset, saved with kvmclock's host TSC"),
 };
 
 /* Device I/O worker (no thread yet): synchronous or io_uring disk I/O off the main loop. */

@@ -28,7 +28,7 @@
 #define MIG_CONNECT_TIMEOUT_MS 10000
 #define MIG_NET_TIMEOUT_MS     30000 /* one transport call: a stalled peer fails the migration */
 #define MIG_ACK_TIMEOUT_MS     60000 /* the destination loads devices before it answers */
-#define MIG_REFUSAL_TIMEOUT_MS 2000  /* after a broken pipe: the destination's reason */
+#define MIG_REFUSAL_TIMEOUT_MS 2000 /* reading a refusing destination's reason */
 #define MIG_LINGER_MS          1000  /* after success: let `wisp migrate` read "completed" */
 
 /* ---- source ---- */
@@ -193,14 +193,6 @@ static int migrate_job(struct vm *vm, void *arg, char *why, size_t whylen)
         };
         e = mig_precopy_run(&a, &stats, &err);
     }
-    if ((e == -EPIPE || e == -ECONNRESET) && fd >= 0) {
-        /* The destination hung up mid-stream.  If it refused the VM (a
-         * machine it cannot host), it said why before closing: report its
-         * reason rather than our broken pipe. */
-        struct errbuf dst = {0};
-        if (mig_ack_recv(fd, MIG_REFUSAL_TIMEOUT_MS, &dst) == -EPROTO)
-            err = dst;
-    }
     if (e == 0) {
         /* END is out: tell the peer nothing more comes, then wait for its answer. */
         (void)shutdown(fd, SHUT_WR);
@@ -208,7 +200,7 @@ static int migrate_job(struct vm *vm, void *arg, char *why, size_t whylen)
     } else if (fd >= 0 && (e == -EPIPE || e == -ECONNRESET || e == -ECONNABORTED)) {
         /* The destination hung up: it may have said why before it did. */
         struct errbuf why_dst = {0};
-        if (mig_ack_recv(fd, 2000, &why_dst) == -EPROTO) {
+        if (mig_ack_recv(fd, MIG_REFUSAL_TIMEOUT_MS, &why_dst) == -EPROTO) {
             memset(&err, 0, sizeof(err));
             err_set(&err, WISP_EXIT_FAILURE, EPROTO, "%s", why_dst.msg);
         }

@@ -26,6 +26,7 @@
 #include "vmm/log.h"
 
 #include <errno.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +149,113 @@ static const struct mig_device_ops vcpu_mig_ops = {
     .load = vcpu_load,
 };
 
+/* ---- TSC and kvmclock, together ---- */
+
+/*
+ * Why a section of its own: the guest reads time from two sources that
+ * must stay in step, kvmclock (the VM section) and each vCPU's TSC (its
+ * MSRs).  Saved and restored separately, each is off by however long the
+ * ioctls between them took, and Linux then finds the TSC skewed against
+ * kvmclock and marks it unstable.  KVM's documented remedy (the vCPU
+ * attribute KVM_VCPU_TSC_OFFSET with KVM_GET_CLOCK's host TSC): save
+ * kvmclock with the host TSC of the same instant and every vCPU's TSC
+ * offset; after everything else is loaded, read the destination's clock
+ * and host TSC and set each offset so that the guest's TSC advanced
+ * exactly as its kvmclock did.  Registered after the vCPUs, so its load
+ * runs last.  Where KVM lacks either feature, or the TSC rates differ,
+ * the record says so and the load leaves the TSCs as the MSRs set them.
+ *
+ * Payload (vstate section "x86-tsc", version 1): u8 valid | u32 tsc_khz |
+ * u64 clock_ns | u64 host_tsc | u32 n | n * u64 offset.
+ */
+#define TSC_SECTION_VERSION 1U
+
+static int tsc_offset_attr(int vcpu_fd, unsigned long req, uint64_t *ofs)
+{
+    struct kvm_device_attr a = {
+        .group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET, .addr = (uint64_t)(uintptr_t)ofs};
+    return ioctl(vcpu_fd, req, &a) < 0 ? -errno : 0;
+}
+
+static int tsc_save(void *dev, struct vstate_out *out)
+{
+    struct arch_vm *a = dev;
+    struct x86_mig *m = a->mig;
+    struct kvm_clock_data clk = {0};
+    bool valid = ioctl(a->host.vm_fd, KVM_GET_CLOCK, &clk) == 0 && (clk.flags & KVM_CLOCK_HOST_TSC);
+    int khz = valid && m->nvcpus ? ioctl(m->vcpus[0].fd, KVM_GET_TSC_KHZ, 0) : -1;
+    valid = valid && khz > 0;
+    uint64_t *ofs = calloc(m->nvcpus ? m->nvcpus : 1, sizeof(*ofs));
+    if (!ofs)
+        return -ENOMEM;
+    for (unsigned i = 0; valid && i < m->nvcpus; i++)
+        valid = tsc_offset_attr(m->vcpus[i].fd, KVM_GET_DEVICE_ATTR, &ofs[i]) == 0;
+    vstate_begin(out, "x86-tsc", TSC_SECTION_VERSION);
+    vstate_put_u8(out, valid);
+    vstate_put_u32(out, valid ? (uint32_t)khz : 0);
+    vstate_put_u64(out, valid ? clk.clock : 0);
+    vstate_put_u64(out, valid ? clk.host_tsc : 0);
+    vstate_put_u32(out, m->nvcpus);
+    for (unsigned i = 0; i < m->nvcpus; i++)
+        vstate_put_u64(out, valid ? ofs[i] : 0);
+    free(ofs);
+    return vstate_end(out);
+}
+
+static int tsc_load(void *dev, uint16_t version, const uint8_t *buf, size_t len, struct errbuf *err)
+{
+    struct arch_vm *a = dev;
+    struct x86_mig *m = a->mig;
+    (void)version;
+    struct vstate_in in;
+    uint16_t v;
+    vstate_in_init(&in, buf, len);
+    if (vstate_enter(&in, "x86-tsc", 1, TSC_SECTION_VERSION, &v) < 0)
+        return err_set(err, WISP_EXIT_USAGE, EBADMSG, "x86-tsc: malformed section");
+    bool valid = vstate_get_u8(&in) == 1;
+    uint32_t khz = vstate_get_u32(&in);
+    uint64_t src_ns = vstate_get_u64(&in), src_tsc = vstate_get_u64(&in);
+    uint32_t n = vstate_get_u32(&in);
+    if (in.err || n != m->nvcpus)
+        return err_set(err, WISP_EXIT_USAGE, EBADMSG, "x86-tsc: malformed section (%u vCPUs)", n);
+    uint64_t *ofs = calloc(n ? n : 1, sizeof(*ofs));
+    if (!ofs)
+        return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < n; i++)
+        ofs[i] = vstate_get_u64(&in);
+    int e = in.err || vstate_leave(&in) < 0 || in.pos != len
+                ? err_set(err, WISP_EXIT_USAGE, EBADMSG, "x86-tsc: malformed section")
+                : 0;
+    struct kvm_clock_data clk = {0};
+    int here_khz = n ? ioctl(m->vcpus[0].fd, KVM_GET_TSC_KHZ, 0) : -1;
+    if (e == 0 && valid && here_khz == (int)khz &&
+        ioctl(a->host.vm_fd, KVM_GET_CLOCK, &clk) == 0 && (clk.flags & KVM_CLOCK_HOST_TSC)) {
+        /* Guest TSC ticks since the save: kvmclock's nanoseconds at the
+         * guest's rate; host TSC ticks since then: the host's. */
+        __int128 ns = (__int128)clk.clock - (__int128)src_ns; /* may be < 0: the VM section's
+                                                               * clock was read a little earlier */
+        int64_t guest_ticks = (int64_t)(ns * khz / 1000000);
+        int64_t host_ticks = (int64_t)(clk.host_tsc - src_tsc);
+        for (uint32_t i = 0; e == 0 && i < n; i++) {
+            uint64_t o = ofs[i] + (uint64_t)(guest_ticks - host_ticks);
+            if (tsc_offset_attr(m->vcpus[i].fd, KVM_SET_DEVICE_ATTR, &o) < 0)
+                e = err_set(err, WISP_EXIT_HOST, errno, "vCPU %u: setting the TSC offset: %s", i,
+                            strerror(errno));
+        }
+    }
+    free(ofs);
+    return e;
+}
+
+static const struct mig_device_ops tsc_mig_ops = {
+    .type = "x86-tsc",
+    .section_id = MIG_SEC_TSC,
+    .version = ARCH_MIG_STATE_VERSION,
+    .min_version = ARCH_MIG_STATE_VERSION,
+    .save = tsc_save,
+    .load = tsc_load,
+};
+
 /* ---- built-in devices ---- */
 
 static const char *legacy_cannot(void *dev)
@@ -220,6 +328,9 @@ int arch_mig_register(struct arch_vm *a, const int *vcpu_fds, unsigned nvcpus,
         m->vcpus[i] = (struct x86_mig_vcpu){.a = a, .fd = vcpu_fds[i], .index = i};
         e = mig_registry_add(reg, &vcpu_mig_ops, &m->vcpus[i], i, MIG_PLANE_BUILTIN, 0, err);
     }
+    /* After the vCPUs: on load it corrects the TSC offsets their MSRs set. */
+    if (e == 0)
+        e = mig_registry_add(reg, &tsc_mig_ops, a, 0, MIG_PLANE_BUILTIN, 0, err);
     struct {
         const struct mig_device_ops *mops;
         const struct device_ops *ops;
