@@ -802,7 +802,8 @@ def migrate_case(res, args, case, kernel, initrd):
             res.check(name + "/refused-memory", ok,
                       "wisp migrate exit %d: %s; destination exit %s; the guest keeps running on the "
                       "source (counter %s -> %s)" % (
-                          r.returncode, " ".join(r.stderr.split())[-160:], d_st,
+                          r.returncode, (lambda m: m.group(0) if m else " ".join(r.stderr.split())[-160:])(
+                              re.search(r"the destination refused: [^\n]*", r.stderr)), d_st,
                           before[2] if before else "?", after[2] if after else "?"))
             d.kill()
 
