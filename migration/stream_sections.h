@@ -104,7 +104,7 @@ int mig_ram_flush(struct mig_ram_writer *rw) __must_check;
 /* ---- MACHINE section ---- */
 
 #define MIG_MACHINE_VERSION 1U
-#define MIG_NAME_MAX        31U /* names: 1..31 bytes of [A-Za-z0-9._-] */
+#define MIG_NAME_MAX        31U  /* names: 1..31 bytes of [A-Za-z0-9._-] */
 #define MIG_MAX_DEVICES     320U /* 254 vCPUs, the VM, 3 built-in and 16 virtio devices, and room */
 #define MIG_MAX_VCPUS       1024U
 

@@ -38,7 +38,7 @@ struct landlock_policy {
     unsigned nremove;
     bool read_proc_self;
     bool read_all;
-    const char *write_dir; /* --snapshot-dir: create, write, read and truncate files there */
+    const char *write_dir;  /* --snapshot-dir: create, write, read and truncate files there */
     bool allow_tcp_connect; /* live migration: TCP connect is not restricted (bind still is) */
 };
 

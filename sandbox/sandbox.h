@@ -82,7 +82,7 @@ struct sandbox_opts {
  * A new kind of thread adds its bit here.
  */
 #define SANDBOX_THREAD_ROLES                                                                       \
-    ((1u << SANDBOX_MAIN) | (1u << SANDBOX_VCPU) | (1u << SANDBOX_API) |                         \
+    ((1u << SANDBOX_MAIN) | (1u << SANDBOX_VCPU) | (1u << SANDBOX_API) |                           \
      (1u << SANDBOX_MIGRATION) | (1u << SANDBOX_UFFD))
 
 /* Upper bound on the rules one role can have (common + role + extras). */

@@ -31,10 +31,10 @@ struct vm_snapshot_req {
 };
 
 struct vm_snapshot_result {
-    uint64_t paused_ms;       /* how long the guest was stopped */
-    uint64_t state_bytes;     /* size of the state file */
-    uint64_t mem_bytes;       /* guest memory described by the memory file */
-    uint64_t mem_data_pages;  /* pages written; the rest are holes (zero) */
+    uint64_t paused_ms;      /* how long the guest was stopped */
+    uint64_t state_bytes;    /* size of the state file */
+    uint64_t mem_bytes;      /* guest memory described by the memory file */
+    uint64_t mem_data_pages; /* pages written; the rest are holes (zero) */
 };
 
 /* Longest a snapshot may take before the API gives up waiting (it still completes). */
@@ -42,10 +42,10 @@ struct vm_snapshot_result {
 
 /* PUT /migration (docs/MIGRATION.md). */
 struct vm_migrate_req {
-    const char *to;        /* "tcp:HOST:PORT" or "unix:PATH" */
-    uint32_t downtime_ms;  /* target guest pause; 0 = VM_MIGRATE_DOWNTIME_MS */
-    uint32_t max_rounds;   /* live rounds; 0 = VM_MIGRATE_MAX_ROUNDS */
-    uint64_t bandwidth;    /* bytes/s for the live rounds; 0 = no limit */
+    const char *to;       /* "tcp:HOST:PORT" or "unix:PATH" */
+    uint32_t downtime_ms; /* target guest pause; 0 = VM_MIGRATE_DOWNTIME_MS */
+    uint32_t max_rounds;  /* live rounds; 0 = VM_MIGRATE_MAX_ROUNDS */
+    uint64_t bandwidth;   /* bytes/s for the live rounds; 0 = no limit */
 };
 
 #define VM_MIGRATE_DOWNTIME_MS 300
@@ -63,7 +63,7 @@ enum vm_migrate_state {
 struct vm_migrate_status {
     enum vm_migrate_state state;
     uint32_t round;
-    uint64_t dirty_pages;  /* left to send */
+    uint64_t dirty_pages; /* left to send */
     uint64_t bytes_sent;
     double mb_per_s;
     uint64_t remaining_ms; /* estimate; UINT64_MAX when unknown */

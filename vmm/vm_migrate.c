@@ -28,7 +28,7 @@
 #define MIG_CONNECT_TIMEOUT_MS 10000
 #define MIG_NET_TIMEOUT_MS     30000 /* one transport call: a stalled peer fails the migration */
 #define MIG_ACK_TIMEOUT_MS     60000 /* the destination loads devices before it answers */
-#define MIG_REFUSAL_TIMEOUT_MS 2000 /* reading a refusing destination's reason */
+#define MIG_REFUSAL_TIMEOUT_MS 2000  /* reading a refusing destination's reason */
 #define MIG_LINGER_MS          1000  /* after success: let `wisp migrate` read "completed" */
 
 /* ---- source ---- */

@@ -38,7 +38,6 @@
 #define X86_MAX_VCPUS  254 /* xAPIC ids 0..253 for CPUs; 255 is broadcast (see mptable.h) */
 #define X86_MIN_MEMORY (16 * MiB)
 
-
 unsigned arch_max_vcpus(void)
 {
     return X86_MAX_VCPUS;
@@ -238,11 +237,10 @@ static int open_serial_output(struct arch_vm *a, struct errbuf *err)
     case SERIAL_FILE:
         /* A VM that continues (restore, incoming migration) appends: a
          * refused stream must not wipe the log, and the console goes on. */
-        a->serial_out_fd =
-            open(cfg->serial_path,
-                 O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK |
-                     (cfg->restore || cfg->incoming ? O_APPEND : O_TRUNC),
-                 0600);
+        a->serial_out_fd = open(cfg->serial_path,
+                                O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK |
+                                    (cfg->restore || cfg->incoming ? O_APPEND : O_TRUNC),
+                                0600);
         if (a->serial_out_fd < 0)
             return err_set(err, WISP_EXIT_USAGE, errno, "cannot open serial output file %s: %s",
                            cfg->serial_path, strerror(errno));
@@ -464,7 +462,9 @@ void arch_vm_destroy(struct arch_vm *a)
         serial_get_stats(a->serial, &st);
         /* Dropped console output is otherwise invisible: say so once. */
         if (st.lost_bytes)
-            log_msg(LOG_WARN, "serial: %llu of %llu console output bytes were dropped (output not read fast enough)",
+            log_msg(LOG_WARN,
+                    "serial: %llu of %llu console output bytes were dropped (output not read fast "
+                    "enough)",
                     (unsigned long long)st.lost_bytes, (unsigned long long)st.tx_bytes);
         serial_destroy(a->serial);
     }

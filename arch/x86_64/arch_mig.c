@@ -228,8 +228,8 @@ static int tsc_load(void *dev, uint16_t version, const uint8_t *buf, size_t len,
                 : 0;
     struct kvm_clock_data clk = {0};
     int here_khz = n ? ioctl(m->vcpus[0].fd, KVM_GET_TSC_KHZ, 0) : -1;
-    if (e == 0 && valid && here_khz == (int)khz &&
-        ioctl(a->host.vm_fd, KVM_GET_CLOCK, &clk) == 0 && (clk.flags & KVM_CLOCK_HOST_TSC)) {
+    if (e == 0 && valid && here_khz == (int)khz && ioctl(a->host.vm_fd, KVM_GET_CLOCK, &clk) == 0 &&
+        (clk.flags & KVM_CLOCK_HOST_TSC)) {
         /* Guest TSC ticks since the save: kvmclock's nanoseconds at the
          * guest's rate; host TSC ticks since then: the host's. */
         __int128 ns = (__int128)clk.clock - (__int128)src_ns; /* may be < 0: the VM section's

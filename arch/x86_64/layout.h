@@ -47,7 +47,7 @@
 #define X86_ACPI_GPA            0xe0000ULL /* RSDP at the start, 16-byte aligned */
 #define X86_ACPI_MAX            0x10000ULL /* up to the MP table */
 #define X86_MPTABLE_GPA         0xf0000ULL
-#define X86_MPTABLE_MAX         0xff00ULL /* below the reset vector (reset_vector.h) */
+#define X86_MPTABLE_MAX         0xff00ULL   /* below the reset vector (reset_vector.h) */
 #define X86_LOWMEM_RESERVED_END 0x100000ULL /* [EBDA, 1 MiB) is reserved in e820 */
 #define X86_HIGH_MEM_START      0x100000ULL
 

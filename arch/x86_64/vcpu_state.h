@@ -76,8 +76,8 @@ int x86_msr_list_get(int kvm_fd, struct x86_msr_list *out, struct errbuf *err) _
  * KVM_RUN).  The caller must first let KVM complete the exit it last
  * returned for (KVM_RUN with kvm_run.immediate_exit set, which returns
  * EINTR without entering the guest): until then a port or MMIO access is
- * half done and RIP still points at its instruction.  Needs the in-kernel irqchip (for the LAPIC).  Returns 0 or
- * -errno with err naming the ioctl that failed.
+ * half done and RIP still points at its instruction.  Needs the in-kernel irqchip (for the LAPIC).
+ * Returns 0 or -errno with err naming the ioctl that failed.
  */
 int x86_vcpu_state_get(int kvm_fd, int vcpu_fd, const struct x86_msr_list *msrs,
                        struct x86_vcpu_state *s, struct errbuf *err) __must_check;

@@ -61,8 +61,8 @@ static void get_seg(struct vstate_in *in, struct kvm_segment *s)
 static __u64 *reg_slot(struct kvm_regs *r, unsigned i)
 {
     __u64 *slots[] = {&r->rax, &r->rbx, &r->rcx, &r->rdx, &r->rsi, &r->rdi,
-                         &r->rsp, &r->rbp, &r->r8,  &r->r9,  &r->r10, &r->r11,
-                         &r->r12, &r->r13, &r->r14, &r->r15, &r->rip, &r->rflags};
+                      &r->rsp, &r->rbp, &r->r8,  &r->r9,  &r->r10, &r->r11,
+                      &r->r12, &r->r13, &r->r14, &r->r15, &r->rip, &r->rflags};
     _Static_assert(sizeof(slots) / sizeof(slots[0]) == 18, "18 registers");
     return slots[i];
 }

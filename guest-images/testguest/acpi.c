@@ -206,8 +206,8 @@ void test_acpi(void)
 
     bool ok = acpi_init();
     if (!want_acpi) {
-        check("acpi_absent", !boot.rsdp && !scan_rsdp(), "boot pointer 0x%lx, scan 0x%lx", boot.rsdp,
-              scan_rsdp());
+        check("acpi_absent", !boot.rsdp && !scan_rsdp(), "boot pointer 0x%lx, scan 0x%lx",
+              boot.rsdp, scan_rsdp());
         return;
     }
     check("acpi_rsdp_pointer", boot.rsdp != 0 && boot.rsdp == scan_rsdp(),
@@ -218,7 +218,8 @@ void test_acpi(void)
     u32 flags = rd32(t.fadt + FADT_FLAGS);
     u16 slp = gas_port(t.fadt + FADT_SLEEP_CTL_REG), sts = gas_port(t.fadt + FADT_SLEEP_STS_REG);
     u16 rst = gas_port(t.fadt + FADT_RESET_REG);
-    check("acpi_fadt", (flags & FADT_HW_REDUCED) && (flags & FADT_RESET_REG_SUP) && slp && sts && rst,
+    check("acpi_fadt",
+          (flags & FADT_HW_REDUCED) && (flags & FADT_RESET_REG_SUP) && slp && sts && rst,
           "flags 0x%x sleep ctl 0x%x sts 0x%x reset 0x%x value 0x%x", flags, slp, sts, rst,
           t.fadt[FADT_RESET_VALUE]);
 

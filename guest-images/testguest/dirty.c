@@ -23,7 +23,7 @@
 #include "boot.h"
 
 #define DIRTY_BASE ((u64)64 << 20)
-#define PAGE ((u64)4096)
+#define PAGE       ((u64)4096)
 
 /* Start and length of the area: [*base, *base + *len), or false. */
 static bool dirty_area(u64 want, u64 *base, u64 *len)

@@ -90,8 +90,8 @@ __attribute__((noreturn)) void test_migck(void)
         vfinish();
     }
     u64 base = MIGCK_BASE, end = base + (npages << 12);
-    if (!check("migck_area", in_ram(base, end), "0x%lx-0x%lx must be RAM (memory >= %lu MiB)",
-               base, end, end >> 20))
+    if (!check("migck_area", in_ram(base, end), "0x%lx-0x%lx must be RAM (memory >= %lu MiB)", base,
+               end, end >> 20))
         vfinish();
     if (boot.have_initrd && boot.initrd_addr < end && base < boot.initrd_addr + boot.initrd_size) {
         check("migck_area", false, "0x%lx-0x%lx overlaps the initrd", base, end);

@@ -26,8 +26,8 @@ static void report(const char *kernel, const char *boot, const char *vcpus, cons
                    int ndev)
 {
     struct proc_result r;
-    const char *args[48] = {"run",    "--kernel", kernel,         "--boot",  boot,
-                            "--vcpus", vcpus,     "--debug-exit", "--cmdline", cmdline};
+    const char *args[48] = {"run",     "--kernel", kernel,         "--boot",    boot,
+                            "--vcpus", vcpus,      "--debug-exit", "--cmdline", cmdline};
     unsigned n = 10;
     for (int i = 0; i < ndev; i++) {
         args[n++] = "--device";
@@ -102,8 +102,8 @@ Test(acpi, on_keeps_command_line_clean, .timeout = 120)
 Test(acpi, sixteen_devices_last_one_interrupts, .timeout = 120)
 {
     struct proc_result r;
-    const char *args[48] = {"run", "--kernel", guest_elf(), "--debug-exit", "--cmdline",
-                            "test=rng rng_nth=15 virtio_irq=1"};
+    const char *args[48] = {"run",          "--kernel",  guest_elf(),
+                            "--debug-exit", "--cmdline", "test=rng rng_nth=15 virtio_irq=1"};
     unsigned n = 6;
     for (int i = 0; i < 16; i++) {
         args[n++] = "--device";

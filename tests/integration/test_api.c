@@ -145,8 +145,7 @@ Test(api, resources_and_faults, .timeout = 180)
     cr_assert(strstr(body, "\"vcpu_count\":2"), "%s", body);
     cr_assert(strstr(body, "\"mem_size_mib\":256"), "%s", body);
 
-    cr_assert_eq(api_http(vm.sock, "GET", "/snapshot/nope", NULL, reply, &body), 404, "%s",
-                 reply);
+    cr_assert_eq(api_http(vm.sock, "GET", "/snapshot/nope", NULL, reply, &body), 404, "%s", reply);
     cr_assert(strstr(body, "\"fault_message\":\"no resource at /snapshot/nope\""), "%s", body);
     cr_assert_eq(api_http(vm.sock, "GET", "/snapshot/create", NULL, reply, &body), 405, "%s",
                  reply);

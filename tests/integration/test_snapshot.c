@@ -109,9 +109,9 @@ static void start_source(struct vm *vm, const struct scratch *s, bool snap, bool
     snprintf(mem, sizeof(mem), "%dM", MEM_MIB);
     snprintf(cmdline, sizeof(cmdline), "test=migck migck_mb=%d migck_blk=%d", MIGCK_MB,
              disk ? 1 : 0);
-    const char *args[32] = {"--kernel", guest_elf(), "--debug-exit", "--vcpus", "2",
-                            "--memory", mem, "--serial", serial_arg, "--api-sock", s->sock,
-                            "--cmdline", cmdline};
+    const char *args[32] = {"--kernel", guest_elf(), "--debug-exit", "--vcpus",  "2",
+                            "--memory", mem,         "--serial",     serial_arg, "--api-sock",
+                            s->sock,    "--cmdline", cmdline};
     size_t n = 13;
     if (snap) {
         args[n++] = "--snapshot-dir";
@@ -147,7 +147,8 @@ static void start_clone(struct vm *vm, const struct scratch *s, const char *snap
     snprintf(memf, sizeof(memf), "%s/%s.mem", s->snap, snapname);
     snprintf(serial_arg, sizeof(serial_arg), "file:%s", vm->serial);
     const char *args[40] = {"--restore", state, "--restore-mem", memf, "--debug-exit",
-                            "--vcpus", vcpus, "--memory", mem, "--serial", serial_arg};
+                            "--vcpus",   vcpus, "--memory",      mem,  "--serial",
+                            serial_arg};
     size_t n = 11;
     if (disk) {
         snprintf(vm->disk, sizeof(vm->disk), "%s", disk);
@@ -182,7 +183,8 @@ static void thread_report(pid_t pid, char *out, size_t cap)
             continue;
         char state;
         unsigned long ut = 0, st = 0;
-        /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+        /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime
+         * stime */
         if (sscanf(end + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &state, &ut,
                    &st) != 3)
             continue;
@@ -340,12 +342,13 @@ Test(snapshot, create_and_restore_twice, .timeout = 300)
         struct migck c = wait_migck(&clone[i], -1, what);
         /* The snapshot point lies after the last line printed before the
          * create was asked for. */
-        cr_assert_gt(c.first, before, "%s: first N %ld, the source had printed %ld", what,
-                     c.first, before);
+        cr_assert_gt(c.first, before, "%s: first N %ld, the source had printed %ld", what, c.first,
+                     before);
         /* It keeps counting: a whole pass over the area (every page verified). */
         c = wait_migck(&clone[i], c.first + MIGCK_PAGES, what);
         c = wait_migck(&clone[i], c.last, what);
-        fprintf(stderr, "snapshot: %s: source printed %ld before, %ld after the snapshot; "
+        fprintf(stderr,
+                "snapshot: %s: source printed %ld before, %ld after the snapshot; "
                 "clone went from %ld to %ld in %ld lines\n",
                 what, before, after, c.first, c.last, c.lines);
     }
@@ -428,8 +431,8 @@ Test(snapshot, stop_after_snapshot, .timeout = 300)
     struct vm clone;
     start_clone(&clone, &s, "s1", "clone", NULL, "2", mem, NULL);
     struct migck c = wait_migck(&clone, -1, "clone");
-    cr_assert_geq(c.first, m.last, "the clone began at %ld, the source had printed %ld",
-                  c.first, m.last);
+    cr_assert_geq(c.first, m.last, "the clone began at %ld, the source had printed %ld", c.first,
+                  m.last);
     wait_migck(&clone, c.first + MIGCK_PAGES, "clone");
     stop(&clone);
     scratch_cleanup(&s);
@@ -437,8 +440,8 @@ Test(snapshot, stop_after_snapshot, .timeout = 300)
 
 /* Restore that must be refused with status 2 and one line containing `want`. */
 static void refused(const struct scratch *s, const char *snapname, const char *name,
-                    const char *disk, const char *vcpus, const char *mem,
-                    const char *const *extra, const char *want)
+                    const char *disk, const char *vcpus, const char *mem, const char *const *extra,
+                    const char *want)
 {
     struct vm vm;
     start_clone(&vm, s, snapname, name, disk, vcpus, mem, extra);
@@ -544,8 +547,8 @@ static void api_fault(const struct scratch *s, const char *method, const char *p
     int st = api_http(s->sock, method, path, json, reply, &body);
     cr_assert_eq(st, want_status, "%s %s %s: %d\n%s", method, path, json ? json : "", st, reply);
     cr_assert(body && strstr(body, "fault_message"), "%s %s: %s", method, path, reply);
-    cr_assert(strstr(body, want), "%s %s %s: no \"%s\" in %s", method, path, json ? json : "",
-              want, body);
+    cr_assert(strstr(body, want), "%s %s %s: no \"%s\" in %s", method, path, json ? json : "", want,
+              body);
 }
 
 static void still_running(struct vm *vm)
@@ -586,20 +589,26 @@ Test(snapshot, api_faults, .timeout = 300)
     for (size_t i = 0; i < ARRAY_SIZE(bad_names); i++)
         api_fault(&s, "PUT", "/snapshot/create", bad_names[i], 400, "plain names");
     api_fault(&s, "PUT", "/snapshot/create", "{\"snapshot_path\":\"s\"", 400, "JSON");
-    api_fault(&s, "PUT", "/snapshot/create", "{\"snapshot_path\":\"s\",\"mem_file_path\":\"m\","
-              "\"colour\":\"red\"}", 400, "unknown field");
-    api_fault(&s, "PUT", "/snapshot/create", "{\"snapshot_path\":\"s\",\"mem_file_path\":\"m\","
-              "\"stop\":\"yes\"}", 400, "unknown field or wrong type");
-    api_fault(&s, "PUT", "/snapshot/create", "{\"snapshot_path\":\"s\",\"mem_file_path\":\"m\","
-              "\"snapshot_type\":\"Diff\"}", 400, "Full");
+    api_fault(&s, "PUT", "/snapshot/create",
+              "{\"snapshot_path\":\"s\",\"mem_file_path\":\"m\","
+              "\"colour\":\"red\"}",
+              400, "unknown field");
+    api_fault(&s, "PUT", "/snapshot/create",
+              "{\"snapshot_path\":\"s\",\"mem_file_path\":\"m\","
+              "\"stop\":\"yes\"}",
+              400, "unknown field or wrong type");
+    api_fault(&s, "PUT", "/snapshot/create",
+              "{\"snapshot_path\":\"s\",\"mem_file_path\":\"m\","
+              "\"snapshot_type\":\"Diff\"}",
+              400, "Full");
     api_fault(&s, "PUT", "/snapshot/create", "{\"snapshot_path\":\"s\"}", 400, "required");
     api_fault(&s, "GET", "/snapshot/create", NULL, 405, "");
     char reply[API_HTTP_REPLY_MAX];
     const char *body;
     cr_assert_eq(api_http(s.sock, "GET", "/snapshot/create", NULL, reply, &body), 405);
     cr_assert(strstr(reply, "Allow: PUT"), "%s", reply);
-    api_fault(&s, "PUT", "/snapshot/load", "{\"snapshot_path\":\"s\",\"mem_file_path\":\"m\"}",
-              409, "--restore");
+    api_fault(&s, "PUT", "/snapshot/load", "{\"snapshot_path\":\"s\",\"mem_file_path\":\"m\"}", 409,
+              "--restore");
     /* Nothing was written into the snapshot directory, and the VM runs on. */
     snprintf(path, sizeof(path), "rmdir '%s'", s.snap);
     still_running(&vm);

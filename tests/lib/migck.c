@@ -77,7 +77,7 @@ int migck_check_disk(const char *img, long max_k, const struct migck *m)
             cr_assert_eq(w[i], w[1] ^ ((uint64_t)s << 8) ^ (i * 0x100000001B3ull),
                          "%s: sector %u word %u", img, s, i);
         cr_assert_lt((long)w[1], max_k, "%s: sector %u: k %llu not below the last N %ld", img, s,
-                      (unsigned long long)w[1], max_k);
+                     (unsigned long long)w[1], max_k);
         cr_assert_eq(w[1] % MIGCK_DISK_SECTORS, s, "%s: sector %u: k %llu", img, s,
                      (unsigned long long)w[1]);
         records++;

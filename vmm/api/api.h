@@ -115,8 +115,8 @@ enum api_cli_exit {
  * the whole reply into buf (at most cap - 1 bytes, NUL-terminated) within
  * timeout_ms.  0, or -errno with a short reason in *why.
  */
-int api_client_exchange(const char *path, const char *req, long timeout_ms, char *buf,
-                        size_t cap, size_t *got, const char **why) __must_check;
+int api_client_exchange(const char *path, const char *req, long timeout_ms, char *buf, size_t cap,
+                        size_t *got, const char **why) __must_check;
 
 /* `wisp migrate --api-sock PATH --to URL [...]` (api_cli_migrate.c). */
 int api_cli_migrate(int argc, char *const argv[]);

@@ -140,9 +140,9 @@ Test(acpi_pm, through_the_bus)
 {
     struct bus b;
     bus_init(&b, "pio");
-    cr_assert_eq(bus_register(&b, 0x600, ACPI_PM_LEN, "acpi-pm", acpi_pm_pio_read,
-                              acpi_pm_pio_write, pm),
-                 0);
+    cr_assert_eq(
+        bus_register(&b, 0x600, ACPI_PM_LEN, "acpi-pm", acpi_pm_pio_read, acpi_pm_pio_write, pm),
+        0);
     uint8_t v = RESET;
     cr_assert(bus_write(&b, 0x602, &v, 1));
     cr_assert_eq(resets, 1);

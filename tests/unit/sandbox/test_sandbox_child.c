@@ -200,8 +200,8 @@ static void allowed_calls(int role, int arg)
 
 ParameterizedTestParameters(sandbox, child_allowed_calls)
 {
-    static int roles[] = {SANDBOX_MAIN, SANDBOX_VCPU, SANDBOX_API, SANDBOX_MIGRATION,
-                          SANDBOX_IO_WORKER, SANDBOX_UFFD};
+    static int roles[] = {SANDBOX_MAIN,      SANDBOX_VCPU,      SANDBOX_API,
+                          SANDBOX_MIGRATION, SANDBOX_IO_WORKER, SANDBOX_UFFD};
     return cr_make_param_array(int, roles, ARRAY_SIZE(roles));
 }
 

@@ -144,13 +144,13 @@ Test(config, cli_errors)
 Test(config, every_known_key_is_accepted)
 {
     /* config_key_known() and config_set() must agree on the key list. */
-    const char *keys[] = {"kernel",     "initrd",    "cmdline",     "cpu-features", "serial",
-                          "debug-exit", "hugepages", "stats",       "memory",       "vcpus",
-                          "boot",       "log-level", "cpu-template", "snapshot-dir", "restore",
+    const char *keys[] = {"kernel",      "initrd",      "cmdline",      "cpu-features", "serial",
+                          "debug-exit",  "hugepages",   "stats",        "memory",       "vcpus",
+                          "boot",        "log-level",   "cpu-template", "snapshot-dir", "restore",
                           "restore-mem", "restore-lazy"};
-    const char *vals[] = {"/k", "/i",  "c", "-xsave", "none", "on",       "off",
-                          "on", "64M", "2", "pvh",    "info", "x86-64-v2", "/s", "/s/a.state",
-                          "/s/a.mem", "on"};
+    const char *vals[] = {"/k",        "/i", "c",          "-xsave",   "none", "on",
+                          "off",       "on", "64M",        "2",        "pvh",  "info",
+                          "x86-64-v2", "/s", "/s/a.state", "/s/a.mem", "on"};
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
         cr_assert(config_key_known(keys[i]), "%s", keys[i]);
         cr_assert_eq(config_set(&cfg, keys[i], vals[i], &err), 0, "%s: %s", keys[i], err.msg);

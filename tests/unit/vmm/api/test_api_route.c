@@ -162,8 +162,8 @@ Test(api_route, pause_failures_are_faults)
 
 Test(api_route, unknown_paths_are_404)
 {
-    static const char *const paths[] = {
-        "/nope", "/vm/", "//", "/VM", "/snapshot/", "/snapshot", "/migration/", "", "/version/x"};
+    static const char *const paths[] = {"/nope",     "/vm/",        "//", "/VM",       "/snapshot/",
+                                        "/snapshot", "/migration/", "",   "/version/x"};
     for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
         route("GET", paths[i], NULL);
         assert_fault(404, "no resource at");
