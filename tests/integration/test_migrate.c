@@ -288,12 +288,12 @@ static struct migck wait_migck(const char *serial, long want)
 /*
  * A guest that checks its own memory (every page of a 4 MiB area against a
  * table of generations) and writes self-checking records to its disk moves
- * six times; after each hop it completes a whole verification pass on the
+ * back and forth HOPS times; after each hop it completes a whole verification pass on the
  * destination, and the disk (shared by both ends, as shared storage would
  * be) holds only whole records at the end.  Device writes to guest memory
  * during pre-copy (virtio-blk completions) are what KVM's log does not see.
  */
-Test(migrate, memory_and_disk_survive_six_hops)
+Test(migrate, memory_and_disk_survive_twenty_hops)
 {
     char disk[160], dev[200];
     snprintf(disk, sizeof(disk), "%s/disk.img", dir);
@@ -307,7 +307,7 @@ Test(migrate, memory_and_disk_survive_six_hops)
     int cur = 0, host = 0;
     start(&vm[cur], host, "m0", "test=migck migck_mb=4 migck_blk=1", NULL, dev);
     struct migck m = wait_migck(vm[cur].serial, pages + 64);
-    for (int hop = 1; hop <= 6; hop++) {
+    for (int hop = 1; hop <= HOPS; hop++) {
         int nxt = 1 - cur, dhost = 1 - host;
         char name[16], url[64];
         snprintf(name, sizeof(name), "m%d", hop);
