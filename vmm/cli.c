@@ -94,6 +94,8 @@ void cli_print_run_help(FILE *f)
                "                       options must describe the same machine (memory, vCPUs,\n"
                "                       devices, CPU template), or wisp refuses (status 2)\n"
                "  --restore-lazy       fill guest memory on demand through userfaultfd\n"
+               "  --restore-wait       serve the API (--api-sock) and wait for PUT\n"
+               "                       /snapshot/load naming files in --snapshot-dir\n"
                "  --incoming URL       receive a live migration (tcp:IP:PORT or unix:PATH)\n"
                "                       instead of booting; same machine options as --restore\n"
                "  --config FILE        read options from a JSON object; later options override\n"

@@ -285,7 +285,7 @@ static const char *const all_keys[] = {
     "kernel",       "initrd",    "cmdline",     "cpu-features", "cpu-template", "serial",
     "debug-exit",   "hugepages", "stats",       "memory",       "vcpus",        "boot",
     "log-level",    "device",    "seccomp",     "landlock",     "acpi",         "api-sock",
-    "snapshot-dir", "restore",   "restore-mem", "restore-lazy", "incoming"};
+    "snapshot-dir", "restore",   "restore-mem", "restore-lazy", "incoming",     "restore-wait"};
 
 bool config_key_known(const char *key)
 {
@@ -296,7 +296,8 @@ bool config_key_known(const char *key)
 }
 
 /* Keys that are switches: given without a value on the command line. */
-static const char *const flag_keys[] = {"debug-exit", "hugepages", "stats", "restore-lazy"};
+static const char *const flag_keys[] = {"debug-exit", "hugepages", "stats", "restore-lazy",
+                                        "restore-wait"};
 
 bool config_key_is_flag(const char *key)
 {
@@ -343,6 +344,8 @@ int config_set(struct vm_config *c, const char *key, const char *value, struct e
         return set_string(&c->restore_mem, key, value, err);
     if (!strcmp(key, "incoming"))
         return set_string(&c->incoming, key, value, err);
+    if (!strcmp(key, "restore-wait"))
+        return set_bool(&c->restore_wait, key, value, err);
     if (!strcmp(key, "restore-lazy"))
         return set_bool(&c->restore_lazy, key, value, err);
     if (!strcmp(key, "debug-exit"))
@@ -623,9 +626,16 @@ int config_validate(const struct vm_config *c, struct errbuf *err)
     if (c->restore && c->hugepages)
         return err_set(err, WISP_EXIT_USAGE, EINVAL,
                        "a restored VM maps its memory file with 4 KiB pages: drop --hugepages");
+    if (c->restore_wait && (!c->api_sock || !c->snapshot_dir))
+        return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                       "--restore-wait needs --api-sock (the load request comes there) and "
+                       "--snapshot-dir (the snapshot's files are there)");
+    if (c->restore_wait && (c->restore || c->incoming || c->hugepages))
+        return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                       "--restore-wait excludes --restore, --incoming and --hugepages");
     if (c->restore && c->incoming)
         return err_set(err, WISP_EXIT_USAGE, EINVAL, "--restore and --incoming exclude each other");
-    if (!c->restore && !c->incoming && (!c->kernel || !c->kernel[0]))
+    if (!c->restore && !c->incoming && !c->restore_wait && (!c->kernel || !c->kernel[0]))
         return err_set(err, WISP_EXIT_USAGE, EINVAL, "no kernel given (use --kernel PATH)");
     if (c->vcpus == 0)
         return err_set(err, WISP_EXIT_USAGE, EINVAL, "vcpus must be at least 1");

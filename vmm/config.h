@@ -72,6 +72,8 @@ struct vm_config {
     char *restore;
     char *restore_mem;
     bool restore_lazy; /* fill guest memory on demand through userfaultfd */
+    /* --restore-wait: serve the API and wait for PUT /snapshot/load. */
+    bool restore_wait;
     /* --incoming tcp:ADDR:PORT|unix:PATH: receive a live migration instead of booting. */
     char *incoming;
     unsigned ndevices;

@@ -30,6 +30,13 @@ struct vm_snapshot_req {
     bool stop; /* end wisp (status 0) once written, instead of carrying on */
 };
 
+/* PUT /snapshot/load into a wisp started with --restore-wait. */
+struct vm_snapshot_load_req {
+    const char *state_name; /* file names inside --snapshot-dir */
+    const char *mem_name;
+    bool resume; /* run the vCPUs at once; else the VM stays paused (PATCH /vm Resumed) */
+};
+
 struct vm_snapshot_result {
     uint64_t paused_ms;      /* how long the guest was stopped */
     uint64_t state_bytes;    /* size of the state file */
@@ -110,6 +117,15 @@ struct vm_control {
      * limits), -EBUSY (a snapshot or migration runs), -ESHUTDOWN.
      */
     int (*migrate_start)(void *ctx, const struct vm_migrate_req *req, char *why, size_t whylen);
+    /*
+     * Load a snapshot into a wisp that waits for one (--restore-wait) and
+     * start it.  0, or -errno with one line in `why`: -EALREADY when this
+     * wisp is not waiting (it booted, or already loaded), -EINVAL for bad
+     * names, -EBUSY while a load runs, or the load's error (wisp then
+     * exits with status 2, as a failed --restore does).
+     */
+    int (*snapshot_load)(void *ctx, const struct vm_snapshot_load_req *req, char *why,
+                         size_t whylen);
     /* Progress of the current or last migration. */
     void (*migrate_status)(void *ctx, struct vm_migrate_status *st);
     /* Ask a running migration to stop; the VM carries on here.  0 or -ENOENT. */

@@ -252,6 +252,30 @@ gpa_t gmem_end(const struct gmem *gm)
     return r->gpa + r->size;
 }
 
+int gmem_remap_private(struct gmem *gm, int mem_fd, struct errbuf *err)
+{
+    struct stat st;
+    if (fstat(mem_fd, &st) < 0)
+        return err_set(err, WISP_EXIT_HOST, errno, "snapshot memory file: %s", strerror(errno));
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < gm->total)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                       "snapshot memory file holds %llu bytes, the guest's memory is %llu",
+                       (unsigned long long)st.st_size, (unsigned long long)gm->total);
+    for (unsigned i = 0; i < gm->nregions; i++) {
+        struct gmem_region *r = &gm->regions[i];
+        void *p = mmap(r->hva, (size_t)r->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED,
+                       mem_fd, (off_t)r->fd_offset);
+        if (p == MAP_FAILED)
+            return err_set(err, WISP_EXIT_HOST, errno, "cannot map the snapshot memory file: %s",
+                           strerror(errno));
+        (void)madvise(p, (size_t)r->size, MADV_DONTDUMP);
+    }
+    if (gm->fd >= 0)
+        close(gm->fd);
+    gm->fd = -1;
+    return 0;
+}
+
 /* ---- device write log ------------------------------------------------- */
 
 int gmem_log_start(struct gmem *gm)

@@ -85,6 +85,15 @@ int gmem_create(struct gmem *gm, const struct gmem_range *ranges, unsigned n, bo
 int gmem_create_restore(struct gmem *gm, const struct gmem_range *ranges, unsigned n, int mem_fd,
                         bool lazy, struct errbuf *err) __must_check;
 
+/*
+ * Replace the contents of guest RAM created by gmem_create() with a
+ * private (copy-on-write) mapping of a snapshot's memory file, in place:
+ * the same host addresses, so KVM's memory slots stay valid.  The memfd is
+ * closed (gm->fd becomes -1).  The file must be a regular file of at least
+ * the total size.  Only while no vCPU runs.  0 or -errno with err.
+ */
+int gmem_remap_private(struct gmem *gm, int mem_fd, struct errbuf *err) __must_check;
+
 /* Unmap everything and close the memfd.  Safe on a zeroed or failed gmem. */
 void gmem_destroy(struct gmem *gm);
 

@@ -131,7 +131,7 @@ int preflight_check(const struct vm_config *cfg, struct errbuf *err)
 {
     int ret = arch_check_config(cfg, err);
     /* A restored VM does not load its kernel: guest memory comes from the snapshot. */
-    bool boots = !cfg->restore && !cfg->incoming;
+    bool boots = !cfg->restore && !cfg->incoming && !cfg->restore_wait;
     if (ret == 0 && boots)
         ret = check_kernel(cfg, err);
     if (ret == 0 && cfg->initrd && boots)

@@ -241,6 +241,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
         .resume = ctl_resume,
         .state = ctl_state,
         .snapshot_create = vm_mig_snapshot,
+        .snapshot_load = vm_mig_snapshot_load,
         .migrate_start = vm_mig_migrate_start,
         .migrate_status = vm_mig_migrate_status,
         .migrate_cancel = vm_mig_migrate_cancel,
@@ -311,7 +312,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
     /* Load (and so validate) the guest before creating devices: a bad image
      * must not leave a fresh serial output file behind. */
     /* A restored guest's memory already holds its kernel and everything else. */
-    ret = cfg->restore || cfg->incoming ? 0 : arch_load_guest(vm->arch, vm->cmdline, err);
+    ret = cfg->restore || cfg->incoming || cfg->restore_wait
+              ? 0
+              : arch_load_guest(vm->arch, vm->cmdline, err);
     if (ret < 0)
         goto fail;
     ret = arch_create_devices(vm->arch, err);
@@ -515,6 +518,17 @@ int vm_run(struct vm *vm, struct errbuf *err)
     /* Before the vCPU threads exist, so that they inherit it. */
     if (apply_landlock(vm, err) < 0)
         return err->exit_code;
+    /* --restore-wait: the API thread first (under Landlock already, which
+     * still lets the main thread read --snapshot-dir), then the load it
+     * asks for, before any vCPU runs. */
+    bool api_started = false;
+    if (vm->cfg->restore_wait) {
+        if (api_server_start(vm->api, err) < 0)
+            return err->exit_code;
+        api_started = true;
+        if (vm_mig_await_load(vm, err) < 0)
+            return err->exit_code;
+    }
     for (unsigned i = 0; i < vm->nvcpus; i++) {
         ret = vcpu_start(&vm->vcpus[i], err);
         if (ret < 0) {
@@ -526,7 +540,7 @@ int vm_run(struct vm *vm, struct errbuf *err)
      * the main thread's filter, which it would otherwise inherit. */
     if (ret == 0 && (ret = vm_mig_start(vm, err)) < 0)
         vm_request_stop(vm, VM_STOP_ERROR, err->exit_code);
-    if (ret == 0 && vm->api && (ret = api_server_start(vm->api, err)) < 0)
+    if (ret == 0 && vm->api && !api_started && (ret = api_server_start(vm->api, err)) < 0)
         vm_request_stop(vm, VM_STOP_ERROR, err->exit_code);
     /* Threads inherit filters: enter ours only once every other thread exists
      * (each enters its own before it handles requests or guest data), and

@@ -21,6 +21,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,7 +59,7 @@ int vm_mig_open(struct vm *vm, struct errbuf *err)
     struct vm_mig *g = calloc(1, sizeof(*g));
     if (!g)
         return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
-    g->snap_dir_fd = g->restore_fd = g->restore_mem_fd = g->incoming_fd = -1;
+    g->snap_dir_fd = g->restore_fd = g->restore_mem_fd = g->incoming_fd = g->load_efd = -1;
     vm->mig = g;
     if (pthread_mutex_init(&g->lock, NULL) != 0 || pthread_cond_init(&g->cond, NULL) != 0)
         return err_set(err, WISP_EXIT_HOST, EAGAIN, "cannot create the migration lock");
@@ -70,6 +73,11 @@ int vm_mig_open(struct vm *vm, struct errbuf *err)
         }
     }
     int ret = 0;
+    if (cfg->restore_wait) {
+        g->load_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (g->load_efd < 0)
+            return err_set(err, WISP_EXIT_HOST, errno, "eventfd: %s", strerror(errno));
+    }
     if (cfg->incoming) {
         /* Listen now, before Landlock: the source connects once wisp runs. */
         struct mig_uri u;
@@ -99,7 +107,8 @@ void vm_mig_destroy(struct vm *vm)
         return;
     vm_mig_stop(vm);
     vm_mig_stop_lazy(vm);
-    int *fds[] = {&g->snap_dir_fd, &g->restore_fd, &g->restore_mem_fd, &g->incoming_fd};
+    int *fds[] = {&g->snap_dir_fd, &g->restore_fd, &g->restore_mem_fd, &g->incoming_fd,
+                  &g->load_efd};
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
         if (*fds[i] >= 0)
             close(*fds[i]);
@@ -490,5 +499,122 @@ int vm_mig_restore(struct vm *vm, struct errbuf *err)
                  (unsigned long long)(vm_mig_now_ms() - t0));
     free(reg);
     free(m);
+    return e;
+}
+
+/* ---- --restore-wait: PUT /snapshot/load ---- */
+
+int vm_mig_snapshot_load(void *ctx, const struct vm_snapshot_load_req *req, char *why,
+                         size_t whylen)
+{
+    struct vm *vm = ctx;
+    struct vm_mig *g = vm->mig;
+    if (!name_ok(req->state_name) || !name_ok(req->mem_name) ||
+        !strcmp(req->state_name, req->mem_name)) {
+        snprintf(why, whylen,
+                 "snapshot file names must be two different plain names inside "
+                 "the snapshot directory (no '/')");
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&g->lock);
+    int ret = 0;
+    if (!g->awaiting) {
+        snprintf(why, whylen,
+                 "this VM is already running; start wisp with --restore-wait to "
+                 "load a snapshot through the API, or with --restore STATE "
+                 "--restore-mem MEM");
+        ret = -EALREADY;
+    } else if (g->load_pending) {
+        snprintf(why, whylen, "a snapshot is being loaded");
+        ret = -EBUSY;
+    }
+    if (ret < 0) {
+        pthread_mutex_unlock(&g->lock);
+        return ret;
+    }
+    snprintf(g->load_state, sizeof(g->load_state), "%s", req->state_name);
+    snprintf(g->load_mem, sizeof(g->load_mem), "%s", req->mem_name);
+    g->load_resume = req->resume;
+    g->load_pending = true;
+    g->load_done = false;
+    uint64_t one = 1;
+    ssize_t w __unused = write(g->load_efd, &one, sizeof(one));
+    while (!g->load_done)
+        pthread_cond_wait(&g->cond, &g->lock);
+    ret = g->load_ret;
+    snprintf(why, whylen, "%s", g->load_why);
+    pthread_mutex_unlock(&g->lock);
+    return ret;
+}
+
+/* Open, map and load the requested snapshot (main thread, no vCPU yet). */
+static int load_requested(struct vm *vm, struct errbuf *err)
+{
+    struct vm_mig *g = vm->mig;
+    int mem_fd = openat(g->snap_dir_fd, g->load_mem, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (mem_fd < 0)
+        return err_set(err, WISP_EXIT_USAGE, errno, "snapshot memory file %s: %s", g->load_mem,
+                       strerror(errno));
+    g->restore_fd = openat(g->snap_dir_fd, g->load_state, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int e = g->restore_fd < 0 ? err_set(err, WISP_EXIT_USAGE, errno, "snapshot state file %s: %s",
+                                        g->load_state, strerror(errno))
+                              : gmem_remap_private(&vm->mem, mem_fd, err);
+    close(mem_fd);
+    if (e == 0)
+        e = vm_mig_restore(vm, err);
+    return e;
+}
+
+int vm_mig_await_load(struct vm *vm, struct errbuf *err)
+{
+    struct vm_mig *g = vm->mig;
+    pthread_mutex_lock(&g->lock);
+    g->awaiting = true;
+    pthread_mutex_unlock(&g->lock);
+    log_info("waiting for PUT /snapshot/load on %s", vm->cfg->api_sock);
+    for (;;) {
+        struct pollfd p[2] = {{.fd = g->load_efd, .events = POLLIN},
+                              {.fd = vm->signal_fd, .events = POLLIN}};
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return err_set(err, WISP_EXIT_HOST, errno, "poll: %s", strerror(errno));
+        }
+        if (p[1].revents) {
+            struct signalfd_siginfo si;
+            int sig = read(vm->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)
+                          ? (int)si.ssi_signo
+                          : SIGTERM;
+            pthread_mutex_lock(&g->lock);
+            g->awaiting = false;
+            pthread_mutex_unlock(&g->lock);
+            return err_set(err, 128 + sig, EINTR,
+                           "stopped by signal %d while waiting for a "
+                           "snapshot to load",
+                           sig);
+        }
+        uint64_t v;
+        if (read(g->load_efd, &v, sizeof(v)) == (ssize_t)sizeof(v))
+            break;
+    }
+    int e = load_requested(vm, err);
+    pthread_mutex_lock(&g->lock);
+    g->load_ret = e;
+    snprintf(g->load_why, sizeof(g->load_why), "%.399s", e < 0 ? err->msg : "");
+    g->load_done = true;
+    g->awaiting = false;
+    g->load_pending = false;
+    bool resume = g->load_resume;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+    if (e == 0 && !resume) {
+        /* The vCPUs park as soon as they start: PATCH /vm Resumed runs them. */
+        pthread_mutex_lock(&vm->pause_lock);
+        atomic_store(&vm->pause_requested, true);
+        vm->paused = true;
+        pthread_mutex_unlock(&vm->pause_lock);
+    }
+    if (e == 0)
+        log_info("snapshot %s loaded through the API", g->load_state);
     return e;
 }

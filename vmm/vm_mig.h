@@ -81,6 +81,18 @@ int vm_mig_migrate_start(void *ctx, const struct vm_migrate_req *req, char *why,
 void vm_mig_migrate_status(void *ctx, struct vm_migrate_status *st);
 int vm_mig_migrate_cancel(void *ctx);
 
+/*
+ * --restore-wait: wait (main thread, before any vCPU thread exists) until
+ * PUT /snapshot/load names a snapshot in --snapshot-dir, map its memory file
+ * over guest memory (private, copy-on-write), load its state, answer the
+ * API, and return.  SIGINT/SIGTERM end the wait.  0 or -errno with err.
+ */
+int vm_mig_await_load(struct vm *vm, struct errbuf *err) __must_check;
+
+/* vm_control.snapshot_load (control.h); ctx is the vm. */
+int vm_mig_snapshot_load(void *ctx, const struct vm_snapshot_load_req *req, char *why,
+                         size_t whylen);
+
 /* vm_control.snapshot_create (control.h); ctx is the vm. */
 int vm_mig_snapshot(void *ctx, const struct vm_snapshot_req *req, struct vm_snapshot_result *res,
                     char *why, size_t whylen);

@@ -52,6 +52,15 @@ struct vm_mig {
     bool mstat_seen;   /* a status read saw "completed" (the source may exit) */
     int incoming_fd;   /* --incoming: listening socket, or -1 */
 
+    /* --restore-wait: the load request (under `lock`), the eventfd that wakes
+     * the main thread, and the answer for the API thread. */
+    bool awaiting, load_pending, load_done;
+    char load_state[256], load_mem[256];
+    bool load_resume;
+    int load_ret;
+    char load_why[400];
+    int load_efd;
+
     /* --restore-lazy: the userfaultfd page server and its thread (wisp-uffd). */
     struct mig_uffd *uffd;
     pthread_t uffd_thread;

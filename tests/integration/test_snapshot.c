@@ -286,6 +286,9 @@ static long cli_snapshot(const struct scratch *s, const char *name, bool stop_af
     return pages;
 }
 
+static void api_fault(const struct scratch *s, const char *method, const char *path,
+                      const char *json, int want_status, const char *want);
+
 static void copy_file(const char *from, const char *to)
 {
     size_t len;
@@ -435,6 +438,62 @@ Test(snapshot, stop_after_snapshot, .timeout = 300)
                   m.last);
     wait_migck(&clone, c.first + MIGCK_PAGES, "clone");
     stop(&clone);
+    scratch_cleanup(&s);
+}
+
+/*
+ * PUT /snapshot/load into a wisp started with --restore-wait: the VM starts
+ * paused (resume_vm false) and runs on after PATCH /vm Resumed, from where
+ * the source stopped.  A second load, now that it runs, is refused.
+ */
+Test(snapshot, load_through_the_api, .timeout = 300)
+{
+    struct scratch s;
+    scratch_init(&s);
+    struct vm src;
+    start_source(&src, &s, true, false, "src");
+    wait_migck(&src, 50, "source");
+    cli_snapshot(&s, "s1", true);
+    struct proc_result r;
+    finish(&src, 0, 0, &r);
+    proc_result_free(&r);
+    struct migck m;
+    migck_scan(src.serial, &m);
+
+    struct vm vm;
+    memset(&vm, 0, sizeof(vm));
+    snprintf(vm.serial, sizeof(vm.serial), "%s/loaded.serial", s.dir);
+    char serial_arg[200], mem[16];
+    snprintf(serial_arg, sizeof(serial_arg), "file:%s", vm.serial);
+    snprintf(mem, sizeof(mem), "%dM", MEM_MIB);
+    const char *args[] = {
+        "--debug-exit", "--vcpus",        "2",          "--memory", mem,
+        "--serial",     serial_arg,       "--api-sock", s.sock,     "--snapshot-dir",
+        s.snap,         "--restore-wait", NULL};
+    start(&vm, args);
+    struct stat st;
+    for (int i = 0; i < 200 && stat(s.sock, &st) < 0; i++)
+        sleep_ms(50);
+    char reply[API_HTTP_REPLY_MAX];
+    const char *body;
+    cr_assert_eq(api_http(s.sock, "GET", "/", NULL, reply, &body), 200, "%s", reply);
+    const char *load = "{\"snapshot_path\":\"s1.state\",\"mem_file_path\":\"s1.mem\","
+                       "\"resume_vm\":false}";
+    cr_assert_eq(api_http(s.sock, "PUT", "/snapshot/load", load, reply, &body), 204, "%s", reply);
+    cr_assert_eq(api_http(s.sock, "GET", "/", NULL, reply, &body), 200, "%s", reply);
+    cr_assert(strstr(body, "\"state\":\"Paused\""), "%s", body);
+    sleep_ms(500);
+    struct migck c;
+    migck_scan(vm.serial, &c);
+    cr_assert_eq(c.lines, 0, "a VM loaded with resume_vm false ran");
+    cr_assert_eq(api_http(s.sock, "PATCH", "/vm", "{\"state\":\"Resumed\"}", reply, &body), 204,
+                 "%s", reply);
+    c = wait_migck(&vm, -1, "loaded");
+    cr_assert_geq(c.first, m.last, "the loaded VM began at %ld, the source had printed %ld",
+                  c.first, m.last);
+    wait_migck(&vm, c.first + MIGCK_PAGES, "loaded");
+    api_fault(&s, "PUT", "/snapshot/load", load, 409, "already running");
+    stop(&vm);
     scratch_cleanup(&s);
 }
 

@@ -3,8 +3,9 @@
  * Shaped like Firecracker's: {"snapshot_path", "mem_file_path",
  * "snapshot_type": "Full"}.  wisp differs where its sandbox makes it: the
  * paths are file names inside --snapshot-dir (a running wisp can open no
- * other path), and a snapshot is loaded when wisp starts (--restore), so
- * /snapshot/load on a running VM answers with that.
+ * other path), and a snapshot is loaded into a wisp that was started to wait
+ * for one (--restore-wait), before any vCPU runs; a VM that already runs
+ * answers 409.
  *
  * Why a file of its own: request validation here, the work on the VM's
  * migration thread (vmm/vm_mig.c); api_route.c only dispatches.
@@ -84,10 +85,50 @@ out:
 int api_snapshot_load(const struct vm_control *ctl, const char *body, size_t len,
                       struct api_reply *out)
 {
-    (void)ctl;
-    (void)body;
-    (void)len;
-    return api_fault(out, 409,
-                     "this VM is already running; a snapshot is loaded when wisp starts: "
-                     "wisp run --restore STATE --restore-mem MEM [--restore-lazy]");
+    char buf[480];
+    const char *msg = NULL;
+    json_object *o = api_parse_object(body, len, buf, sizeof(buf), &msg);
+    if (!o)
+        return api_fault(out, 400, msg);
+    struct vm_snapshot_load_req req = {0};
+    json_object_object_foreach(o, key, val)
+    {
+        bool is_str = json_object_is_type(val, json_type_string);
+        if (!strcmp(key, "snapshot_path") && is_str) {
+            req.state_name = json_object_get_string(val);
+        } else if (!strcmp(key, "mem_file_path") && is_str) {
+            req.mem_name = json_object_get_string(val);
+        } else if (!strcmp(key, "resume_vm") && json_object_is_type(val, json_type_boolean)) {
+            req.resume = json_object_get_boolean(val);
+        } else {
+            snprintf(buf, sizeof(buf),
+                     "unknown field or wrong type: '%.60s' (snapshot_path, mem_file_path: "
+                     "strings; resume_vm: boolean)",
+                     key);
+            msg = buf;
+            break;
+        }
+    }
+    if (!msg && (!req.state_name || !req.mem_name))
+        msg = "snapshot_path and mem_file_path are required";
+    int ret;
+    if (msg) {
+        ret = api_fault(out, 400, msg);
+        goto out;
+    }
+    char why[400] = "";
+    ret = ctl->snapshot_load ? ctl->snapshot_load(ctl->ctx, &req, why, sizeof(why)) : -EALREADY;
+    if (ret < 0) {
+        unsigned status = ret == -EALREADY || ret == -EBUSY ? 409 : 400;
+        snprintf(buf, sizeof(buf), "snapshot load failed: %s",
+                 why[0] ? why : "this VM is already running; start wisp with --restore-wait");
+        ret = api_fault(out, status, buf);
+        goto out;
+    }
+    out->status = 204;
+    out->body = NULL;
+    ret = 0;
+out:
+    json_object_put(o);
+    return ret;
 }
