@@ -862,7 +862,7 @@ def main():
     ap.add_argument("--busybox", required=True, help="static busybox (its ping is the peer's)")
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--qemu", default=shutil.which("qemu-system-x86_64") or "qemu-system-x86_64")
-    ap.add_argument("--only", default="", help="run only cases whose name contains this")
+    ap.add_argument("--only", default="", help="run only cases whose name matches this regular expression")
     ap.add_argument("--append", default="", help="more kernel command line (debugging)")
     ap.add_argument("--wisp-arg", action="append", default=[], help="one more wisp option")
     ap.add_argument("--boot-timeout", type=int, default=BOOT_TIMEOUT)
@@ -892,7 +892,7 @@ def main():
 
     seen = {}
     for case in CASES:
-        if args.only and args.only not in case.name:
+        if args.only and not re.search(args.only, case.name):
             continue
         if case.ver not in kernels or kernels[case.ver][0][case.image] is None:
             res.check(case.name, False, "no kernel image")
