@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/seccomp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -259,6 +260,18 @@ static void test_hooks(enum sandbox_role role)
         vmm_fatal("test hook: abort in thread %s", thread_label);
 }
 #endif
+
+void sandbox_thread_signals(int keep)
+{
+    static const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+    sigset_t set;
+    sigfillset(&set);
+    for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
+        sigdelset(&set, fatal[i]);
+    if (keep > 0)
+        sigdelset(&set, keep);
+    pthread_sigmask(SIG_SETMASK, &set, NULL);
+}
 
 int sandbox_enter(enum sandbox_role role, struct errbuf *err)
 {

@@ -111,6 +111,14 @@ int sandbox_prepare(const struct sandbox_opts *opts, struct errbuf *err) __must_
  */
 int sandbox_enter(enum sandbox_role role, struct errbuf *err) __must_check;
 
+/*
+ * Called first thing by every helper thread (vCPUs, API, migration, uffd):
+ * blocks every signal except the synchronous fatal ones (SIGSEGV, SIGBUS,
+ * SIGILL, SIGFPE, SIGABRT) and `keep` (0 for none), so process-directed
+ * signals reach only the main thread's signalfd.  The vCPUs keep their kick.
+ */
+void sandbox_thread_signals(int keep);
+
 /* "main", "vcpu", "api", "migration", "io-worker"; "?" if out of range. */
 const char *sandbox_role_name(enum sandbox_role role);
 

@@ -206,15 +206,7 @@ static void *vcpu_thread(void *arg)
     pthread_setname_np(pthread_self(), name);
 
     /* Process-directed signals go to the main thread; we take only the kick. */
-    sigset_t set;
-    sigfillset(&set);
-    sigdelset(&set, VCPU_KICK_SIGNAL);
-    sigdelset(&set, SIGSEGV);
-    sigdelset(&set, SIGBUS);
-    sigdelset(&set, SIGILL);
-    sigdelset(&set, SIGFPE);
-    sigdelset(&set, SIGABRT);
-    pthread_sigmask(SIG_SETMASK, &set, NULL);
+    sandbox_thread_signals(VCPU_KICK_SIGNAL);
 
     /* Our own filter, before the guest runs; the thread was named first so a
      * seccomp report can say which vCPU it was. */

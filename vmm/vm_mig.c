@@ -156,7 +156,7 @@ static void *mig_thread(void *arg)
     struct vm_mig *g = vm->mig;
     pthread_setname_np(pthread_self(), "wisp-mig");
     /* Process-directed signals belong to the main thread (signalfd). */
-    vm_mig_block_signals();
+    sandbox_thread_signals(0);
     struct errbuf err = {0};
     if (sandbox_enter(SANDBOX_MIGRATION, &err) < 0) {
         log_error("migration thread: %s", err.msg);
@@ -409,23 +409,11 @@ int vm_mig_snapshot(void *ctx, const struct vm_snapshot_req *req, struct vm_snap
 
 /* ---- restore ---- */
 
-void vm_mig_block_signals(void)
-{
-    sigset_t set;
-    sigfillset(&set);
-    sigdelset(&set, SIGSEGV);
-    sigdelset(&set, SIGBUS);
-    sigdelset(&set, SIGILL);
-    sigdelset(&set, SIGFPE);
-    sigdelset(&set, SIGABRT);
-    pthread_sigmask(SIG_SETMASK, &set, NULL);
-}
-
 static void *uffd_thread(void *arg)
 {
     struct vm *vm = arg;
     pthread_setname_np(pthread_self(), "wisp-uffd");
-    vm_mig_block_signals();
+    sandbox_thread_signals(0);
     struct errbuf err = {0};
     if (sandbox_enter(SANDBOX_UFFD, &err) < 0) {
         log_error("userfaultfd server: %s", err.msg);
@@ -539,10 +527,22 @@ int vm_mig_snapshot_load(void *ctx, const struct vm_snapshot_load_req *req, char
     g->load_done = false;
     uint64_t one = 1;
     ssize_t w __unused = write(g->load_efd, &one, sizeof(one));
+    /* Bounded: the main thread answers at once unless the files are huge or
+     * slow; past the bound the load still completes on its own. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += VM_SNAPSHOT_TIMEOUT_MS / 1000;
     while (!g->load_done)
-        pthread_cond_wait(&g->cond, &g->lock);
-    ret = g->load_ret;
-    snprintf(why, whylen, "%s", g->load_why);
+        if (pthread_cond_timedwait(&g->cond, &g->lock, &ts) == ETIMEDOUT)
+            break;
+    if (g->load_done) {
+        ret = g->load_ret;
+        snprintf(why, whylen, "%s", g->load_why);
+    } else {
+        ret = -ETIMEDOUT;
+        snprintf(why, whylen, "still loading after %u ms; it will complete on its own",
+                 VM_SNAPSHOT_TIMEOUT_MS);
+    }
     pthread_mutex_unlock(&g->lock);
     return ret;
 }
@@ -587,6 +587,14 @@ int vm_mig_await_load(struct vm *vm, struct errbuf *err)
                           : SIGTERM;
             pthread_mutex_lock(&g->lock);
             g->awaiting = false;
+            if (g->load_pending) {
+                /* A request raced the signal: answer it, or it waits out its bound. */
+                g->load_pending = false;
+                g->load_ret = -ECANCELED;
+                snprintf(g->load_why, sizeof(g->load_why), "wisp is exiting (signal %d)", sig);
+                g->load_done = true;
+                pthread_cond_broadcast(&g->cond);
+            }
             pthread_mutex_unlock(&g->lock);
             return err_set(err, 128 + sig, EINTR,
                            "stopped by signal %d while waiting for a "

@@ -78,7 +78,4 @@ int vm_mig_run_job(struct vm *vm, int (*fn)(struct vm *, void *, char *, size_t)
 /* CLOCK_MONOTONIC in ms. */
 uint64_t vm_mig_now_ms(void);
 
-/* Block every signal but the synchronous fatal ones (helper threads). */
-void vm_mig_block_signals(void);
-
 #endif /* VMM_VM_MIG_INTERNAL_H */

@@ -277,14 +277,7 @@ static void *api_thread(void *arg)
     struct api_server *s = arg;
     pthread_setname_np(pthread_self(), "wisp-api");
     /* Like the vCPUs: process-directed signals are the main thread's. */
-    sigset_t set;
-    sigfillset(&set);
-    sigdelset(&set, SIGSEGV);
-    sigdelset(&set, SIGBUS);
-    sigdelset(&set, SIGILL);
-    sigdelset(&set, SIGFPE);
-    sigdelset(&set, SIGABRT);
-    pthread_sigmask(SIG_SETMASK, &set, NULL);
+    sandbox_thread_signals(0);
 
     struct errbuf err = {0};
     if (sandbox_enter(SANDBOX_API, &err) < 0) {
