@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "vmm/control.h"
 #include "vmm/error.h"
@@ -56,6 +57,31 @@ int api_fault(struct api_reply *out, unsigned status, const char *msg) __must_ch
  */
 struct json_object *api_parse_object(const char *body, size_t len, char *buf, size_t buflen,
                                      const char **msg);
+
+/* One accepted field of a request body (api_fields_get). */
+enum api_field_kind { API_FIELD_STRING, API_FIELD_BOOL, API_FIELD_UINT };
+struct api_field {
+    const char *name;
+    enum api_field_kind kind;
+    bool required;
+    const char **str; /* STRING: set to the value (owned by the object) */
+    const char *only; /* STRING: the one value accepted, or NULL for any */
+    bool *flag;       /* BOOL */
+    uint64_t *num;    /* UINT, within [min, max] */
+    uint64_t min, max;
+    const char *why; /* appended to the fault for `only` or `required` */
+};
+
+/*
+ * Walk the members of `o` against `fields` (at most 64): each member must be
+ * one of them with the right JSON type and value, and every required field
+ * must be present.  True with the targets set; false with *msg pointing at
+ * a fault message (maybe in buf) that names the field: "unknown field or
+ * wrong type: 'x' (accepted: ...)", "n must be a whole number in 1-64",
+ * "t must be \"Full\" ...", "p is required ...".  *msg must be NULL on entry.
+ */
+bool api_fields_get(struct json_object *o, const struct api_field *fields, size_t n, char *buf,
+                    size_t buflen, const char **msg);
 
 /* Fill *out with `status` and the text of `o` (which it puts); 0 or -ENOMEM. */
 int api_reply_json(struct api_reply *out, unsigned status, struct json_object *o) __must_check;

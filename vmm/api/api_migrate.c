@@ -14,18 +14,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* A whole number in [min, max] from a JSON int; false otherwise. */
-static bool get_uint(json_object *v, uint64_t min, uint64_t max, uint64_t *out)
-{
-    if (!json_object_is_type(v, json_type_int))
-        return false;
-    int64_t x = json_object_get_int64(v);
-    if (x < 0 || (uint64_t)x < min || (uint64_t)x > max)
-        return false;
-    *out = (uint64_t)x;
-    return true;
-}
-
 static int put_migration(const struct vm_control *ctl, const char *body, size_t len,
                          struct api_reply *out)
 {
@@ -35,28 +23,21 @@ static int put_migration(const struct vm_control *ctl, const char *body, size_t 
     if (!o)
         return api_fault(out, 400, msg);
     struct vm_migrate_req req = {0};
-    json_object_object_foreach(o, key, val)
-    {
-        uint64_t x;
-        if (!strcmp(key, "destination_url") && json_object_is_type(val, json_type_string)) {
-            req.to = json_object_get_string(val);
-        } else if (!strcmp(key, "downtime_ms") && get_uint(val, 1, 60000, &x)) {
-            req.downtime_ms = (uint32_t)x;
-        } else if (!strcmp(key, "max_rounds") && get_uint(val, 1, 64, &x)) {
-            req.max_rounds = (uint32_t)x;
-        } else if (!strcmp(key, "bandwidth_mbps") && get_uint(val, 0, 1000000, &x)) {
-            req.bandwidth = x * 1000000ULL / 8; /* megabits per second -> bytes */
-        } else {
-            snprintf(buf, sizeof(buf),
-                     "unknown field or bad value: '%.40s' (destination_url: string; "
-                     "downtime_ms 1-60000, max_rounds 1-64, bandwidth_mbps 0-1000000)",
-                     key);
-            msg = buf;
-            break;
-        }
-    }
-    if (!msg && !req.to)
-        msg = "destination_url is required (tcp:HOST:PORT or unix:PATH)";
+    uint64_t downtime = 0, rounds = 0, mbps = 0;
+    const struct api_field fields[] = {
+        {.name = "destination_url",
+         .kind = API_FIELD_STRING,
+         .required = true,
+         .str = &req.to,
+         .why = "(tcp:HOST:PORT or unix:PATH)"},
+        {.name = "downtime_ms", .kind = API_FIELD_UINT, .num = &downtime, .min = 1, .max = 60000},
+        {.name = "max_rounds", .kind = API_FIELD_UINT, .num = &rounds, .min = 1, .max = 64},
+        {.name = "bandwidth_mbps", .kind = API_FIELD_UINT, .num = &mbps, .min = 0, .max = 1000000},
+    };
+    api_fields_get(o, fields, sizeof(fields) / sizeof(fields[0]), buf, sizeof(buf), &msg);
+    req.downtime_ms = (uint32_t)downtime; /* 0: not given, the default */
+    req.max_rounds = (uint32_t)rounds;
+    req.bandwidth = mbps * 1000000ULL / 8; /* megabits per second -> bytes */
     int ret;
     if (msg) {
         ret = api_fault(out, 400, msg);

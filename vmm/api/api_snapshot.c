@@ -26,31 +26,19 @@ int api_snapshot_create(const struct vm_control *ctl, const char *body, size_t l
     if (!o)
         return api_fault(out, 400, msg);
     struct vm_snapshot_req req = {0};
-    json_object_object_foreach(o, key, val)
-    {
-        bool is_str = json_object_is_type(val, json_type_string);
-        if (!strcmp(key, "snapshot_path") && is_str) {
-            req.state_name = json_object_get_string(val);
-        } else if (!strcmp(key, "mem_file_path") && is_str) {
-            req.mem_name = json_object_get_string(val);
-        } else if (!strcmp(key, "snapshot_type") && is_str) {
-            if (strcmp(json_object_get_string(val), "Full") != 0) {
-                msg = "snapshot_type must be \"Full\" (wisp writes no diff snapshots)";
-                break;
-            }
-        } else if (!strcmp(key, "stop") && json_object_is_type(val, json_type_boolean)) {
-            req.stop = json_object_get_boolean(val);
-        } else {
-            snprintf(buf, sizeof(buf),
-                     "unknown field or wrong type: '%.60s' (snapshot_path, mem_file_path: "
-                     "strings; snapshot_type: \"Full\"; stop: boolean)",
-                     key);
-            msg = buf;
-            break;
-        }
-    }
-    if (!msg && (!req.state_name || !req.mem_name))
-        msg = "snapshot_path and mem_file_path are required";
+    const struct api_field fields[] = {
+        {.name = "snapshot_path",
+         .kind = API_FIELD_STRING,
+         .required = true,
+         .str = &req.state_name},
+        {.name = "mem_file_path", .kind = API_FIELD_STRING, .required = true, .str = &req.mem_name},
+        {.name = "snapshot_type",
+         .kind = API_FIELD_STRING,
+         .only = "Full",
+         .why = "(wisp writes no diff snapshots)"},
+        {.name = "stop", .kind = API_FIELD_BOOL, .flag = &req.stop},
+    };
+    api_fields_get(o, fields, sizeof(fields) / sizeof(fields[0]), buf, sizeof(buf), &msg);
     int ret;
     if (msg) {
         ret = api_fault(out, 400, msg);
@@ -91,26 +79,15 @@ int api_snapshot_load(const struct vm_control *ctl, const char *body, size_t len
     if (!o)
         return api_fault(out, 400, msg);
     struct vm_snapshot_load_req req = {0};
-    json_object_object_foreach(o, key, val)
-    {
-        bool is_str = json_object_is_type(val, json_type_string);
-        if (!strcmp(key, "snapshot_path") && is_str) {
-            req.state_name = json_object_get_string(val);
-        } else if (!strcmp(key, "mem_file_path") && is_str) {
-            req.mem_name = json_object_get_string(val);
-        } else if (!strcmp(key, "resume_vm") && json_object_is_type(val, json_type_boolean)) {
-            req.resume = json_object_get_boolean(val);
-        } else {
-            snprintf(buf, sizeof(buf),
-                     "unknown field or wrong type: '%.60s' (snapshot_path, mem_file_path: "
-                     "strings; resume_vm: boolean)",
-                     key);
-            msg = buf;
-            break;
-        }
-    }
-    if (!msg && (!req.state_name || !req.mem_name))
-        msg = "snapshot_path and mem_file_path are required";
+    const struct api_field fields[] = {
+        {.name = "snapshot_path",
+         .kind = API_FIELD_STRING,
+         .required = true,
+         .str = &req.state_name},
+        {.name = "mem_file_path", .kind = API_FIELD_STRING, .required = true, .str = &req.mem_name},
+        {.name = "resume_vm", .kind = API_FIELD_BOOL, .flag = &req.resume},
+    };
+    api_fields_get(o, fields, sizeof(fields) / sizeof(fields[0]), buf, sizeof(buf), &msg);
     int ret;
     if (msg) {
         ret = api_fault(out, 400, msg);
@@ -119,7 +96,9 @@ int api_snapshot_load(const struct vm_control *ctl, const char *body, size_t len
     char why[400] = "";
     ret = ctl->snapshot_load ? ctl->snapshot_load(ctl->ctx, &req, why, sizeof(why)) : -EALREADY;
     if (ret < 0) {
-        unsigned status = ret == -EALREADY || ret == -EBUSY ? 409 : 400;
+        unsigned status = ret == -EALREADY || ret == -EBUSY || ret == -ECANCELED ? 409
+                          : ret == -ETIMEDOUT                                    ? 500
+                                                                                 : 400;
         snprintf(buf, sizeof(buf), "snapshot load failed: %s",
                  why[0] ? why : "this VM is already running; start wisp with --restore-wait");
         ret = api_fault(out, status, buf);
