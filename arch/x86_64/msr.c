@@ -100,6 +100,50 @@ static int load_index_list(int kvm_fd, struct errbuf *err)
     return err_set(err, WISP_EXIT_HOST, EAGAIN, "KVM_GET_MSR_INDEX_LIST keeps changing size");
 }
 
+int x86_msr_index_list(int kvm_fd, const struct kvm_msr_list **out, struct errbuf *err)
+{
+    int ret = 0;
+    pthread_mutex_lock(&index_list_lock);
+    if (!index_list)
+        ret = load_index_list(kvm_fd, err);
+    pthread_mutex_unlock(&index_list_lock);
+    /* index_list is never freed or replaced once set: reading it unlocked is safe. */
+    *out = ret ? NULL : index_list;
+    return ret;
+}
+
+/* Every MTRR MSR KVM emulates: MTRRdefType, the fixed ranges, 8 variable pairs. */
+const uint32_t x86_msr_mtrrs[X86_MSR_MTRR_COUNT] = {
+    X86_MSR_IA32_MTRR_DEF_TYPE,
+    0x250,
+    0x258,
+    0x259, /* fixed 64K, 16K */
+    0x268,
+    0x269,
+    0x26a,
+    0x26b,
+    0x26c,
+    0x26d,
+    0x26e,
+    0x26f, /* fixed 4K */
+    0x200,
+    0x201,
+    0x202,
+    0x203,
+    0x204,
+    0x205,
+    0x206,
+    0x207, /* variable 0-3 */
+    0x208,
+    0x209,
+    0x20a,
+    0x20b,
+    0x20c,
+    0x20d,
+    0x20e,
+    0x20f, /* variable 4-7 */
+};
+
 static bool msr_listed(uint32_t index)
 {
     for (uint32_t i = 0; i < index_list->nmsrs; i++)
@@ -145,14 +189,11 @@ int x86_msrs_setup(int kvm_fd, int vcpu_fd, struct errbuf *err)
     unsigned n = x86_msr_defaults(defaults, X86_MSR_DEFAULTS_MAX);
     int ret = 0;
 
-    pthread_mutex_lock(&index_list_lock);
-    if (!index_list)
-        ret = load_index_list(kvm_fd, err);
-    pthread_mutex_unlock(&index_list_lock);
+    const struct kvm_msr_list *unused;
+    ret = x86_msr_index_list(kvm_fd, &unused, err);
     if (ret)
         return ret;
 
-    /* index_list is never freed or replaced once set, so reading it unlocked is safe. */
     memset(&b, 0, sizeof(b));
     for (unsigned i = 0; i < n; i++) {
         if (!msr_wanted(defaults[i].index))

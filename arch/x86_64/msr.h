@@ -71,4 +71,20 @@ const char *x86_msr_name(uint32_t index);
  */
 int x86_msrs_setup(int kvm_fd, int vcpu_fd, struct errbuf *err) __must_check;
 
+/*
+ * KVM_GET_MSR_INDEX_LIST from `kvm_fd`, read once and cached for the process
+ * (it depends only on the KVM module).  0 with *out set (never freed), or
+ * -errno with `err` set (WISP_EXIT_HOST).
+ */
+int x86_msr_index_list(int kvm_fd, const struct kvm_msr_list **out,
+                       struct errbuf *err) __must_check;
+
+/*
+ * The MTRR MSRs KVM emulates on every host but leaves out of the index list:
+ * MTRRdefType, the 11 fixed-range MSRs and 8 variable base/mask pairs.  A
+ * vCPU's saved state must carry them too.
+ */
+#define X86_MSR_MTRR_COUNT 28U
+extern const uint32_t x86_msr_mtrrs[X86_MSR_MTRR_COUNT];
+
 #endif /* ARCH_X86_64_MSR_H */

@@ -4,6 +4,7 @@
  * fuzzed without /dev/kvm.
  */
 #include "arch/x86_64/vcpu_state.h"
+#include "arch/x86_64/msr.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -30,44 +31,27 @@ static int kvm_fail(struct errbuf *err, const char *what)
 
 int x86_msr_list_get(int kvm_fd, struct x86_msr_list *out, struct errbuf *err)
 {
-    struct {
-        struct kvm_msr_list hdr;
-        uint32_t index[X86_VCPU_STATE_MAX_MSRS];
-    } l;
-    memset(&l, 0, sizeof(l));
-    l.hdr.nmsrs = X86_VCPU_STATE_MAX_MSRS;
-    if (ioctl(kvm_fd, KVM_GET_MSR_INDEX_LIST, &l) < 0) {
-        if (errno == E2BIG)
-            return err_set(err, WISP_EXIT_FAILURE, E2BIG,
-                           "KVM lists %u MSRs to save, more than the %u wisp handles", l.hdr.nmsrs,
-                           X86_VCPU_STATE_MAX_MSRS);
-        return kvm_fail(err, "KVM_GET_MSR_INDEX_LIST");
-    }
-    if (l.hdr.nmsrs > X86_VCPU_STATE_MAX_MSRS)
-        return err_set(err, WISP_EXIT_FAILURE, E2BIG, "KVM_GET_MSR_INDEX_LIST: bad count %u",
-                       l.hdr.nmsrs);
-    out->n = l.hdr.nmsrs;
-    memcpy(out->index, l.index, l.hdr.nmsrs * sizeof(l.index[0]));
-    /*
-     * KVM emulates the MTRRs on every host but leaves them out of the list
-     * (see msr.h); a guest that programmed them must find them again.
-     */
-    static const uint32_t mtrrs[] = {
-        0x2ff,                                                  /* MTRRdefType */
-        0x250, 0x258, 0x259,                                    /* fixed 64K, 16K */
-        0x268, 0x269, 0x26a, 0x26b, 0x26c, 0x26d, 0x26e, 0x26f, /* fixed 4K */
-        0x200, 0x201, 0x202, 0x203, 0x204, 0x205, 0x206, 0x207, /* variable 0-3 */
-        0x208, 0x209, 0x20a, 0x20b, 0x20c, 0x20d, 0x20e, 0x20f, /* variable 4-7 */
-    };
-    for (size_t i = 0; i < sizeof(mtrrs) / sizeof(mtrrs[0]); i++) {
+    const struct kvm_msr_list *l;
+    int ret = x86_msr_index_list(kvm_fd, &l, err);
+    if (ret)
+        return ret;
+    if (l->nmsrs > X86_VCPU_STATE_MAX_MSRS)
+        return err_set(err, WISP_EXIT_FAILURE, E2BIG,
+                       "KVM lists %u MSRs to save, more than the %u wisp handles", l->nmsrs,
+                       X86_VCPU_STATE_MAX_MSRS);
+    out->n = l->nmsrs;
+    memcpy(out->index, l->indices, l->nmsrs * sizeof(l->indices[0]));
+    /* The MTRRs are emulated but unlisted (msr.h): a guest that programmed them must find them
+     * again. */
+    for (size_t i = 0; i < X86_MSR_MTRR_COUNT; i++) {
         bool listed = false;
-        for (uint32_t k = 0; k < l.hdr.nmsrs; k++)
-            listed = listed || l.index[k] == mtrrs[i];
+        for (uint32_t k = 0; k < l->nmsrs; k++)
+            listed = listed || l->indices[k] == x86_msr_mtrrs[i];
         if (listed)
             continue;
         if (out->n >= X86_VCPU_STATE_MAX_MSRS)
             return err_set(err, WISP_EXIT_FAILURE, E2BIG, "too many MSRs to save");
-        out->index[out->n++] = mtrrs[i];
+        out->index[out->n++] = x86_msr_mtrrs[i];
     }
     return 0;
 }

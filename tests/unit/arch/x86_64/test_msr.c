@@ -187,3 +187,15 @@ Test(x86_msr_kvm, errors_are_reported)
     cr_assert_eq(err.exit_code, WISP_EXIT_FAILURE);
     cr_assert(strstr(err.msg, "KVM_"), "%s", err.msg);
 }
+
+/* The MTRR set a saved vCPU carries: every one an MTRR MSR, none twice. */
+Test(x86_msr, mtrr_set_is_in_range_and_distinct)
+{
+    for (unsigned i = 0; i < X86_MSR_MTRR_COUNT; i++) {
+        cr_assert(x86_msr_mtrrs[i] >= X86_MSR_MTRR_FIRST && x86_msr_mtrrs[i] <= X86_MSR_MTRR_LAST,
+                  "0x%x", x86_msr_mtrrs[i]);
+        for (unsigned k = 0; k < i; k++)
+            cr_assert_neq(x86_msr_mtrrs[i], x86_msr_mtrrs[k], "0x%x twice", x86_msr_mtrrs[i]);
+    }
+    cr_assert_eq(x86_msr_mtrrs[0], X86_MSR_IA32_MTRR_DEF_TYPE);
+}
