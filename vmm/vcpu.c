@@ -157,7 +157,9 @@ static bool handle_exit(struct vcpu *v)
         return false;
     case KVM_EXIT_SHUTDOWN:
         /* Triple fault: on a PC this resets the machine. */
-        log_info("vCPU %u: triple fault, treating as reset", v->index);
+        /* A warning: Linux reaches this only when its other reset paths
+         * failed, and a crashing guest reaches it by accident. */
+        log_warn("vCPU %u: triple fault (shutdown); treating it as a reset", v->index);
         vm_request_stop(v->vm, VM_STOP_RESET, WISP_EXIT_OK);
         return false;
     case KVM_EXIT_SYSTEM_EVENT:

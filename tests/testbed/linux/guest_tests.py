@@ -557,6 +557,11 @@ def boot_case(res, args, case, kernel, initrd, seen):
             logged = re.search(r"Kernel panic - not syncing", g.text()) is not None
             ok = ok and logged
             detail += ", panic logged" if logged else ", no panic line in the log"
+            if not logged:
+                # Say how the VMM saw the end, and what the guest printed last.
+                lines = [l.strip() for l in g.text().splitlines() if l.strip()]
+                vmm = [l for l in lines if l.startswith("wisp:")][-2:]
+                detail += "; last lines: %s" % " | ".join(vmm + lines[-3:])
         if st is None:
             tail = [l for l in g.text().splitlines() if l.strip()][-3:]
             detail += "; last lines: %s" % " | ".join(l.strip() for l in tail)
