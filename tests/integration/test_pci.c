@@ -3,13 +3,21 @@
  * and through ECAM (from the MCFG with ACPI, from the command line
  * without), enumerates it both ways and checks the host bridge at 00:00.0;
  * without --pci nothing answers on the conf1 ports; with PCI the last
- * four virtio slots' GSIs belong to PCI INTx.
+ * four virtio slots' GSIs belong to PCI INTx; and a snapshot of a machine
+ * with PCI is refused (the bus's state is not saved yet).
  */
+#include "tests/lib/api_http.h"
+#include "tests/lib/sandbox_proc.h"
 #include "tests/lib/wisp_run.h"
 
 #include <criterion/criterion.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define ASSERT_STATUS(r, want)                                                                     \
     cr_assert_eq((r)->status, (want), "status %d\nstdout:\n%s\nstderr:\n%s", (r)->status,          \
@@ -87,4 +95,47 @@ Test(pci, intx_gsis_leave_12_virtio_slots, .timeout = 60)
     cr_assert_neq(r.status, GUEST_PASS);
     ASSERT_ERR(&r, "13 devices configured; at most 12");
     proc_result_free(&r);
+}
+
+/* The bus's state is not in the snapshot stream: refuse, keep running. */
+Test(pci, snapshot_refused, .timeout = 180)
+{
+    char dir[64], sock[96], snap[96];
+    snprintf(dir, sizeof(dir), "/tmp/wisp-pci-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(sock, sizeof(sock), "%s/api.sock", dir);
+    snprintf(snap, sizeof(snap), "%s/snap", dir);
+    cr_assert_eq(mkdir(snap, 0700), 0);
+    char *argv[] = {(char *)(uintptr_t)wisp_bin(),
+                    "run",
+                    "--kernel",
+                    (char *)(uintptr_t)guest_elf(),
+                    "--pci",
+                    "on",
+                    "--api-sock",
+                    sock,
+                    "--snapshot-dir",
+                    snap,
+                    "--cmdline",
+                    "test=tick",
+                    NULL};
+    struct sandbox_proc p;
+    cr_assert_eq(sandbox_proc_start(&p, argv, NULL), 0);
+    cr_assert(sandbox_proc_wait_for(&p, "tick 2", WISP_TIMEOUT_MS), "the guest never ticked");
+    char reply[API_HTTP_REPLY_MAX];
+    const char *body = NULL;
+    int st = api_http(sock, "PUT", "/snapshot/create",
+                      "{\"snapshot_path\":\"s\",\"mem_file_path\":\"m\"}", reply, &body);
+    cr_assert_eq(st, 400, "%d\n%s", st, reply);
+    cr_assert(body && strstr(body, "PCI bus"), "%s", reply);
+    /* still running */
+    cr_assert(sandbox_proc_wait_for(&p, "tick 40", WISP_TIMEOUT_MS), "the guest stopped");
+    kill(p.pid, SIGTERM);
+    struct proc_result r;
+    sandbox_proc_finish(&p, NULL, WISP_TIMEOUT_MS, &r);
+    cr_assert_eq(r.status, 128 + SIGTERM, "status %d\n%s", r.status, r.err);
+    proc_result_free(&r);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
 }
