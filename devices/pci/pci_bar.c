@@ -29,7 +29,7 @@ int pci_bars_check(const struct pci_func_desc *d)
         uint64_t s = bd->size;
         switch (bd->type) {
         case PCI_BAR_NONE:
-            if (s || (i > 0 && d->bars[i - 1].type == PCI_BAR_MEM64 && bd->prefetchable))
+            if (s || bd->prefetchable)
                 return -EINVAL;
             continue;
         case PCI_BAR_IO:
@@ -50,8 +50,7 @@ int pci_bars_check(const struct pci_func_desc *d)
         }
         if (s & (s - 1))
             return -EINVAL;
-        if (i > 0 && d->bars[i - 1].type == PCI_BAR_MEM64)
-            return -EINVAL; /* the upper half of a MEM64 BAR is not a BAR */
+        /* (a BAR after a MEM64 one is refused above: that slot is its upper half) */
     }
     return 0;
 }
