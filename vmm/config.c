@@ -282,10 +282,11 @@ out:
 
 /* Every key config_set() accepts (kept in step with it; a unit test checks). */
 static const char *const all_keys[] = {
-    "kernel",       "initrd",    "cmdline",     "cpu-features", "cpu-template", "serial",
-    "debug-exit",   "hugepages", "stats",       "memory",       "vcpus",        "boot",
-    "log-level",    "device",    "seccomp",     "landlock",     "acpi",         "api-sock",
-    "snapshot-dir", "restore",   "restore-mem", "restore-lazy", "incoming",     "restore-wait"};
+    "kernel",      "initrd",       "cmdline",   "cpu-features", "cpu-template",
+    "serial",      "debug-exit",   "hugepages", "stats",        "memory",
+    "vcpus",       "boot",         "log-level", "device",       "seccomp",
+    "landlock",    "acpi",         "api-sock",  "snapshot-dir", "restore",
+    "restore-mem", "restore-lazy", "incoming",  "restore-wait", "pci"};
 
 bool config_key_known(const char *key)
 {
@@ -356,6 +357,8 @@ int config_set(struct vm_config *c, const char *key, const char *value, struct e
         return set_bool(&c->stats, key, value, err);
     if (!strcmp(key, "acpi"))
         return set_bool(&c->acpi, key, value, err);
+    if (!strcmp(key, "pci"))
+        return set_bool(&c->pci, key, value, err);
     if (!strcmp(key, "seccomp")) {
         static const char *const modes[] = {
             [SECCOMP_KILL] = "kill", [SECCOMP_LOG] = "log", [SECCOMP_OFF] = "off"};

@@ -56,6 +56,10 @@ struct vm_config {
     /* Describe the platform in ACPI tables (default).  Off: the MP table and
      * virtio_mmio.device= on the command line only, as before ACPI. */
     bool acpi;
+    /* A PCI host bridge (00:00.0, conf1 ports and ECAM) for PCI devices.
+     * Off by default, so machines without PCI devices stay as they were;
+     * a configured PCI device will turn it on. */
+    bool pci;
     char *cpu_features; /* feature mask, e.g. "-xsave,-avx2"; NULL = host-supported set */
     char *cpu_template; /* "host" (NULL) or a named template (arch/x86_64/cpu_template.h) */
     int log_level;      /* enum log_level */

@@ -7,24 +7,32 @@
 #include "vmm/irq_routing.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
 struct irq_routing {
+    pthread_mutex_t lock; /* every public function holds it (irq_routing.h) */
     unsigned n, cap;
     struct kvm_irq_routing_entry *e;
 };
 
 struct irq_routing *irq_routing_new(void)
 {
-    return calloc(1, sizeof(struct irq_routing));
+    struct irq_routing *r = calloc(1, sizeof(struct irq_routing));
+    if (r && pthread_mutex_init(&r->lock, NULL) != 0) {
+        free(r);
+        return NULL;
+    }
+    return r;
 }
 
 void irq_routing_free(struct irq_routing *r)
 {
     if (!r)
         return;
+    pthread_mutex_destroy(&r->lock);
     free(r->e);
     free(r);
 }
@@ -54,7 +62,7 @@ static struct kvm_irq_routing_entry *append(struct irq_routing *r, unsigned gsi,
     return e;
 }
 
-int irq_routing_set_irqchip(struct irq_routing *r, unsigned gsi, unsigned chip, unsigned pin)
+static int set_irqchip(struct irq_routing *r, unsigned gsi, unsigned chip, unsigned pin)
 {
     if (gsi >= IRQ_ROUTING_MAX_GSI)
         return -EINVAL;
@@ -81,7 +89,7 @@ int irq_routing_set_irqchip(struct irq_routing *r, unsigned gsi, unsigned chip, 
     return 0;
 }
 
-int irq_routing_set_msi(struct irq_routing *r, unsigned gsi, uint64_t addr, uint32_t data)
+static int set_msi(struct irq_routing *r, unsigned gsi, uint64_t addr, uint32_t data)
 {
     if (gsi >= IRQ_ROUTING_MAX_GSI)
         return -EINVAL;
@@ -105,7 +113,7 @@ int irq_routing_set_msi(struct irq_routing *r, unsigned gsi, uint64_t addr, uint
     return 0;
 }
 
-unsigned irq_routing_remove(struct irq_routing *r, unsigned gsi)
+static unsigned remove_gsi(struct irq_routing *r, unsigned gsi)
 {
     unsigned kept = 0, gone;
     for (unsigned i = 0; i < r->n; i++)
@@ -116,16 +124,20 @@ unsigned irq_routing_remove(struct irq_routing *r, unsigned gsi)
     return gone;
 }
 
-bool irq_routing_lookup(const struct irq_routing *r, unsigned gsi, unsigned chip, unsigned *pin)
+bool irq_routing_lookup(struct irq_routing *r, unsigned gsi, unsigned chip, unsigned *pin)
 {
+    bool found = false;
+    pthread_mutex_lock(&r->lock);
     for (unsigned i = 0; i < r->n; i++) {
         const struct kvm_irq_routing_entry *e = &r->e[i];
         if (e->gsi == gsi && e->type == KVM_IRQ_ROUTING_IRQCHIP && e->u.irqchip.irqchip == chip) {
             *pin = e->u.irqchip.pin;
-            return true;
+            found = true;
+            break;
         }
     }
-    return false;
+    pthread_mutex_unlock(&r->lock);
+    return found;
 }
 
 static bool gsi_used(const struct irq_routing *r, unsigned gsi)
@@ -136,7 +148,7 @@ static bool gsi_used(const struct irq_routing *r, unsigned gsi)
     return false;
 }
 
-int irq_routing_free_gsi(const struct irq_routing *r, unsigned from)
+static int free_gsi(const struct irq_routing *r, unsigned from)
 {
     for (unsigned gsi = from; gsi < IRQ_ROUTING_MAX_GSI; gsi++)
         if (!gsi_used(r, gsi))
@@ -144,6 +156,70 @@ int irq_routing_free_gsi(const struct irq_routing *r, unsigned from)
     return -ENOSPC;
 }
 
+/* The public editing functions: each is one step under the lock. */
+
+int irq_routing_set_irqchip(struct irq_routing *r, unsigned gsi, unsigned chip, unsigned pin)
+{
+    pthread_mutex_lock(&r->lock);
+    int ret = set_irqchip(r, gsi, chip, pin);
+    pthread_mutex_unlock(&r->lock);
+    return ret;
+}
+
+int irq_routing_set_msi(struct irq_routing *r, unsigned gsi, uint64_t addr, uint32_t data)
+{
+    pthread_mutex_lock(&r->lock);
+    int ret = set_msi(r, gsi, addr, data);
+    pthread_mutex_unlock(&r->lock);
+    return ret;
+}
+
+int irq_routing_add_msi(struct irq_routing *r, unsigned from, uint64_t addr, uint32_t data)
+{
+    pthread_mutex_lock(&r->lock);
+    int gsi = free_gsi(r, from);
+    if (gsi >= 0) {
+        int ret = set_msi(r, (unsigned)gsi, addr, data);
+        if (ret < 0)
+            gsi = ret;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return gsi;
+}
+
+int irq_routing_remove_msi(struct irq_routing *r, unsigned gsi)
+{
+    int ret = -ENOENT;
+    pthread_mutex_lock(&r->lock);
+    for (unsigned i = 0; i < r->n; i++) {
+        if (r->e[i].gsi != gsi)
+            continue;
+        ret = r->e[i].type == KVM_IRQ_ROUTING_MSI ? 0 : -EBUSY;
+        break;
+    }
+    if (ret == 0)
+        remove_gsi(r, gsi);
+    pthread_mutex_unlock(&r->lock);
+    return ret;
+}
+
+unsigned irq_routing_remove(struct irq_routing *r, unsigned gsi)
+{
+    pthread_mutex_lock(&r->lock);
+    unsigned gone = remove_gsi(r, gsi);
+    pthread_mutex_unlock(&r->lock);
+    return gone;
+}
+
+int irq_routing_free_gsi(struct irq_routing *r, unsigned from)
+{
+    pthread_mutex_lock(&r->lock);
+    int gsi = free_gsi(r, from);
+    pthread_mutex_unlock(&r->lock);
+    return gsi;
+}
+
+/* Unlocked: for tests and logs while nobody edits (irq_routing.h). */
 unsigned irq_routing_count(const struct irq_routing *r)
 {
     return r->n;
@@ -154,7 +230,9 @@ const struct kvm_irq_routing_entry *irq_routing_entry(const struct irq_routing *
     return i < r->n ? &r->e[i] : NULL;
 }
 
-int irq_routing_commit(const struct irq_routing *r, int vm_fd)
+/* KVM_SET_GSI_ROUTING with a copy of the table; lock held, so a commit
+ * never installs an older table over a newer one. */
+static int commit(const struct irq_routing *r, int vm_fd)
 {
     size_t size = sizeof(struct kvm_irq_routing) + r->n * sizeof(struct kvm_irq_routing_entry);
     struct kvm_irq_routing *t = calloc(1, size);
@@ -165,5 +243,13 @@ int irq_routing_commit(const struct irq_routing *r, int vm_fd)
         memcpy(t->entries, r->e, r->n * sizeof(r->e[0]));
     int ret = ioctl(vm_fd, KVM_SET_GSI_ROUTING, t) < 0 ? -errno : 0;
     free(t);
+    return ret;
+}
+
+int irq_routing_commit(struct irq_routing *r, int vm_fd)
+{
+    pthread_mutex_lock(&r->lock);
+    int ret = commit(r, vm_fd);
+    pthread_mutex_unlock(&r->lock);
     return ret;
 }

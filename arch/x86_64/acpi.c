@@ -60,6 +60,18 @@ static int check_pci(const struct x86_acpi_pci *p, uint64_t *ecam_min, uint64_t 
     if (p->mmio64_size &&
         ranges_overlap(p->mmio32_base, p->mmio32_size, p->mmio64_base, p->mmio64_size))
         return bad(err, "the PCI MMIO windows overlap");
+    if (p->conf1_port > IO_SPACE_END - 8 ||
+        (p->conf1_port && p->io_size && ranges_overlap(p->conf1_port, 8, p->io_base, p->io_size)))
+        return bad(err, "the PCI conf1 ports must lie outside the I/O window");
+    if (p->nintx != 0 && p->nintx != 4)
+        return bad(err, "PCI INTx routing needs 0 or 4 GSIs");
+    for (unsigned i = 0; i < p->nintx; i++) {
+        if (p->intx_gsi[i] < X86_ISA_IRQS || p->intx_gsi[i] > X86_ACPI_MAX_GSI)
+            return bad(err, "PCI INTx GSIs must be IOAPIC pins 16 to 23");
+        for (unsigned j = 0; j < i; j++)
+            if (p->intx_gsi[i] == p->intx_gsi[j])
+                return bad(err, "PCI INTx GSIs must differ");
+    }
     return 0;
 }
 
@@ -132,6 +144,11 @@ static int check_desc(const struct x86_acpi_desc *d, struct errbuf *err)
                                "ACPI tables: virtio-mmio devices %u and %u share GSI %u", j, i,
                                v->gsi);
         }
+        for (unsigned j = 0; d->pci && j < d->pci->nintx; j++)
+            if (v->gsi == d->pci->intx_gsi[j])
+                return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                               "ACPI tables: virtio-mmio device %u uses PCI INTx GSI %u", i,
+                               v->gsi);
         if (d->pci && hits_pci(v, d->pci, ecam_min, ecam_len))
             return err_set(err, WISP_EXIT_USAGE, EINVAL,
                            "ACPI tables: virtio-mmio device %u overlaps a PCI range", i);

@@ -62,6 +62,12 @@ struct x86_acpi_pci {
     uint64_t mmio64_size;
     uint16_t io_base; /* optional: size 0 means none; base + size <= 0x10000 */
     uint32_t io_size;
+    uint16_t conf1_port; /* optional: the 8 conf1 ports the bridge decodes, 0 none */
+    /* Optional _PRT: INTA#-INTD# of device d reach GSI
+     * intx_gsi[(d + pin) % nintx], level, active-low.  nintx 0 (no _PRT) or
+     * 4; the GSIs are IOAPIC pins 16-23 no virtio device uses. */
+    unsigned nintx;
+    uint32_t intx_gsi[4];
 };
 
 struct x86_acpi_desc {

@@ -5,7 +5,8 @@
  *   Scope (\_SB) {
  *       Device (COM1) { _HID PNP0501, _UID 0, _CRS IO 0x3F8/8 + IRQNoFlags {4} }
  *       Device (VRxx) { _HID "LNRO0005", _UID xx, _CRS Memory32Fixed + Interrupt }
- *       Device (PCI0) { _HID PNP0A08, _CID PNP0A03, _SEG, _BBN, _UID, _CRS windows }
+ *       Device (PCI0) { _HID PNP0A08, _CID PNP0A03, _SEG, _BBN, _UID, _CRS windows,
+ *                       _PRT INTx -> GSI (if given) }
  *       Device (ECAM) { _HID PNP0C02, _UID 0, _CRS the ECAM range }   (PCI only)
  *   }
  *   Name (_S5, Package () { X86_ACPI_S5_SLP_TYP, 0 })
@@ -21,6 +22,7 @@
 
 #define VIRTIO_MMIO_HID    "LNRO0005"
 #define PCI_ECAM_BUS_SHIFT 20
+#define PCI_PRT_DEVICES    32U
 
 static void com1(struct aml_buf *b)
 {
@@ -51,6 +53,29 @@ static void virtio_dev(struct aml_buf *b, unsigned i, const struct x86_acpi_mmio
     aml_close(b);
 }
 
+/*
+ * _PRT: Package { Package { 0xDDDDFFFF (device d, any function), pin
+ * (0 = INTA#), 0 (no link device: the last element is a GSI), GSI } ... }
+ * for devices 0-31 and their four pins, with the usual swizzle so that
+ * single-function devices, which use INTA#, spread over the GSIs.
+ */
+static void pci_prt(struct aml_buf *b, const struct x86_acpi_pci *p)
+{
+    aml_name_decl(b, "_PRT");
+    aml_package_open(b, PCI_PRT_DEVICES * 4);
+    for (unsigned dev = 0; dev < PCI_PRT_DEVICES; dev++) {
+        for (unsigned pin = 0; pin < 4; pin++) {
+            aml_package_open(b, 4);
+            aml_integer(b, (uint64_t)dev << 16 | 0xffffU);
+            aml_integer(b, pin);
+            aml_integer(b, 0);
+            aml_integer(b, p->intx_gsi[(dev + pin) % p->nintx]);
+            aml_close(b);
+        }
+    }
+    aml_close(b);
+}
+
 static void pci_host(struct aml_buf *b, const struct x86_acpi_pci *p)
 {
     aml_device_open(b, "PCI0");
@@ -64,6 +89,8 @@ static void pci_host(struct aml_buf *b, const struct x86_acpi_pci *p)
     aml_name_decl(b, "_CRS");
     aml_restemplate_open(b);
     aml_res_word_bus_number(b, p->bus_start, p->bus_end);
+    if (p->conf1_port)
+        aml_res_io16(b, p->conf1_port, p->conf1_port, 1, 8);
     if (p->io_size)
         aml_res_word_io(b, p->io_base, (uint16_t)(p->io_base + p->io_size - 1));
     aml_res_dword_memory(b, AML_MEM_NONCACHEABLE, p->mmio32_base,
@@ -72,6 +99,8 @@ static void pci_host(struct aml_buf *b, const struct x86_acpi_pci *p)
         aml_res_qword_memory(b, AML_MEM_NONCACHEABLE, p->mmio64_base,
                              p->mmio64_base + p->mmio64_size - 1);
     aml_close(b);
+    if (p->nintx)
+        pci_prt(b, p);
     aml_close(b);
 
     /* A motherboard resource reserving the decoded ECAM part, which Linux

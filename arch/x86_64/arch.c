@@ -14,6 +14,7 @@
 #include "arch/x86_64/cpu_template.h"
 #include "arch/x86_64/mptable.h"
 #include "arch/x86_64/msr.h"
+#include "arch/x86_64/pci_host.h"
 #include "devices/legacy/acpi_pm.h"
 #include "devices/virtio/mmio.h"
 #include "devices/legacy/debug_exit.h"
@@ -74,9 +75,16 @@ int arch_virtio_slot(unsigned index, uint64_t *base, unsigned *gsi)
     return 0;
 }
 
+_Static_assert(X86_PCI_INTX_GSI + X86_PCI_INTX_GSIS == X86_IOAPIC_PINS &&
+                   ARRAY_SIZE(virtio_gsis) - X86_PCI_INTX_GSIS > VIRTIO_ISA_SLOTS,
+               "PCI INTx takes the last virtio slots' GSIs (20-23), never an ISA slot's");
+
 unsigned arch_virtio_slots(const struct vm_config *cfg)
 {
-    return cfg->acpi ? (unsigned)ARRAY_SIZE(virtio_gsis) : VIRTIO_ISA_SLOTS;
+    if (!cfg->acpi)
+        return VIRTIO_ISA_SLOTS;
+    /* With PCI on, the last four GSIs carry PCI INTx (pci_host.h). */
+    return (unsigned)ARRAY_SIZE(virtio_gsis) - (cfg->pci ? X86_PCI_INTX_GSIS : 0);
 }
 
 bool arch_virtio_on_cmdline(const struct vm_config *cfg)
@@ -282,6 +290,12 @@ int arch_create_devices(struct arch_vm *a, struct errbuf *err)
                           acpi_pm_pio_read, acpi_pm_pio_write, a->acpi_pm);
     }
 
+    if (a->host.cfg->pci) {
+        ret = x86_pci_create(svc, a->host.cfg->memory, &a->pci, err);
+        if (ret < 0)
+            return ret;
+    }
+
     if (a->host.cfg->debug_exit) {
         a->debug_exit = debug_exit_create(debug_exit_cb, a);
         if (!a->debug_exit)
@@ -361,11 +375,15 @@ static int write_acpi(struct arch_vm *a, uint64_t *rsdp_gpa, struct errbuf *err)
         virtio[i] =
             (struct x86_acpi_mmio_dev){.base = base, .size = VIRTIO_MMIO_WINDOW, .gsi = gsi};
     }
+    struct x86_acpi_pci pci;
+    if (cfg->pci)
+        x86_pci_acpi_desc(cfg->memory, &pci);
     struct x86_acpi_desc d = {
         .nvcpus = cfg->vcpus,
         .ioapic_id = x86_ioapic_id(cfg->vcpus),
         .virtio = virtio,
         .nvirtio = cfg->ndevices,
+        .pci = cfg->pci ? &pci : NULL,
     };
     return x86_acpi_write(a->host.mem, &d, rsdp_gpa, err);
 }
@@ -391,6 +409,11 @@ int arch_load_guest(struct arch_vm *a, const char *cmdline, struct errbuf *err)
         .proto = cfg->boot,
         .nvcpus = cfg->vcpus,
     };
+    if (cfg->pci) {
+        /* Linux wants the ECAM window reserved before it trusts the MCFG. */
+        in.reserved_gpa = X86_PCI_ECAM_BASE;
+        in.reserved_size = PCI_ECAM_BUS_LEN;
+    }
     if (cfg->acpi) {
         ret = write_acpi(a, &in.rsdp_gpa, err);
         if (ret < 0)
@@ -453,6 +476,7 @@ void arch_vm_destroy(struct arch_vm *a)
     x86_mig_free(a);
     if (a->debug_exit)
         debug_exit_destroy(a->debug_exit);
+    pci_bus_free(a->pci);
     if (a->acpi_pm)
         acpi_pm_destroy(a->acpi_pm);
     if (a->i8042)

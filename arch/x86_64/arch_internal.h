@@ -15,6 +15,7 @@ struct serial;
 struct i8042;
 struct debug_exit;
 struct acpi_pm;
+struct pci_bus;
 struct irq_routing;
 struct x86_mig;
 
@@ -29,6 +30,7 @@ struct arch_vm {
     struct i8042 *i8042;
     struct debug_exit *debug_exit;
     struct acpi_pm *acpi_pm; /* with ACPI only */
+    struct pci_bus *pci;     /* with --pci on only (pci_host.h) */
     /* KVM's GSI routing (vmm/irq_routing.h), the one table: arch_vm_init
      * installs the board's wiring; later routes (MSI) extend it through
      * arch_irq_routing() and re-commit. */

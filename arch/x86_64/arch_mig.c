@@ -298,6 +298,23 @@ LEGACY_OPS(serial_mig_ops, MIG_SEC_SERIAL, "serial");
 LEGACY_OPS(i8042_mig_ops, MIG_SEC_I8042, "i8042");
 LEGACY_OPS(acpi_pm_mig_ops, MIG_SEC_ACPI_PM, "acpi-pm");
 
+/* The PCI bus keeps guest-programmed state (command registers, BARs) that
+ * no section carries yet: say so, and snapshots and migrations refuse to
+ * start instead of losing it. */
+static const char *pci_cannot(void *dev)
+{
+    (void)dev;
+    return "the PCI bus (--pci on) cannot be saved yet";
+}
+
+static const struct mig_device_ops pci_mig_ops = {
+    .type = "pci",
+    .section_id = MIG_SEC_PCI,
+    .version = ARCH_MIG_STATE_VERSION,
+    .min_version = ARCH_MIG_STATE_VERSION,
+    .cannot_migrate = pci_cannot,
+};
+
 /* ---- registration ---- */
 
 int arch_mig_register(struct arch_vm *a, const int *vcpu_fds, unsigned nvcpus,
@@ -346,6 +363,8 @@ int arch_mig_register(struct arch_vm *a, const int *vcpu_fds, unsigned nvcpus,
         m->legacy[i] = (struct x86_mig_legacy){.ops = legacy[i].ops, .dev = legacy[i].dev};
         e = mig_registry_add(reg, legacy[i].mops, &m->legacy[i], 0, MIG_PLANE_BUILTIN, 0, err);
     }
+    if (e == 0 && a->pci)
+        e = mig_registry_add(reg, &pci_mig_ops, a->pci, 0, MIG_PLANE_BUILTIN, 0, err);
     return e;
 }
 

@@ -295,6 +295,15 @@ int x86_boot_load(const struct gmem *gm, const struct x86_boot_input *in,
     if (ret < 0)
         return err_set(err, WISP_EXIT_USAGE, -ret,
                        "guest RAM must start at address 0 and cover at least the first 1 MiB");
+    if (in->reserved_size) {
+        ret =
+            x86_e820_reserve(map, X86_E820_MAX_ENTRIES, &nmap, in->reserved_gpa, in->reserved_size);
+        if (ret < 0)
+            return err_set(err, WISP_EXIT_USAGE, -ret,
+                           "cannot reserve 0x%llx-0x%llx in the memory map",
+                           (unsigned long long)in->reserved_gpa,
+                           (unsigned long long)(in->reserved_gpa + in->reserved_size - 1));
+    }
 
     if (in->kernel_len && x86_elf_detect(in->kernel, in->kernel_len)) {
         res.format = "elf";

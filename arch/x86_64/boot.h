@@ -41,6 +41,9 @@ struct x86_boot_input {
     /* Where the ACPI tables' RSDP is (written before x86_boot_load), 0 if
      * none: given to the guest in the zero page or the PVH start info. */
     uint64_t rsdp_gpa;
+    /* A device range the memory map reports as reserved (the PCI ECAM
+     * window), size 0 if none. */
+    uint64_t reserved_gpa, reserved_size;
 };
 
 struct x86_boot_result {

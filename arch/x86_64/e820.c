@@ -6,6 +6,7 @@
 #include "arch/x86_64/e820.h"
 
 #include <errno.h>
+#include <string.h>
 
 #include "arch/x86_64/layout.h"
 
@@ -48,5 +49,26 @@ int x86_e820_build(const struct gmem *gm, struct x86_e820_entry *out, unsigned c
     if (ret < 0)
         return ret;
     *n = i;
+    return 0;
+}
+
+int x86_e820_reserve(struct x86_e820_entry *map, unsigned cap, unsigned *n, uint64_t addr,
+                     uint64_t size)
+{
+    uint64_t end;
+    if (!range_end(addr, size, &end))
+        return -EINVAL;
+    unsigned pos = 0;
+    for (unsigned i = 0; i < *n; i++) {
+        if (ranges_overlap(map[i].addr, map[i].size, addr, size))
+            return -EINVAL;
+        if (map[i].addr < addr)
+            pos = i + 1;
+    }
+    if (*n >= cap)
+        return -ENOSPC;
+    memmove(&map[pos + 1], &map[pos], (*n - pos) * sizeof(map[0]));
+    map[pos] = (struct x86_e820_entry){.addr = addr, .size = size, .type = X86_E820_RESERVED};
+    (*n)++;
     return 0;
 }

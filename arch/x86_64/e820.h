@@ -19,8 +19,9 @@ struct x86_e820_entry {
     uint32_t type; /* X86_E820_RAM or X86_E820_RESERVED */
 };
 
-/* Enough for every layout gmem can describe: 3 low entries + one per further region. */
-#define X86_E820_MAX_ENTRIES (3U + GMEM_MAX_REGIONS)
+/* Enough for every layout gmem can describe: 3 low entries + one per further
+ * region + one reserved device range (the PCI ECAM window). */
+#define X86_E820_MAX_ENTRIES (4U + GMEM_MAX_REGIONS)
 
 /*
  * Describe `gm` as an e820 map:
@@ -39,5 +40,15 @@ struct x86_e820_entry {
  */
 int x86_e820_build(const struct gmem *gm, struct x86_e820_entry *out, unsigned cap,
                    unsigned *n) __must_check;
+
+/*
+ * Add [addr, addr + size) as reserved to a map x86_e820_build() made (a
+ * device range a guest must not take for RAM or hand out, such as the PCI
+ * ECAM window, which Linux wants reserved before it uses the MCFG).  The
+ * map stays sorted.  0, -EINVAL if the range is empty, wraps or overlaps an
+ * entry, or -ENOSPC if `cap` is too small.
+ */
+int x86_e820_reserve(struct x86_e820_entry *map, unsigned cap, unsigned *n, uint64_t addr,
+                     uint64_t size) __must_check;
 
 #endif /* ARCH_X86_64_E820_H */

@@ -18,11 +18,17 @@
  *   0x0010_0000  high memory: kernels load at or above 1 MiB
  *   ...          initrd: as high as allowed below the top of low RAM
  *   0xc000_0000  32-bit MMIO hole (no RAM) up to 4 GiB:
+ *   0xc000_0000    PCI 32-bit BAR window (256 MiB; with --pci on)
  *   0xd000_0000    virtio-mmio device windows (4 KiB each)
+ *   0xe000_0000    PCI ECAM, bus 0 (1 MiB; with --pci on, reserved in e820)
  *   0xfec0_0000    IOAPIC
  *   0xfee0_0000    local APIC
  *   0xfffb_c000    KVM identity-map page and TSS (3 pages)
  *   0x1_0000_0000 RAM above 4 GiB, if memory > 3 GiB
+ *   ...          PCI 64-bit BAR window (64 GiB; with --pci on) at the first
+ *                1 GiB boundary at or above max(4 GiB, end of RAM)
+ * I/O ports: 0xcf8-0xcff PCI conf1, 0xc000-0xcfff the PCI I/O BAR window
+ * (with --pci on).  See docs/PCI.md.
  */
 #ifndef ARCH_X86_64_LAYOUT_H
 #define ARCH_X86_64_LAYOUT_H
@@ -58,6 +64,16 @@
 #define X86_LAPIC_GPA        0xfee00000ULL
 #define X86_KVM_IDENTITY_GPA 0xfffbc000ULL
 #define X86_KVM_TSS_GPA      0xfffbd000ULL
+
+/* PCI (devices/pci/, arch/x86_64/pci_host.c), only with --pci on. */
+#define X86_PCI_MMIO32_BASE  0xc0000000ULL
+#define X86_PCI_MMIO32_SIZE  0x10000000ULL /* up to the virtio-mmio windows */
+#define X86_PCI_ECAM_BASE    0xe0000000ULL /* bus 0 only: 1 MiB */
+#define X86_PCI_MMIO64_ALIGN 0x40000000ULL
+#define X86_PCI_MMIO64_SIZE  0x1000000000ULL
+#define X86_PCI_CONF1_PORT   0xcf8
+#define X86_PCI_IO_BASE      0xc000
+#define X86_PCI_IO_SIZE      0x1000
 
 /* Linux's x86 COMMAND_LINE_SIZE: the limit for ELF and PVH boots. */
 #define X86_CMDLINE_MAX_DEFAULT 2048U

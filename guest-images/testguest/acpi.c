@@ -25,7 +25,7 @@
 static struct {
     bool done, ok;
     u64 rsdp;
-    const u8 *xsdt, *fadt, *madt, *dsdt;
+    const u8 *xsdt, *fadt, *madt, *dsdt, *mcfg;
 } t;
 
 static u32 rd32(const u8 *p)
@@ -103,6 +103,8 @@ bool acpi_init(void)
             t.fadt = table_at(a, "FACP");
         else if (memcmp(h, "APIC", 4) == 0)
             t.madt = table_at(a, "APIC");
+        else if (memcmp(h, "MCFG", 4) == 0)
+            t.mcfg = table_at(a, "MCFG");
     }
     if (!t.fadt || !t.madt || rd32(t.fadt + 4) < 276)
         return false;
@@ -297,4 +299,21 @@ void test_acpi_reset(void)
     outb(port, t.fadt[FADT_RESET_VALUE]);
     wait_for_vmm("acpi-reset");
     any_failed = true;
+}
+
+bool acpi_mcfg_bus0(u64 *ecam)
+{
+    if (!acpi_init() || !t.mcfg)
+        return false;
+    /* MCFG: 36-byte header, 8 reserved, then 16-byte allocations: base
+     * (8), segment (2), start bus, end bus, 4 reserved. */
+    u32 n = (rd32(t.mcfg + 4) - 44) / 16;
+    for (u32 i = 0; i < n; i++) {
+        const u8 *a = t.mcfg + 44 + 16 * i;
+        if (a[8] == 0 && a[9] == 0 && a[10] == 0) {
+            *ecam = rd64(a);
+            return true;
+        }
+    }
+    return false;
 }

@@ -28,11 +28,18 @@ bool acpi_init(void);
 /* Up to `max` LNRO0005 (virtio-mmio) devices in DSDT order; returns the count. */
 int acpi_virtio_devices(struct acpi_mmio_dev *out, int max);
 
+/* The ECAM base of segment 0, bus 0 from the MCFG; false if none. */
+bool acpi_mcfg_bus0(u64 *ecam);
+
 /* test=acpi: check every table (cpus=N, devices=N, acpi=0 for "none expected"). */
 void test_acpi(void);
 /* test=acpi-poweroff / acpi-reset: enter S5 / write the reset register as
  * Linux does, from the FADT's registers and the DSDT's \_S5. */
 void test_acpi_poweroff(void);
 void test_acpi_reset(void);
+
+/* test=pci (pci.c): enumerate bus 0 through conf1 and through ECAM (from
+ * the MCFG, else ecam=ADDR on the command line); pci=0: no bus expected. */
+void test_pci(void);
 
 #endif

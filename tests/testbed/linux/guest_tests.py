@@ -109,6 +109,27 @@ CASES = [
 ]
 
 
+# This case also runs with --pci on: wisp's host bridge at 00:00.0 must
+# appear in sysfs with its ids and raise no PCI/ACPI complaint (pci_checks).
+PCI_CASE = "linux-6.12-bzimage-2cpu"
+PCI_HOST = ("0x1b36", "0x0008", "0x060000")  # devices/pci/pci.h PCI_HOST_*
+PCI_BAD_LOG = (r"([Pp][Cc][Ii]|PNP0A08|MMCONFIG|ECAM|_PRT).*([Ff]ail|[Ee]rror|[Ff]atal|[Cc]onflict|"
+               r"can't|cannot|not reserved|[Ii]nvalid|partially|[Ww]arn)")
+
+
+def pci_checks(res, g, name):
+    """The host bridge through sysfs, and dmesg quiet about PCI."""
+    out = g.run("cd /sys/bus/pci/devices/0000:00:00.0 && cat vendor device class; cd /") or ""
+    got = tuple(out.split()[-3:])
+    res.check(name + "/pci-host-bridge", got == PCI_HOST,
+              "00:00.0 vendor/device/class %s, want %s" % (" ".join(got) or "missing", " ".join(PCI_HOST)))
+    found = g.run("dmesg | grep -E %s" % shlex.quote(PCI_BAD_LOG), timeout=60)
+    bad = [l.strip() for l in (found or "").splitlines() if re.search(PCI_BAD_LOG, l)]
+    res.check(name + "/pci-log-clean", found is not None and not bad,
+              "no PCI or ACPI complaint in dmesg" if found is not None and not bad
+              else "; ".join(bad[:4]) if bad else "dmesg did not finish")
+
+
 def unexplained(lines, benign=()):
     """The bad lines of a dmesg extract, less the benign ones (BENIGN_LOG and
     `benign`) and one call trace per benign warning."""
@@ -340,6 +361,8 @@ def vmm_argv(args, case, kernel, initrd, cmdline, disk, tap, sock):
                 "--vcpus", str(case.vcpus), "--memory", "256M", "--serial", "stdio"]
         if not case.acpi:
             argv += ["--acpi", "off"]
+        if case.name == PCI_CASE:
+            argv += ["--pci", "on"]
         for d in case.devices:
             argv += ["--device", {"blk": "blk,path=%s" % disk, "net": "net,tap=%s" % tap,
                                   "rng": "rng", "console": "console,socket=%s" % sock}[d]]
@@ -533,6 +556,8 @@ def boot_case(res, args, case, kernel, initrd, seen):
                   "online %s, want %s" % (online, want_online))
 
         session_checks(res, args, case, g, name, disk, tokens, sock, net, seen)
+        if case.name == PCI_CASE:
+            pci_checks(res, g, name)
 
         # Only the matching lines cross the (slow, emulated) serial port.
         found = g.run("dmesg | grep -E %s" % shlex.quote("|".join(BAD_LOG + BENIGN_LOG)), timeout=60)

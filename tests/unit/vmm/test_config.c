@@ -399,3 +399,17 @@ Test(config, api_sock)
     memset(&err, 0, sizeof(err));
     cr_assert_eq(config_set(&cfg, "api-sock", longpath, &err), 0, "107 bytes fit: %s", err.msg);
 }
+
+Test(config, pci_switch)
+{
+    struct vm_config c;
+    struct errbuf e = {0};
+    config_init(&c);
+    cr_assert_not(c.pci, "PCI is off by default: existing machines stay as they were");
+    cr_assert_eq(config_set(&c, "pci", "on", &e), 0, "%s", e.msg);
+    cr_assert(c.pci);
+    cr_assert_eq(config_set(&c, "pci", "off", &e), 0, "%s", e.msg);
+    cr_assert_not(c.pci);
+    cr_assert_lt(config_set(&c, "pci", "maybe", &e), 0);
+    config_free(&c);
+}

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arch/x86_64/pci_host.h"
 #include "tests/unit/arch/x86_64/test_acpi.h"
 
 TestSuite(x86_acpi_iasl, .timeout = 120);
@@ -342,5 +343,15 @@ Test(x86_acpi_iasl, pci_minimal_all_devices)
     p.mmio64_size = 0;
     p.io_size = 0;
     struct x86_acpi_desc d = ta_desc(16, TA_MAX_DEVS, &p);
+    check_with_iasl(&d);
+}
+
+/* wisp's own machine with --pci on: conf1 ports in _CRS, the _PRT, and as
+ * many virtio devices as fit beside PCI INTx (12). */
+Test(x86_acpi_iasl, pci_machine_with_prt)
+{
+    struct x86_acpi_pci p;
+    x86_pci_acpi_desc(256ULL << 20, &p);
+    struct x86_acpi_desc d = ta_desc(2, 12, &p);
     check_with_iasl(&d);
 }

@@ -97,3 +97,26 @@ Test(x86_e820, bad_low_region)
     memset(&gm, 0, sizeof(gm));
     cr_assert_eq(x86_e820_build(&gm, m, X86_E820_MAX_ENTRIES, &n), -EINVAL);
 }
+
+/* The PCI ECAM window goes in as reserved, in address order, never over RAM. */
+Test(x86_e820, reserve_ecam)
+{
+    struct gmem gm;
+    struct x86_e820_entry m[X86_E820_MAX_ENTRIES];
+    unsigned n = 0;
+    x86_img_gmem(&gm, 256 * MiB);
+    cr_assert_eq(x86_e820_build(&gm, m, X86_E820_MAX_ENTRIES, &n), 0);
+    cr_assert_eq(x86_e820_reserve(m, X86_E820_MAX_ENTRIES, &n, X86_PCI_ECAM_BASE, MiB), 0);
+    cr_assert_eq(n, 4);
+    cr_assert_eq(m[3].addr, X86_PCI_ECAM_BASE);
+    cr_assert_eq(m[3].size, MiB);
+    cr_assert_eq(m[3].type, X86_E820_RESERVED);
+    check_sorted(m, n);
+    /* over RAM, empty or wrapping: refused, map unchanged */
+    cr_assert_eq(x86_e820_reserve(m, X86_E820_MAX_ENTRIES, &n, 100 * MiB, MiB), -EINVAL);
+    cr_assert_eq(x86_e820_reserve(m, X86_E820_MAX_ENTRIES, &n, 0xf0000000ULL, 0), -EINVAL);
+    cr_assert_eq(x86_e820_reserve(m, X86_E820_MAX_ENTRIES, &n, UINT64_MAX, 2), -EINVAL);
+    cr_assert_eq(x86_e820_reserve(m, 4, &n, 0xf0000000ULL, MiB), -ENOSPC);
+    cr_assert_eq(n, 4);
+    gmem_destroy(&gm);
+}
