@@ -134,6 +134,13 @@ $(BUILD)/obj/sandbox/sandbox-hooks.o: sandbox/sandbox.c
 $(WISP_TEST): $(MAIN_OBJ) $(BUILD)/obj/sandbox/sandbox-hooks.o $(LIBWISP)
 	$(CC) $(LDFLAGS) $(WISP_LDFLAGS) -o $@ $^ $(LIBS)
 
+# The VFIO layer against QEMU's edu device in the testbed's L1
+# (tests/testbed/vfio/run; the vfio stage of tests/run-all).
+VFIO_EDU := $(BUILD)/tests/vfio-edu
+$(VFIO_EDU): $(BUILD)/obj/tests/testbed/vfio/edu_test.o $(LIBWISP)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 # Integration tests find their inputs through the environment.
 TEST_ENV = WISP_BIN=$(abspath $(WISP)) WISP_TEST_BIN=$(abspath $(WISP_TEST)) \
            WISP_GUEST_ELF=$(abspath $(GUEST_ELF)) WISP_GUEST_BZIMAGE=$(abspath $(GUEST_BZIMAGE))
@@ -148,7 +155,7 @@ test: check-layers test-build $(KVM_PROBE)
 	$(MAKE) BUILD=build-san SAN=1 test-build
 	+BUILD=$(BUILD) SAN_BUILD=build-san FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run-all
 
-test-build: $(UNIT_BIN) $(INTEG_BIN) $(WISP) $(WISP_TEST) guest
+test-build: $(UNIT_BIN) $(INTEG_BIN) $(WISP) $(WISP_TEST) $(VFIO_EDU) guest
 
 # Does /dev/kvm run a VM, and at hardware speed?  (tests/testbed/kvm_probe.c)
 $(KVM_PROBE): tests/testbed/kvm_probe.c
