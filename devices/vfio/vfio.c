@@ -29,8 +29,8 @@ static void close_fd(const struct vfio_container *c, int *fd)
 /*
  * Ask the kernel for an info struct with caps: first `fixed` bytes, then
  * again with the argsz it asks for (bounded by VFIO_MAX_INFO_SIZE).
- * *out (malloc'ed) and *len (valid bytes) on success.  An ioctl failing
- * with `quiet` (an errno, or 0) is returned without an error report.
+ * *out (malloc'ed) and *len (valid bytes) on success (0).  An ioctl failing
+ * with `quiet` (an errno, or 0) returns 1, without an error report.
  */
 static int get_info(const struct vfio_container *c, int fd, unsigned long req, const void *in,
                     uint32_t fixed, void **out, uint32_t *len, const char *what, int quiet,
@@ -48,7 +48,7 @@ static int get_info(const struct vfio_container *c, int fd, unsigned long req, c
         if (rc < 0) {
             free(buf);
             if (quiet != 0 && rc == -quiet)
-                return rc;
+                return 1;
             return err_set(err, WISP_EXIT_FAILURE, -rc, "vfio: %s: %s", what, strerror(-rc));
         }
         uint32_t want;
@@ -129,7 +129,7 @@ int vfio_container_open(struct vfio_container *c, const struct vfio_sys_ops *ops
     void *buf = NULL;
     uint32_t len = 0;
     rc = get_info(c, c->fd, VFIO_IOMMU_GET_INFO, &in, sizeof(in), &buf, &len, "IOMMU info", 0, err);
-    if (rc < 0)
+    if (rc != 0)
         goto fail;
     rc = vfio_parse_iommu_caps(buf, len, c, err);
     free(buf);
@@ -166,7 +166,7 @@ static int read_region(struct vfio_device *d, uint32_t index, struct errbuf *err
     snprintf(what, sizeof(what), "region %u info", index);
     int rc = get_info(d->c, d->fd, VFIO_DEVICE_GET_REGION_INFO, &in, sizeof(in), &buf, &len, what,
                       EINVAL, err);
-    if (rc == -EINVAL) {
+    if (rc == 1) {
         /* vfio-pci refuses the indices a device lacks (VGA on a non-VGA device). */
         memset(&d->regions[index], 0, sizeof(d->regions[index]));
         return 0;
