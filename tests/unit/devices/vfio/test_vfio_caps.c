@@ -52,9 +52,12 @@ static void put_sparse(uint32_t at, uint32_t next, uint32_t nr, const struct vfi
 static const uint32_t RW_MMAP_CAPS = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE |
                                      VFIO_REGION_INFO_FLAG_MMAP | VFIO_REGION_INFO_FLAG_CAPS;
 
+/* The last refusal's reason: each hostile case must be caught by its own bound. */
+static struct errbuf err;
+
 static int parse(struct vfio_region *r)
 {
-    struct errbuf err = {0};
+    memset(&err, 0, sizeof(err));
     int rc = vfio_parse_region_caps(answer, alen, r, &err);
     if (rc < 0)
         cr_assert(err_isset(&err), "a refusal says why");
@@ -130,6 +133,7 @@ Test(vfio_caps, next_pointing_backwards)
     put_hdr(32, 0x7777, 48); /* would loop 32 -> 48 -> 32 ... */
     struct vfio_region r;
     cr_assert_eq(parse(&r), -EINVAL);
+    cr_assert(strstr(err.msg, "links back") != NULL, "%s", err.msg);
 }
 
 Test(vfio_caps, next_pointing_into_itself)
@@ -138,6 +142,7 @@ Test(vfio_caps, next_pointing_into_itself)
     put_hdr(32, 0x7777, 32);
     struct vfio_region r;
     cr_assert_eq(parse(&r), -EINVAL);
+    cr_assert(strstr(err.msg, "links back") != NULL, "%s", err.msg);
 }
 
 Test(vfio_caps, next_past_argsz)
@@ -146,6 +151,7 @@ Test(vfio_caps, next_past_argsz)
     put_hdr(32, 0x7777, 4096);
     struct vfio_region r;
     cr_assert_eq(parse(&r), -EINVAL);
+    cr_assert(strstr(err.msg, "links past argsz") != NULL, "%s", err.msg);
 }
 
 Test(vfio_caps, first_cap_past_argsz_or_straddling_it)
@@ -180,6 +186,7 @@ Test(vfio_caps, huge_nr_areas)
     put_sparse(32, 0, 0xffffffff, &a, 1);
     struct vfio_region r;
     cr_assert_eq(parse(&r), -EINVAL);
+    cr_assert(strstr(err.msg, "room for 1") != NULL, "%s", err.msg);
 }
 
 Test(vfio_caps, nr_areas_one_more_than_the_buffer_holds)
