@@ -4,6 +4,7 @@
 #
 #   make             wisp, the test guest (ELF + bzImage)
 #   make test        unit tests, then KVM integration tests
+#   make test-vfio   the VFIO layer against QEMU's edu device in the nested testbed
 #   make check-layers  no lower layer includes a header of a layer above it
 #   make test-san    the unit and integration tests again under ASan+UBSan
 #   make bench       boot-time and memory benchmark -> docs/BENCHMARKS.md (skipped,
@@ -81,7 +82,7 @@ LIBWISP := $(BUILD)/libwisp.a
 UNIT_BIN := $(BUILD)/tests/unit
 INTEG_BIN := $(BUILD)/tests/integration
 
-.PHONY: all test test-build testbed test-linux test-unit test-integration test-san check-layers demo bench format format-check \
+.PHONY: all test test-build testbed test-linux test-vfio test-unit test-integration test-san check-layers demo bench format format-check \
         clean guest
 all: $(WISP) guest
 
@@ -173,6 +174,10 @@ test-linux: $(WISP) $(KVM_PROBE)
 	@tests/testbed/linux/run --prepare-only
 	@if $(KVM_PROBE) >/dev/null; then tests/testbed/linux/run --wisp $(WISP); \
 	else tests/testbed/run -- tests/testbed/linux/run --wisp $(WISP); fi
+
+# The VFIO layer against QEMU's edu device, in the testbed (tests/run-all's vfio stage).
+test-vfio: $(VFIO_EDU)
+	tests/testbed/run -- tests/testbed/vfio/run $(abspath $(BUILD))
 
 test-unit: check-layers $(UNIT_BIN)
 	$(RUN_ENV) $(UNIT_BIN) --jobs 2
