@@ -280,14 +280,16 @@ static const struct vcap *cap_at(const struct vpci_cfg *v, unsigned off)
     return NULL;
 }
 
+/* An aligned 1/2/4-byte access inside 0x40..0xff (no wrap-around). */
 static bool access_ok(unsigned off, unsigned len)
 {
-    return (len == 1 || len == 2 || len == 4) && off % len == 0 && off >= PCI_CFG_HEADER_END;
+    return (len == 1 || len == 2 || len == 4) && off % len == 0 && off >= PCI_CFG_HEADER_END &&
+           off < VPCI_CFG_LEGACY && len <= VPCI_CFG_LEGACY - off;
 }
 
 uint32_t vpci_cfg_read(struct vpci_cfg *v, unsigned off, unsigned len)
 {
-    if (!access_ok(off, len) || off + len > VPCI_CFG_LEGACY)
+    if (!access_ok(off, len))
         return 0; /* extended space: nothing there */
     uint32_t val = 0;
     for (unsigned i = 0; i < len; i++)
@@ -304,7 +306,7 @@ uint32_t vpci_cfg_read(struct vpci_cfg *v, unsigned off, unsigned len)
 
 void vpci_cfg_write(struct vpci_cfg *v, unsigned off, unsigned len, uint32_t val)
 {
-    if (!access_ok(off, len) || off + len > VPCI_CFG_LEGACY)
+    if (!access_ok(off, len))
         return;
     const struct vcap *c = cap_at(v, off);
     if (!c)
