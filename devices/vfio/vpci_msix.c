@@ -267,6 +267,8 @@ static enum hit classify(const struct vpci_msix *m, unsigned bar, uint64_t off, 
                          uint64_t *rel)
 {
     uint64_t tlen = (uint64_t)m->dev_nvec * VPCI_MSIX_ENTRY_SIZE, plen = pba_len(m->dev_nvec);
+    if (len && off > UINT64_MAX - len)
+        return HIT_BAD; /* wraps: never forwarded, never emulated */
     bool t = bar == m->bir && len && ranges_overlap(off, len, m->table_off, tlen);
     bool p = bar == m->pba_bir && len && ranges_overlap(off, len, m->pba_off, plen);
     if (!t && !p)

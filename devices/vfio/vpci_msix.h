@@ -170,8 +170,8 @@ unsigned vpci_msix_trap(const struct vpci_msix *m, struct vpci_trap_range r[2], 
  * to the device).  Otherwise the access is the emulation's: 4- and 8-byte
  * naturally aligned accesses wholly inside the table or PBA work as the
  * spec says; any other access touching them (unaligned, 1 or 2 bytes,
- * straddling an edge) reads all-ones and its writes are dropped.  The PBA
- * is read-only.
+ * straddling an edge) reads all-ones and its writes are dropped, and so
+ * does an access whose end wraps past UINT64_MAX.  The PBA is read-only.
  */
 bool vpci_msix_bar_read(struct vpci_msix *m, unsigned bar, uint64_t off, void *data, unsigned len);
 bool vpci_msix_bar_write(struct vpci_msix *m, unsigned bar, uint64_t off, const void *data,
