@@ -23,7 +23,8 @@
  * vpci_msi_signal() (typically: it keeps the device's eventfd and reads it
  * when the vector is masked); the emulated pending bit is set and the
  * interrupt is delivered once, through ops->vector_fire, when the vector is
- * unmasked again (PCI Local Bus 3.0, 6.8.3.4 and MSI-X ECN: "pending").
+ * unmasked again (the spec's Pending Bits: a masked vector's message is
+ * held, not lost).
  *
  * Thread-safety: each object has its own mutex.  Config-space calls come
  * from the PCI bus with its lock held (lock order: bus, then this object);
