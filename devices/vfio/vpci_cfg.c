@@ -304,6 +304,15 @@ uint32_t vpci_cfg_read(struct vpci_cfg *v, unsigned off, unsigned len)
     return val | emu; /* emulation reads 0 at id/next, the shadow 0 elsewhere */
 }
 
+/* Clear bit `bit` of capability byte `at` from a write of `len` bytes at
+ * capability offset `rel`. */
+static uint32_t drop_bit(unsigned rel, unsigned len, uint32_t val, unsigned at, unsigned bit)
+{
+    if (rel <= at && at < rel + len)
+        val &= ~(1U << ((at - rel) * 8 + bit));
+    return val;
+}
+
 void vpci_cfg_write(struct vpci_cfg *v, unsigned off, unsigned len, uint32_t val)
 {
     if (!access_ok(off, len))
@@ -311,10 +320,18 @@ void vpci_cfg_write(struct vpci_cfg *v, unsigned off, unsigned len, uint32_t val
     const struct vcap *c = cap_at(v, off);
     if (!c)
         return; /* hidden or unused: dropped */
+    unsigned rel = off - c->off;
+    /* MSI and MSI-X are never on together (the transport could not do
+     * both): whichever the guest enabled first wins, the other's enable
+     * bit is dropped.  Both change only here, under the bus lock. */
     if (c->id == VPCI_CAP_ID_MSI) {
-        vpci_msi_cap_write(&v->msi, off - c->off, len, val);
+        if (v->has_msix && vpci_msix_enabled(&v->msix))
+            val = drop_bit(rel, len, val, 2, 0);
+        vpci_msi_cap_write(&v->msi, rel, len, val);
     } else if (c->id == VPCI_CAP_ID_MSIX) {
-        vpci_msix_cap_write(&v->msix, off - c->off, len, val);
+        if (v->has_msi && vpci_msi_enabled(&v->msi))
+            val = drop_bit(rel, len, val, 3, 7);
+        vpci_msix_cap_write(&v->msix, rel, len, val);
     } else {
         for (unsigned i = 0; i < len; i++) {
             uint8_t m = v->wmask[off + i], b = (uint8_t)(val >> (8 * i));

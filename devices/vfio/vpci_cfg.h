@@ -96,6 +96,8 @@ const struct pci_func_desc *vpci_cfg_desc(const struct vpci_cfg *v);
  * semantics: len 1, 2 or 4, off aligned, < PCI_CFG_SIZE; anything else
  * reads 0 and is dropped).  Kept capabilities answer as docs/VPCI.md says;
  * every other byte, extended space included, reads 0 and ignores writes.
+ * MSI and MSI-X are never enabled together: while one is on, writes to
+ * the other's enable bit are dropped.
  */
 uint32_t vpci_cfg_read(struct vpci_cfg *v, unsigned off, unsigned len);
 void vpci_cfg_write(struct vpci_cfg *v, unsigned off, unsigned len, uint32_t val);

@@ -371,6 +371,14 @@ bool vpci_msix_bar_write(struct vpci_msix *m, unsigned bar, uint64_t off, const 
     return h != HIT_NONE;
 }
 
+bool vpci_msix_enabled(struct vpci_msix *m)
+{
+    pthread_mutex_lock(&m->lock);
+    bool en = m->enabled;
+    pthread_mutex_unlock(&m->lock);
+    return en;
+}
+
 bool vpci_msix_signal(struct vpci_msix *m, unsigned vec)
 {
     bool set = false;
@@ -510,6 +518,14 @@ void vpci_msi_cap_write(struct vpci_msi *m, unsigned off, unsigned len, uint32_t
     m->enabled = en;
     msi_sync_all(m);
     pthread_mutex_unlock(&m->lock);
+}
+
+bool vpci_msi_enabled(struct vpci_msi *m)
+{
+    pthread_mutex_lock(&m->lock);
+    bool en = m->enabled;
+    pthread_mutex_unlock(&m->lock);
+    return en;
 }
 
 bool vpci_msi_signal(struct vpci_msi *m, unsigned vec)

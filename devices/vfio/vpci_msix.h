@@ -185,6 +185,9 @@ bool vpci_msix_bar_write(struct vpci_msix *m, unsigned bar, uint64_t off, const 
  */
 bool vpci_msix_signal(struct vpci_msix *m, unsigned vec);
 
+/* Is MSI-X enabled (message control bit 15)? */
+bool vpci_msix_enabled(struct vpci_msix *m);
+
 /* For tests and logs: is `vec` pending / installed? */
 bool vpci_msix_pending(struct vpci_msix *m, unsigned vec);
 bool vpci_msix_installed(struct vpci_msix *m, unsigned vec);
@@ -223,6 +226,8 @@ uint32_t vpci_msi_cap_read(struct vpci_msi *m, unsigned off, unsigned len);
 /* Writable: enable, MME (capped at MMC), address, data, mask bits of the
  * offered vectors; bytes 0-1 and read-only fields are ignored. */
 void vpci_msi_cap_write(struct vpci_msi *m, unsigned off, unsigned len, uint32_t val);
+/* Is MSI enabled (message control bit 0)? */
+bool vpci_msi_enabled(struct vpci_msi *m);
 /* As vpci_msix_signal, for MSI vector `vec`. */
 bool vpci_msi_signal(struct vpci_msi *m, unsigned vec);
 bool vpci_msi_pending(struct vpci_msi *m, unsigned vec);

@@ -478,3 +478,37 @@ Test(vpci_msi, msi_32bit_without_masking)
         cfg_wr(o, 1, 0xff);
     cr_assert_eq(cfg_rd(0x50, 2), VPCI_CAP_ID_MSI, "id and next pointer intact");
 }
+
+Test(vpci_msi, never_together_with_msix)
+{
+    plug_default();
+    msix_ctrl(VPCI_MSIX_CTRL_ENABLE);
+    cfg_wr(F_MSI + 2, 2, VPCI_MSI_CTRL_ENABLE);
+    cr_assert_eq(cfg_rd(F_MSI + 2, 2) & VPCI_MSI_CTRL_ENABLE, 0, "MSI-X was first");
+    cfg_wr(F_MSI, 4, (uint32_t)VPCI_MSI_CTRL_ENABLE << 16); /* through a dword write too */
+    cr_assert(!vpci_msi_enabled(vpci_cfg_msi(v)));
+    msix_ctrl(0);
+    cfg_wr(F_MSI + 2, 2, VPCI_MSI_CTRL_ENABLE);
+    cr_assert(vpci_msi_enabled(vpci_cfg_msi(v)));
+    msix_ctrl(VPCI_MSIX_CTRL_ENABLE | VPCI_MSIX_CTRL_FMASK);
+    cr_assert_eq(cfg_rd(F_MSIX + 2, 2), VPCI_MSIX_CTRL_FMASK | (F_NVEC - 1),
+                 "MSI was first; the function mask still takes");
+    cfg_wr(F_MSIX, 4, 0x80000000U);
+    cr_assert(!vpci_msix_enabled(mx));
+    /* mode calls: MSI-X on, MSI-X off, MSI on; nothing else */
+    unsigned modes = 0;
+    for (unsigned i = 0; i < r.n; i++) {
+        if (r.ev[i].op != REC_MODE)
+            continue;
+        const struct rec_ev want[] = {
+            {REC_MODE, VPCI_IRQ_MSIX, F_NVEC, 0, 0},
+            {REC_MODE, VPCI_IRQ_MSIX, 0, 0, 0},
+            {REC_MODE, VPCI_IRQ_MSI, 1, 0, 0},
+        };
+        cr_assert_lt(modes, 3);
+        cr_assert_eq(r.ev[i].kind, want[modes].kind, "mode call %u", modes);
+        cr_assert_eq(r.ev[i].vec, want[modes].vec, "mode call %u", modes);
+        modes++;
+    }
+    cr_assert_eq(modes, 3);
+}
