@@ -291,6 +291,28 @@ Test(vfio_user_msg, region_info_bad_cap_chains)
     cr_assert_eq(d.nr_areas, 0);
 }
 
+Test(vfio_user_msg, region_info_area_count_capped)
+{
+    /* 65 well-formed areas, all present: one more than wisp keeps. */
+    enum { N = VFIO_USER_MAX_AREAS + 1 };
+    static uint8_t b[32 + 16 + N * 16];
+    memset(b, 0, sizeof(b));
+    b[0] = (uint8_t)sizeof(b);
+    b[1] = (uint8_t)(sizeof(b) >> 8);
+    b[4] = VFIO_USER_REGION_F_CAPS;
+    b[12] = 32;
+    b[16 + 2] = 0x10; /* region size 1 MiB */
+    b[32] = VFIO_USER_CAP_SPARSE_MMAP;
+    b[32 + 8] = N;
+    for (int i = 0; i < N; i++)
+        b[32 + 16 + i * 16 + 8 + 1] = 0x10; /* each area 4 KiB at offset 0 */
+    struct vfio_user_region_info d;
+    cr_assert_eq(vfio_user_region_info_decode(b, sizeof(b), &d), -EPROTO);
+    b[32 + 8] = N - 1; /* the limit itself is accepted */
+    cr_assert_eq(vfio_user_region_info_decode(b, sizeof(b), &d), 0);
+    cr_assert_eq(d.nr_areas, VFIO_USER_MAX_AREAS);
+}
+
 Test(vfio_user_msg, region_and_dma_rw)
 {
     static uint8_t b[VFIO_USER_MSG_MAX];
