@@ -29,8 +29,10 @@
 
 int vfio_user_client_fail(struct vfio_user_client *c, const char *why, int err)
 {
-    if (!c->failed)
+    if (!c->failed) {
+        c->fail_err = err;
         log_error("vfio-user: server connection failed: %s (%s)", why, strerror(-err));
+    }
     __atomic_store_n(&c->failed, true, __ATOMIC_RELAXED);
     return -EIO;
 }
@@ -234,8 +236,10 @@ int vfio_user_client_attach(int sock, int timeout_ms, struct vfio_user_client **
     if ((rc = -pthread_mutex_init(&c->lock, NULL)) < 0)
         goto err_free;
     rc = negotiate(c);
-    if (rc < 0)
+    if (rc < 0) {
+        rc = c->fail_err < 0 ? c->fail_err : rc;
         goto err_lock;
+    }
     *out = c;
     return 0;
 err_lock:
@@ -246,7 +250,7 @@ err_free:
     free(c);
 err_sock:
     close(sock);
-    return rc == -EIO ? -EPROTO : rc;
+    return rc;
 }
 
 int vfio_user_client_connect(const char *path, int timeout_ms, struct vfio_user_client **out)

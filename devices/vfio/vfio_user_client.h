@@ -61,7 +61,7 @@ int vfio_user_client_connect(const char *path, int timeout_ms, struct vfio_user_
  * Takes ownership of a connected stream socket (closed on failure too) and
  * negotiates VERSION 0.2: the server must keep major 0 and answer a minor
  * <= 2; its capabilities set the fd and transfer limits used afterwards.
- * Returns 0 and *out, -EPROTO (bad or refused version), -ETIMEDOUT,
+ * Returns 0 and *out, -EPROTO (bad version reply), the server's error, -ETIMEDOUT, -EPIPE,
  * -ECONNRESET, -ENOMEM.
  */
 int vfio_user_client_attach(int sock, int timeout_ms, struct vfio_user_client **out);

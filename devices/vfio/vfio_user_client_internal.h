@@ -15,6 +15,7 @@ struct vfio_user_client {
     int sock;
     int timeout_ms;
     bool failed;
+    int fail_err; /* why it failed (negative errno), for attach's return */
     uint16_t next_id;
     struct vfio_user_caps caps; /* the server's, clamped to wisp's limits */
     uint8_t *tx;                /* VFIO_USER_MSG_MAX bytes each */

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -338,4 +339,41 @@ Test(vfio_user_client, server_killed_between_requests, .init = setup)
     waitpid(server_pid, NULL, 0);
     server_pid = -1;
     expect_failed_read();
+}
+
+/* attach over a socketpair whose far end answers VERSION with `answer` (or nothing). */
+static int attach_with(const uint8_t *answer, size_t len, bool hang_up)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    if (len)
+        cr_assert_eq(write(sv[1], answer, len), (ssize_t)len);
+    if (hang_up)
+        close(sv[1]);
+    struct vfio_user_client *c = NULL;
+    int rc = vfio_user_client_attach(sv[0], 300, &c);
+    cr_assert_null(c);
+    if (!hang_up)
+        close(sv[1]);
+    return rc;
+}
+
+Test(vfio_user_client, negotiation_failures)
+{
+    cr_assert_eq(attach_with(NULL, 0, true), -EPIPE, "server gone");
+    cr_assert_eq(attach_with(NULL, 0, false), -ETIMEDOUT, "server silent");
+    /* A reply to id 1 with major 1: refused. */
+    uint8_t m[20];
+    struct vfio_user_hdr h = {
+        .id = 1, .cmd = VFIO_USER_VERSION, .size = 20, .flags = VFIO_USER_F_TYPE_REPLY};
+    vfio_user_hdr_encode(m, &h);
+    m[16] = 1, m[17] = 0, m[18] = 0, m[19] = 0;
+    cr_assert_eq(attach_with(m, sizeof(m), false), -EPROTO, "wrong major");
+    m[16] = 0, m[18] = 3;
+    cr_assert_eq(attach_with(m, sizeof(m), false), -EPROTO, "minor above ours");
+    h.flags |= VFIO_USER_F_ERROR;
+    h.error = EINVAL;
+    h.size = 16;
+    vfio_user_hdr_encode(m, &h);
+    cr_assert_eq(attach_with(m, 16, false), -EINVAL, "refused by the server");
 }
