@@ -377,3 +377,23 @@ Test(vfio_user_client, negotiation_failures)
     vfio_user_hdr_encode(m, &h);
     cr_assert_eq(attach_with(m, 16, false), -EINVAL, "refused by the server");
 }
+
+Test(vfio_user_client, unsupported_commands_answer_errors, .init = setup)
+{
+    uint8_t out[16];
+    size_t got = 99;
+    uint32_t flags = VFIO_USER_FEATURE_GET | VFIO_USER_FEATURE_MIGRATION;
+    cr_assert_eq(vfio_user_client_feature(cl, flags, NULL, 0, out, sizeof(out), &got), -ENOTSUP);
+    cr_assert_eq(vfio_user_client_mig_data_read(cl, out, sizeof(out), &got), -ENOTSUP);
+    cr_assert_eq(vfio_user_client_mig_data_write(cl, out, sizeof(out)), -ENOTSUP);
+    cr_assert_eq(vfio_user_client_feature(cl, flags, out, VFIO_USER_FEATURE_DATA_MAX + 1, out,
+                                          sizeof(out), &got),
+                 -EINVAL);
+    int nofd = -1;
+    cr_assert_eq(vfio_user_client_set_irqs(cl, VFIO_USER_IRQ_MSIX, VFIO_USER_MAX_IRQS, 1, &nofd),
+                 -EINVAL);
+    cr_assert_not(vfio_user_client_failed(cl));
+    cr_assert_eq(rd(SRV_REG_ID), SRV_ID_VALUE);
+    /* Nothing pending: service returns at once with nothing served. */
+    cr_assert_eq(vfio_user_client_service(cl, 10), 0);
+}
