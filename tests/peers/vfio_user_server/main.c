@@ -10,7 +10,8 @@
  * garbage (bytes that are no message), fds (a reply carrying 20 fds),
  * stall (no reply, ever), badid (a reply with the wrong id).
  *
- * The codec and socket layer are wisp's own (devices/vfio/vfio_user_*.c);
+ * Migration v2 (STOP_COPY only) is in mig.c.  The codec, socket layer and
+ * migration arc table are wisp's own (devices/vfio/vfio_user_*.c);
  * only the dispatch and the device are written here.
  */
 #include <errno.h>
@@ -25,6 +26,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "devices/vfio/vfio_user_mig.h"
 #include "devices/vfio/vfio_user_sock.h"
 #include "tests/peers/vfio_user_server/server.h"
 
@@ -281,6 +283,45 @@ static int do_region(struct srv *s, const struct vfio_user_hdr *rq)
     return reply(s, rq, (size_t)n, 0);
 }
 
+static int do_mig(struct srv *s, const struct vfio_user_hdr *rq)
+{
+    const uint8_t *p = rx + VFIO_USER_HDR_SIZE;
+    size_t len = rq->size - VFIO_USER_HDR_SIZE;
+    uint8_t *out = tx + VFIO_USER_HDR_SIZE;
+    int rc;
+    if (rq->cmd == VFIO_USER_DEVICE_FEATURE) {
+        struct vfio_user_feature f;
+        uint8_t data[8];
+        uint32_t n = 0;
+        if (vfio_user_feature_decode(p, len, &f) < 0)
+            return reply(s, rq, 0, -EINVAL);
+        rc = srv_feature(s, &f, data, &n);
+        if (rc < 0)
+            return reply(s, rq, 0, rc);
+        struct vfio_user_feature a = {
+            .argsz = VFIO_USER_FEATURE_SIZE + n, .flags = f.flags, .data_len = n, .data = data};
+        int m = vfio_user_feature_encode(out, sizeof(tx) - VFIO_USER_HDR_SIZE, &a);
+        return reply(s, rq, (size_t)m, 0);
+    }
+    struct vfio_user_mig_data m;
+    bool is_write = rq->cmd == VFIO_USER_MIG_DATA_WRITE;
+    if (vfio_user_mig_data_decode(p, len, is_write, &m) < 0)
+        return reply(s, rq, 0, -EINVAL);
+    if (is_write) {
+        rc = srv_mig_write(s, m.data, m.size);
+        return reply(s, rq, 0, rc);
+    }
+    static uint8_t data[VFIO_USER_DATA_MAX];
+    uint32_t got = 0;
+    rc = srv_mig_read(s, m.size, data, &got);
+    if (rc < 0)
+        return reply(s, rq, 0, rc);
+    struct vfio_user_mig_data a = {
+        .argsz = VFIO_USER_MIG_DATA_SIZE + got, .size = got, .data = data};
+    int n = vfio_user_mig_data_encode(out, sizeof(tx) - VFIO_USER_HDR_SIZE, &a, true);
+    return reply(s, rq, (size_t)n, 0);
+}
+
 /* Serves one message; returns < 0 when the connection is over. */
 static int serve_one(struct srv *s)
 {
@@ -319,8 +360,14 @@ static int serve_one(struct srv *s)
     case VFIO_USER_REGION_WRITE:
         rc = do_region(s, &h);
         break;
+    case VFIO_USER_DEVICE_FEATURE:
+    case VFIO_USER_MIG_DATA_READ:
+    case VFIO_USER_MIG_DATA_WRITE:
+        rc = do_mig(s, &h);
+        break;
     case VFIO_USER_DEVICE_RESET:
         srv_device_reset(s);
+        s->mig_state = VFIO_USER_MIG_RUNNING; /* reset ends any migration */
         rc = reply(s, &h, 0, 0);
         break;
     default:
@@ -401,7 +448,7 @@ int main(int argc, char **argv)
         perror("vfio-user-server: listen");
         return 1;
     }
-    struct srv s = {.intx_fd = -1, .next_id = 1};
+    static struct srv s = {.intx_fd = -1, .next_id = 1, .mig_state = VFIO_USER_MIG_RUNNING};
     for (unsigned i = 0; i < SRV_MSIX_VECTORS; i++)
         s.msix_fd[i] = -1;
     srv_device_reset(&s);

@@ -1,7 +1,8 @@
 /*
  * The vfio-user test device server (docs/VFIO_USER.md, "The test server"):
- * what main.c (socket, protocol dispatch, misbehaviour modes) and device.c
+ * what main.c (socket, protocol dispatch, misbehaviour modes), device.c
  * (the PCI function: config space, BAR0 registers, DMA engine, interrupts)
+ * and mig.c (migration v2: device state machine and state data)
  * share.  A test peer, written for wisp's client tests; not shipped.
  */
 #ifndef TESTS_PEERS_VFIO_USER_SERVER_SERVER_H
@@ -44,6 +45,7 @@
 #define SRV_DMA_MAX     (1u << 20)
 #define SRV_CONFIG_SIZE 256u
 #define SRV_MAX_MAPS    64u
+#define SRV_MIG_SIZE    (4u + SRV_BAR0_SIZE + SRV_CONFIG_SIZE) /* magic, BAR0, config */
 
 /* FNV-1a, 32 bits: the checksum the DMA engine reports. */
 uint32_t srv_fnv1a(const uint8_t *p, size_t n);
@@ -63,6 +65,9 @@ struct srv {
     int msix_fd[SRV_MSIX_VECTORS];
     uint32_t bar0[SRV_BAR0_SIZE / 4];
     uint8_t config[SRV_CONFIG_SIZE];
+    uint32_t mig_state; /* VFIO_USER_MIG_*, RUNNING at start */
+    uint8_t mig_buf[SRV_MIG_SIZE];
+    size_t mig_len, mig_pos;
 };
 
 /* Puts the device in its power-on state (registers and config space). */
@@ -81,5 +86,15 @@ int srv_region_write(struct srv *s, uint32_t region, uint64_t off, const uint8_t
  * errno (the client's error reply, or a lost connection).
  */
 int srv_dma_msg(struct srv *s, bool is_write, uint64_t addr, uint8_t *buf, uint32_t n);
+
+/*
+ * Migration (mig.c): DEVICE_FEATURE for MIGRATION and MIG_DEVICE_STATE
+ * (reply data in out, at most 8 bytes), MIG_DATA_READ of up to size bytes
+ * (in STOP_COPY), MIG_DATA_WRITE (in RESUMING).  Return 0 or a negative
+ * errno for the error reply.
+ */
+int srv_feature(struct srv *s, const struct vfio_user_feature *f, uint8_t *out, uint32_t *out_len);
+int srv_mig_read(struct srv *s, uint32_t size, uint8_t *out, uint32_t *got);
+int srv_mig_write(struct srv *s, const uint8_t *data, uint32_t size);
 
 #endif /* TESTS_PEERS_VFIO_USER_SERVER_SERVER_H */
