@@ -8,7 +8,8 @@
  * MODE makes it break the protocol on the first REGION_READ, so tests can
  * check that the client fails cleanly: crash (exit without a reply),
  * garbage (bytes that are no message), fds (a reply carrying 20 fds),
- * stall (no reply, ever), badid (a reply with the wrong id).
+ * stall (no reply, ever), badid (a reply with the wrong id), syscall (a
+ * system call the seccomp filter forbids: the server dies of SIGSYS).
  *
  * Migration v2 (STOP_COPY only) is in mig.c.  The codec, socket layer and
  * migration arc table are wisp's own (devices/vfio/vfio_user_*.c);
@@ -32,7 +33,7 @@
 
 #define TIMEOUT_MS (60 * 1000)
 
-enum misbehave { MB_NONE, MB_CRASH, MB_GARBAGE, MB_FDS, MB_STALL, MB_BADID };
+enum misbehave { MB_NONE, MB_CRASH, MB_GARBAGE, MB_FDS, MB_STALL, MB_BADID, MB_SYSCALL };
 static enum misbehave misbehave;
 static uint8_t rx[VFIO_USER_MSG_MAX], tx[VFIO_USER_MSG_MAX];
 
@@ -123,6 +124,9 @@ static void misbehave_now(struct srv *s, const struct vfio_user_hdr *rq)
         break;
     }
     case MB_STALL:
+        break;
+    case MB_SYSCALL:
+        (void)!getppid(); /* not on the allow-list: the filter kills the server */
         break;
     case MB_BADID:
         h.id++;
@@ -414,14 +418,15 @@ static int confine(void)
 static int usage(void)
 {
     fprintf(stderr, "usage: vfio-user-server --socket PATH "
-                    "[--misbehave crash|garbage|fds|stall|badid]\n");
+                    "[--misbehave crash|garbage|fds|stall|badid|syscall]\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
     const char *path = NULL;
-    static const char *const modes[] = {"none", "crash", "garbage", "fds", "stall", "badid"};
+    static const char *const modes[] = {"none",  "crash", "garbage", "fds",
+                                        "stall", "badid", "syscall"};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--socket") && i + 1 < argc) {
             path = argv[++i];

@@ -332,6 +332,20 @@ Test(vfio_user_client, reply_id_mismatch)
     expect_failed_read();
 }
 
+Test(vfio_user_client, server_is_confined_by_seccomp)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    cr_skip_test("the server loads no seccomp filter under ASan");
+#else
+    setup_mode("syscall", BAD_TIMEOUT_MS);
+    expect_failed_read();
+    int st = 0;
+    cr_assert_eq(waitpid(server_pid, &st, 0), server_pid);
+    server_pid = -1;
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS, "server status 0x%x", st);
+#endif
+}
+
 Test(vfio_user_client, server_killed_between_requests, .init = setup)
 {
     cr_assert_eq(rd(SRV_REG_ID), SRV_ID_VALUE);
