@@ -121,7 +121,8 @@ int vfio_user_client_region_write(struct vfio_user_client *c, uint32_t region, u
  * SET_IRQS with eventfds: vectors start..start+count-1 of index get fds[]
  * (-1 leaves a vector unassigned), sent in chunks of the server's
  * max_msg_fds.  count 0 (fds ignored) disables the index.  Returns 0, the
- * server's error, -EINVAL (count > VFIO_USER_MAX_IRQS), -EIO.
+ * server's error, -EINVAL (count > VFIO_USER_MAX_IRQS, or fds NULL with a
+ * count), -EIO.
  */
 int vfio_user_client_set_irqs(struct vfio_user_client *c, uint32_t index, uint32_t start,
                               uint32_t count, const int *fds);
@@ -148,7 +149,9 @@ int vfio_user_client_mig_data_write(struct vfio_user_client *c, const void *buf,
 /*
  * Serves requests the server sent on its own (DMA_READ/DMA_WRITE), waiting
  * at most timeout_ms for the first one; returns once none is pending.
- * Returns the number served (>= 0) or -EIO.
+ * The client's lock is held while it waits, so the event loop calls it with
+ * timeout 0 when the socket is readable.  Returns the number served (>= 0)
+ * or -EIO.
  */
 int vfio_user_client_service(struct vfio_user_client *c, int timeout_ms);
 

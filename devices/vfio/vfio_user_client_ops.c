@@ -139,7 +139,7 @@ int vfio_user_client_region_write(struct vfio_user_client *c, uint32_t region, u
 int vfio_user_client_set_irqs(struct vfio_user_client *c, uint32_t index, uint32_t start,
                               uint32_t count, const int *fds)
 {
-    if (count > VFIO_USER_MAX_IRQS || start > VFIO_USER_MAX_IRQS - count)
+    if (count > VFIO_USER_MAX_IRQS || start > VFIO_USER_MAX_IRQS - count || (count && !fds))
         return -EINVAL;
     pthread_mutex_lock(&c->lock);
     int rc = 0;

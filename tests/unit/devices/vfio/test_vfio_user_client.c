@@ -404,6 +404,7 @@ Test(vfio_user_client, unsupported_commands_answer_errors, .init = setup)
     cr_assert_eq(vfio_user_client_feature(cl, flags, out, VFIO_USER_FEATURE_DATA_MAX + 1, out,
                                           sizeof(out), &got),
                  -EINVAL);
+    cr_assert_eq(vfio_user_client_set_irqs(cl, VFIO_USER_IRQ_MSIX, 0, 1, NULL), -EINVAL);
     int nofd = -1;
     cr_assert_eq(vfio_user_client_set_irqs(cl, VFIO_USER_IRQ_MSIX, VFIO_USER_MAX_IRQS, 1, &nofd),
                  -EINVAL);
