@@ -431,5 +431,6 @@ int main(int argc, char **argv)
     sg_virtio_seeds();
     sg_x86_state_seeds();
     sg_stream_seeds();
+    sg_vpci_seeds();
     return 0;
 }

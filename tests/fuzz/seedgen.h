@@ -49,4 +49,7 @@ void sg_x86_state_seeds(void);
 /* Seeds of the migration stream target (seedgen_stream.c). */
 void sg_stream_seeds(void);
 
+/* Seeds of the passthrough config space target (seedgen_vpci.c). */
+void sg_vpci_seeds(void);
+
 #endif /* TESTS_FUZZ_SEEDGEN_H */
