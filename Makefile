@@ -213,3 +213,12 @@ clean:
 	rm -rf build build-san
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# The vfio-user test device server (tests/peers/vfio_user_server/, docs/VFIO_USER.md):
+# the client tests run it as a child process.
+VFIO_USER_SERVER := $(BUILD)/vfio-user-server
+VFIO_USER_SERVER_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/peers/vfio_user_server/*.c))
+$(VFIO_USER_SERVER): $(VFIO_USER_SERVER_OBJS) $(LIBWISP)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+all test-build: $(VFIO_USER_SERVER)
+$(UNIT_BIN): | $(VFIO_USER_SERVER)
