@@ -123,6 +123,7 @@ static const struct sandbox_rule main_rules[] = {
          "virtio-console teardown: remove its socket file (Landlock: only in its directory)"),
     TGKILL(SIGUSR1, "vcpu_kick(): make vCPU threads leave KVM_RUN when the VM stops"),
     IOCTL(VFIO_DEVICE_SET_IRQS, "passthrough teardown: detach the vectors' eventfds"),
+    IOCTL(KVM_IRQFD, "passthrough teardown: unbind the vectors' irqfds"),
     IOCTL(VFIO_IOMMU_UNMAP_DMA, "passthrough teardown: guest RAM leaves the IOMMU"),
     IOCTL(KVM_SET_GSI_ROUTING, "passthrough teardown: the vectors' MSI routes go"),
     IOCTL(KVM_SET_USER_MEMORY_REGION, "passthrough teardown: BAR memory slots go"),
@@ -150,9 +151,9 @@ static const struct sandbox_rule vcpu_rules[] = {
                                 "or detach its eventfd at the device"),
     IOCTL(KVM_SET_GSI_ROUTING, "passthrough: a vector's MSI route follows the guest's address "
                                "and data"),
-    IOCTL(KVM_IRQFD, "passthrough: bind a newly enabled vector's eventfd to its GSI"),
-    RULE(eventfd2, "passthrough: the eventfd of a newly enabled vector"),
-    RULE(close, "passthrough: the eventfd of a removed vector (its irqfd goes with it)"),
+    IOCTL(KVM_IRQFD, "passthrough: bind or unbind a vector's eventfd and its GSI (unmask, mask)"),
+    RULE(eventfd2, "passthrough: the eventfd of a vector enabled for the first time"),
+    RULE(close, "passthrough: the guest turned MSI/MSI-X on or off: the vectors' eventfds go"),
     IOCTL(KVM_SET_USER_MEMORY_REGION, "passthrough: the guest moved a BAR or toggled decode; "
                                       "its mmap-ed part follows as a memory slot"),
     RULE(sendmsg, "vfio-user: BAR and config accesses and SET_IRQS go to the server"),

@@ -163,6 +163,13 @@ int kvm_slot_get_dirty_log(struct vm *vm, unsigned slot, uint64_t *bitmap, size_
     return ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0 ? -errno : 0;
 }
 
+int kvm_irqfd_bind(struct vm *vm, int fd, unsigned gsi, bool assign)
+{
+    struct kvm_irqfd irqfd = {
+        .fd = (uint32_t)fd, .gsi = gsi, .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN};
+    return ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0 ? -errno : 0;
+}
+
 int kvm_irqfd_create(struct vm *vm, unsigned gsi, int *fd, struct errbuf *err)
 {
     int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

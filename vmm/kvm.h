@@ -46,6 +46,9 @@ int kvm_dev_slot_add(struct vm *vm, uint64_t gpa, uint64_t size, void *hva,
                      unsigned *slot) __must_check;
 void kvm_dev_slot_remove(struct vm *vm, unsigned slot);
 
+/* Bind (assign) or unbind an existing eventfd to `gsi` (KVM_IRQFD). 0 or -errno. */
+int kvm_irqfd_bind(struct vm *vm, int fd, unsigned gsi, bool assign) __must_check;
+
 /* Create an eventfd bound to `gsi` with KVM_IRQFD; *fd receives it. */
 int kvm_irqfd_create(struct vm *vm, unsigned gsi, int *fd, struct errbuf *err) __must_check;
 

@@ -13,6 +13,7 @@
 #ifndef VMM_SERVICES_H
 #define VMM_SERVICES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "vmm/bus.h"
@@ -54,6 +55,12 @@ struct vm_services {
      * (closes) it.  0 or -errno, with the reason in `err`.
      */
     int (*irqfd_create)(void *ctx, unsigned gsi, int *fd, struct errbuf *err);
+    /*
+     * Bind (assign) or unbind the caller's eventfd `fd` to `gsi` with
+     * KVM_IRQFD; a bind of an eventfd already signalled injects once.  Any
+     * thread.  0 or -errno.
+     */
+    int (*irqfd_bind)(void *ctx, int fd, unsigned gsi, bool assign);
     /*
      * Map host memory [hva, hva + size) at guest-physical `gpa` as a KVM
      * memory slot (a passthrough BAR's mmap-able part): page aligned, never

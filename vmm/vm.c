@@ -208,6 +208,11 @@ static int svc_irqfd_create(void *ctx, unsigned gsi, int *fd, struct errbuf *err
     return kvm_irqfd_create(ctx, gsi, fd, err);
 }
 
+static int svc_irqfd_bind(void *ctx, int fd, unsigned gsi, bool assign)
+{
+    return kvm_irqfd_bind(ctx, fd, gsi, assign);
+}
+
 static int svc_mem_slot_add(void *ctx, uint64_t gpa, uint64_t size, void *hva, unsigned *slot)
 {
     return kvm_dev_slot_add(ctx, gpa, size, hva, slot);
@@ -244,6 +249,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
         .register_mmio = svc_register_mmio,
         .request_stop = svc_request_stop,
         .irqfd_create = svc_irqfd_create,
+        .irqfd_bind = svc_irqfd_bind,
         .mem_slot_add = svc_mem_slot_add,
         .mem_slot_remove = svc_mem_slot_remove,
     };

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "devices/vfio/vpci_cfg.h"
@@ -112,9 +113,8 @@ static void add_slot(struct vfio_pci *p, unsigned bar, uint64_t gpa, uint64_t le
     struct bar_state *b = &p->bar[bar];
     if (!len)
         return;
-    if (b->nslots == MAX_SLOTS_PER_BAR || !p->h.svc->mem_slot_add) {
+    if (b->nslots == MAX_SLOTS_PER_BAR || !p->h.svc->mem_slot_add)
         return; /* the rest traps: slower, still correct */
-    }
     unsigned slot;
     int ret = p->h.svc->mem_slot_add(p->h.svc->ctx, gpa, len, hva, &slot);
     if (ret < 0) {
@@ -123,6 +123,8 @@ static void add_slot(struct vfio_pci *p, unsigned bar, uint64_t gpa, uint64_t le
         return;
     }
     b->slot[b->nslots++] = slot;
+    log_info("device %s: BAR%u 0x%llx+0x%llx as memory slot %u", p->id, bar,
+             (unsigned long long)gpa, (unsigned long long)len, slot);
 }
 
 static void bar_map(void *opaque, unsigned bar, enum pci_space space, uint64_t gpa, uint64_t size)
@@ -211,21 +213,35 @@ static unsigned irq_index(enum vpci_irq_kind kind)
     return kind == VPCI_IRQ_MSI ? VFIO_PCI_IRQ_MSI : VFIO_PCI_IRQ_MSIX;
 }
 
-static void vec_teardown(struct vfio_pci *p, enum vpci_irq_kind kind, unsigned vec,
-                         struct vec_state *v)
+/*
+ * Unbind the vector's irqfd and drop its route.  The eventfd stays attached
+ * at the device: what the device raises while the vector is masked adds up
+ * in its counter, and binding the irqfd again injects it once (KVM checks
+ * the eventfd when an irqfd is assigned): the Pending Bit's behaviour.
+ */
+static void vec_unroute(struct vfio_pci *p, struct vec_state *v)
 {
+    if (v->gsi < 0)
+        return;
+    if (v->fd >= 0 && p->h.svc->irqfd_bind(p->h.svc->ctx, v->fd, (unsigned)v->gsi, false) < 0)
+        log_warn("device %s: cannot unbind the irqfd of GSI %d", p->id, v->gsi);
+    if (irq_routing_remove_msi(routing(p), (unsigned)v->gsi) == 0 &&
+        irq_routing_commit(routing(p), p->h.vm_fd) < 0)
+        log_warn("device %s: cannot commit the GSI table", p->id);
+    v->gsi = -1;
+}
+
+/* Unroute, detach the eventfd at the device and close it. */
+static void vec_close(struct vfio_pci *p, enum vpci_irq_kind kind, unsigned vec,
+                      struct vec_state *v)
+{
+    vec_unroute(p, v);
     if (v->fd >= 0) {
         int none = -1;
         if (!check_failed(p))
             (void)p->ops->set_irqs(p->t, irq_index(kind), vec, 1, &none);
-        close(v->fd); /* the irqfd goes with the eventfd's last reference */
+        close(v->fd);
         v->fd = -1;
-    }
-    if (v->gsi >= 0) {
-        if (irq_routing_remove_msi(routing(p), (unsigned)v->gsi) == 0 &&
-            irq_routing_commit(routing(p), p->h.vm_fd) < 0)
-            log_warn("device %s: cannot commit the GSI table", p->id);
-        v->gsi = -1;
     }
 }
 
@@ -241,28 +257,37 @@ static int vector_install(void *opaque, enum vpci_irq_kind kind, unsigned vec, u
         ret = irq_routing_set_msi(routing(p), (unsigned)v->gsi, addr, data);
         return ret < 0 ? ret : irq_routing_commit(routing(p), p->h.vm_fd);
     }
+    if (v->fd < 0) { /* first use: an eventfd for the device to signal */
+        if (check_failed(p))
+            return -EIO;
+        v->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (v->fd < 0)
+            return -errno;
+        ret = p->ops->set_irqs(p->t, irq_index(kind), vec, 1, &v->fd);
+        if (ret < 0) {
+            close(v->fd);
+            v->fd = -1;
+            goto fail;
+        }
+    }
     ret = irq_routing_add_msi(routing(p), IRQ_ROUTING_MSI_FIRST, addr, data);
     if (ret < 0)
-        return ret;
+        goto fail;
     v->gsi = ret;
     ret = irq_routing_commit(routing(p), p->h.vm_fd);
-    if (ret < 0)
-        goto fail;
-    struct errbuf err = {0};
-    ret = p->h.svc->irqfd_create(p->h.svc->ctx, (unsigned)v->gsi, &v->fd, &err);
+    if (ret == 0)
+        ret = p->h.svc->irqfd_bind(p->h.svc->ctx, v->fd, (unsigned)v->gsi, true);
     if (ret < 0) {
-        v->fd = -1;
-        log_warn("device %s: %s", p->id, err.msg);
+        if (irq_routing_remove_msi(routing(p), (unsigned)v->gsi) == 0 &&
+            irq_routing_commit(routing(p), p->h.vm_fd) < 0)
+            log_warn("device %s: cannot commit the GSI table", p->id);
+        v->gsi = -1;
         goto fail;
     }
-    ret = check_failed(p) ? -EIO : p->ops->set_irqs(p->t, irq_index(kind), vec, 1, &v->fd);
-    if (ret < 0)
-        goto fail;
     return 0;
 fail:
     log_warn("device %s: cannot install %s vector %u: %s", p->id,
              kind == VPCI_IRQ_MSI ? "MSI" : "MSI-X", vec, strerror(-ret));
-    vec_teardown(p, kind, vec, v);
     return ret;
 }
 
@@ -271,12 +296,26 @@ static void vector_remove(void *opaque, enum vpci_irq_kind kind, unsigned vec)
     struct vfio_pci *p = opaque;
     struct vec_state *v = vec_of(p, kind, vec);
     if (v)
-        vec_teardown(p, kind, vec, v);
+        vec_unroute(p, v);
+}
+
+/* The mode changed at the device: every eventfd of `kind` is detached there. */
+static void forget_fds(struct vfio_pci *p, enum vpci_irq_kind kind)
+{
+    unsigned n = kind == VPCI_IRQ_MSI ? VPCI_MSI_MAX_VECTORS : p->nmsix;
+    for (unsigned i = 0; i < n; i++) {
+        struct vec_state *v = vec_of(p, kind, i);
+        vec_unroute(p, v);
+        if (v->fd >= 0)
+            close(v->fd);
+        v->fd = -1;
+    }
 }
 
 static int irq_mode(void *opaque, enum vpci_irq_kind kind, unsigned nvec)
 {
     struct vfio_pci *p = opaque;
+    forget_fds(p, kind);
     if (check_failed(p))
         return -EIO;
     if (nvec == 0)
@@ -452,6 +491,10 @@ void vfio_pci_destroy(struct vfio_pci *p)
     if (!p)
         return;
     vpci_cfg_free(p->cfg); /* removes installed vectors through irq_ops */
+    for (unsigned i = 0; i < VPCI_MSI_MAX_VECTORS; i++)
+        vec_close(p, VPCI_IRQ_MSI, i, &p->msi[i]);
+    for (unsigned i = 0; i < p->nmsix; i++)
+        vec_close(p, VPCI_IRQ_MSIX, i, &p->msix[i]);
     for (unsigned i = 0; i < PCI_NUM_BARS; i++)
         bar_unmap(p, i, PCI_SPACE_MEM, 0, 0);
     p->ops->destroy(p->t); /* unmaps the areas, closes the device */

@@ -14,9 +14,13 @@
  *     become KVM memory slots at the BAR's guest address on bar_map and go
  *     on bar_unmap (vm_services.mem_slot_add/remove); every other access
  *     traps and goes through region read/write;
- *   - MSI/MSI-X (vpci_irq_ops): per vector a GSI from irq_routing_add_msi,
- *     commit, an irqfd on a fresh eventfd, and that eventfd handed to the
- *     device; remove tears the three down again;
+ *   - MSI/MSI-X (vpci_irq_ops): per vector an eventfd handed to the
+ *     device once, and on install a GSI from irq_routing_add_msi, commit
+ *     and an irqfd binding the eventfd to it; remove unbinds the irqfd and
+ *     drops the route but leaves the eventfd at the device, so what the
+ *     device raises while masked is held in its counter and injected once
+ *     when the vector is installed again (the Pending Bit's behaviour; the
+ *     emulated PBA itself does not show it);
  *   - the command register's memory/IO decode and bus master bits are
  *     forwarded to the device's config space;
  *   - INTx is not wired: the guest sees interrupt pin 0.

@@ -51,6 +51,8 @@ Test(passthrough_edu, kernel_vfio, .timeout = 180)
     ASSERT_OUT(&r, "check edu_dma ok");
     ASSERT_OUT(&r, "check edu_msi ok");
     ASSERT_OUT(&r, "check edu_msi_again ok");
+    /* edu's BAR0 is one mmap-able area: the guest reaches it through a slot. */
+    ASSERT_ERR(&r, "BAR0 0xc0000000+0x100000 as memory slot");
     ASSERT_STATUS(&r, GUEST_PASS);
     proc_result_free(&r);
 }
@@ -114,11 +116,37 @@ Test(passthrough_user, test_server, .timeout = 120)
     struct proc_result r;
     wisp_run(&r, NULL, NULL, "run", "--kernel", guest_elf(), "--pci", "on", "--device", dev,
              "--debug-exit", "--cmdline", "test=pcidev", NULL);
+    fprintf(stderr, "passthrough_user guest output:\n%s\n", r.out);
     ASSERT_OUT(&r, "pcidev: 1b36:10f7 at 00:01.0");
     ASSERT_OUT(&r, "check wispdev_id ok");
     ASSERT_OUT(&r, "check wispdev_scratch ok");
     ASSERT_OUT(&r, "check wispdev_dma ok");
     ASSERT_OUT(&r, "check wispdev_msix ok");
+    ASSERT_OUT(&r, "check wispdev_msix_pending ok");
+    ASSERT_STATUS(&r, GUEST_PASS);
+    proc_result_free(&r);
+}
+
+/* The server dies while the guest runs: its BAR reads all-ones, wisp goes on. */
+Test(passthrough_user, server_dies, .timeout = 120)
+{
+    start_server(NULL);
+    char dev[160];
+    snprintf(dev, sizeof(dev), "vfio-user,socket=%s", sock_path);
+    pid_t killer = fork();
+    cr_assert_geq(killer, 0);
+    if (killer == 0) {
+        sleep(3); /* the guest polls for 30 s */
+        kill(server_pid, SIGKILL);
+        _exit(0);
+    }
+    struct proc_result r;
+    wisp_run(&r, NULL, NULL, "run", "--kernel", guest_elf(), "--pci", "on", "--device", dev,
+             "--debug-exit", "--cmdline", "test=pcidev gone=1", NULL);
+    waitpid(killer, NULL, 0);
+    ASSERT_OUT(&r, "check wispdev_id ok");
+    ASSERT_OUT(&r, "check wispdev_gone ok");
+    ASSERT_ERR(&r, "transport failed");
     ASSERT_STATUS(&r, GUEST_PASS);
     proc_result_free(&r);
 }
