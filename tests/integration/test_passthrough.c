@@ -6,9 +6,13 @@
  *   passthrough_edu: QEMU's edu device through kernel VFIO.  Needs the
  *     testbed's L1 with edu bound to vfio-pci: tests/testbed/vfio/run sets
  *     WISP_EDU_BDF after bind-edu; without it the test is skipped.
- *   passthrough_user: wisp's vfio-user test server (needs only KVM).
+ *   passthrough_user: wisp's vfio-user test server (needs only KVM): the
+ *     device, a masked vector's held interrupt, the server dying mid-run,
+ *     and a snapshot refused (the PCI bus cannot be saved).
  *   passthrough_cli: bad --device vfio input refused before /dev/kvm.
  */
+#include "tests/lib/api_http.h"
+#include "tests/lib/sandbox_proc.h"
 #include "tests/lib/wisp_run.h"
 
 #include <criterion/criterion.h>
@@ -16,10 +20,12 @@
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -149,6 +155,52 @@ Test(passthrough_user, server_dies, .timeout = 120)
     ASSERT_ERR(&r, "transport failed");
     ASSERT_STATUS(&r, GUEST_PASS);
     proc_result_free(&r);
+}
+
+/* A VM with a passthrough device refuses snapshots (the PCI bus does) and runs on. */
+Test(passthrough_user, snapshot_refused, .timeout = 180)
+{
+    start_server(NULL);
+    char dir[64], sock[96], snap[96], dev[160];
+    snprintf(dir, sizeof(dir), "/tmp/wisp-pt-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(sock, sizeof(sock), "%s/api.sock", dir);
+    snprintf(snap, sizeof(snap), "%s/snap", dir);
+    cr_assert_eq(mkdir(snap, 0700), 0);
+    snprintf(dev, sizeof(dev), "vfio-user,socket=%s", sock_path);
+    char *argv[] = {(char *)(uintptr_t)wisp_bin(),
+                    "run",
+                    "--kernel",
+                    (char *)(uintptr_t)guest_elf(),
+                    "--pci",
+                    "on",
+                    "--device",
+                    dev,
+                    "--api-sock",
+                    sock,
+                    "--snapshot-dir",
+                    snap,
+                    "--cmdline",
+                    "test=tick",
+                    NULL};
+    struct sandbox_proc p;
+    cr_assert_eq(sandbox_proc_start(&p, argv, NULL), 0);
+    cr_assert(sandbox_proc_wait_for(&p, "tick 2", WISP_TIMEOUT_MS), "the guest never ticked");
+    char reply[API_HTTP_REPLY_MAX];
+    const char *body = NULL;
+    int st = api_http(sock, "PUT", "/snapshot/create",
+                      "{\"snapshot_path\":\"s\",\"mem_file_path\":\"m\"}", reply, &body);
+    cr_assert_eq(st, 400, "%d\n%s", st, reply);
+    cr_assert(body && strstr(body, "PCI bus"), "%s", reply);
+    cr_assert(sandbox_proc_wait_for(&p, "tick 40", WISP_TIMEOUT_MS), "the guest stopped");
+    kill(p.pid, SIGTERM);
+    struct proc_result r;
+    sandbox_proc_finish(&p, NULL, WISP_TIMEOUT_MS, &r);
+    cr_assert_eq(r.status, 128 + SIGTERM, "status %d\n%s", r.status, r.err);
+    proc_result_free(&r);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
 }
 
 /* ---- bad input ------------------------------------------------------------------------------ */
