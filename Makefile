@@ -176,7 +176,7 @@ test-linux: $(WISP) $(KVM_PROBE)
 	else tests/testbed/run -- tests/testbed/linux/run --wisp $(WISP); fi
 
 # The VFIO layer against QEMU's edu device, in the testbed (tests/run-all's vfio stage).
-test-vfio: $(VFIO_EDU)
+test-vfio: $(VFIO_EDU) $(WISP) $(BUILD)/tests/integration $(GUEST_ELF) $(GUEST_BZIMAGE)
 	tests/testbed/run -- tests/testbed/vfio/run $(abspath $(BUILD))
 
 test-unit: check-layers $(UNIT_BIN)

@@ -21,6 +21,7 @@ struct serial;
 /* The architecture's per-VM state (opaque to generic code). */
 struct arch_vm;
 struct irq_routing;
+struct pci_bus;
 
 /*
  * What the VM core hands the architecture code.  Arch code never sees
@@ -125,6 +126,16 @@ void arch_vm_destroy(struct arch_vm *a);
  * passthrough) are added through it and re-committed.
  */
 struct irq_routing *arch_irq_routing(struct arch_vm *a);
+
+/*
+ * The PCI bus (--pci on), for the device manager to put passthrough
+ * functions on after arch_create_devices; NULL without PCI.  The caller
+ * runs pci_bus_assign again once its functions are on the bus.  Also the
+ * window valid MSI addresses point into.
+ */
+struct pci_bus *arch_pci_bus(struct arch_vm *a);
+#define ARCH_MSI_WINDOW_BASE 0xfee00000ULL
+#define ARCH_MSI_WINDOW_SIZE 0x100000ULL
 
 struct mig_registry;
 struct mig_machine;

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <linux/userfaultfd.h>
+#include <linux/vfio.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -121,6 +122,14 @@ static const struct sandbox_rule main_rules[] = {
     RULE(unlink,
          "virtio-console teardown: remove its socket file (Landlock: only in its directory)"),
     TGKILL(SIGUSR1, "vcpu_kick(): make vCPU threads leave KVM_RUN when the VM stops"),
+    IOCTL(VFIO_DEVICE_SET_IRQS, "passthrough teardown: detach the vectors' eventfds"),
+    IOCTL(KVM_IRQFD, "passthrough teardown: unbind the vectors' irqfds"),
+    IOCTL(VFIO_IOMMU_UNMAP_DMA, "passthrough teardown: guest RAM leaves the IOMMU"),
+    IOCTL(KVM_SET_GSI_ROUTING, "passthrough teardown: the vectors' MSI routes go"),
+    IOCTL(KVM_SET_USER_MEMORY_REGION, "passthrough teardown: BAR memory slots go"),
+    RULE(sendmsg, "vfio-user teardown: SET_IRQS to the server"),
+    RULE(recvmsg, "vfio-user teardown: the server's replies"),
+    RULE(poll, "vfio-user teardown: waits for the server with a deadline"),
 };
 
 /* --stats: stats_print() at exit. */
@@ -136,6 +145,20 @@ static const struct sandbox_rule vcpu_rules[] = {
     RULE(io_uring_enter, "virtio-blk reset (Status 0) waits here for requests in flight"),
     RULE(clock_nanosleep, "virtio-blk reset: 1 ms back-off on a transient io_uring error"),
     RULE(ppoll, "COM1 output: a zero-timeout poll for room before each write (never waits)"),
+    RULE(pread64, "passthrough (kernel VFIO): trapped BAR and config reads on the device fd"),
+    RULE(pwrite64, "passthrough (kernel VFIO): trapped BAR writes, command register forwarding"),
+    IOCTL(VFIO_DEVICE_SET_IRQS, "passthrough: the guest enabled MSI/MSI-X or a vector; attach "
+                                "or detach its eventfd at the device"),
+    IOCTL(KVM_SET_GSI_ROUTING, "passthrough: a vector's MSI route follows the guest's address "
+                               "and data"),
+    IOCTL(KVM_IRQFD, "passthrough: bind or unbind a vector's eventfd and its GSI (unmask, mask)"),
+    RULE(eventfd2, "passthrough: the eventfd of a vector enabled for the first time"),
+    RULE(close, "passthrough: the guest turned MSI/MSI-X on or off: the vectors' eventfds go"),
+    IOCTL(KVM_SET_USER_MEMORY_REGION, "passthrough: the guest moved a BAR or toggled decode; "
+                                      "its mmap-ed part follows as a memory slot"),
+    RULE(sendmsg, "vfio-user: BAR and config accesses and SET_IRQS go to the server"),
+    RULE(recvmsg, "vfio-user: the server's replies"),
+    RULE(poll, "vfio-user: waits for the server's reply with a deadline"),
 };
 
 /*

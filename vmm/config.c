@@ -172,7 +172,8 @@ static const struct {
 /* ---- --device TYPE[,key=value...] ---------------------------------------- */
 
 static const char *const device_type_names[] = {
-    [DEV_BLK] = "blk", [DEV_NET] = "net", [DEV_RNG] = "rng", [DEV_CONSOLE] = "console"};
+    [DEV_BLK] = "blk",         [DEV_NET] = "net",   [DEV_RNG] = "rng",
+    [DEV_CONSOLE] = "console", [DEV_VFIO] = "vfio", [DEV_VFIO_USER] = "vfio-user"};
 
 /* Apply one key=value of a device description. */
 static int device_kv(struct device_spec *d, const char *key, const char *val, struct errbuf *err)
@@ -190,7 +191,7 @@ static int device_kv(struct device_spec *d, const char *key, const char *val, st
         memcpy(d->id, val, strlen(val) + 1);
         return 0;
     }
-    if (is_blk && !strcmp(key, "path"))
+    if ((is_blk || d->type == DEV_VFIO) && !strcmp(key, "path"))
         return set_string(&d->path, "path", val, err);
     if (is_blk && !strcmp(key, "readonly"))
         return set_bool(&d->readonly, "readonly", val, err);
@@ -207,10 +208,10 @@ static int device_kv(struct device_spec *d, const char *key, const char *val, st
         d->has_mac = true;
         return 0;
     }
-    if (d->type == DEV_CONSOLE && !strcmp(key, "socket")) {
+    if ((d->type == DEV_CONSOLE || d->type == DEV_VFIO_USER) && !strcmp(key, "socket")) {
         if (!val[0] || strlen(val) >= 108) /* sizeof(sun_path) */
-            return err_set(err, WISP_EXIT_USAGE, EINVAL,
-                           "console socket path must be 1 to 107 bytes");
+            return err_set(err, WISP_EXIT_USAGE, EINVAL, "%s socket path must be 1 to 107 bytes",
+                           type);
         return set_string(&d->socket, "socket", val, err);
     }
     return err_set(err, WISP_EXIT_USAGE, EINVAL, "device %s has no option '%s'", type, key);
@@ -239,7 +240,8 @@ int config_add_device(struct vm_config *c, const char *spec, struct errbuf *err)
             d->type = (enum device_type)t;
     if (!d->type) {
         ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
-                      "unknown device type '%s' (blk, net, rng or console)", tok ? tok : "");
+                      "unknown device type '%s' (blk, net, rng, console, vfio or vfio-user)",
+                      tok ? tok : "");
         goto out;
     }
     while ((tok = strtok_r(NULL, ",", &save)) != NULL) {
@@ -258,6 +260,11 @@ int config_add_device(struct vm_config *c, const char *spec, struct errbuf *err)
         ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "blk device needs path=IMAGE");
     else if (d->type == DEV_NET && !d->tap)
         ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "net device needs tap=NAME");
+    else if (d->type == DEV_VFIO && !d->path)
+        ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
+                      "vfio device needs path=/sys/bus/pci/devices/DDDD:BB:DD.F");
+    else if (d->type == DEV_VFIO_USER && !d->socket)
+        ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "vfio-user device needs socket=PATH");
     if (ret == 0 && !d->id[0]) {
         unsigned same = 0;
         for (unsigned i = 0; i < c->ndevices; i++)
@@ -306,6 +313,14 @@ bool config_key_is_flag(const char *key)
         if (!strcmp(key, flag_keys[i]))
             return true;
     return false;
+}
+
+unsigned config_virtio_devices(const struct vm_config *c)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < c->ndevices; i++)
+        n += !DEV_IS_PCI(c->devices[i].type);
+    return n;
 }
 
 unsigned config_stdio_consoles(const struct vm_config *c)
@@ -649,6 +664,11 @@ int config_validate(const struct vm_config *c, struct errbuf *err)
     if (c->hugepages && c->memory % (2 * MiB))
         return err_set(err, WISP_EXIT_USAGE, EINVAL,
                        "with hugepages, memory must be a multiple of 2 MiB");
+    for (unsigned i = 0; i < c->ndevices; i++)
+        if (DEV_IS_PCI(c->devices[i].type) && !c->pci)
+            return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                           "device %s is a PCI passthrough function: it needs --pci on",
+                           c->devices[i].id);
     unsigned stdio_consoles = config_stdio_consoles(c);
     if (stdio_consoles > 1)
         return err_set(err, WISP_EXIT_USAGE, EINVAL, "only one console can use stdio");

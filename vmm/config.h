@@ -18,7 +18,11 @@ enum seccomp_mode { SECCOMP_KILL = 0, SECCOMP_LOG, SECCOMP_OFF };
 /* --landlock: auto applies it where the kernel offers it, on requires it. */
 enum landlock_mode { LANDLOCK_AUTO = 0, LANDLOCK_ON, LANDLOCK_OFF };
 
-enum device_type { DEV_BLK = 1, DEV_NET, DEV_RNG, DEV_CONSOLE };
+/* DEV_VFIO and DEV_VFIO_USER are passthrough PCI functions (devices/vfio/vfio_pci.h). */
+enum device_type { DEV_BLK = 1, DEV_NET, DEV_RNG, DEV_CONSOLE, DEV_VFIO, DEV_VFIO_USER };
+
+/* Is `t` a PCI passthrough function (not a virtio-mmio device)? */
+#define DEV_IS_PCI(t) ((t) == DEV_VFIO || (t) == DEV_VFIO_USER)
 
 /* The array's size; the platform description may allow fewer (arch_virtio_slots()). */
 #define CONFIG_MAX_DEVICES 16
@@ -31,12 +35,12 @@ enum device_type { DEV_BLK = 1, DEV_NET, DEV_RNG, DEV_CONSOLE };
 struct device_spec {
     enum device_type type;
     char id[CONFIG_ID_MAX + 1]; /* unique; defaults to TYPE + index ("blk0") */
-    char *path;                 /* blk: image file */
+    char *path;                 /* blk: image file; vfio: /sys/bus/pci/devices/DDDD:BB:DD.F */
     bool readonly;              /* blk */
     char *tap;                  /* net: tap interface name */
     bool has_mac;               /* net */
     uint8_t mac[6];
-    char *socket; /* console: UNIX socket path; NULL = stdio */
+    char *socket; /* console: UNIX socket path; NULL = stdio; vfio-user: the server's socket */
 };
 
 #define CONFIG_DEFAULT_MEMORY (256ULL * 1024 * 1024)
@@ -98,6 +102,10 @@ unsigned config_stdio_consoles(const struct vm_config *c);
  */
 int config_set(struct vm_config *c, const char *key, const char *value,
                struct errbuf *err) __must_check;
+
+/* How many devices are virtio-mmio ones (not PCI passthrough): they take
+ * the virtio slots in the order given, passthrough functions take none. */
+unsigned config_virtio_devices(const struct vm_config *c);
 
 /* Parse one device description (the value of --device) and append it. */
 int config_add_device(struct vm_config *c, const char *spec, struct errbuf *err) __must_check;

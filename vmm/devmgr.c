@@ -2,6 +2,7 @@
 #include "vmm/devmgr.h"
 #include "arch/arch.h"
 #include "devices/backends/chardev.h"
+#include "devices/vfio/vfio_pci.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/console.h"
 #include "devices/virtio/net.h"
@@ -45,15 +46,18 @@ int devmgr_plan(struct vm *vm, char **cmdline, struct errbuf *err)
     if (!line)
         return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
     size_t off = (size_t)snprintf(line, cap, "%s", user);
+    unsigned nvirtio = 0;
     for (unsigned i = 0; i < cfg->ndevices; i++) {
         struct devmgr_entry *e = &dm->dev[i];
         e->spec = &cfg->devices[i];
-        if (arch_virtio_slot(i, &e->base, &e->gsi) < 0) {
+        dm->n = i + 1;
+        if (DEV_IS_PCI(e->spec->type))
+            continue; /* on the PCI bus, not in a virtio slot */
+        if (arch_virtio_slot(nvirtio++, &e->base, &e->gsi) < 0) {
             free(line);
             return err_set(err, WISP_EXIT_USAGE, ENOSPC, "too many devices: no slot for %s",
                            e->spec->id);
         }
-        dm->n = i + 1;
         if (!arch_virtio_on_cmdline(cfg))
             continue;
         char frag[64];
@@ -91,6 +95,9 @@ static int create_model(struct vm *vm, const struct device_spec *s, struct virti
         struct virtio_rng_config c = {.id = s->id};
         return virtio_rng_create(&c, &vm->mem, &vm->loop, out, err);
     }
+    case DEV_VFIO:
+    case DEV_VFIO_USER:
+        break; /* create_pci() */
     case DEV_CONSOLE: {
         struct virtio_console_config c = {
             .id = s->id,
@@ -112,6 +119,40 @@ static int create_model(struct vm *vm, const struct device_spec *s, struct virti
     return err_set(err, WISP_EXIT_USAGE, EINVAL, "unknown device type %d", (int)s->type);
 }
 
+/* Passthrough functions: on the PCI bus from 00:01.0 up, then BARs assigned again. */
+static int create_pci(struct vm *vm, struct errbuf *err)
+{
+    struct devmgr *dm = vm->devs;
+    struct pci_bus *bus = arch_pci_bus(vm->arch);
+    struct vfio_pci_host h = {
+        .bus = bus,
+        .routing = arch_irq_routing(vm->arch),
+        .vm_fd = vm->vm_fd,
+        .svc = &vm->svc,
+        .mem = &vm->mem,
+        .win = {ARCH_MSI_WINDOW_BASE, ARCH_MSI_WINDOW_SIZE},
+    };
+    unsigned dev = 1, npci = 0;
+    for (unsigned i = 0; i < dm->n; i++) {
+        struct devmgr_entry *e = &dm->dev[i];
+        const struct device_spec *s = e->spec;
+        if (!DEV_IS_PCI(s->type))
+            continue;
+        if (!bus) /* config_validate refuses this */
+            return err_set(err, WISP_EXIT_USAGE, EINVAL, "device %s needs --pci on", s->id);
+        if (dev >= PCI_DEVICES)
+            return err_set(err, WISP_EXIT_USAGE, ENOSPC, "too many PCI devices");
+        int ret = s->type == DEV_VFIO
+                      ? vfio_pci_create_kernel(&h, s->id, s->path, PCI_DEVFN(dev, 0), &e->pci, err)
+                      : vfio_pci_create_user(&h, s->id, s->socket, PCI_DEVFN(dev, 0), &e->pci, err);
+        if (ret < 0)
+            return ret;
+        dev++;
+        npci++;
+    }
+    return npci ? pci_bus_assign(bus, err) : 0;
+}
+
 int devmgr_create(struct vm *vm, struct errbuf *err)
 {
     struct devmgr *dm = vm->devs;
@@ -122,9 +163,14 @@ int devmgr_create(struct vm *vm, struct errbuf *err)
         .ioeventfd = host_ioeventfd,
         .irqfd = host_irqfd,
     };
+    int ret = create_pci(vm, err);
+    if (ret < 0)
+        return ret;
     for (unsigned i = 0; i < dm->n; i++) {
         struct devmgr_entry *e = &dm->dev[i];
-        int ret = create_model(vm, e->spec, &e->dev, err);
+        if (DEV_IS_PCI(e->spec->type))
+            continue;
+        ret = create_model(vm, e->spec, &e->dev, err);
         if (ret < 0)
             return ret;
         ret = virtio_mmio_create(e->dev, &dm->host, e->base, e->gsi, &e->mmio, err);
@@ -143,6 +189,8 @@ void devmgr_destroy(struct vm *vm)
         return;
     for (unsigned i = dm->n; i-- > 0;) {
         struct devmgr_entry *e = &dm->dev[i];
+        vfio_pci_destroy(e->pci);
+        e->pci = NULL;
         if (e->mmio)
             virtio_mmio_destroy(e->mmio);
         e->mmio = NULL;

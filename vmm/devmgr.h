@@ -15,6 +15,7 @@
 #include "vmm/error.h"
 
 struct vm;
+struct vfio_pci;
 
 struct devmgr_entry {
     const struct device_spec *spec;
@@ -22,6 +23,7 @@ struct devmgr_entry {
     unsigned gsi;
     struct virtio_dev *dev;
     struct virtio_mmio *mmio;
+    struct vfio_pci *pci; /* a passthrough function (DEV_IS_PCI) instead of the above */
 };
 
 struct devmgr {

@@ -1,10 +1,12 @@
 /* KVM device, VM fd, memory slots and irqfds (see kvm.h). */
 #include "vmm/kvm.h"
+#include "vmm/log.h"
 #include "vmm/vm.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -86,6 +88,54 @@ int kvm_map_memory(struct vm *vm, struct errbuf *err)
     return 0;
 }
 
+_Static_assert(KVM_SLOT_DEVICE_FIRST >= GMEM_MAX_REGIONS, "device slots follow RAM slots");
+_Static_assert(KVM_SLOTS_DEVICE <= 32, "one 32-bit bitmap of device slots");
+
+int kvm_dev_slot_add(struct vm *vm, uint64_t gpa, uint64_t size, void *hva, unsigned *slot)
+{
+    uint64_t page = 4096;
+    if (!size || (gpa | size | (uintptr_t)hva) & (page - 1) || gpa + size < gpa)
+        return -EINVAL;
+    for (unsigned i = 0; i < vm->mem.nregions; i++) {
+        const struct gmem_region *r = &vm->mem.regions[i];
+        if (gpa < r->gpa + r->size && r->gpa < gpa + size)
+            return -EINVAL; /* never over guest RAM */
+    }
+    uint32_t used = atomic_load(&vm->dev_slots);
+    unsigned i;
+    do {
+        for (i = 0; i < KVM_SLOTS_DEVICE && (used >> i & 1); i++)
+            ;
+        if (i == KVM_SLOTS_DEVICE)
+            return -ENOSPC;
+    } while (!atomic_compare_exchange_weak(&vm->dev_slots, &used, used | 1U << i));
+    struct kvm_userspace_memory_region s = {
+        .slot = KVM_SLOT_DEVICE_FIRST + i,
+        .guest_phys_addr = gpa,
+        .memory_size = size,
+        .userspace_addr = (uint64_t)(uintptr_t)hva,
+    };
+    if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &s) < 0) {
+        int e = errno;
+        atomic_fetch_and(&vm->dev_slots, ~(1U << i));
+        return -e;
+    }
+    *slot = KVM_SLOT_DEVICE_FIRST + i;
+    return 0;
+}
+
+void kvm_dev_slot_remove(struct vm *vm, unsigned slot)
+{
+    unsigned i = slot - KVM_SLOT_DEVICE_FIRST;
+    if (slot < KVM_SLOT_DEVICE_FIRST || i >= KVM_SLOTS_DEVICE ||
+        !(atomic_load(&vm->dev_slots) >> i & 1))
+        return;
+    struct kvm_userspace_memory_region s = {.slot = slot, .memory_size = 0};
+    if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &s) < 0)
+        log_error("cannot remove device memory slot %u: %s", slot, strerror(errno));
+    atomic_fetch_and(&vm->dev_slots, ~(1U << i));
+}
+
 int kvm_slot_set_logging(struct vm *vm, unsigned slot, bool on)
 {
     if (slot >= vm->mem.nregions)
@@ -111,6 +161,13 @@ int kvm_slot_get_dirty_log(struct vm *vm, unsigned slot, uint64_t *bitmap, size_
         return -EINVAL;
     struct kvm_dirty_log log = {.slot = slot, .dirty_bitmap = bitmap};
     return ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0 ? -errno : 0;
+}
+
+int kvm_irqfd_bind(struct vm *vm, int fd, unsigned gsi, bool assign)
+{
+    struct kvm_irqfd irqfd = {
+        .fd = (uint32_t)fd, .gsi = gsi, .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN};
+    return ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0 ? -errno : 0;
 }
 
 int kvm_irqfd_create(struct vm *vm, unsigned gsi, int *fd, struct errbuf *err)

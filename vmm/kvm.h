@@ -33,6 +33,22 @@ int kvm_slot_set_logging(struct vm *vm, unsigned slot, bool on) __must_check;
 int kvm_slot_get_dirty_log(struct vm *vm, unsigned slot, uint64_t *bitmap,
                            size_t words) __must_check;
 
+/*
+ * Device memory slots (vmm/services.h mem_slot_add): KVM slots numbered
+ * from KVM_SLOT_DEVICE_FIRST (after every guest RAM region), at most
+ * KVM_SLOTS_DEVICE of them.  Add maps [hva, hva + size) at `gpa` (page
+ * aligned, not over guest RAM) and returns the slot in *slot; remove
+ * deletes it (size 0).  0 or -errno (-ENOSPC: all taken).  Any thread.
+ */
+#define KVM_SLOT_DEVICE_FIRST 32U
+#define KVM_SLOTS_DEVICE      32U
+int kvm_dev_slot_add(struct vm *vm, uint64_t gpa, uint64_t size, void *hva,
+                     unsigned *slot) __must_check;
+void kvm_dev_slot_remove(struct vm *vm, unsigned slot);
+
+/* Bind (assign) or unbind an existing eventfd to `gsi` (KVM_IRQFD). 0 or -errno. */
+int kvm_irqfd_bind(struct vm *vm, int fd, unsigned gsi, bool assign) __must_check;
+
 /* Create an eventfd bound to `gsi` with KVM_IRQFD; *fd receives it. */
 int kvm_irqfd_create(struct vm *vm, unsigned gsi, int *fd, struct errbuf *err) __must_check;
 

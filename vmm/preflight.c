@@ -3,6 +3,7 @@
  * and the option it came from, because that is what the user has to fix.
  */
 #include "vmm/preflight.h"
+#include "devices/vfio/vfio_pci.h"
 #include "arch/arch.h"
 
 #include <errno.h>
@@ -91,6 +92,36 @@ static int check_initrd(const struct vm_config *cfg, struct errbuf *err)
     return ret;
 }
 
+/* --device vfio: the sysfs path names a device on vfio-pci whose group
+ * node we may open (vfio_pci_sysfs_group gives the one-line reasons). */
+static int check_vfio(const struct device_spec *d, struct errbuf *err)
+{
+    char group[64];
+    int ret = vfio_pci_sysfs_group(d->path, group, sizeof(group), err);
+    if (ret < 0)
+        return ret;
+    if (access(group, R_OK | W_OK) < 0)
+        return err_set(err, WISP_EXIT_USAGE, errno, "vfio device %s: cannot use %s: %s", d->path,
+                       group, strerror(errno));
+    if (access("/dev/vfio/vfio", R_OK | W_OK) < 0)
+        return err_set(err, WISP_EXIT_USAGE, errno, "vfio device %s: cannot use /dev/vfio/vfio: %s",
+                       d->path, strerror(errno));
+    return 0;
+}
+
+/* --device vfio-user: the server's socket exists and is a socket. */
+static int check_vfio_user(const struct device_spec *d, struct errbuf *err)
+{
+    struct stat st;
+    if (stat(d->socket, &st) < 0)
+        return err_set(err, WISP_EXIT_USAGE, errno, "vfio-user socket %s: %s", d->socket,
+                       strerror(errno));
+    if (!S_ISSOCK(st.st_mode))
+        return err_set(err, WISP_EXIT_USAGE, ENOTSOCK, "vfio-user socket %s is not a socket",
+                       d->socket);
+    return 0;
+}
+
 static int check_disk(const struct device_spec *d, struct errbuf *err)
 {
     struct stat st;
@@ -155,6 +186,10 @@ int preflight_check(const struct vm_config *cfg, struct errbuf *err)
             ret = check_disk(d, err);
         else if (d->type == DEV_CONSOLE && d->socket)
             ret = check_parent_dir(d->socket, "console socket", err);
+        else if (d->type == DEV_VFIO)
+            ret = check_vfio(d, err);
+        else if (d->type == DEV_VFIO_USER)
+            ret = check_vfio_user(d, err);
     }
     return ret;
 }

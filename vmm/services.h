@@ -13,6 +13,7 @@
 #ifndef VMM_SERVICES_H
 #define VMM_SERVICES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "vmm/bus.h"
@@ -54,6 +55,22 @@ struct vm_services {
      * (closes) it.  0 or -errno, with the reason in `err`.
      */
     int (*irqfd_create)(void *ctx, unsigned gsi, int *fd, struct errbuf *err);
+    /*
+     * Bind (assign) or unbind the caller's eventfd `fd` to `gsi` with
+     * KVM_IRQFD; a bind of an eventfd already signalled injects once.  Any
+     * thread.  0 or -errno.
+     */
+    int (*irqfd_bind)(void *ctx, int fd, unsigned gsi, bool assign);
+    /*
+     * Map host memory [hva, hva + size) at guest-physical `gpa` as a KVM
+     * memory slot (a passthrough BAR's mmap-able part): page aligned, never
+     * over guest RAM.  The core owns the slot numbers and bounds how many
+     * devices may hold (KVM_SLOTS_DEVICE); *slot receives the one used.
+     * Any thread (a vCPU moves a BAR).  0 or -errno (-ENOSPC: none free).
+     */
+    int (*mem_slot_add)(void *ctx, uint64_t gpa, uint64_t size, void *hva, unsigned *slot);
+    /* Remove a slot mem_slot_add made (guest accesses there exit again). */
+    void (*mem_slot_remove)(void *ctx, unsigned slot);
 };
 
 #endif /* VMM_SERVICES_H */

@@ -208,6 +208,21 @@ static int svc_irqfd_create(void *ctx, unsigned gsi, int *fd, struct errbuf *err
     return kvm_irqfd_create(ctx, gsi, fd, err);
 }
 
+static int svc_irqfd_bind(void *ctx, int fd, unsigned gsi, bool assign)
+{
+    return kvm_irqfd_bind(ctx, fd, gsi, assign);
+}
+
+static int svc_mem_slot_add(void *ctx, uint64_t gpa, uint64_t size, void *hva, unsigned *slot)
+{
+    return kvm_dev_slot_add(ctx, gpa, size, hva, slot);
+}
+
+static void svc_mem_slot_remove(void *ctx, unsigned slot)
+{
+    kvm_dev_slot_remove(ctx, slot);
+}
+
 /* The UART can take input again: wake the main loop (on_serial_room). */
 static void serial_room(void *opaque)
 {
@@ -234,6 +249,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
         .register_mmio = svc_register_mmio,
         .request_stop = svc_request_stop,
         .irqfd_create = svc_irqfd_create,
+        .irqfd_bind = svc_irqfd_bind,
+        .mem_slot_add = svc_mem_slot_add,
+        .mem_slot_remove = svc_mem_slot_remove,
     };
     vm->ctl = (struct vm_control){
         .ctx = vm,

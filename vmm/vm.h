@@ -47,6 +47,8 @@ struct vm {
     struct arch_vm *arch; /* also owns the built-in devices (arch_create_devices) */
     /* What arch code may ask of the VM (vmm/services.h); ctx is this vm. */
     struct vm_services svc;
+    /* Device memory slots in use (kvm_dev_slot_add): bit i = slot KVM_SLOT_DEVICE_FIRST + i. */
+    _Atomic uint32_t dev_slots;
 
     unsigned kvm_max_vcpus;
     char *cmdline;       /* what the guest gets: the user's plus device descriptions */

@@ -136,6 +136,8 @@ int vm_mig_describe(struct vm *vm, struct mig_registry *reg, struct mig_machine 
     free(fds);
     for (unsigned i = 0; e == 0 && i < vm->devs->n; i++) {
         struct devmgr_entry *d = &vm->devs->dev[i];
+        if (!d->dev)
+            continue; /* a passthrough function: the PCI bus refuses to be saved */
         e = virtio_mig_register(&vm->mig->virtio[i], d->dev, d->mmio, &vm->mem, i, reg, err);
     }
     if (e < 0)

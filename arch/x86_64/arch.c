@@ -367,7 +367,8 @@ static int write_acpi(struct arch_vm *a, uint64_t *rsdp_gpa, struct errbuf *err)
 {
     const struct vm_config *cfg = a->host.cfg;
     struct x86_acpi_mmio_dev virtio[CONFIG_MAX_DEVICES];
-    for (unsigned i = 0; i < cfg->ndevices; i++) {
+    unsigned nvirtio = config_virtio_devices(cfg);
+    for (unsigned i = 0; i < nvirtio; i++) {
         uint64_t base;
         unsigned gsi;
         if (arch_virtio_slot(i, &base, &gsi) < 0)
@@ -382,7 +383,7 @@ static int write_acpi(struct arch_vm *a, uint64_t *rsdp_gpa, struct errbuf *err)
         .nvcpus = cfg->vcpus,
         .ioapic_id = x86_ioapic_id(cfg->vcpus),
         .virtio = virtio,
-        .nvirtio = cfg->ndevices,
+        .nvirtio = nvirtio,
         .pci = cfg->pci ? &pci : NULL,
     };
     return x86_acpi_write(a->host.mem, &d, rsdp_gpa, err);
@@ -499,6 +500,11 @@ void arch_vm_destroy(struct arch_vm *a)
     irq_routing_free(a->irq_routing);
     free(a->supported);
     free(a);
+}
+
+struct pci_bus *arch_pci_bus(struct arch_vm *a)
+{
+    return a ? a->pci : NULL;
 }
 
 struct irq_routing *arch_irq_routing(struct arch_vm *a)

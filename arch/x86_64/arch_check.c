@@ -23,14 +23,15 @@ int arch_check_config(const struct vm_config *cfg, struct errbuf *err)
                        (unsigned long long)(cfg->memory / KiB),
                        (unsigned long long)(arch_min_memory() / MiB));
     unsigned slots = arch_virtio_slots(cfg);
-    if (cfg->ndevices > slots)
+    unsigned nvirtio = config_virtio_devices(cfg);
+    if (nvirtio > slots)
         return err_set(err, WISP_EXIT_USAGE, ENOSPC,
                        cfg->acpi
                            ? "%u devices configured; at most %u fit the interrupt lines of the "
                              "IOAPIC"
                            : "%u devices configured; at most %u with --acpi off (the kernel "
                              "command line can only name ISA interrupt lines)",
-                       cfg->ndevices, slots);
+                       nvirtio, slots);
     if (!x86_cpu_template_known(cfg->cpu_template))
         return err_set(err, WISP_EXIT_USAGE, EINVAL,
                        "cpu-template: unknown template '%.64s' (host, x86-64-v2 or x86-64-v3)",

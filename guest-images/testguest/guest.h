@@ -187,6 +187,11 @@ __attribute__((noreturn)) void test_serial_irq(void);
 int irq_route_gsi(u32 gsi, void (*fn)(void *), void *arg);
 /* Sleep until the next interrupt (sti; hlt; cli). */
 void irq_wait(void);
+/* A vector for an MSI (no IOAPIC pin): `fn` runs on it; *apic_id gets the
+ * BSP's APIC id for the message address.  -1 if none is left. */
+int irq_msi_vector(void (*fn)(void *), void *arg, u32 *apic_id);
+/* ---- pcidev.c ---- */
+void test_pcidev(void);
 /* Let pending interrupts in (sti; nop; cli). */
 void irq_window(void);
 u32 lapic_base(void);

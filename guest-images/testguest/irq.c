@@ -232,6 +232,18 @@ int irq_route_gsi(u32 gsi, void (*fn)(void *), void *arg)
     return (int)v;
 }
 
+int irq_msi_vector(void (*fn)(void *), void *arg, u32 *apic_id)
+{
+    if (gsi_used == GSI_VECTORS)
+        return -1;
+    *apic_id = lapic_setup();
+    u32 v = GSI_VECTOR_BASE + gsi_used;
+    gsi_handlers[gsi_used].fn = fn;
+    gsi_handlers[gsi_used].arg = arg;
+    gsi_used++;
+    return (int)v;
+}
+
 void irq_wait(void)
 {
     __asm__ volatile("sti; hlt; cli" ::: "memory");

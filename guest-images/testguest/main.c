@@ -364,7 +364,10 @@ static __attribute__((noreturn)) void common_main(void)
         test_badio();
     else if (streq(test, "migck"))
         test_migck();
-    else if (streq(test, "pci")) {
+    else if (streq(test, "pcidev")) {
+        test_pcidev();
+        finish();
+    } else if (streq(test, "pci")) {
         test_pci();
         finish();
     } else if (streq(test, "acpi") || streq(test, "acpi-poweroff") || streq(test, "acpi-reset")) {

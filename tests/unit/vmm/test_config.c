@@ -413,3 +413,37 @@ Test(config, pci_switch)
     cr_assert_lt(config_set(&c, "pci", "maybe", &e), 0);
     config_free(&c);
 }
+
+/* Passthrough devices: parsed, no virtio slot, and refused without --pci on. */
+Test(config, passthrough_devices)
+{
+    struct vm_config c;
+    struct errbuf e = {0};
+    config_init(&c);
+    cr_assert_eq(config_set(&c, "kernel", "k", &e), 0);
+    cr_assert_eq(config_add_device(&c, "vfio,path=/sys/bus/pci/devices/0000:00:03.0", &e), 0, "%s",
+                 e.msg);
+    cr_assert_eq(config_add_device(&c, "rng", &e), 0);
+    cr_assert_eq(config_add_device(&c, "vfio-user,socket=/run/dev.sock,id=nic", &e), 0, "%s",
+                 e.msg);
+    cr_assert_eq(c.devices[0].type, DEV_VFIO);
+    cr_assert_str_eq(c.devices[0].id, "vfio0");
+    cr_assert_str_eq(c.devices[0].path, "/sys/bus/pci/devices/0000:00:03.0");
+    cr_assert_eq(c.devices[2].type, DEV_VFIO_USER);
+    cr_assert_str_eq(c.devices[2].socket, "/run/dev.sock");
+    cr_assert_eq(config_virtio_devices(&c), 1, "passthrough functions take no virtio slot");
+    cr_assert_lt(config_validate(&c, &e), 0);
+    cr_assert(strstr(e.msg, "needs --pci on"), "%s", e.msg);
+    cr_assert_eq(config_set(&c, "pci", "on", &e), 0);
+    cr_assert_eq(config_validate(&c, &e), 0, "%s", e.msg);
+    memset(&e, 0, sizeof(e)); /* an errbuf keeps its first message */
+    cr_assert_lt(config_add_device(&c, "vfio", &e), 0);
+    cr_assert(strstr(e.msg, "needs path="), "%s", e.msg);
+    memset(&e, 0, sizeof(e));
+    cr_assert_lt(config_add_device(&c, "vfio-user", &e), 0);
+    cr_assert(strstr(e.msg, "needs socket="), "%s", e.msg);
+    memset(&e, 0, sizeof(e));
+    cr_assert_lt(config_add_device(&c, "vfio-user,path=x", &e), 0);
+    cr_assert(strstr(e.msg, "has no option 'path'"), "%s", e.msg);
+    config_free(&c);
+}

@@ -1,0 +1,108 @@
+/*
+ * The vfio-user transport of the passthrough function (vfio_pci.h): a
+ * connected vfio_user_client with guest RAM DMA_MAPped (memfd per region,
+ * IOVA = GPA).  Why no mmap here: the client closes region fds (it does not
+ * map server memory yet), so every BAR access traps and is forwarded as a
+ * REGION_READ/WRITE message.  The server's own DMA_READ/WRITE requests are
+ * not served (the event loop does not watch the socket yet): only servers
+ * that use the memfds work, which the test server does by default.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "devices/vfio/vfio_pci.h"
+#include "devices/vfio/vfio_user_client.h"
+
+#define USER_TIMEOUT_MS 5000
+
+static int u_read(void *t, unsigned index, uint64_t off, void *buf, size_t len)
+{
+    return vfio_user_client_region_read(t, index, off, buf, len);
+}
+
+static int u_write(void *t, unsigned index, uint64_t off, const void *buf, size_t len)
+{
+    return vfio_user_client_region_write(t, index, off, buf, len);
+}
+
+static int u_set_irqs(void *t, unsigned index, uint32_t start, uint32_t count, const int *fds)
+{
+    return vfio_user_client_set_irqs(t, index, start, count, fds);
+}
+
+static bool u_failed(void *t)
+{
+    return vfio_user_client_failed(t);
+}
+
+static void u_destroy(void *t)
+{
+    vfio_user_client_destroy(t);
+}
+
+static const struct vfio_pci_transport user_ops = {
+    .name = "vfio-user",
+    .region_read = u_read,
+    .region_write = u_write,
+    .set_irqs = u_set_irqs,
+    .failed = u_failed,
+    .destroy = u_destroy,
+};
+
+int vfio_pci_create_user(const struct vfio_pci_host *h, const char *id, const char *socket,
+                         unsigned devfn, struct vfio_pci **out, struct errbuf *err)
+{
+    struct vfio_user_client *c = NULL;
+    int ret = vfio_user_client_connect(socket, USER_TIMEOUT_MS, &c);
+    if (ret < 0)
+        return err_set(err, WISP_EXIT_USAGE, -ret, "device %s: cannot attach to vfio-user %s: %s",
+                       id, socket, strerror(-ret));
+    struct vfio_user_dma_range r[GMEM_MAX_REGIONS];
+    for (unsigned i = 0; i < h->mem->nregions; i++)
+        r[i] = (struct vfio_user_dma_range){
+            .iova = h->mem->regions[i].gpa,
+            .size = h->mem->regions[i].size,
+            .fd = h->mem->fd,
+            .fd_offset = h->mem->regions[i].fd_offset,
+            .hva = h->mem->regions[i].hva,
+        };
+    ret = vfio_user_client_dma_map(c, r, h->mem->nregions);
+    if (ret < 0) {
+        err_set(err, WISP_EXIT_FAILURE, -ret, "device %s: vfio-user DMA_MAP of guest RAM: %s", id,
+                strerror(-ret));
+        goto fail;
+    }
+    struct vfio_user_device_info di;
+    ret = vfio_user_client_device_info(c, &di);
+    if (ret < 0) {
+        err_set(err, WISP_EXIT_FAILURE, -ret, "device %s: vfio-user device info: %s", id,
+                strerror(-ret));
+        goto fail;
+    }
+    struct vfio_pci_region regions[VFIO_PCI_NREGIONS];
+    memset(regions, 0, sizeof(regions));
+    for (unsigned i = 0; i < VFIO_PCI_NREGIONS && i < di.num_regions; i++) {
+        struct vfio_user_region_info ri;
+        ret = vfio_user_client_region_info(c, i, &ri);
+        if (ret < 0) {
+            err_set(err, WISP_EXIT_FAILURE, -ret, "device %s: vfio-user region %u info: %s", id, i,
+                    strerror(-ret));
+            goto fail;
+        }
+        regions[i].size = ri.size;
+        regions[i].readable = ri.flags & VFIO_USER_REGION_F_READ;
+        regions[i].writable = ri.flags & VFIO_USER_REGION_F_WRITE;
+    }
+    unsigned irqs[3] = {0, 0, 0};
+    for (unsigned i = 0; i < 3 && i < di.num_irqs; i++) {
+        struct vfio_user_irq_info ii;
+        if (vfio_user_client_irq_info(c, i, &ii) == 0 && (ii.flags & VFIO_USER_IRQ_INFO_EVENTFD))
+            irqs[i] = ii.count;
+    }
+    (void)vfio_user_client_reset(c);
+    return vfio_pci_create(h, id, &user_ops, c, regions, irqs, devfn, out, err);
+fail:
+    vfio_user_client_destroy(c);
+    return ret;
+}
