@@ -72,9 +72,10 @@ struct sandbox_rule {
 
 struct sandbox_opts {
     enum seccomp_mode mode;
-    bool stats;     /* --stats: the main thread reads /proc/self/status at exit */
-    unsigned roles; /* roles sandbox_prepare() builds (1u << role); 0: SANDBOX_THREAD_ROLES */
-    pid_t self_pid; /* sandbox_build(): the pid SANDBOX_SELF_PID stands for; 0: getpid() */
+    bool stats;       /* --stats: the main thread reads /proc/self/status at exit */
+    bool passthrough; /* a PCI passthrough device: the main and vCPU roles need more */
+    unsigned roles;   /* roles sandbox_prepare() builds (1u << role); 0: SANDBOX_THREAD_ROLES */
+    pid_t self_pid;   /* sandbox_build(): the pid SANDBOX_SELF_PID stands for; 0: getpid() */
 };
 
 /*
@@ -162,7 +163,7 @@ struct sandbox_embedded {
 };
 
 /* [mode: 0 kill, 1 log][--stats][role] and the names, from the generated file. */
-extern const struct sandbox_embedded sandbox_embedded_progs[2][2][SANDBOX_NROLES];
+extern const struct sandbox_embedded sandbox_embedded_progs[2][2][2][SANDBOX_NROLES];
 extern const char sandbox_embedded_names[SANDBOX_NAME_TABLE][SANDBOX_NAME_LEN];
 
 /*

@@ -122,6 +122,14 @@ static const struct sandbox_rule main_rules[] = {
     RULE(unlink,
          "virtio-console teardown: remove its socket file (Landlock: only in its directory)"),
     TGKILL(SIGUSR1, "vcpu_kick(): make vCPU threads leave KVM_RUN when the VM stops"),
+};
+
+/*
+ * Only in a VM with a PCI passthrough device (--device vfio / vfio-user):
+ * its filters are a separate set of embedded programs, so a VM without one
+ * keeps the narrower ones.
+ */
+static const struct sandbox_rule passthrough_main_rules[] = {
     IOCTL(VFIO_DEVICE_SET_IRQS, "passthrough teardown: detach the vectors' eventfds"),
     IOCTL(KVM_IRQFD, "passthrough teardown: unbind the vectors' irqfds"),
     IOCTL(VFIO_IOMMU_UNMAP_DMA, "passthrough teardown: guest RAM leaves the IOMMU"),
@@ -130,6 +138,23 @@ static const struct sandbox_rule main_rules[] = {
     RULE(sendmsg, "vfio-user teardown: SET_IRQS to the server"),
     RULE(recvmsg, "vfio-user teardown: the server's replies"),
     RULE(poll, "vfio-user teardown: waits for the server with a deadline"),
+};
+
+static const struct sandbox_rule passthrough_vcpu_rules[] = {
+    RULE(pread64, "passthrough (kernel VFIO): trapped BAR and config reads on the device fd"),
+    RULE(pwrite64, "passthrough (kernel VFIO): trapped BAR writes, command register forwarding"),
+    IOCTL(VFIO_DEVICE_SET_IRQS, "passthrough: the guest enabled MSI/MSI-X or a vector; attach "
+                                "or detach its eventfd at the device"),
+    IOCTL(KVM_SET_GSI_ROUTING, "passthrough: a vector's MSI route follows the guest's address "
+                               "and data"),
+    IOCTL(KVM_IRQFD, "passthrough: bind or unbind a vector's eventfd and its GSI (unmask, mask)"),
+    RULE(eventfd2, "passthrough: the eventfd of a vector enabled for the first time"),
+    RULE(close, "passthrough: the guest turned MSI/MSI-X on or off: the vectors' eventfds go"),
+    IOCTL(KVM_SET_USER_MEMORY_REGION, "passthrough: the guest moved a BAR or toggled decode; "
+                                      "its mmap-ed part follows as a memory slot"),
+    RULE(sendmsg, "vfio-user: BAR and config accesses and SET_IRQS go to the server"),
+    RULE(recvmsg, "vfio-user: the server's replies"),
+    RULE(poll, "vfio-user: waits for the server's reply with a deadline"),
 };
 
 /* --stats: stats_print() at exit. */
@@ -145,20 +170,6 @@ static const struct sandbox_rule vcpu_rules[] = {
     RULE(io_uring_enter, "virtio-blk reset (Status 0) waits here for requests in flight"),
     RULE(clock_nanosleep, "virtio-blk reset: 1 ms back-off on a transient io_uring error"),
     RULE(ppoll, "COM1 output: a zero-timeout poll for room before each write (never waits)"),
-    RULE(pread64, "passthrough (kernel VFIO): trapped BAR and config reads on the device fd"),
-    RULE(pwrite64, "passthrough (kernel VFIO): trapped BAR writes, command register forwarding"),
-    IOCTL(VFIO_DEVICE_SET_IRQS, "passthrough: the guest enabled MSI/MSI-X or a vector; attach "
-                                "or detach its eventfd at the device"),
-    IOCTL(KVM_SET_GSI_ROUTING, "passthrough: a vector's MSI route follows the guest's address "
-                               "and data"),
-    IOCTL(KVM_IRQFD, "passthrough: bind or unbind a vector's eventfd and its GSI (unmask, mask)"),
-    RULE(eventfd2, "passthrough: the eventfd of a vector enabled for the first time"),
-    RULE(close, "passthrough: the guest turned MSI/MSI-X on or off: the vectors' eventfds go"),
-    IOCTL(KVM_SET_USER_MEMORY_REGION, "passthrough: the guest moved a BAR or toggled decode; "
-                                      "its mmap-ed part follows as a memory slot"),
-    RULE(sendmsg, "vfio-user: BAR and config accesses and SET_IRQS go to the server"),
-    RULE(recvmsg, "vfio-user: the server's replies"),
-    RULE(poll, "vfio-user: waits for the server's reply with a deadline"),
 };
 
 /*
@@ -352,6 +363,12 @@ int sandbox_role_rules(enum sandbox_role role, const struct sandbox_opts *opts,
         ret = add_rules(out, max, &n, common_rules, ARRAY_SIZE(common_rules), KEEP_ALL);
     if (!ret && role == SANDBOX_MAIN && opts->stats)
         ret = add_rules(out, max, &n, stats_rules, ARRAY_SIZE(stats_rules), SKIP_COVERED);
+    if (!ret && role == SANDBOX_MAIN && opts->passthrough)
+        ret = add_rules(out, max, &n, passthrough_main_rules, ARRAY_SIZE(passthrough_main_rules),
+                        SKIP_COVERED);
+    if (!ret && role == SANDBOX_VCPU && opts->passthrough)
+        ret = add_rules(out, max, &n, passthrough_vcpu_rules, ARRAY_SIZE(passthrough_vcpu_rules),
+                        SKIP_COVERED);
     if (!ret && SANDBOX_SANITIZER)
         ret = add_rules(out, max, &n, san_rules, ARRAY_SIZE(san_rules), SKIP_COVERED);
     if (!ret)

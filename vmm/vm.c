@@ -525,6 +525,9 @@ int vm_run(struct vm *vm, struct errbuf *err)
         return err->exit_code;
     }
     struct sandbox_opts sandbox = {.mode = vm->cfg->seccomp, .stats = vm->cfg->stats};
+    /* Only a VM with a passthrough device gets the filters that allow its run-time calls. */
+    for (unsigned i = 0; i < vm->cfg->ndevices; i++)
+        sandbox.passthrough = sandbox.passthrough || DEV_IS_PCI(vm->cfg->devices[i].type);
     if (sandbox_prepare(&sandbox, err) < 0)
         return err->exit_code;
     /* Restore before any vCPU runs, on the main thread, which still may

@@ -354,3 +354,21 @@ Test(sandbox, every_rule_is_documented)
         }
     }
 }
+
+/* The passthrough calls are in the vCPU and main filters only of a VM that has such a device. */
+Test(sandbox, passthrough_rules_only_with_passthrough)
+{
+    const struct sandbox_opts pt = {.mode = SECCOMP_KILL, .passthrough = true};
+    cr_assert_eq(
+        verdict(SANDBOX_VCPU, &kill_opts, SCMP_SYS(ioctl), 5, KVM_SET_USER_MEMORY_REGION, 0),
+        ACT_TRAP);
+    cr_assert_eq(verdict(SANDBOX_VCPU, &pt, SCMP_SYS(ioctl), 5, KVM_SET_USER_MEMORY_REGION, 0),
+                 ACT_ALLOW);
+    cr_assert_eq(verdict(SANDBOX_VCPU, &kill_opts, SCMP_SYS(sendmsg), 5, 0, 0), ACT_TRAP);
+    cr_assert_eq(verdict(SANDBOX_VCPU, &pt, SCMP_SYS(sendmsg), 5, 0, 0), ACT_ALLOW);
+    cr_assert_eq(verdict(SANDBOX_VCPU, &kill_opts, SCMP_SYS(pwrite64), 5, 0, 0), ACT_TRAP);
+    cr_assert_eq(verdict(SANDBOX_MAIN, &kill_opts, SCMP_SYS(ioctl), 5, KVM_IRQFD, 0), ACT_TRAP);
+    cr_assert_eq(verdict(SANDBOX_MAIN, &pt, SCMP_SYS(ioctl), 5, KVM_IRQFD, 0), ACT_ALLOW);
+    /* Other roles gain nothing. */
+    cr_assert_eq(verdict(SANDBOX_API, &pt, SCMP_SYS(ioctl), 5, KVM_IRQFD, 0), ACT_TRAP);
+}
