@@ -87,7 +87,9 @@ static void start_server(const char *mode)
     unlink(sock_path);
     const char *bin = server_bin();
     if (access(bin, X_OK) != 0)
-        cr_skip_test("vfio-user-server not found at %s", bin);
+        cr_assert_fail("vfio-user-server not found at %s (make builds it next to wisp; or set "
+                       "WISP_VFIO_USER_SERVER)",
+                       bin);
     server_pid = fork();
     cr_assert_geq(server_pid, 0);
     if (server_pid == 0) {
