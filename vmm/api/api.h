@@ -83,6 +83,15 @@ struct api_field {
 bool api_fields_get(struct json_object *o, const struct api_field *fields, size_t n, char *buf,
                     size_t buflen, const char **msg);
 
+/*
+ * A request body that must be one JSON object with exactly `fields`: parse
+ * it (api_parse_object) and walk it (api_fields_get).  Returns the object,
+ * which the caller puts once it no longer needs the strings it points to;
+ * or NULL with *ret from api_fault(out, 400, ...) already set.
+ */
+struct json_object *api_body_fields(const char *body, size_t len, const struct api_field *fields,
+                                    size_t n, struct api_reply *out, int *ret);
+
 /* Fill *out with `status` and the text of `o` (which it puts); 0 or -ENOMEM. */
 int api_reply_json(struct api_reply *out, unsigned status, struct json_object *o) __must_check;
 

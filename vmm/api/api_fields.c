@@ -108,3 +108,18 @@ bool api_fields_get(json_object *o, const struct api_field *fields, size_t n, ch
     }
     return true;
 }
+
+json_object *api_body_fields(const char *body, size_t len, const struct api_field *fields, size_t n,
+                             struct api_reply *out, int *ret)
+{
+    char buf[480];
+    const char *msg = NULL;
+    json_object *o = api_parse_object(body, len, buf, sizeof(buf), &msg);
+    if (o && !api_fields_get(o, fields, n, buf, sizeof(buf), &msg)) {
+        json_object_put(o);
+        o = NULL;
+    }
+    if (!o)
+        *ret = api_fault(out, 400, msg);
+    return o;
+}

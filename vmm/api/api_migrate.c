@@ -18,10 +18,6 @@ static int put_migration(const struct vm_control *ctl, const char *body, size_t 
                          struct api_reply *out)
 {
     char buf[480];
-    const char *msg = NULL;
-    json_object *o = api_parse_object(body, len, buf, sizeof(buf), &msg);
-    if (!o)
-        return api_fault(out, 400, msg);
     struct vm_migrate_req req = {0};
     uint64_t downtime = 0, rounds = 0, mbps = 0;
     const struct api_field fields[] = {
@@ -34,15 +30,14 @@ static int put_migration(const struct vm_control *ctl, const char *body, size_t 
         {.name = "max_rounds", .kind = API_FIELD_UINT, .num = &rounds, .min = 1, .max = 64},
         {.name = "bandwidth_mbps", .kind = API_FIELD_UINT, .num = &mbps, .min = 0, .max = 1000000},
     };
-    api_fields_get(o, fields, sizeof(fields) / sizeof(fields[0]), buf, sizeof(buf), &msg);
+    int ret;
+    json_object *o =
+        api_body_fields(body, len, fields, sizeof(fields) / sizeof(fields[0]), out, &ret);
+    if (!o)
+        return ret;
     req.downtime_ms = (uint32_t)downtime; /* 0: not given, the default */
     req.max_rounds = (uint32_t)rounds;
     req.bandwidth = mbps * 1000000ULL / 8; /* megabits per second -> bytes */
-    int ret;
-    if (msg) {
-        ret = api_fault(out, 400, msg);
-        goto out;
-    }
     char why[400] = "";
     ret = ctl->migrate_start ? ctl->migrate_start(ctl->ctx, &req, why, sizeof(why)) : -ENOTSUP;
     if (ret < 0) {

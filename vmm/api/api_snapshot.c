@@ -21,10 +21,6 @@ int api_snapshot_create(const struct vm_control *ctl, const char *body, size_t l
                         struct api_reply *out)
 {
     char buf[480];
-    const char *msg = NULL;
-    json_object *o = api_parse_object(body, len, buf, sizeof(buf), &msg);
-    if (!o)
-        return api_fault(out, 400, msg);
     struct vm_snapshot_req req = {0};
     const struct api_field fields[] = {
         {.name = "snapshot_path",
@@ -38,12 +34,11 @@ int api_snapshot_create(const struct vm_control *ctl, const char *body, size_t l
          .why = "(wisp writes no diff snapshots)"},
         {.name = "stop", .kind = API_FIELD_BOOL, .flag = &req.stop},
     };
-    api_fields_get(o, fields, sizeof(fields) / sizeof(fields[0]), buf, sizeof(buf), &msg);
     int ret;
-    if (msg) {
-        ret = api_fault(out, 400, msg);
-        goto out;
-    }
+    json_object *o =
+        api_body_fields(body, len, fields, sizeof(fields) / sizeof(fields[0]), out, &ret);
+    if (!o)
+        return ret;
     struct vm_snapshot_result res;
     char why[400] = "";
     ret = ctl->snapshot_create ? ctl->snapshot_create(ctl->ctx, &req, &res, why, sizeof(why))
@@ -74,10 +69,6 @@ int api_snapshot_load(const struct vm_control *ctl, const char *body, size_t len
                       struct api_reply *out)
 {
     char buf[480];
-    const char *msg = NULL;
-    json_object *o = api_parse_object(body, len, buf, sizeof(buf), &msg);
-    if (!o)
-        return api_fault(out, 400, msg);
     struct vm_snapshot_load_req req = {0};
     const struct api_field fields[] = {
         {.name = "snapshot_path",
@@ -87,12 +78,11 @@ int api_snapshot_load(const struct vm_control *ctl, const char *body, size_t len
         {.name = "mem_file_path", .kind = API_FIELD_STRING, .required = true, .str = &req.mem_name},
         {.name = "resume_vm", .kind = API_FIELD_BOOL, .flag = &req.resume},
     };
-    api_fields_get(o, fields, sizeof(fields) / sizeof(fields[0]), buf, sizeof(buf), &msg);
     int ret;
-    if (msg) {
-        ret = api_fault(out, 400, msg);
-        goto out;
-    }
+    json_object *o =
+        api_body_fields(body, len, fields, sizeof(fields) / sizeof(fields[0]), out, &ret);
+    if (!o)
+        return ret;
     char why[400] = "";
     ret = ctl->snapshot_load ? ctl->snapshot_load(ctl->ctx, &req, why, sizeof(why)) : -EALREADY;
     if (ret < 0) {
