@@ -5,6 +5,7 @@
 #   make             wisp, the test guest (ELF + bzImage)
 #   make test        unit tests, then KVM integration tests
 #   make test-vfio   the VFIO layer against QEMU's edu device in the nested testbed
+#   make test-vdpa   the vhost-vdpa layer against a VDUSE block device in the nested testbed
 #   make check-layers  no lower layer includes a header of a layer above it
 #   make test-san    the unit and integration tests again under ASan+UBSan
 #   make bench       boot-time and memory benchmark -> docs/BENCHMARKS.md (skipped,
@@ -82,7 +83,7 @@ LIBWISP := $(BUILD)/libwisp.a
 UNIT_BIN := $(BUILD)/tests/unit
 INTEG_BIN := $(BUILD)/tests/integration
 
-.PHONY: all test test-build testbed test-linux test-vfio test-unit test-integration test-san check-layers demo bench format format-check \
+.PHONY: all test test-build testbed test-linux test-vfio test-vdpa test-unit test-integration test-san check-layers demo bench format format-check \
         clean guest
 all: $(WISP) guest
 
@@ -142,6 +143,14 @@ $(VFIO_EDU): $(BUILD)/obj/tests/testbed/vfio/edu_test.o $(LIBWISP)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# The vhost-vdpa layer against a VDUSE block device in the testbed's L1
+# (tests/testbed/vdpa/run; the vdpa stage of tests/run-all).
+VDPA_BLK := $(BUILD)/tests/vdpa-blk
+$(VDPA_BLK): $(BUILD)/obj/tests/testbed/vdpa/vdpa_blk_test.o $(BUILD)/obj/tests/lib/virtq_builder.o \
+             $(LIBWISP)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 # Integration tests find their inputs through the environment.
 TEST_ENV = WISP_BIN=$(abspath $(WISP)) WISP_TEST_BIN=$(abspath $(WISP_TEST)) \
            WISP_GUEST_ELF=$(abspath $(GUEST_ELF)) WISP_GUEST_BZIMAGE=$(abspath $(GUEST_BZIMAGE))
@@ -156,7 +165,7 @@ test: check-layers test-build $(KVM_PROBE)
 	$(MAKE) BUILD=build-san SAN=1 test-build
 	+BUILD=$(BUILD) SAN_BUILD=build-san FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run-all
 
-test-build: $(UNIT_BIN) $(INTEG_BIN) $(WISP) $(WISP_TEST) $(VFIO_EDU) guest
+test-build: $(UNIT_BIN) $(INTEG_BIN) $(WISP) $(WISP_TEST) $(VFIO_EDU) $(VDPA_BLK) guest
 
 # Does /dev/kvm run a VM, and at hardware speed?  (tests/testbed/kvm_probe.c)
 $(KVM_PROBE): tests/testbed/kvm_probe.c
@@ -178,6 +187,10 @@ test-linux: $(WISP) $(KVM_PROBE)
 # The VFIO layer against QEMU's edu device, in the testbed (tests/run-all's vfio stage).
 test-vfio: $(VFIO_EDU) $(WISP) $(BUILD)/tests/integration $(GUEST_ELF) $(GUEST_BZIMAGE)
 	tests/testbed/run -- tests/testbed/vfio/run $(abspath $(BUILD))
+
+# The vhost-vdpa layer against a VDUSE block device, in the testbed (tests/run-all's vdpa stage).
+test-vdpa: $(VDPA_BLK)
+	tests/testbed/run -- tests/testbed/vdpa/run $(abspath $(BUILD))
 
 test-unit: check-layers $(UNIT_BIN)
 	$(RUN_ENV) $(UNIT_BIN) --jobs 2
