@@ -123,7 +123,9 @@ Test(vdpa_queue, setup_on_running_device_refused)
 {
     struct vdpa_queue_cfg c = qcfg();
     started();
+    unsigned before = f.ioctls;
     cr_assert_eq(vdpa_queue_setup(&d, 0, &c), -EBUSY);
+    cr_assert_eq(f.ioctls, before, "refused before the kernel");
     /* The simulator, like the kernel, refuses new ring addresses then. */
     struct vhost_vring_addr a = {.index = 0};
     cr_assert_eq(fake_vdpa_ops.ioctl(&f, FAKE_VDPA_FD, VHOST_SET_VRING_ADDR, (uintptr_t)&a),
