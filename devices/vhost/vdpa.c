@@ -427,8 +427,13 @@ int vdpa_reset(struct vdpa_dev *d)
 {
     uint8_t zero = 0;
     int rc = vioctl(d, VHOST_VDPA_SET_STATUS, (uintptr_t)&zero);
-    /* Whatever the answer, the device's IOTLB is not ours any more. */
-    d->nmaps = 0;
+    /*
+     * The parent device may have dropped its mappings, but vhost-vdpa keeps
+     * its own IOTLB across SET_STATUS(0): mapping the same IOVAs again would
+     * fail with EEXIST (measured on 6.12 with VDUSE).  Invalidate them all,
+     * so the next start maps guest RAM afresh on both sides.
+     */
+    int urc = vdpa_unmap_all(d);
     d->queues_set = 0;
     d->suspended = false;
     d->guest_acked = d->backend_acked = 0;
@@ -437,5 +442,7 @@ int vdpa_reset(struct vdpa_dev *d)
     rc = vdpa_status_get(d, NULL);
     if (rc < 0)
         return rc;
+    if (urc < 0)
+        return urc;
     return d->status == 0 ? 0 : -EIO;
 }

@@ -203,9 +203,10 @@ int vdpa_resume(struct vdpa_dev *d) __must_check;
 int vdpa_vring_base_get(struct vdpa_dev *d, unsigned q, uint16_t *base) __must_check;
 
 /*
- * SET_STATUS(0): the device forgets features, queues and (without
- * IOTLB_PERSIST, which we never negotiate) its IOTLB, so the layer forgets
- * them too.
+ * SET_STATUS(0), read back 0.  The device forgets features and queues; the
+ * layer too, and it invalidates every IOTLB mapping (vhost-vdpa keeps its
+ * own IOTLB across a reset, while the parent may have dropped its
+ * mappings): vdpa_map_gmem again before the next start.
  */
 int vdpa_reset(struct vdpa_dev *d) __must_check;
 

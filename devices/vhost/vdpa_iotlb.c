@@ -93,8 +93,8 @@ int vdpa_map_gmem(struct vdpa_dev *d, const struct gmem *gm, struct errbuf *err)
         rc = iotlb_msg(d, VHOST_IOTLB_UPDATE, r->gpa, r->size, (uint64_t)(uintptr_t)r->hva);
         if (rc < 0) {
             err_set(err, rc == -ENOMEM ? WISP_EXIT_HOST : WISP_EXIT_FAILURE, -rc,
-                    "vdpa: mapping guest RAM [%#llx, +%#llx) failed%s", (unsigned long long)r->gpa,
-                    (unsigned long long)r->size,
+                    "vdpa: mapping guest RAM [%#llx, +%#llx) failed: %s%s",
+                    (unsigned long long)r->gpa, (unsigned long long)r->size, strerror(-rc),
                     rc == -ENOMEM ? " (RLIMIT_MEMLOCK too small?)" : "");
             goto fail;
         }

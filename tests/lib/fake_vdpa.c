@@ -28,8 +28,10 @@ static void device_reset(struct fake_vdpa *f)
     f->acked = 0;
     f->features_set = false;
     f->suspended = false;
-    f->in_batch = false;
-    f->nmaps = 0; /* no IOTLB_PERSIST */
+    /*
+     * Like the kernel, SET_STATUS(0) keeps vhost-vdpa's own IOTLB (an UPDATE
+     * of the same IOVAs is then EEXIST); only open and close empty it.
+     */
     for (unsigned i = 0; i < FAKE_VDPA_MAX_VQS; i++)
         f->vq[i] = (struct fake_vdpa_vq){.kick = -1, .call = -1};
     f->resets++;
@@ -347,6 +349,8 @@ static int fake_open(void *ctx, const char *path, int flags)
     f->owner = false;
     f->opens++;
     f->backend_acked = 0;
+    f->nmaps = 0;
+    f->in_batch = false;
     device_reset(f); /* open resets the device */
     return FAKE_VDPA_FD;
 }
@@ -356,7 +360,9 @@ static int fake_close(void *ctx, int fd)
     struct fake_vdpa *f = ctx;
     if (!f->open || fd != FAKE_VDPA_FD)
         return -EBADF;
-    device_reset(f); /* so does close */
+    device_reset(f); /* so does close, and the IOTLB goes with the fd */
+    f->nmaps = 0;
+    f->in_batch = false;
     f->open = false;
     f->closes++;
     return 0;

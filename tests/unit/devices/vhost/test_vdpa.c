@@ -366,7 +366,7 @@ Test(vdpa, reset_forgets_mappings_and_remaps)
     open_driver();
     cr_assert_eq(vdpa_map_gmem(&d, &b.mem, &err), 0, "%s", err.msg);
     cr_assert_eq(vdpa_reset(&d), 0);
-    cr_assert_eq(f.nmaps, 0, "the device dropped its IOTLB");
+    cr_assert_eq(f.nmaps, 0, "the layer invalidated the kernel's IOTLB");
     cr_assert_eq(d.nmaps, 0, "and the layer knows");
     cr_assert_eq(d.status, 0);
     cr_assert_eq(vdpa_map_gmem(&d, &b.mem, &err), 0, "%s", err.msg);
