@@ -21,8 +21,11 @@
  *   vdpa_start         DRIVER_OK, read back
  *   vdpa_suspend, vdpa_vring_base_get, vdpa_resume   (stop / read positions)
  *   vdpa_reset, vdpa_close
- * Not thread-safe: one owner thread.  No call blocks on the device beyond
- * the kernel's own ioctl (the kernel bounds VDUSE replies with a timeout).
+ * Not thread-safe: one owner thread.  The calls wait only in the kernel,
+ * but there a VDUSE device's status, feature, IOTLB and ring calls wait for
+ * the userspace server's reply, up to the device's message timeout (30 s by
+ * default in drivers/vdpa/vdpa_user/vduse_dev.c): a thread that serves the
+ * guest must not make them (see docs/VDPA.md).
  */
 #ifndef DEVICES_VHOST_VDPA_H
 #define DEVICES_VHOST_VDPA_H

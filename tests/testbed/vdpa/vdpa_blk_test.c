@@ -146,6 +146,11 @@ int main(int argc, char **argv)
            ", %#" PRIx64 "]\n",
            d.device_id, vdpa_type_name(d.device_id), d.dev_features, d.backend_offered, d.backend,
            d.nqueues, d.vring_max, d.config_size, d.iova_first, d.iova_last);
+    struct vdpa_dev d2;
+    struct errbuf err2 = {0};
+    rc = vdpa_open(&d2, NULL, NULL, argv[1], &err2);
+    check(rc == -EBUSY && strstr(err2.msg, "exclusive") != NULL,
+          "a second open refused: EBUSY, the device is exclusive");
     check(d.device_id == 2, "device id 2 (virtio-blk)");
     check((d.dev_features >> VDPA_F_VERSION_1) & 1, "VERSION_1 offered");
     check(vdpa_has_backend(&d, VHOST_BACKEND_F_IOTLB_MSG_V2), "IOTLB_MSG_V2 negotiated");
