@@ -27,6 +27,8 @@ static void init(void)
 {
     fake_vdpa_init(&f);
     memset(&err, 0, sizeof(err));
+    memset(&d, 0, sizeof(d));
+    d.fd = -1; /* closed, for tests that never open it */
     vqb_init(&b, VQB_ONE_REGION, QN, QN);
 }
 
@@ -261,4 +263,41 @@ Test(vdpa_queue, config_call_bound_and_unbound)
     cr_assert_eq(vdpa_config_call(&d, 9), 0);
     cr_assert_eq(vdpa_config_call(&d, -1), 0);
     cr_assert_eq(f.config_calls, 2);
+}
+
+/* The simulator's own rules, so that a layer that broke them would be seen. */
+Test(vdpa_queue, simulator_counts_enable_after_driver_ok)
+{
+    started();
+    struct vhost_vring_state st = {.index = 0, .num = 0};
+    cr_assert_eq(fake_vdpa_ops.ioctl(&f, FAKE_VDPA_FD, VHOST_VDPA_SET_VRING_ENABLE, (uintptr_t)&st),
+                 0, "the kernel does not refuse it");
+    cr_assert_eq(f.violations, 1);
+}
+
+Test(vdpa_queue, simulator_counts_driver_ok_with_unmapped_rings)
+{
+    struct vdpa_queue_cfg c = qcfg();
+    ready();
+    cr_assert_eq(vdpa_queue_setup(&d, 0, &c), 0);
+    cr_assert_eq(vdpa_queue_enable(&d, 0, true), 0);
+    /* Take the mapping away behind the layer's back. */
+    cr_assert_eq(vdpa_unmap_all(&d), 0);
+    uint8_t s = f.status | VDPA_S_DRIVER_OK;
+    cr_assert_eq(fake_vdpa_ops.ioctl(&f, FAKE_VDPA_FD, VHOST_VDPA_SET_STATUS, (uintptr_t)&s), 0);
+    cr_assert_eq(f.violations, 1, "%s", f.violation);
+}
+
+Test(vdpa_queue, simulator_requires_owner_and_v2_messages)
+{
+    int fd = fake_vdpa_ops.open(&f, "/dev/vhost-vdpa-0", 0);
+    uint64_t feat = 0;
+    cr_assert_eq(fake_vdpa_ops.ioctl(&f, fd, VHOST_GET_FEATURES, (uintptr_t)&feat), -EPERM);
+    cr_assert_eq(fake_vdpa_ops.ioctl(&f, fd, VHOST_SET_OWNER, 0), 0);
+    struct vhost_msg_v2 m;
+    memset(&m, 0, sizeof(m));
+    m.type = VHOST_IOTLB_MSG_V2;
+    m.iotlb.type = VHOST_IOTLB_BATCH_BEGIN;
+    cr_assert_eq(fake_vdpa_ops.write(&f, fd, &m, sizeof(m)), -EINVAL, "MSG_V2 not acked yet");
+    cr_assert_eq(fake_vdpa_ops.close(&f, fd), 0);
 }
