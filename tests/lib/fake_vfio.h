@@ -84,4 +84,12 @@ void fake_vfio_region_cap(struct fake_vfio *f, unsigned index, const void *cap, 
 /* Append a capability to the IOMMU_GET_INFO answer (caps flag set). */
 void fake_vfio_iommu_cap(struct fake_vfio *f, const void *cap, uint32_t len);
 
+/*
+ * Allocate an fd in the simulated fd table (counted in nopen, closed by
+ * fake_vfio_ops.close): a device fd (answers the device ioctls, pread,
+ * pwrite, mmap) or, with `device` false, an fd that answers nothing.  For
+ * simulators layered on this one (fake_iommufd.h).  fd or -EMFILE.
+ */
+int fake_vfio_new_fd(struct fake_vfio *f, bool device);
+
 #endif /* TESTS_LIB_FAKE_VFIO_H */
