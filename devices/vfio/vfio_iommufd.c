@@ -139,6 +139,9 @@ int vfio_iommufd_attach(struct vfio_container *c, struct errbuf *err)
 {
     if (!c->iommufd || c->fd < 0 || c->group_fd < 0)
         return err_set(err, WISP_EXIT_FAILURE, EBADF, "vfio: iommufd attach without open");
+    /* The kernel binds a cdev fd once (a second BIND is EINVAL). */
+    if (c->bound)
+        return err_set(err, WISP_EXIT_FAILURE, EALREADY, "vfio: the device is already bound");
     struct vfio_device_bind_iommufd b = {.argsz = sizeof(b), .iommufd = c->fd};
     int rc = c->ops->ioctl(c->ctx, c->group_fd, VFIO_DEVICE_BIND_IOMMUFD, (uintptr_t)&b);
     if (rc < 0)

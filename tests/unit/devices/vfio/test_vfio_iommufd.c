@@ -233,6 +233,14 @@ Test(vfio_iommufd, overlapping_map)
     gmem_destroy(&gm);
 }
 
+Test(vfio_iommufd, attach_twice)
+{
+    setup();
+    cr_assert_lt(vfio_iommufd_attach(&c, &err), 0);
+    cr_assert(strstr(err.msg, "already bound"), "%s", err.msg);
+    teardown_clean();
+}
+
 Test(vfio_iommufd, unmap_not_mapped)
 {
     setup();
