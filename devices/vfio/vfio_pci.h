@@ -50,6 +50,7 @@
 #include "vmm/util.h"
 
 struct irq_routing;
+struct vfio_sys_ops;
 
 /* Region and IRQ indices: the same in kernel VFIO and vfio-user. */
 #define VFIO_PCI_NREGIONS  9U /* BAR0-5, ROM, config, VGA */
@@ -94,6 +95,9 @@ struct vfio_pci_host {
     const struct vm_services *svc;
     const struct gmem *mem;
     struct vpci_msi_window win;
+    /* Kernel VFIO's system calls (devices/vfio/vfio.h); NULL: the real kernel. */
+    const struct vfio_sys_ops *sys;
+    void *sys_ctx;
 };
 
 struct vfio_pci;

@@ -61,8 +61,8 @@ static void k_destroy(void *t)
         return;
     if (k->d.fd >= 0)
         vfio_device_close(&k->d);
-    if (k->kvm_dev_fd >= 0)
-        close(k->kvm_dev_fd);
+    if (k->kvm_dev_fd >= 0) /* made after the container: its ops are set */
+        k->c.ops->close(k->c.ctx, k->kvm_dev_fd);
     if (k->c.fd >= 0)
         vfio_container_close(&k->c);
     free(k);
@@ -128,12 +128,12 @@ int vfio_pci_create_kernel(const struct vfio_pci_host *h, const char *id, const 
         return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
     k->c.fd = k->d.fd = k->kvm_dev_fd = -1;
     if (cdev)
-        ret = vfio_iommufd_open(&k->c, NULL, NULL, sysfs, err);
+        ret = vfio_iommufd_open(&k->c, h->sys, h->sys_ctx, sysfs, err);
     else
-        ret = vfio_container_open(&k->c, NULL, NULL, group, err);
+        ret = vfio_container_open(&k->c, h->sys, h->sys_ctx, group, err);
     if (ret < 0)
         goto fail;
-    ret = vfio_kvm_create(NULL, NULL, h->vm_fd, &k->kvm_dev_fd, err);
+    ret = vfio_kvm_create(h->sys, h->sys_ctx, h->vm_fd, &k->kvm_dev_fd, err);
     if (ret < 0)
         goto fail;
     /* kvm-vfio learns the group or cdev before the device is bound or taken (vfio.md §1.7). */

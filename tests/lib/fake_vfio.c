@@ -295,6 +295,14 @@ static int fake_ioctl(void *ctx, int fd, unsigned long req, uintptr_t arg)
     }
 }
 
+#define CONFIG_OFF ((off_t)7 << 40)
+
+/* [off, off + len) inside the simulated config space. */
+static bool config_at(off_t off, size_t len)
+{
+    return off >= CONFIG_OFF && len <= 256 && off - CONFIG_OFF <= (off_t)(256 - len);
+}
+
 static ssize_t fake_pread(void *ctx, int fd, void *buf, size_t len, off_t off)
 {
     struct fake_vfio *f = ctx;
@@ -303,6 +311,10 @@ static ssize_t fake_pread(void *ctx, int fd, void *buf, size_t len, off_t off)
     f->preads++;
     f->last_off = off;
     f->last_len = len;
+    if (f->use_config && config_at(off, len)) {
+        memcpy(buf, f->config + (off - CONFIG_OFF), len);
+        return (ssize_t)len;
+    }
     memset(buf, 0xab, len);
     return (ssize_t)len;
 }
@@ -310,12 +322,13 @@ static ssize_t fake_pread(void *ctx, int fd, void *buf, size_t len, off_t off)
 static ssize_t fake_pwrite(void *ctx, int fd, const void *buf, size_t len, off_t off)
 {
     struct fake_vfio *f = ctx;
-    (void)buf;
     if (kind_of(f, fd) != FD_DEVICE)
         return -EBADF;
     f->pwrites++;
     f->last_off = off;
     f->last_len = len;
+    if (f->use_config && config_at(off, len))
+        memcpy(f->config + (off - CONFIG_OFF), buf, len);
     return (ssize_t)len;
 }
 

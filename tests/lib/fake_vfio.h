@@ -35,6 +35,10 @@ struct fake_vfio {
     uint8_t iommu[FAKE_VFIO_ANSWER]; /* IOMMU_GET_INFO answer, raw */
     uint32_t iommu_len;
     struct vfio_irq_info irqs[VFIO_MAX_IRQS];
+    /* With use_config, pread/pwrite of the config region (at 7 << 40) use config[]; else
+     * reads return 0xab bytes and writes are dropped. */
+    bool use_config;
+    uint8_t config[256];
     /* Failure injection: ioctl `fail_req` fails with -fail_errno on call number fail_nth (1 =
      * first). */
     unsigned long fail_req;
