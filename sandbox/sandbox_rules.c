@@ -34,6 +34,15 @@
 #define SANDBOX_SANITIZER 0
 #endif
 
+/*
+ * The iommufd teardown ioctls (devices/vfio/iommufd_uapi.h has the ABI; the
+ * sandbox may not include devices/, and Debian's 6.1 headers lack them):
+ * _IO(';', n), no size encoded.  test_sandbox.c checks they match.
+ */
+#define SANDBOX_VFIO_DEVICE_DETACH_IOMMUFD_PT _IO(';', 100 + 20)
+#define SANDBOX_IOMMU_DESTROY                 _IO(';', 0x80)
+#define SANDBOX_IOMMU_IOAS_UNMAP              _IO(';', 0x86)
+
 #define IOCTL_MASK  0xffffffffULL /* the kernel reads the request as a 32-bit int */
 #define SOCK_TYPE_M 0xf           /* socket type without SOCK_CLOEXEC/SOCK_NONBLOCK */
 
@@ -133,6 +142,10 @@ static const struct sandbox_rule passthrough_main_rules[] = {
     IOCTL(VFIO_DEVICE_SET_IRQS, "passthrough teardown: detach the vectors' eventfds"),
     IOCTL(KVM_IRQFD, "passthrough teardown: unbind the vectors' irqfds"),
     IOCTL(VFIO_IOMMU_UNMAP_DMA, "passthrough teardown: guest RAM leaves the IOMMU"),
+    IOCTL(SANDBOX_VFIO_DEVICE_DETACH_IOMMUFD_PT,
+          "passthrough teardown (iommufd): the device leaves the IOAS"),
+    IOCTL(SANDBOX_IOMMU_IOAS_UNMAP, "passthrough teardown (iommufd): guest RAM leaves the IOAS"),
+    IOCTL(SANDBOX_IOMMU_DESTROY, "passthrough teardown (iommufd): the IOAS goes"),
     IOCTL(KVM_SET_GSI_ROUTING, "passthrough teardown: the vectors' MSI routes go"),
     IOCTL(KVM_SET_USER_MEMORY_REGION, "passthrough teardown: BAR memory slots go"),
     RULE(sendmsg, "vfio-user teardown: SET_IRQS to the server"),

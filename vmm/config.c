@@ -262,7 +262,8 @@ int config_add_device(struct vm_config *c, const char *spec, struct errbuf *err)
         ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "net device needs tap=NAME");
     else if (d->type == DEV_VFIO && !d->path)
         ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
-                      "vfio device needs path=/sys/bus/pci/devices/DDDD:BB:DD.F");
+                      "vfio device needs path=/sys/bus/pci/devices/DDDD:BB:DD.F or "
+                      "path=/dev/vfio/devices/vfioN");
     else if (d->type == DEV_VFIO_USER && !d->socket)
         ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "vfio-user device needs socket=PATH");
     if (ret == 0 && !d->id[0]) {

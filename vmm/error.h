@@ -14,8 +14,8 @@ enum wisp_exit {
     WISP_EXIT_OK = 0,      /* guest powered off or reset */
     WISP_EXIT_FAILURE = 1, /* VMM failure at run time (KVM error, emulation failure, I/O) */
     WISP_EXIT_USAGE = 2,   /* bad command line, config file, kernel/initrd image or VM layout */
-    WISP_EXIT_HOST =
-        3, /* host cannot run the VM: /dev/kvm missing/denied, KVM too old, no huge pages */
+    WISP_EXIT_HOST = 3,    /* host cannot run the VM: /dev/kvm missing/denied, KVM too old, no huge
+                              pages, no    IOMMUFD (/dev/iommu) for a VFIO cdev device */
 };
 
 struct errbuf {

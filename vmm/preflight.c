@@ -3,6 +3,7 @@
  * and the option it came from, because that is what the user has to fix.
  */
 #include "vmm/preflight.h"
+#include "devices/vfio/vfio.h"
 #include "devices/vfio/vfio_pci.h"
 #include "arch/arch.h"
 
@@ -92,10 +93,30 @@ static int check_initrd(const struct vm_config *cfg, struct errbuf *err)
     return ret;
 }
 
+/* --device vfio,path=/dev/vfio/devices/vfioN (iommufd): /dev/iommu exists
+ * (Debian's kernels have no CONFIG_IOMMUFD: exit 3 with one line) and both
+ * nodes are ours to open. */
+static int check_vfio_cdev(const struct device_spec *d, struct errbuf *err)
+{
+    if (access("/dev/iommu", F_OK) < 0 && errno == ENOENT)
+        return err_set(err, WISP_EXIT_HOST, ENOENT,
+                       "vfio device %s: the host kernel lacks IOMMUFD (no /dev/iommu; needs "
+                       "CONFIG_IOMMUFD and CONFIG_VFIO_DEVICE_CDEV, Linux >= 6.6)",
+                       d->path);
+    const char *nodes[] = {"/dev/iommu", d->path};
+    for (unsigned i = 0; i < 2; i++)
+        if (access(nodes[i], R_OK | W_OK) < 0)
+            return err_set(err, WISP_EXIT_USAGE, errno, "vfio device %s: cannot use %s: %s",
+                           d->path, nodes[i], strerror(errno));
+    return 0;
+}
+
 /* --device vfio: the sysfs path names a device on vfio-pci whose group
  * node we may open (vfio_pci_sysfs_group gives the one-line reasons). */
 static int check_vfio(const struct device_spec *d, struct errbuf *err)
 {
+    if (vfio_cdev_path(d->path))
+        return check_vfio_cdev(d, err);
     char group[64];
     int ret = vfio_pci_sysfs_group(d->path, group, sizeof(group), err);
     if (ret < 0)

@@ -147,6 +147,10 @@ void vfio_container_close(struct vfio_container *c)
 {
     if (c->ops == NULL)
         return;
+    if (c->iommufd) {
+        vfio_iommufd_close(c);
+        return;
+    }
     while (c->nmaps > 0) {
         struct vfio_dma m = c->maps[c->nmaps - 1];
         if (vfio_dma_unmap(c, m.iova, m.size) < 0)
@@ -185,10 +189,19 @@ int vfio_device_open(struct vfio_device *d, struct vfio_container *c, const char
     d->c = c;
     d->fd = -1;
 
-    int rc = c->ops->ioctl(c->ctx, c->group_fd, VFIO_GROUP_GET_DEVICE_FD, (uintptr_t)name);
-    if (rc < 0)
-        return err_set(err, WISP_EXIT_HOST, -rc, "vfio: device %s: %s", name, strerror(-rc));
-    d->fd = rc;
+    int rc;
+    if (c->iommufd) {
+        /* The cdev is the device fd; usable only once bound (vfio.md §1.3). */
+        if (!c->attached)
+            return err_set(err, WISP_EXIT_FAILURE, EINVAL,
+                           "vfio: device %s: not bound and attached to iommufd", name);
+        d->fd = c->group_fd;
+    } else {
+        rc = c->ops->ioctl(c->ctx, c->group_fd, VFIO_GROUP_GET_DEVICE_FD, (uintptr_t)name);
+        if (rc < 0)
+            return err_set(err, WISP_EXIT_HOST, -rc, "vfio: device %s: %s", name, strerror(-rc));
+        d->fd = rc;
+    }
 
     struct vfio_device_info info = {.argsz = sizeof(info)};
     rc = c->ops->ioctl(c->ctx, d->fd, VFIO_DEVICE_GET_INFO, (uintptr_t)&info);
@@ -231,7 +244,7 @@ int vfio_device_open(struct vfio_device *d, struct vfio_container *c, const char
     return 0;
 
 fail:
-    close_fd(c, &d->fd);
+    vfio_device_close(d);
     return -EIO;
 }
 
@@ -242,7 +255,10 @@ void vfio_device_close(struct vfio_device *d)
     for (unsigned i = 0; i < d->nmmaps; i++)
         d->c->ops->munmap(d->c->ctx, d->mmaps[i].addr, d->mmaps[i].len);
     d->nmmaps = 0;
-    close_fd(d->c, &d->fd);
+    if (d->c->iommufd)
+        d->fd = -1; /* borrowed: the cdev stays the container's until its teardown */
+    else
+        close_fd(d->c, &d->fd);
 }
 
 /* The region `index` if [off, off + len) lies wholly inside it, else NULL. */

@@ -67,8 +67,13 @@ struct vfio_dma {
 struct vfio_container {
     const struct vfio_sys_ops *ops;
     void *ctx;
-    int fd;       /* /dev/vfio/vfio, -1 if closed */
-    int group_fd; /* /dev/vfio/N */
+    int fd;       /* /dev/vfio/vfio (iommufd: /dev/iommu), -1 if closed */
+    int group_fd; /* /dev/vfio/N (iommufd: the cdev /dev/vfio/devices/vfioN, also the device fd) */
+    /* The iommufd transport (vfio_iommufd.c); all false/0 for the group API. */
+    bool iommufd;
+    bool bound, attached; /* BIND_IOMMUFD, ATTACH_IOMMUFD_PT done */
+    uint32_t ioas_id, devid, hwpt_id;
+    uint64_t iova_align; /* IOVA_RANGES' out_iova_alignment (a power of two) */
     /* From VFIO_IOMMU_GET_INFO; nranges 0 = the kernel gave no IOVA cap. */
     uint64_t iova_pgsizes;
     unsigned nranges;
@@ -107,8 +112,8 @@ struct vfio_mmap {
 
 struct vfio_device {
     struct vfio_container *c;
-    int fd;
-    uint32_t flags;                 /* VFIO_DEVICE_FLAGS_* */
+    int fd;         /* iommufd: the container's cdev fd, borrowed (closed by the container) */
+    uint32_t flags; /* VFIO_DEVICE_FLAGS_* */
     uint32_t num_regions, num_irqs; /* as reported; only the first VFIO_MAX_* are read */
     struct vfio_region regions[VFIO_MAX_REGIONS];
     struct vfio_irq irqs[VFIO_MAX_IRQS];
@@ -202,7 +207,9 @@ int vfio_device_reset(const struct vfio_device *d) __must_check;
 /*
  * KVM's kvm-vfio device (one per VM): create it on `vm_fd` (*dev_fd gets its
  * fd, closed by the caller through ops->close or close()), and add the
- * container's group to it, before vfio_device_open.
+ * container's group (iommufd: the cdev fd; KVM_DEV_VFIO_FILE_ADD has the
+ * value of GROUP_ADD) to it, before vfio_device_open (iommufd: before
+ * vfio_iommufd_attach binds the device).
  */
 int vfio_kvm_create(const struct vfio_sys_ops *ops, void *ctx, int vm_fd, int *dev_fd,
                     struct errbuf *err) __must_check;
@@ -219,5 +226,55 @@ int vfio_parse_region_caps(const void *buf, uint32_t argsz, struct vfio_region *
                            struct errbuf *err) __must_check;
 int vfio_parse_iommu_caps(const void *buf, uint32_t argsz, struct vfio_container *c,
                           struct errbuf *err) __must_check;
+
+/*
+ * The iommufd transport (vfio_iommufd.c, docs/VFIO.md "iommufd"): the same
+ * struct vfio_container, with /dev/iommu as its fd, an IOAS for the DMA
+ * mappings and the VFIO cdev as both the "group" (what kvm-vfio is given)
+ * and the device fd.  Order (vfio.md §1.3):
+ *   vfio_iommufd_open     /dev/iommu, IOAS_ALLOC, open the cdev
+ *   vfio_kvm_create + vfio_kvm_add_group (FILE_ADD of the cdev fd)
+ *   vfio_iommufd_attach   BIND_IOMMUFD, ATTACH_IOMMUFD_PT(IOAS), IOVA_RANGES
+ *   vfio_dma_map_gmem     IOAS_MAP at IOVA = GPA (FIXED_IOVA)
+ *   vfio_device_open      info, regions and IRQs on the cdev fd
+ *   ... shared device operations ...
+ *   vfio_device_close, vfio_container_close: DETACH, UNMAP, DESTROY, close
+ */
+
+/* Is `path` of the form /dev/vfio/devices/vfioN (N decimal, <= 9 digits)? */
+bool vfio_cdev_path(const char *path);
+
+/*
+ * Open /dev/iommu (ENOENT: "the host kernel lacks IOMMUFD", WISP_EXIT_HOST),
+ * allocate an IOAS and open the cdev `cdev_path`.  `ops` NULL means the real
+ * kernel.  On failure everything is released and c->fd is -1.
+ */
+int vfio_iommufd_open(struct vfio_container *c, const struct vfio_sys_ops *ops, void *ctx,
+                      const char *cdev_path, struct errbuf *err) __must_check;
+
+/*
+ * Bind the cdev to the iommufd, attach it to the IOAS and read the IOAS's
+ * allowed IOVA ranges and alignment (re-read after the attach, which can
+ * narrow them).  Zero ranges, more ranges than VFIO_MAX_IOVA_RANGES, an
+ * inverted range or an odd alignment are refused.  The caller closes the
+ * container on failure.
+ */
+int vfio_iommufd_attach(struct vfio_container *c, struct errbuf *err) __must_check;
+
+/*
+ * The transport's DMA primitives, used by vfio_dma_map/unmap (which keep
+ * the bookkeeping and checks): IOAS_MAP with FIXED_IOVA|READABLE|WRITEABLE,
+ * IOAS_UNMAP of exactly that range.  0 or -errno.
+ */
+int vfio_iommufd_map(const struct vfio_container *c, uint64_t iova, uint64_t va,
+                     uint64_t size) __must_check;
+int vfio_iommufd_unmap(const struct vfio_container *c, uint64_t iova, uint64_t size) __must_check;
+
+/*
+ * Teardown in the kernel's order: detach the device from the IOAS, unmap
+ * what is left, destroy the IOAS, close the cdev, close /dev/iommu.
+ * Called by vfio_container_close.
+ */
+void vfio_iommufd_close(struct vfio_container *c);
 
 #endif /* DEVICES_VFIO_VFIO_H */

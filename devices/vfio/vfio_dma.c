@@ -12,6 +12,7 @@
 #include <linux/kvm.h>
 #include <string.h>
 
+#include "devices/vfio/iommufd_uapi.h"
 #include "devices/vfio/vfio.h"
 
 #define VFIO_PAGE 4096ull
@@ -39,6 +40,9 @@ int vfio_dma_map(struct vfio_container *c, uint64_t iova, void *hva, uint64_t si
         return err_set(err, WISP_EXIT_FAILURE, EINVAL,
                        "vfio: DMA map of 0x%llx + 0x%llx is not page aligned",
                        (unsigned long long)iova, (unsigned long long)size);
+    if (c->iommufd && c->nranges == 0)
+        return err_set(err, WISP_EXIT_FAILURE, EINVAL,
+                       "vfio: DMA map before the IOAS's IOVA ranges are known (attach first)");
     if (!vfio_iova_ok(c, iova, size))
         return err_set(err, WISP_EXIT_USAGE, ERANGE,
                        "vfio: IOVA [0x%llx, +0x%llx) is outside the IOMMU's usable ranges",
@@ -48,17 +52,27 @@ int vfio_dma_map(struct vfio_container *c, uint64_t iova, void *hva, uint64_t si
             return err_set(err, WISP_EXIT_FAILURE, EEXIST,
                            "vfio: IOVA 0x%llx overlaps an existing DMA mapping",
                            (unsigned long long)iova);
+    if (c->iova_align > VFIO_PAGE && (iova | size | va) & (c->iova_align - 1))
+        return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                       "vfio: DMA map of 0x%llx + 0x%llx is not aligned to the IOMMU's 0x%llx",
+                       (unsigned long long)iova, (unsigned long long)size,
+                       (unsigned long long)c->iova_align);
     if (c->nmaps >= VFIO_MAX_DMA_MAPS || (c->have_dma_avail && c->dma_avail == 0))
         return err_set(err, WISP_EXIT_HOST, ENOSPC, "vfio: no DMA mapping entries left");
 
-    struct vfio_iommu_type1_dma_map m = {
-        .argsz = sizeof(m),
-        .flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
-        .vaddr = va,
-        .iova = iova,
-        .size = size,
-    };
-    int rc = c->ops->ioctl(c->ctx, c->fd, VFIO_IOMMU_MAP_DMA, (uintptr_t)&m);
+    int rc;
+    if (c->iommufd) {
+        rc = vfio_iommufd_map(c, iova, va, size);
+    } else {
+        struct vfio_iommu_type1_dma_map m = {
+            .argsz = sizeof(m),
+            .flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+            .vaddr = va,
+            .iova = iova,
+            .size = size,
+        };
+        rc = c->ops->ioctl(c->ctx, c->fd, VFIO_IOMMU_MAP_DMA, (uintptr_t)&m);
+    }
     if (rc < 0)
         return err_set(err, WISP_EXIT_HOST, -rc, "vfio: DMA map of 0x%llx + 0x%llx: %s%s",
                        (unsigned long long)iova, (unsigned long long)size, strerror(-rc),
@@ -76,8 +90,13 @@ int vfio_dma_unmap(struct vfio_container *c, uint64_t iova, uint64_t size)
     for (unsigned i = 0; i < c->nmaps; i++) {
         if (c->maps[i].iova != iova || c->maps[i].size != size)
             continue;
-        struct vfio_iommu_type1_dma_unmap u = {.argsz = sizeof(u), .iova = iova, .size = size};
-        int rc = c->ops->ioctl(c->ctx, c->fd, VFIO_IOMMU_UNMAP_DMA, (uintptr_t)&u);
+        int rc;
+        if (c->iommufd) {
+            rc = vfio_iommufd_unmap(c, iova, size);
+        } else {
+            struct vfio_iommu_type1_dma_unmap u = {.argsz = sizeof(u), .iova = iova, .size = size};
+            rc = c->ops->ioctl(c->ctx, c->fd, VFIO_IOMMU_UNMAP_DMA, (uintptr_t)&u);
+        }
         if (rc < 0)
             return rc;
         c->maps[i] = c->maps[--c->nmaps];
@@ -123,15 +142,15 @@ int vfio_kvm_create(const struct vfio_sys_ops *ops, void *ctx, int vm_fd, int *d
 
 int vfio_kvm_add_group(const struct vfio_container *c, int kvm_dev_fd, struct errbuf *err)
 {
-    int32_t gfd = c->group_fd;
+    int32_t gfd = c->group_fd; /* group fd, or the cdev fd for iommufd */
     struct kvm_device_attr a = {
-        .group = KVM_DEV_VFIO_GROUP,
-        .attr = KVM_DEV_VFIO_GROUP_ADD,
+        .group = KVM_DEV_VFIO_FILE,
+        .attr = KVM_DEV_VFIO_FILE_ADD,
         .addr = (uint64_t)(uintptr_t)&gfd,
     };
     int rc = c->ops->ioctl(c->ctx, kvm_dev_fd, KVM_SET_DEVICE_ATTR, (uintptr_t)&a);
     if (rc < 0)
-        return err_set(err, WISP_EXIT_HOST, -rc, "vfio: add the group to kvm-vfio: %s",
-                       strerror(-rc));
+        return err_set(err, WISP_EXIT_HOST, -rc, "vfio: add the %s to kvm-vfio: %s",
+                       c->iommufd ? "device" : "group", strerror(-rc));
     return 0;
 }

@@ -50,6 +50,7 @@
 #include "vmm/util.h"
 
 struct irq_routing;
+struct vfio_sys_ops;
 
 /* Region and IRQ indices: the same in kernel VFIO and vfio-user. */
 #define VFIO_PCI_NREGIONS  9U /* BAR0-5, ROM, config, VGA */
@@ -94,6 +95,9 @@ struct vfio_pci_host {
     const struct vm_services *svc;
     const struct gmem *mem;
     struct vpci_msi_window win;
+    /* Kernel VFIO's system calls (devices/vfio/vfio.h); NULL: the real kernel. */
+    const struct vfio_sys_ops *sys;
+    void *sys_ctx;
 };
 
 struct vfio_pci;
@@ -115,7 +119,9 @@ int vfio_pci_create(const struct vfio_pci_host *h, const char *id,
  * Kernel VFIO: `sysfs` is /sys/bus/pci/devices/DDDD:BB:DD.F; its
  * iommu_group link names /dev/vfio/N and its driver must be vfio-pci.
  * Opens the container, the kvm-vfio device, maps guest RAM, opens the
- * device and calls vfio_pci_create.
+ * device and calls vfio_pci_create.  A path /dev/vfio/devices/vfioN
+ * selects the iommufd transport instead (vfio_iommufd_open, kvm-vfio,
+ * vfio_iommufd_attach, then the same steps).
  */
 int vfio_pci_create_kernel(const struct vfio_pci_host *h, const char *id, const char *sysfs,
                            unsigned devfn, struct vfio_pci **out, struct errbuf *err) __must_check;

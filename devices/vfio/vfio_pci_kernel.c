@@ -1,11 +1,14 @@
 /*
  * The kernel VFIO transport of the passthrough function (vfio_pci.h): a
  * sysfs path becomes a group, a container with guest RAM mapped at
- * IOVA = GPA, the VM's kvm-vfio device and the device fd.  Why the sysfs
+ * IOVA = GPA, the VM's kvm-vfio device and the device fd; a cdev path
+ * (/dev/vfio/devices/vfioN) takes the iommufd route instead (an IOAS in
+ * place of the container, the cdev as the device fd).  Why the sysfs
  * path and not the group: users know the PCI address; the group is the
  * kernel's business and is resolved (and checked) here.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,8 +61,8 @@ static void k_destroy(void *t)
         return;
     if (k->d.fd >= 0)
         vfio_device_close(&k->d);
-    if (k->kvm_dev_fd >= 0)
-        close(k->kvm_dev_fd);
+    if (k->kvm_dev_fd >= 0) /* made after the container: its ops are set */
+        k->c.ops->close(k->c.ctx, k->kvm_dev_fd);
     if (k->c.fd >= 0)
         vfio_container_close(&k->c);
     free(k);
@@ -114,7 +117,8 @@ int vfio_pci_create_kernel(const struct vfio_pci_host *h, const char *id, const 
                            unsigned devfn, struct vfio_pci **out, struct errbuf *err)
 {
     char group[64];
-    int ret = vfio_pci_sysfs_group(sysfs, group, sizeof(group), err);
+    bool cdev = vfio_cdev_path(sysfs); /* /dev/vfio/devices/vfioN: iommufd */
+    int ret = cdev ? 0 : vfio_pci_sysfs_group(sysfs, group, sizeof(group), err);
     if (ret < 0)
         return ret;
     const char *name = strrchr(sysfs, '/');
@@ -123,15 +127,24 @@ int vfio_pci_create_kernel(const struct vfio_pci_host *h, const char *id, const 
     if (!k)
         return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
     k->c.fd = k->d.fd = k->kvm_dev_fd = -1;
-    ret = vfio_container_open(&k->c, NULL, NULL, group, err);
+    if (cdev)
+        ret = vfio_iommufd_open(&k->c, h->sys, h->sys_ctx, sysfs, err);
+    else
+        ret = vfio_container_open(&k->c, h->sys, h->sys_ctx, group, err);
     if (ret < 0)
         goto fail;
-    ret = vfio_kvm_create(NULL, NULL, h->vm_fd, &k->kvm_dev_fd, err);
+    ret = vfio_kvm_create(h->sys, h->sys_ctx, h->vm_fd, &k->kvm_dev_fd, err);
     if (ret < 0)
         goto fail;
+    /* kvm-vfio learns the group or cdev before the device is bound or taken (vfio.md §1.7). */
     ret = vfio_kvm_add_group(&k->c, k->kvm_dev_fd, err);
     if (ret < 0)
         goto fail;
+    if (cdev) {
+        ret = vfio_iommufd_attach(&k->c, err);
+        if (ret < 0)
+            goto fail;
+    }
     ret = vfio_dma_map_gmem(&k->c, h->mem, err);
     if (ret < 0)
         goto fail;

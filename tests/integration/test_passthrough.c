@@ -9,7 +9,8 @@
  *   passthrough_user: wisp's vfio-user test server (needs only KVM): the
  *     device, a masked vector's held interrupt, the server dying mid-run,
  *     and a snapshot refused (the PCI bus cannot be saved).
- *   passthrough_cli: bad --device vfio input refused before /dev/kvm.
+ *   passthrough_cli: bad --device vfio input refused before /dev/kvm, and
+ *     the iommufd form (/dev/vfio/devices/vfioN) on a host without IOMMUFD.
  */
 #include "tests/lib/api_http.h"
 #include "tests/lib/sandbox_proc.h"
@@ -224,6 +225,19 @@ Test(passthrough_cli, vfio_path_without_group, .timeout = 30)
              "vfio,path=/sys/bus/pci/devices/0000:ff:1f.7", NULL);
     ASSERT_STATUS(&r, 2);
     ASSERT_ERR(&r, "no IOMMU group");
+    proc_result_free(&r);
+}
+
+/* The iommufd form on a host without IOMMUFD (Debian's kernels): one line, exit 3, before KVM. */
+Test(passthrough_cli, vfio_cdev_without_iommufd, .timeout = 30)
+{
+    if (access("/dev/iommu", F_OK) == 0)
+        cr_skip_test("this host has /dev/iommu (IOMMUFD)");
+    struct proc_result r;
+    wisp_run(&r, NULL, NULL, "run", "--kernel", guest_elf(), "--pci", "on", "--device",
+             "vfio,path=/dev/vfio/devices/vfio0", NULL);
+    ASSERT_STATUS(&r, 3);
+    ASSERT_ERR(&r, "vfio device /dev/vfio/devices/vfio0: the host kernel lacks IOMMUFD");
     proc_result_free(&r);
 }
 

@@ -12,7 +12,7 @@
 
 #define FD_BASE 100
 
-enum fd_kind { FD_NONE, FD_CONTAINER, FD_GROUP, FD_DEVICE, FD_KVMDEV };
+enum fd_kind { FD_NONE, FD_CONTAINER, FD_GROUP, FD_DEVICE, FD_KVMDEV, FD_OTHER };
 
 static void region_fixed(struct fake_vfio *f, unsigned index, struct vfio_region_info *ri)
 {
@@ -123,6 +123,11 @@ static int new_fd(struct fake_vfio *f, enum fd_kind kind)
         }
     }
     return -EMFILE;
+}
+
+int fake_vfio_new_fd(struct fake_vfio *f, bool device)
+{
+    return new_fd(f, device ? FD_DEVICE : FD_OTHER);
 }
 
 static enum fd_kind kind_of(const struct fake_vfio *f, int fd)
@@ -268,7 +273,9 @@ static int fake_ioctl(void *ctx, int fd, unsigned long req, uintptr_t arg)
             const struct kvm_device_attr *a = (const void *)arg;
             f->kvm_attrs++;
             memcpy(&f->kvm_group_fd, (const void *)(uintptr_t)a->addr, sizeof(int32_t));
-            return kind_of(f, f->kvm_group_fd) == FD_GROUP ? 0 : -EBADF;
+            enum fd_kind k = kind_of(f, f->kvm_group_fd);
+            /* KVM_DEV_VFIO_FILE_ADD takes a group or (Linux >= 6.6) a VFIO cdev fd. */
+            return k == FD_GROUP || k == FD_DEVICE ? 0 : -EBADF;
         }
         return -ENOTTY;
     case FD_NONE:
@@ -288,6 +295,14 @@ static int fake_ioctl(void *ctx, int fd, unsigned long req, uintptr_t arg)
     }
 }
 
+#define CONFIG_OFF ((off_t)7 << 40)
+
+/* [off, off + len) inside the simulated config space. */
+static bool config_at(off_t off, size_t len)
+{
+    return off >= CONFIG_OFF && len <= 256 && off - CONFIG_OFF <= (off_t)(256 - len);
+}
+
 static ssize_t fake_pread(void *ctx, int fd, void *buf, size_t len, off_t off)
 {
     struct fake_vfio *f = ctx;
@@ -296,6 +311,10 @@ static ssize_t fake_pread(void *ctx, int fd, void *buf, size_t len, off_t off)
     f->preads++;
     f->last_off = off;
     f->last_len = len;
+    if (f->use_config && config_at(off, len)) {
+        memcpy(buf, f->config + (off - CONFIG_OFF), len);
+        return (ssize_t)len;
+    }
     memset(buf, 0xab, len);
     return (ssize_t)len;
 }
@@ -303,12 +322,13 @@ static ssize_t fake_pread(void *ctx, int fd, void *buf, size_t len, off_t off)
 static ssize_t fake_pwrite(void *ctx, int fd, const void *buf, size_t len, off_t off)
 {
     struct fake_vfio *f = ctx;
-    (void)buf;
     if (kind_of(f, fd) != FD_DEVICE)
         return -EBADF;
     f->pwrites++;
     f->last_off = off;
     f->last_len = len;
+    if (f->use_config && config_at(off, len))
+        memcpy(f->config + (off - CONFIG_OFF), buf, len);
     return (ssize_t)len;
 }
 

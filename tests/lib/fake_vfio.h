@@ -35,6 +35,10 @@ struct fake_vfio {
     uint8_t iommu[FAKE_VFIO_ANSWER]; /* IOMMU_GET_INFO answer, raw */
     uint32_t iommu_len;
     struct vfio_irq_info irqs[VFIO_MAX_IRQS];
+    /* With use_config, pread/pwrite of the config region (at 7 << 40) use config[]; else
+     * reads return 0xab bytes and writes are dropped. */
+    bool use_config;
+    uint8_t config[256];
     /* Failure injection: ioctl `fail_req` fails with -fail_errno on call number fail_nth (1 =
      * first). */
     unsigned long fail_req;
@@ -83,5 +87,13 @@ void fake_vfio_region_cap(struct fake_vfio *f, unsigned index, const void *cap, 
 
 /* Append a capability to the IOMMU_GET_INFO answer (caps flag set). */
 void fake_vfio_iommu_cap(struct fake_vfio *f, const void *cap, uint32_t len);
+
+/*
+ * Allocate an fd in the simulated fd table (counted in nopen, closed by
+ * fake_vfio_ops.close): a device fd (answers the device ioctls, pread,
+ * pwrite, mmap) or, with `device` false, an fd that answers nothing.  For
+ * simulators layered on this one (fake_iommufd.h).  fd or -EMFILE.
+ */
+int fake_vfio_new_fd(struct fake_vfio *f, bool device);
 
 #endif /* TESTS_LIB_FAKE_VFIO_H */

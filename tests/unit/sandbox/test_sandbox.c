@@ -10,6 +10,7 @@
  * test_sandbox_modes.c (same "sandbox" suite).
  */
 #include "vmm/config.h"
+#include "devices/vfio/iommufd_uapi.h"
 #include "sandbox/sandbox.h"
 #include "tests/lib/sandbox_proc.h"
 
@@ -371,4 +372,15 @@ Test(sandbox, passthrough_rules_only_with_passthrough)
     cr_assert_eq(verdict(SANDBOX_MAIN, &pt, SCMP_SYS(ioctl), 5, KVM_IRQFD, 0), ACT_ALLOW);
     /* Other roles gain nothing. */
     cr_assert_eq(verdict(SANDBOX_API, &pt, SCMP_SYS(ioctl), 5, KVM_IRQFD, 0), ACT_TRAP);
+    /* The iommufd teardown (devices/vfio/vfio_iommufd.c), with the ABI header's numbers. */
+    const unsigned long iommufd_teardown[] = {VFIO_DEVICE_DETACH_IOMMUFD_PT, IOMMU_IOAS_UNMAP,
+                                              IOMMU_DESTROY};
+    for (unsigned i = 0; i < 3; i++) {
+        cr_assert_eq(verdict(SANDBOX_MAIN, &pt, SCMP_SYS(ioctl), 5, iommufd_teardown[i], 0),
+                     ACT_ALLOW, "0x%lx", iommufd_teardown[i]);
+        cr_assert_eq(verdict(SANDBOX_MAIN, &kill_opts, SCMP_SYS(ioctl), 5, iommufd_teardown[i], 0),
+                     ACT_TRAP, "0x%lx", iommufd_teardown[i]);
+        cr_assert_eq(verdict(SANDBOX_VCPU, &pt, SCMP_SYS(ioctl), 5, iommufd_teardown[i], 0),
+                     ACT_TRAP, "0x%lx", iommufd_teardown[i]);
+    }
 }
