@@ -111,7 +111,8 @@ int vfio_pci_sysfs_group(const char *sysfs, char *group_path, size_t cap, struct
 }
 
 int vfio_pci_create_kernel(const struct vfio_pci_host *h, const char *id, const char *sysfs,
-                           unsigned devfn, struct vfio_pci **out, struct errbuf *err)
+                           const struct vfio_pci_layout *lay, unsigned devfn, struct vfio_pci **out,
+                           struct errbuf *err)
 {
     char group[64];
     int ret = vfio_pci_sysfs_group(sysfs, group, sizeof(group), err);
@@ -160,7 +161,7 @@ int vfio_pci_create_kernel(const struct vfio_pci_host *h, const char *id, const 
     unsigned irqs[3] = {0, 0, 0};
     for (unsigned i = 0; i < 3 && i < k->d.num_irqs; i++)
         irqs[i] = k->d.irqs[i].flags & VFIO_IRQ_INFO_EVENTFD ? k->d.irqs[i].count : 0;
-    return vfio_pci_create(h, id, &kern_ops, k, regions, irqs, devfn, out, err);
+    return vfio_pci_create(h, id, &kern_ops, k, regions, irqs, lay, devfn, out, err);
 fail:
     k_destroy(k);
     return ret;

@@ -51,7 +51,8 @@ static const struct vfio_pci_transport user_ops = {
 };
 
 int vfio_pci_create_user(const struct vfio_pci_host *h, const char *id, const char *socket,
-                         unsigned devfn, struct vfio_pci **out, struct errbuf *err)
+                         const struct vfio_pci_layout *lay, unsigned devfn, struct vfio_pci **out,
+                         struct errbuf *err)
 {
     struct vfio_user_client *c = NULL;
     int ret = vfio_user_client_connect(socket, USER_TIMEOUT_MS, &c);
@@ -101,7 +102,7 @@ int vfio_pci_create_user(const struct vfio_pci_host *h, const char *id, const ch
             irqs[i] = ii.count;
     }
     (void)vfio_user_client_reset(c);
-    return vfio_pci_create(h, id, &user_ops, c, regions, irqs, devfn, out, err);
+    return vfio_pci_create(h, id, &user_ops, c, regions, irqs, lay, devfn, out, err);
 fail:
     vfio_user_client_destroy(c);
     return ret;
