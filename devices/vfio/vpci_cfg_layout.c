@@ -79,9 +79,10 @@ static int check_cap(const struct vpci_cfg_params *p, const struct vpci_layout_c
         if (!doff)
             return refuse(p, err, "it has no MSI-X capability");
         uint32_t table = le32_get(p->cfg + doff + 4), pba = le32_get(p->cfg + doff + 8);
-        if (c->vectors > p->msix_vectors)
+        unsigned qsize = (le16_get(p->cfg + doff + 2) & VPCI_MSIX_CTRL_QSIZE) + 1U;
+        if (c->vectors > p->msix_vectors || c->vectors > qsize)
             return refuse(p, err, "it offers %u MSI-X vectors, the layout wants %u",
-                          p->msix_vectors, c->vectors);
+                          MIN(p->msix_vectors, qsize), c->vectors);
         if ((table & 7U) != c->table_bir || (table & ~7U) != c->table_off ||
             (pba & 7U) != c->pba_bir || (pba & ~7U) != c->pba_off)
             return refuse(p, err,
@@ -106,9 +107,14 @@ static int check_cap(const struct vpci_cfg_params *p, const struct vpci_layout_c
     return 0;
 }
 
-/* Set up MSI or MSI-X from the layout's form and vector count. */
+/*
+ * Set up MSI or MSI-X from the layout's form and vector count.  MSI-X keeps
+ * the device's table size (`doff`: its capability), so the trap ranges
+ * cover the device's whole table and PBA even when the layout offers fewer
+ * vectors: no guest access reaches the entries it does not see.
+ */
 static int irq_cap(struct vpci_cfg *v, const struct vpci_cfg_params *p,
-                   const struct vpci_layout_cap *c, struct errbuf *err)
+                   const struct vpci_layout_cap *c, unsigned doff, struct errbuf *err)
 {
     int rc;
     if (c->id == VPCI_CAP_ID_MSI) {
@@ -119,7 +125,7 @@ static int irq_cap(struct vpci_cfg *v, const struct vpci_cfg_params *p,
         v->has_msi = rc == 0;
     } else {
         uint8_t cap[VPCI_MSIX_CAP_LEN] = {VPCI_CAP_ID_MSIX, 0};
-        le16_put(cap + 2, (uint16_t)(c->vectors - 1));
+        le16_put(cap + 2, le16_get(p->cfg + doff + 2) & VPCI_MSIX_CTRL_QSIZE);
         le32_put(cap + 4, c->table_off | c->table_bir);
         le32_put(cap + 8, c->pba_off | c->pba_bir);
         rc = vpci_msix_init(&v->msix, cap, c->vectors, v->desc.bars, &p->win, p->irq_ops,
@@ -168,7 +174,7 @@ int vpci_cfg_layout_build(struct vpci_cfg *v, const struct vpci_cfg_params *p, s
         const struct vpci_layout_cap *c = &l->caps[i];
         struct vcap vc = {.id = c->id, .off = c->off, .len = c->len};
         if (c->policy == VPCI_LAYOUT_EMULATED) {
-            rc = irq_cap(v, p, c, err);
+            rc = irq_cap(v, p, c, dev_cap(p->cfg, offs, n, c->id), err);
             if (rc < 0)
                 return rc;
         } else if (c->policy == VPCI_LAYOUT_SYNTHESISED) {

@@ -200,6 +200,19 @@ Test(vpci_cfg_layout, emulated_msix_and_msi)
     wr(0x80 + 2, 2, VPCI_MSIX_CTRL_ENABLE);
     cr_expect_geq(r.gsi[VPCI_IRQ_MSIX][0], 0, "vector 0 installed");
     wr(0x80 + 2, 2, 0);
+    /* the layout shows 4 of the device's 8 entries; entry 6 is still
+     * wisp's (reads 0, write dropped), never forwarded to the device */
+    val = 0xfee00000U;
+    cr_expect(vpci_msix_bar_write(m, 0, 0x2060, &val, 4), "entry 6 trapped");
+    uint32_t got = 1;
+    cr_expect(vpci_msix_bar_read(m, 0, 0x2060, &got, 4));
+    cr_expect_eq(got, 0);
+    struct vpci_trap_range tr[4];
+    unsigned tb[4];
+    unsigned nt = vpci_msix_trap(m, tr, tb);
+    cr_assert_geq(nt, 1);
+    cr_expect(tr[0].off <= 0x2000 && tr[0].off + tr[0].len >= 0x2000 + 16 * F_NVEC,
+              "the trap covers the device's whole table");
 }
 
 Test(vpci_cfg_layout, synthesised_and_hidden)
@@ -259,6 +272,9 @@ Test(vpci_cfg_layout, refusals_irqs)
     par.msix_vectors = 2;
     refused("it offers 2 MSI-X vectors, the layout wants 4");
     par.msix_vectors = F_NVEC;
+    le16_put(phys + F_MSIX + 2, 1); /* the device's table: 2 entries */
+    refused("it offers 2 MSI-X vectors, the layout wants 4");
+    le16_put(phys + F_MSIX + 2, F_NVEC - 1);
     lay.caps[2].table_off = 0x1000;
     refused("its MSI-X table and PBA are at 0:0x2000 and 0:0x3000, the layout has 0:0x1000");
     lay.caps[2].table_off = 0x2000;
