@@ -352,16 +352,15 @@ static const struct vpci_irq_ops irq_ops = {
 
 /* ---- creation ---------------------------------------------------------------------------- */
 
-/* BAR descs from region sizes and the snapshot's BAR flag bits. */
-static int bars_from(const struct vfio_pci *p, const uint8_t *cfg, struct pci_bar_desc *bars,
-                     struct errbuf *err)
+int vfio_pci_bars_from(const struct vfio_pci_region *regions, const char *id, const uint8_t *cfg,
+                       struct pci_bar_desc *bars, struct errbuf *err)
 {
     for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
-        uint64_t size = p->regions[i].size;
+        uint64_t size = regions[i].size;
         if (!size)
             continue;
         if (size & (size - 1))
-            return err_set(err, WISP_EXIT_FAILURE, EINVAL, "device %s: BAR%u size 0x%llx", p->id, i,
+            return err_set(err, WISP_EXIT_FAILURE, EINVAL, "device %s: BAR%u size 0x%llx", id, i,
                            (unsigned long long)size);
         uint32_t reg;
         memcpy(&reg, cfg + PCI_CFG_BAR0 + 4 * i, 4);
@@ -505,7 +504,7 @@ int vfio_pci_create(const struct vfio_pci_host *h, const char *id,
         .layout = lay ? lay->layout : NULL,
         .layout_name = lay ? lay->name : NULL,
     };
-    ret = bars_from(p, snap, par.bars, err);
+    ret = vfio_pci_bars_from(p->regions, p->id, snap, par.bars, err);
     if (ret < 0)
         goto fail;
     if (par.layout) {

@@ -150,6 +150,33 @@ int vfio_pci_create_user(const struct vfio_pci_host *h, const char *id, const ch
 int vfio_pci_sysfs_group(const char *sysfs, char *group_path, size_t cap,
                          struct errbuf *err) __must_check;
 
+/*
+ * BAR descs from region sizes (`regions`, VFIO_PCI_NREGIONS) and the
+ * snapshot `cfg`'s BAR flag bits (I/O, 64-bit, prefetchable).  0, or
+ * -EINVAL naming device `id` for a size that is not a power of two.
+ */
+int vfio_pci_bars_from(const struct vfio_pci_region *regions, const char *id, const uint8_t *cfg,
+                       struct pci_bar_desc *bars, struct errbuf *err) __must_check;
+
+/*
+ * `wisp vpci derive` (vfio_pci_derive.c): write into *out the layout
+ * (docs/VPCI_LAYOUT.md) that, applied to this same function, presents what
+ * wisp presents without a layout.  Reads the config space, region and IRQ
+ * info through the transport and changes nothing on the device.  Takes
+ * ownership of `t`.  0, or -errno with `err`.
+ */
+int vfio_pci_derive(const struct vfio_pci_transport *ops, void *t,
+                    const struct vfio_pci_region regions[VFIO_PCI_NREGIONS],
+                    const unsigned irq_count[3], struct vpci_layout *out,
+                    struct errbuf *err) __must_check;
+
+/* vfio_pci_derive through kernel VFIO (the sysfs path, as --device vfio;
+ * no VM: no kvm-vfio device, no DMA mapping) or vfio-user (no DMA_MAP). */
+int vfio_pci_derive_kernel(const char *sysfs, struct vpci_layout *out,
+                           struct errbuf *err) __must_check;
+int vfio_pci_derive_user(const char *socket, struct vpci_layout *out,
+                         struct errbuf *err) __must_check;
+
 /* Is the function's transport failed (reads all-ones)? */
 bool vfio_pci_failed(struct vfio_pci *p);
 

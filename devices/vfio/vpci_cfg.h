@@ -117,6 +117,15 @@ void vpci_cfg_write(struct vpci_cfg *v, unsigned off, unsigned len, uint32_t val
 struct vpci_msix *vpci_cfg_msix(struct vpci_cfg *v);
 struct vpci_msi *vpci_cfg_msi(struct vpci_cfg *v);
 
+/*
+ * The layout (docs/VPCI_LAYOUT.md) of what `v` presents: its IDs, class,
+ * pin, BARs (no mmap areas: the transport's business), ROM and chain, with
+ * PM/PCIe/other kept capabilities as passthrough and MSI/MSI-X as emulated
+ * with the form and vector counts the guest sees.  Applied to the same
+ * device, it presents the same config space.  Returns 0.
+ */
+int vpci_cfg_to_layout(struct vpci_cfg *v, struct vpci_layout *out);
+
 /* Offset of the kept capability `id` in the guest's chain, 0 if none. */
 unsigned vpci_cfg_cap_offset(const struct vpci_cfg *v, uint8_t id);
 

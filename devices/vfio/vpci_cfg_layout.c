@@ -192,3 +192,43 @@ int vpci_cfg_layout_build(struct vpci_cfg *v, const struct vpci_cfg_params *p, s
     vpci_cfg_link_caps(v); /* hidden ranges: no capability there, so they read 0 */
     return 0;
 }
+
+int vpci_cfg_to_layout(struct vpci_cfg *v, struct vpci_layout *l)
+{
+    memset(l, 0, sizeof(*l));
+    l->vendor = v->desc.vendor;
+    l->device = v->desc.device;
+    l->subsys_vendor = v->desc.subsys_vendor;
+    l->subsys_id = v->desc.subsys_id;
+    l->revision = v->desc.revision;
+    l->class_code = v->desc.class_code;
+    l->intx_pin = v->desc.irq_pin;
+    l->rom_size = v->rom_size;
+    for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+        l->bars[i] = (struct vpci_layout_bar){.type = v->desc.bars[i].type,
+                                              .size = v->desc.bars[i].size,
+                                              .prefetchable = v->desc.bars[i].prefetchable};
+    for (unsigned i = 0; i < v->ncaps && i < VPCI_LAYOUT_MAX_CAPS; i++) {
+        const struct vcap *c = &v->caps[i];
+        struct vpci_layout_cap *lc = &l->caps[l->ncaps++];
+        *lc = (struct vpci_layout_cap){
+            .off = c->off, .id = c->id, .len = c->len, .policy = VPCI_LAYOUT_PASSTHROUGH};
+        /* What the guest reads today is what the emulation shows. */
+        uint32_t ctrl = vpci_cfg_read(v, c->off + 2U, 2);
+        if (c->id == VPCI_CAP_ID_MSI) {
+            lc->policy = VPCI_LAYOUT_EMULATED;
+            lc->vectors = 1U << ((ctrl & VPCI_MSI_CTRL_MMC) >> 1);
+            lc->msi_64bit = ctrl & VPCI_MSI_CTRL_64BIT;
+            lc->msi_maskable = ctrl & VPCI_MSI_CTRL_MASKBIT;
+        } else if (c->id == VPCI_CAP_ID_MSIX) {
+            uint32_t t = vpci_cfg_read(v, c->off + 4U, 4), pb = vpci_cfg_read(v, c->off + 8U, 4);
+            lc->policy = VPCI_LAYOUT_EMULATED;
+            lc->vectors = (ctrl & VPCI_MSIX_CTRL_QSIZE) + 1U;
+            lc->table_bir = (uint8_t)(t & 7U);
+            lc->table_off = t & ~7U;
+            lc->pba_bir = (uint8_t)(pb & 7U);
+            lc->pba_off = pb & ~7U;
+        }
+    }
+    return 0;
+}

@@ -326,3 +326,27 @@ Test(vfio_pci, layout_mmap_areas)
                               "0x0+0x1000 is not one the transport can map");
     cr_expect_eq(err.exit_code, WISP_EXIT_USAGE);
 }
+
+/* derive over a transport that can mmap: its area minus the MSI-X page. */
+Test(vfio_pci, derive_mmap_areas_skip_the_msix_page)
+{
+    struct vfio_pci_region reg[VFIO_PCI_NREGIONS];
+    memset(reg, 0, sizeof(reg));
+    reg[0] = (struct vfio_pci_region){.size = BAR_SIZE, .readable = true, .nareas = 1};
+    reg[0].areas[0].size = BAR_SIZE;
+    reg[VFIO_PCI_CFG_INDEX].size = 256;
+    unsigned irqs[3] = {0, 0, 4};
+    struct vpci_layout l;
+    struct errbuf err = {0};
+    cr_assert_eq(vfio_pci_derive(&fops, &fk, reg, irqs, &l, &err), 0, "%s", err.msg);
+    cr_assert_eq(l.bars[0].nmmap, 2);
+    cr_expect_eq(l.bars[0].mmap[0].off, 0);
+    cr_expect_eq(l.bars[0].mmap[0].len, 0x2000);
+    cr_expect_eq(l.bars[0].mmap[1].off, 0x3000);
+    cr_expect_eq(l.bars[0].mmap[1].len, 0x1000);
+    cr_expect_eq(l.vendor, 0x1b36);
+    char text[4096];
+    int n = vpci_layout_write(&l, text, sizeof(text));
+    cr_assert_gt(n, 0);
+    cr_expect_eq(vpci_layout_parse(text, (size_t)n, "derived", &l, &err), 0, "%s", err.msg);
+}
