@@ -3,9 +3,10 @@
  * test=pcidev driver finds the passed-through function on bus 0, uses its
  * BAR, runs a DMA from guest RAM and back and takes its MSI/MSI-X.
  *
- *   passthrough_edu: QEMU's edu device through kernel VFIO.  Needs the
- *     testbed's L1 with edu bound to vfio-pci: tests/testbed/vfio/run sets
- *     WISP_EDU_BDF after bind-edu; without it the test is skipped.
+ *   passthrough_edu: QEMU's edu device through kernel VFIO, also with a
+ *     layout derived from it (`wisp vpci derive --vfio`) and edited.  Needs
+ *     the testbed's L1 with edu bound to vfio-pci: tests/testbed/vfio/run
+ *     sets WISP_EDU_BDF after bind-edu; without it the tests are skipped.
  *   passthrough_user: wisp's vfio-user test server (needs only KVM): the
  *     device, a masked vector's held interrupt, the server dying mid-run,
  *     a snapshot refused (the PCI bus cannot be saved), and layout files:
@@ -64,6 +65,50 @@ Test(passthrough_edu, kernel_vfio, .timeout = 180)
     ASSERT_ERR(&r, "BAR0 0xc0000000+0x100000 as memory slot");
     ASSERT_STATUS(&r, GUEST_PASS);
     proc_result_free(&r);
+}
+
+/* The layout derived from edu through kernel VFIO, with another subsystem
+ * and a hidden range, presented to the guest; edu still works through it. */
+Test(passthrough_edu, layout, .timeout = 240)
+{
+    const char *bdf = getenv("WISP_EDU_BDF");
+    if (!bdf || !bdf[0])
+        cr_skip_test("WISP_EDU_BDF unset: run through tests/testbed/vfio/run");
+    char sysfs[128], path[64], dev[256], text[4096], edited[4400];
+    snprintf(sysfs, sizeof(sysfs), "/sys/bus/pci/devices/%s", bdf);
+    snprintf(path, sizeof(path), "/tmp/wisp-edu-%d.layout", (int)getpid());
+    struct proc_result r;
+    wisp_run(&r, NULL, NULL, "vpci", "derive", "--vfio", sysfs, "-o", path, NULL);
+    ASSERT_STATUS(&r, 0);
+    proc_result_free(&r);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    fprintf(stderr, "derived from edu:\n%s\n", text);
+    cr_assert(strstr(text, "id 0x1234 0x11e8\n"), "%s", text);
+    cr_assert(strstr(text, " msi "), "no MSI capability:\n%s", text);
+    char *ss = strstr(text, "subsystem ");
+    cr_assert_not_null(ss);
+    memcpy(ss, "subsystem 0x1af4 0x0043", 23);
+    snprintf(edited, sizeof(edited), "%shidden 0xf0 0x10\n", text);
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    cr_assert_geq(fputs(edited, f), 0);
+    fclose(f);
+    snprintf(dev, sizeof(dev), "vfio,path=%s,id=edu,layout=%s", sysfs, path);
+    wisp_run(&r, NULL, NULL, "run", "--kernel", guest_elf(), "--pci", "on", "--device", dev,
+             "--debug-exit", "--cmdline", "test=pcidev", NULL);
+    fprintf(stderr, "passthrough_edu layout guest output:\n%s\n", r.out);
+    ASSERT_OUT(&r, "pcidev: 1234:11e8 at 00:01.0");
+    ASSERT_OUT(&r, "pcidev: subsystem 1af4:0043");
+    ASSERT_OUT(&r, "pcidev: cfg 0xf0: 00000000 00000000 00000000 00000000\n");
+    ASSERT_OUT(&r, "check edu_dma ok");
+    ASSERT_OUT(&r, "check edu_msi ok");
+    ASSERT_STATUS(&r, GUEST_PASS);
+    proc_result_free(&r);
+    unlink(path);
 }
 
 /* ---- vfio-user ------------------------------------------------------------------------------ */
