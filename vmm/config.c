@@ -50,6 +50,7 @@ void config_free(struct vm_config *c)
         free(c->devices[i].path);
         free(c->devices[i].tap);
         free(c->devices[i].socket);
+        free(c->devices[i].layout);
     }
     config_init(c);
 }
@@ -214,6 +215,8 @@ static int device_kv(struct device_spec *d, const char *key, const char *val, st
                            type);
         return set_string(&d->socket, "socket", val, err);
     }
+    if (DEV_IS_PCI(d->type) && !strcmp(key, "layout"))
+        return set_string(&d->layout, "layout", val, err);
     return err_set(err, WISP_EXIT_USAGE, EINVAL, "device %s has no option '%s'", type, key);
 }
 
@@ -280,6 +283,7 @@ out:
         free(d->path);
         free(d->tap);
         free(d->socket);
+        free(d->layout);
         memset(d, 0, sizeof(*d));
     } else {
         c->ndevices++;

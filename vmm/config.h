@@ -41,6 +41,7 @@ struct device_spec {
     bool has_mac;               /* net */
     uint8_t mac[6];
     char *socket; /* console: UNIX socket path; NULL = stdio; vfio-user: the server's socket */
+    char *layout; /* vfio, vfio-user: a vPCI layout file (docs/VPCI_LAYOUT.md); NULL = none */
 };
 
 #define CONFIG_DEFAULT_MEMORY (256ULL * 1024 * 1024)

@@ -120,6 +120,25 @@ static int create_model(struct vm *vm, const struct device_spec *s, struct virti
 }
 
 /* Passthrough functions: on the PCI bus from 00:01.0 up, then BARs assigned again. */
+/* Load the device's layout= file, if any, into *out (malloc'd, or NULL). */
+static int devmgr_layout_load(const struct device_spec *s, struct vpci_layout **out,
+                              struct errbuf *err)
+{
+    *out = NULL;
+    if (!s->layout)
+        return 0;
+    struct vpci_layout *l = malloc(sizeof(*l));
+    if (!l)
+        return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
+    int ret = vpci_layout_load(s->layout, l, err);
+    if (ret < 0) {
+        free(l);
+        return ret;
+    }
+    *out = l;
+    return 0;
+}
+
 static int create_pci(struct vm *vm, struct errbuf *err)
 {
     struct devmgr *dm = vm->devs;
@@ -142,9 +161,16 @@ static int create_pci(struct vm *vm, struct errbuf *err)
             return err_set(err, WISP_EXIT_USAGE, EINVAL, "device %s needs --pci on", s->id);
         if (dev >= PCI_DEVICES)
             return err_set(err, WISP_EXIT_USAGE, ENOSPC, "too many PCI devices");
-        int ret = s->type == DEV_VFIO
-                      ? vfio_pci_create_kernel(&h, s->id, s->path, PCI_DEVFN(dev, 0), &e->pci, err)
-                      : vfio_pci_create_user(&h, s->id, s->socket, PCI_DEVFN(dev, 0), &e->pci, err);
+        struct vpci_layout *l;
+        int ret = devmgr_layout_load(s, &l, err);
+        if (ret < 0)
+            return ret;
+        struct vfio_pci_layout lay = {.layout = l, .name = s->layout};
+        ret =
+            s->type == DEV_VFIO
+                ? vfio_pci_create_kernel(&h, s->id, s->path, &lay, PCI_DEVFN(dev, 0), &e->pci, err)
+                : vfio_pci_create_user(&h, s->id, s->socket, &lay, PCI_DEVFN(dev, 0), &e->pci, err);
+        free(l); /* vpci copied what it needs */
         if (ret < 0)
             return ret;
         dev++;

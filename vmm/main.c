@@ -11,6 +11,7 @@
 #include "vmm/log.h"
 #include "vmm/preflight.h"
 #include "vmm/vm.h"
+#include "vmm/vpci_cli.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -34,6 +35,9 @@ int main(int argc, char *argv[])
     /* Control verbs talk to a running wisp; they build no VM. */
     if (argc >= 2 && api_cli_is_verb(argv[1]))
         return api_cli_main(argc, argv);
+    /* Layout tools read a device; they build no VM either. */
+    if (argc >= 2 && vpci_cli_is_cmd(argv[1]))
+        return vpci_cli_main(argc, argv);
     config_init(&cfg);
     if (cli_parse(argc, argv, &cfg, &action, &err) < 0) {
         code = fail(&err);

@@ -179,6 +179,18 @@ static int check_parent_dir(const char *path, const char *what, struct errbuf *e
     return ret;
 }
 
+/* A layout= file must parse (file errors before /dev/kvm; devmgr loads it
+ * again when it creates the function). */
+static int check_layout(const char *path, struct errbuf *err)
+{
+    struct vpci_layout *l = malloc(sizeof(*l));
+    if (!l)
+        return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
+    int ret = vpci_layout_load(path, l, err);
+    free(l);
+    return ret;
+}
+
 int preflight_check(const struct vm_config *cfg, struct errbuf *err)
 {
     int ret = arch_check_config(cfg, err);
@@ -211,6 +223,8 @@ int preflight_check(const struct vm_config *cfg, struct errbuf *err)
             ret = check_vfio(d, err);
         else if (d->type == DEV_VFIO_USER)
             ret = check_vfio_user(d, err);
+        if (ret == 0 && d->layout)
+            ret = check_layout(d->layout, err);
     }
     return ret;
 }

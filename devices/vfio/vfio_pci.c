@@ -352,16 +352,15 @@ static const struct vpci_irq_ops irq_ops = {
 
 /* ---- creation ---------------------------------------------------------------------------- */
 
-/* BAR descs from region sizes and the snapshot's BAR flag bits. */
-static int bars_from(const struct vfio_pci *p, const uint8_t *cfg, struct pci_bar_desc *bars,
-                     struct errbuf *err)
+int vfio_pci_bars_from(const struct vfio_pci_region *regions, const char *id, const uint8_t *cfg,
+                       struct pci_bar_desc *bars, struct errbuf *err)
 {
     for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
-        uint64_t size = p->regions[i].size;
+        uint64_t size = regions[i].size;
         if (!size)
             continue;
         if (size & (size - 1))
-            return err_set(err, WISP_EXIT_FAILURE, EINVAL, "device %s: BAR%u size 0x%llx", p->id, i,
+            return err_set(err, WISP_EXIT_FAILURE, EINVAL, "device %s: BAR%u size 0x%llx", id, i,
                            (unsigned long long)size);
         uint32_t reg;
         memcpy(&reg, cfg + PCI_CFG_BAR0 + 4 * i, 4);
@@ -379,8 +378,29 @@ static int bars_from(const struct vfio_pci *p, const uint8_t *cfg, struct pci_ba
     return 0;
 }
 
-/* mmap what the transport lets us map of each memory BAR (page-aligned areas). */
-static void map_areas(struct vfio_pci *p, const struct pci_bar_desc *bars)
+/* Is [off, off + len) inside one mmap area of layout BAR `lb`? */
+static bool in_layout_area(const struct vpci_layout_bar *lb, uint64_t off, uint64_t len)
+{
+    for (unsigned k = 0; k < lb->nmmap && k < VPCI_LAYOUT_MAX_MMAP; k++)
+        if (off >= lb->mmap[k].off && len <= lb->mmap[k].len &&
+            off - lb->mmap[k].off <= lb->mmap[k].len - len)
+            return true;
+    return false;
+}
+
+/* A transport area we may mmap: page-aligned, not empty. */
+static bool area_ok(const struct vfio_pci_region *r, unsigned a)
+{
+    return !((r->areas[a].off | r->areas[a].size) & (PAGE - 1)) && r->areas[a].size;
+}
+
+/*
+ * mmap what the transport lets us map of each memory BAR (page-aligned
+ * areas).  With a layout, only transport areas wholly inside the layout's
+ * mmap areas: the rest is trapped (the guest reads the same bytes).
+ */
+static void map_areas(struct vfio_pci *p, const struct pci_bar_desc *bars,
+                      const struct vpci_layout *l)
 {
     if (!p->ops->mmap)
         return;
@@ -389,7 +409,8 @@ static void map_areas(struct vfio_pci *p, const struct pci_bar_desc *bars)
         if (bars[i].type != PCI_BAR_MEM32 && bars[i].type != PCI_BAR_MEM64)
             continue;
         for (unsigned a = 0; a < r->nareas && a < 16; a++) {
-            if ((r->areas[a].off | r->areas[a].size) & (PAGE - 1) || !r->areas[a].size)
+            if (!area_ok(r, a) ||
+                (l && !in_layout_area(&l->bars[i], r->areas[a].off, r->areas[a].size)))
                 continue;
             void *addr;
             size_t len;
@@ -401,11 +422,33 @@ static void map_areas(struct vfio_pci *p, const struct pci_bar_desc *bars)
     }
 }
 
+/* Every mmap area of the layout inside one area the transport can map. */
+static int layout_areas_check(const struct vfio_pci *p, const struct vpci_layout *l,
+                              const char *name, struct errbuf *err)
+{
+    for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+        const struct vfio_pci_region *r = &p->regions[i];
+        for (unsigned k = 0; k < l->bars[i].nmmap && k < VPCI_LAYOUT_MAX_MMAP; k++) {
+            const struct vpci_layout_area *la = &l->bars[i].mmap[k];
+            bool ok = false;
+            for (unsigned a = 0; p->ops->mmap && a < r->nareas && a < 16 && !ok; a++)
+                ok = area_ok(r, a) && la->off >= r->areas[a].off && la->len <= r->areas[a].size &&
+                     la->off - r->areas[a].off <= r->areas[a].size - la->len;
+            if (!ok)
+                return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                               "vpci layout %s: the device cannot honour it: BAR%u mmap area "
+                               "0x%llx+0x%llx is not one the transport can map",
+                               name, i, (unsigned long long)la->off, (unsigned long long)la->len);
+        }
+    }
+    return 0;
+}
+
 int vfio_pci_create(const struct vfio_pci_host *h, const char *id,
                     const struct vfio_pci_transport *ops, void *t,
                     const struct vfio_pci_region regions[VFIO_PCI_NREGIONS],
-                    const unsigned irq_count[3], unsigned devfn, struct vfio_pci **out,
-                    struct errbuf *err)
+                    const unsigned irq_count[3], const struct vfio_pci_layout *lay, unsigned devfn,
+                    struct vfio_pci **out, struct errbuf *err)
 {
     int ret;
     uint8_t *snap = NULL;
@@ -451,23 +494,31 @@ int vfio_pci_create(const struct vfio_pci_host *h, const char *id,
     struct vpci_cfg_params par = {
         .cfg = snap,
         .cfg_len = cfg_len,
+        .rom_size = regions[VFIO_PCI_ROM_INDEX].size,
         .msi_vectors = irq_count[1],
         .msix_vectors = p->nmsix,
         .intx = false, /* INTx is not wired (vfio_pci.h) */
         .win = h->win,
         .irq_ops = &irq_ops,
         .irq_opaque = p,
+        .layout = lay ? lay->layout : NULL,
+        .layout_name = lay ? lay->name : NULL,
     };
-    ret = bars_from(p, snap, par.bars, err);
+    ret = vfio_pci_bars_from(p->regions, p->id, snap, par.bars, err);
     if (ret < 0)
         goto fail;
+    if (par.layout) {
+        ret = layout_areas_check(p, par.layout, par.layout_name, err);
+        if (ret < 0)
+            goto fail;
+    }
     ret = vpci_cfg_new(&par, &p->cfg, err);
     if (ret < 0)
         goto fail;
     struct vpci_msix *m = vpci_cfg_msix(p->cfg);
     if (m)
         p->ntrap = vpci_msix_trap(m, p->trap, p->trap_bar);
-    map_areas(p, par.bars);
+    map_areas(p, vpci_cfg_desc(p->cfg)->bars, par.layout);
     const struct pci_func_desc *d = vpci_cfg_desc(p->cfg);
     ret = pci_bus_add(h->bus, devfn, d, &func_ops, p);
     if (ret < 0) {

@@ -43,6 +43,7 @@
 #include <stdint.h>
 
 #include "devices/pci/pci.h"
+#include "devices/vfio/vpci_layout.h"
 #include "devices/vfio/vpci_msix.h"
 #include "vmm/error.h"
 #include "vmm/gmem.h"
@@ -102,36 +103,49 @@ struct vfio_pci_host {
 
 struct vfio_pci;
 
+/* A layout file for a function (docs/VPCI_LAYOUT.md); `name` (the file)
+ * goes into error lines.  A NULL layout pointer: the built-in layout. */
+struct vfio_pci_layout {
+    const struct vpci_layout *layout;
+    const char *name;
+};
+
 /*
  * Put the function behind transport `ops`/`t` at `devfn` on h->bus: reads
  * region info (`regions`, VFIO_PCI_NREGIONS entries), IRQ counts
  * (irq_count[3]: INTx, MSI, MSI-X) and the config space, builds the view
- * and adds it.  Takes ownership of `t` (destroyed on failure too).  The
- * caller runs pci_bus_assign afterwards.  0 and *out, or -errno with `err`.
+ * and adds it.  With `lay` (NULL: none) the guest sees that layout, or
+ * creation fails with "vpci layout FILE: the device cannot honour it: ..."
+ * (WISP_EXIT_USAGE); its mmap areas must lie in the transport's, and only
+ * transport areas wholly inside them are mapped.  Takes ownership of `t`
+ * (destroyed on failure too).  The caller runs pci_bus_assign afterwards.
+ * 0 and *out, or -errno with `err`.
  */
 int vfio_pci_create(const struct vfio_pci_host *h, const char *id,
                     const struct vfio_pci_transport *ops, void *t,
                     const struct vfio_pci_region regions[VFIO_PCI_NREGIONS],
-                    const unsigned irq_count[3], unsigned devfn, struct vfio_pci **out,
-                    struct errbuf *err) __must_check;
+                    const unsigned irq_count[3], const struct vfio_pci_layout *lay, unsigned devfn,
+                    struct vfio_pci **out, struct errbuf *err) __must_check;
 
 /*
  * Kernel VFIO: `sysfs` is /sys/bus/pci/devices/DDDD:BB:DD.F; its
  * iommu_group link names /dev/vfio/N and its driver must be vfio-pci.
  * Opens the container, the kvm-vfio device, maps guest RAM, opens the
- * device and calls vfio_pci_create.  A path /dev/vfio/devices/vfioN
- * selects the iommufd transport instead (vfio_iommufd_open, kvm-vfio,
- * vfio_iommufd_attach, then the same steps).
+ * device and calls vfio_pci_create (with `lay`).  A path
+ * /dev/vfio/devices/vfioN selects the iommufd transport instead
+ * (vfio_iommufd_open, kvm-vfio, vfio_iommufd_attach, then the same steps).
  */
 int vfio_pci_create_kernel(const struct vfio_pci_host *h, const char *id, const char *sysfs,
-                           unsigned devfn, struct vfio_pci **out, struct errbuf *err) __must_check;
+                           const struct vfio_pci_layout *lay, unsigned devfn, struct vfio_pci **out,
+                           struct errbuf *err) __must_check;
 
 /*
  * vfio-user: connect to the server at `socket`, DMA_MAP every RAM region
- * with the memfd, and call vfio_pci_create.
+ * with the memfd, and call vfio_pci_create (with `lay`).
  */
 int vfio_pci_create_user(const struct vfio_pci_host *h, const char *id, const char *socket,
-                         unsigned devfn, struct vfio_pci **out, struct errbuf *err) __must_check;
+                         const struct vfio_pci_layout *lay, unsigned devfn, struct vfio_pci **out,
+                         struct errbuf *err) __must_check;
 
 /*
  * Check a sysfs device path for --device vfio before anything is opened:
@@ -140,6 +154,33 @@ int vfio_pci_create_user(const struct vfio_pci_host *h, const char *id, const ch
  * `err`.
  */
 int vfio_pci_sysfs_group(const char *sysfs, char *group_path, size_t cap,
+                         struct errbuf *err) __must_check;
+
+/*
+ * BAR descs from region sizes (`regions`, VFIO_PCI_NREGIONS) and the
+ * snapshot `cfg`'s BAR flag bits (I/O, 64-bit, prefetchable).  0, or
+ * -EINVAL naming device `id` for a size that is not a power of two.
+ */
+int vfio_pci_bars_from(const struct vfio_pci_region *regions, const char *id, const uint8_t *cfg,
+                       struct pci_bar_desc *bars, struct errbuf *err) __must_check;
+
+/*
+ * `wisp vpci derive` (vfio_pci_derive.c): write into *out the layout
+ * (docs/VPCI_LAYOUT.md) that, applied to this same function, presents what
+ * wisp presents without a layout.  Reads the config space, region and IRQ
+ * info through the transport and changes nothing on the device.  Takes
+ * ownership of `t`.  0, or -errno with `err`.
+ */
+int vfio_pci_derive(const struct vfio_pci_transport *ops, void *t,
+                    const struct vfio_pci_region regions[VFIO_PCI_NREGIONS],
+                    const unsigned irq_count[3], struct vpci_layout *out,
+                    struct errbuf *err) __must_check;
+
+/* vfio_pci_derive through kernel VFIO (the sysfs path, as --device vfio;
+ * no VM: no kvm-vfio device, no DMA mapping) or vfio-user (no DMA_MAP). */
+int vfio_pci_derive_kernel(const char *sysfs, struct vpci_layout *out,
+                           struct errbuf *err) __must_check;
+int vfio_pci_derive_user(const char *socket, struct vpci_layout *out,
                          struct errbuf *err) __must_check;
 
 /* Is the function's transport failed (reads all-ones)? */

@@ -113,8 +113,15 @@ int vfio_pci_sysfs_group(const char *sysfs, char *group_path, size_t cap, struct
     return 0;
 }
 
-int vfio_pci_create_kernel(const struct vfio_pci_host *h, const char *id, const char *sysfs,
-                           unsigned devfn, struct vfio_pci **out, struct errbuf *err)
+/*
+ * Resolve `sysfs`, open the container and the device and read region and
+ * IRQ info.  With `h` (a VM): the kvm-vfio device, guest RAM mapped and a
+ * device reset first; without (derive): none of those, nothing changes on
+ * the device.  0 and *out, or -errno with `err`.
+ */
+static int kern_open(const struct vfio_pci_host *h, const char *id, const char *sysfs,
+                     struct kern **out, struct vfio_pci_region *regions, unsigned irqs[3],
+                     struct errbuf *err)
 {
     char group[64];
     bool cdev = vfio_cdev_path(sysfs); /* /dev/vfio/devices/vfioN: iommufd */
@@ -127,36 +134,42 @@ int vfio_pci_create_kernel(const struct vfio_pci_host *h, const char *id, const 
     if (!k)
         return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
     k->c.fd = k->d.fd = k->kvm_dev_fd = -1;
+    /* Derive (no `h`) always talks to the real kernel. */
+    const struct vfio_sys_ops *sys = h ? h->sys : NULL;
+    void *sys_ctx = h ? h->sys_ctx : NULL;
     if (cdev)
-        ret = vfio_iommufd_open(&k->c, h->sys, h->sys_ctx, sysfs, err);
+        ret = vfio_iommufd_open(&k->c, sys, sys_ctx, sysfs, err);
     else
-        ret = vfio_container_open(&k->c, h->sys, h->sys_ctx, group, err);
+        ret = vfio_container_open(&k->c, sys, sys_ctx, group, err);
     if (ret < 0)
         goto fail;
-    ret = vfio_kvm_create(h->sys, h->sys_ctx, h->vm_fd, &k->kvm_dev_fd, err);
-    if (ret < 0)
-        goto fail;
-    /* kvm-vfio learns the group or cdev before the device is bound or taken (vfio.md §1.7). */
-    ret = vfio_kvm_add_group(&k->c, k->kvm_dev_fd, err);
-    if (ret < 0)
-        goto fail;
+    if (h) {
+        ret = vfio_kvm_create(h->sys, h->sys_ctx, h->vm_fd, &k->kvm_dev_fd, err);
+        if (ret < 0)
+            goto fail;
+        /* kvm-vfio learns the group or cdev before the device is bound or taken (vfio.md §1.7). */
+        ret = vfio_kvm_add_group(&k->c, k->kvm_dev_fd, err);
+        if (ret < 0)
+            goto fail;
+    }
     if (cdev) {
         ret = vfio_iommufd_attach(&k->c, err);
         if (ret < 0)
             goto fail;
     }
-    ret = vfio_dma_map_gmem(&k->c, h->mem, err);
-    if (ret < 0)
-        goto fail;
+    if (h) {
+        ret = vfio_dma_map_gmem(&k->c, h->mem, err);
+        if (ret < 0)
+            goto fail;
+    }
     ret = vfio_device_open(&k->d, &k->c, name, err);
     if (ret < 0)
         goto fail;
     /* A clean device: the guest's driver starts from reset state. */
-    if (vfio_device_reset(&k->d) < 0)
+    if (h && vfio_device_reset(&k->d) < 0)
         log_info("device %s: no VFIO reset; it starts as the host left it", id);
 
-    struct vfio_pci_region regions[VFIO_PCI_NREGIONS];
-    memset(regions, 0, sizeof(regions));
+    memset(regions, 0, VFIO_PCI_NREGIONS * sizeof(*regions));
     for (unsigned i = 0; i < VFIO_PCI_NREGIONS && i < VFIO_MAX_REGIONS; i++) {
         const struct vfio_region *r = &k->d.regions[i];
         if (i >= k->d.num_regions)
@@ -170,11 +183,36 @@ int vfio_pci_create_kernel(const struct vfio_pci_host *h, const char *id, const 
             regions[i].areas[a].size = r->areas[a].size;
         }
     }
-    unsigned irqs[3] = {0, 0, 0};
+    irqs[0] = irqs[1] = irqs[2] = 0;
     for (unsigned i = 0; i < 3 && i < k->d.num_irqs; i++)
         irqs[i] = k->d.irqs[i].flags & VFIO_IRQ_INFO_EVENTFD ? k->d.irqs[i].count : 0;
-    return vfio_pci_create(h, id, &kern_ops, k, regions, irqs, devfn, out, err);
+    *out = k;
+    return 0;
 fail:
     k_destroy(k);
     return ret;
+}
+
+int vfio_pci_create_kernel(const struct vfio_pci_host *h, const char *id, const char *sysfs,
+                           const struct vfio_pci_layout *lay, unsigned devfn, struct vfio_pci **out,
+                           struct errbuf *err)
+{
+    struct kern *k;
+    struct vfio_pci_region regions[VFIO_PCI_NREGIONS];
+    unsigned irqs[3];
+    int ret = kern_open(h, id, sysfs, &k, regions, irqs, err);
+    if (ret < 0)
+        return ret;
+    return vfio_pci_create(h, id, &kern_ops, k, regions, irqs, lay, devfn, out, err);
+}
+
+int vfio_pci_derive_kernel(const char *sysfs, struct vpci_layout *out, struct errbuf *err)
+{
+    struct kern *k;
+    struct vfio_pci_region regions[VFIO_PCI_NREGIONS];
+    unsigned irqs[3];
+    int ret = kern_open(NULL, "derive", sysfs, &k, regions, irqs, err);
+    if (ret < 0)
+        return ret;
+    return vfio_pci_derive(&kern_ops, k, regions, irqs, out, err);
 }

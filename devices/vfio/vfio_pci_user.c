@@ -50,29 +50,42 @@ static const struct vfio_pci_transport user_ops = {
     .destroy = u_destroy,
 };
 
-int vfio_pci_create_user(const struct vfio_pci_host *h, const char *id, const char *socket,
-                         unsigned devfn, struct vfio_pci **out, struct errbuf *err)
+/* DMA_MAP every RAM region of `mem` with its memfd (IOVA = GPA). */
+static int dma_map(struct vfio_user_client *c, const struct gmem *mem, const char *id,
+                   struct errbuf *err)
+{
+    struct vfio_user_dma_range r[GMEM_MAX_REGIONS];
+    for (unsigned i = 0; i < mem->nregions; i++)
+        r[i] = (struct vfio_user_dma_range){
+            .iova = mem->regions[i].gpa,
+            .size = mem->regions[i].size,
+            .fd = mem->fd,
+            .fd_offset = mem->regions[i].fd_offset,
+            .hva = mem->regions[i].hva,
+        };
+    int ret = vfio_user_client_dma_map(c, r, mem->nregions);
+    if (ret < 0)
+        return err_set(err, WISP_EXIT_FAILURE, -ret,
+                       "device %s: vfio-user DMA_MAP of guest RAM: %s", id, strerror(-ret));
+    return 0;
+}
+
+/*
+ * Connect to `socket`, DMA_MAP guest RAM (`mem`; NULL: none, for derive)
+ * and read region and IRQ info.  0 and *out, or -errno with `err`.
+ */
+static int user_open(const struct gmem *mem, const char *id, const char *socket,
+                     struct vfio_user_client **out, struct vfio_pci_region *regions,
+                     unsigned irqs[3], struct errbuf *err)
 {
     struct vfio_user_client *c = NULL;
     int ret = vfio_user_client_connect(socket, USER_TIMEOUT_MS, &c);
     if (ret < 0)
         return err_set(err, WISP_EXIT_USAGE, -ret, "device %s: cannot attach to vfio-user %s: %s",
                        id, socket, strerror(-ret));
-    struct vfio_user_dma_range r[GMEM_MAX_REGIONS];
-    for (unsigned i = 0; i < h->mem->nregions; i++)
-        r[i] = (struct vfio_user_dma_range){
-            .iova = h->mem->regions[i].gpa,
-            .size = h->mem->regions[i].size,
-            .fd = h->mem->fd,
-            .fd_offset = h->mem->regions[i].fd_offset,
-            .hva = h->mem->regions[i].hva,
-        };
-    ret = vfio_user_client_dma_map(c, r, h->mem->nregions);
-    if (ret < 0) {
-        err_set(err, WISP_EXIT_FAILURE, -ret, "device %s: vfio-user DMA_MAP of guest RAM: %s", id,
-                strerror(-ret));
+    ret = mem ? dma_map(c, mem, id, err) : 0;
+    if (ret < 0)
         goto fail;
-    }
     struct vfio_user_device_info di;
     ret = vfio_user_client_device_info(c, &di);
     if (ret < 0) {
@@ -80,8 +93,7 @@ int vfio_pci_create_user(const struct vfio_pci_host *h, const char *id, const ch
                 strerror(-ret));
         goto fail;
     }
-    struct vfio_pci_region regions[VFIO_PCI_NREGIONS];
-    memset(regions, 0, sizeof(regions));
+    memset(regions, 0, VFIO_PCI_NREGIONS * sizeof(*regions));
     for (unsigned i = 0; i < VFIO_PCI_NREGIONS && i < di.num_regions; i++) {
         struct vfio_user_region_info ri;
         ret = vfio_user_client_region_info(c, i, &ri);
@@ -94,15 +106,40 @@ int vfio_pci_create_user(const struct vfio_pci_host *h, const char *id, const ch
         regions[i].readable = ri.flags & VFIO_USER_REGION_F_READ;
         regions[i].writable = ri.flags & VFIO_USER_REGION_F_WRITE;
     }
-    unsigned irqs[3] = {0, 0, 0};
+    irqs[0] = irqs[1] = irqs[2] = 0;
     for (unsigned i = 0; i < 3 && i < di.num_irqs; i++) {
         struct vfio_user_irq_info ii;
         if (vfio_user_client_irq_info(c, i, &ii) == 0 && (ii.flags & VFIO_USER_IRQ_INFO_EVENTFD))
             irqs[i] = ii.count;
     }
-    (void)vfio_user_client_reset(c);
-    return vfio_pci_create(h, id, &user_ops, c, regions, irqs, devfn, out, err);
+    *out = c;
+    return 0;
 fail:
     vfio_user_client_destroy(c);
     return ret;
+}
+
+int vfio_pci_create_user(const struct vfio_pci_host *h, const char *id, const char *socket,
+                         const struct vfio_pci_layout *lay, unsigned devfn, struct vfio_pci **out,
+                         struct errbuf *err)
+{
+    struct vfio_user_client *c;
+    struct vfio_pci_region regions[VFIO_PCI_NREGIONS];
+    unsigned irqs[3];
+    int ret = user_open(h->mem, id, socket, &c, regions, irqs, err);
+    if (ret < 0)
+        return ret;
+    (void)vfio_user_client_reset(c);
+    return vfio_pci_create(h, id, &user_ops, c, regions, irqs, lay, devfn, out, err);
+}
+
+int vfio_pci_derive_user(const char *socket, struct vpci_layout *out, struct errbuf *err)
+{
+    struct vfio_user_client *c;
+    struct vfio_pci_region regions[VFIO_PCI_NREGIONS];
+    unsigned irqs[3];
+    int ret = user_open(NULL, "derive", socket, &c, regions, irqs, err);
+    if (ret < 0)
+        return ret;
+    return vfio_pci_derive(&user_ops, c, regions, irqs, out, err);
 }

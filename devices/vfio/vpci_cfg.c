@@ -10,50 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices/vfio/vpci_cfg_internal.h"
 #include "vmm/log.h"
 
-#define CFG_STATUS       0x06
-#define CFG_REVISION     0x08
-#define CFG_HEADER_TYPE  0x0e
-#define CFG_SUBSYS       0x2c
-#define CFG_CAP_PTR      0x34
-#define CFG_INT_PIN      0x3d
-#define HEADER_TYPE_MASK 0x7fU
-
-#define PM_LEN        8U
-#define PM_PMC        2U /* capabilities: PME support in bits 15:11 */
-#define PM_PMCSR      4U /* control/status: power state 1:0, PME_En 8, PME_Status 15 */
-#define EXP_V1_LEN    0x14U
-#define EXP_V2_LEN    0x3cU
-#define EXP_FLAGS     2U
-#define EXP_DEVCAP    4U
-#define EXP_DEVCTL    8U
-#define EXP_LNKCTL    0x10U
-#define EXP_DEVCTL2   0x28U
-#define EXP_FLR_CAP   (1U << 28) /* DevCap: function level reset */
-#define ROM_ADDR_MASK 0xfffff800U
-#define ROM_ENABLE    0x1U
-
-/* One capability kept in the guest's chain. */
-struct vcap {
-    uint8_t id, off, len;
-};
-
-struct vpci_cfg {
-    struct pci_func_desc desc;
-    uint8_t shadow[VPCI_CFG_LEGACY]; /* kept PM/PCIe caps; ids and next pointers */
-    uint8_t wmask[VPCI_CFG_LEGACY];  /* shadow bits the guest may change */
-    struct vcap caps[VPCI_CFG_MAX_CAPS];
-    unsigned ncaps;
-    bool has_msi, has_msix;
-    struct vpci_msi msi;
-    struct vpci_msix msix;
-    uint64_t rom_size;
-    uint32_t rom_reg;
-};
-
 /* A BAR the bus would take (the same rules as pci_bus_add's check). */
-static int bars_check(const struct pci_bar_desc *bars, struct errbuf *err)
+int vpci_cfg_bars_check(const struct pci_bar_desc *bars, struct errbuf *err)
 {
     for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
         const struct pci_bar_desc *b = &bars[i];
@@ -96,7 +57,7 @@ static int bars_check(const struct pci_bar_desc *bars, struct errbuf *err)
  * past the legacy space, or already visited, and after
  * VPCI_CFG_MAX_CAPS capabilities.  Fills offs[] in chain order.
  */
-static unsigned walk_caps(const uint8_t *cfg, uint8_t offs[VPCI_CFG_MAX_CAPS])
+unsigned vpci_cfg_walk_caps(const uint8_t *cfg, uint8_t offs[VPCI_CFG_MAX_CAPS])
 {
     uint64_t seen = 0; /* one bit per dword 0x40..0xfc */
     unsigned n = 0;
@@ -117,7 +78,7 @@ static unsigned walk_caps(const uint8_t *cfg, uint8_t offs[VPCI_CFG_MAX_CAPS])
 }
 
 /* The guest-visible length of capability `id` at `off`, 0 to hide it. */
-static unsigned cap_len(const uint8_t *cfg, uint8_t id, unsigned off)
+unsigned vpci_cfg_cap_len(const uint8_t *cfg, uint8_t id, unsigned off)
 {
     switch (id) {
     case VPCI_CAP_ID_PM:
@@ -149,24 +110,35 @@ static bool overlaps_kept(const struct vpci_cfg *v, unsigned off, unsigned len)
     return false;
 }
 
-/* Copy a PM or PCIe capability into the shadow, virtualising fields. */
-static void shadow_cap(struct vpci_cfg *v, const uint8_t *cfg, const struct vcap *c)
+/* Put `val` at capability byte `rel` of `buf` (the shadow or the write
+ * mask at the capability's offset) only if it lies inside the capability:
+ * a layout may cut a capability short, and the next one may follow. */
+static void put16_in(uint8_t *buf, const struct vcap *c, unsigned rel, uint16_t val)
 {
-    uint8_t *s = v->shadow + c->off;
-    memcpy(s, cfg + c->off, c->len);
+    if (rel + 2 <= c->len)
+        le16_put(buf + rel, val);
+}
+
+void vpci_cfg_shadow_cap(struct vpci_cfg *v, const uint8_t *src, const struct vcap *c)
+{
+    uint8_t *s = v->shadow + c->off, *w = v->wmask + c->off;
+    memcpy(s, src, c->len);
     if (c->id == VPCI_CAP_ID_PM) {
         /* No PME (wisp cannot deliver it); always D0, so BARs stay mapped. */
-        le16_put(s + PM_PMC, le16_get(s + PM_PMC) & 0x07ffU);
-        le16_put(s + PM_PMCSR, 0);
+        put16_in(s, c, PM_PMC, le16_get(src + PM_PMC) & 0x07ffU);
+        put16_in(s, c, PM_PMCSR, 0);
         return;
     }
+    if (c->id != VPCI_CAP_ID_EXP)
+        return;
     /* PCIe: no FLR (reset belongs to the transport); control registers
      * are the guest's scratch copy, never forwarded. */
-    le32_put(s + EXP_DEVCAP, le32_get(s + EXP_DEVCAP) & ~EXP_FLR_CAP);
-    le16_put(v->wmask + c->off + EXP_DEVCTL, 0x7fffU); /* not bit 15, Initiate FLR */
-    le16_put(v->wmask + c->off + EXP_LNKCTL, 0x0fcbU); /* not Link Disable, Retrain */
+    if (EXP_DEVCAP + 4 <= c->len)
+        le32_put(s + EXP_DEVCAP, le32_get(src + EXP_DEVCAP) & ~EXP_FLR_CAP);
+    put16_in(w, c, EXP_DEVCTL, 0x7fffU); /* not bit 15, Initiate FLR */
+    put16_in(w, c, EXP_LNKCTL, 0x0fcbU); /* not Link Disable, Retrain */
     if (c->len == EXP_V2_LEN)
-        le16_put(v->wmask + c->off + EXP_DEVCTL2, 0xffffU);
+        put16_in(w, c, EXP_DEVCTL2, 0xffffU);
 }
 
 /* Set up the MSI or MSI-X emulation for a found capability: false hides it. */
@@ -192,11 +164,11 @@ static bool irq_cap(struct vpci_cfg *v, const struct vpci_cfg_params *p, const s
 static void build_caps(struct vpci_cfg *v, const struct vpci_cfg_params *p)
 {
     uint8_t offs[VPCI_CFG_MAX_CAPS];
-    unsigned n = walk_caps(p->cfg, offs);
+    unsigned n = vpci_cfg_walk_caps(p->cfg, offs);
     for (unsigned i = 0; i < n; i++) {
         unsigned off = offs[i];
         uint8_t id = p->cfg[off];
-        unsigned len = cap_len(p->cfg, id, off);
+        unsigned len = vpci_cfg_cap_len(p->cfg, id, off);
         if (!len || off + len > VPCI_CFG_LEGACY || cap_kept(v, id) || overlaps_kept(v, off, len))
             continue; /* hidden, too long, a duplicate or overlapping: dropped */
         struct vcap c = {.id = id, .off = (uint8_t)off, .len = (uint8_t)len};
@@ -204,10 +176,15 @@ static void build_caps(struct vpci_cfg *v, const struct vpci_cfg_params *p)
             if (!irq_cap(v, p, &c))
                 continue;
         } else {
-            shadow_cap(v, p->cfg, &c);
+            vpci_cfg_shadow_cap(v, p->cfg + c.off, &c);
         }
         v->caps[v->ncaps++] = c;
     }
+    vpci_cfg_link_caps(v);
+}
+
+void vpci_cfg_link_caps(struct vpci_cfg *v)
+{
     for (unsigned i = 0; i < v->ncaps; i++) {
         v->shadow[v->caps[i].off] = v->caps[i].id;
         v->shadow[v->caps[i].off + 1] = i + 1 < v->ncaps ? v->caps[i + 1].off : 0;
@@ -228,12 +205,21 @@ int vpci_cfg_new(const struct vpci_cfg_params *p, struct vpci_cfg **out, struct 
                        "vpci: header type 0x%x is not a type-0 "
                        "function",
                        p->cfg[CFG_HEADER_TYPE] & HEADER_TYPE_MASK);
-    rc = bars_check(p->bars, err);
+    rc = vpci_cfg_bars_check(p->bars, err);
     if (rc < 0)
         return rc;
     struct vpci_cfg *v = calloc(1, sizeof(*v));
     if (!v)
         return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "vpci: out of memory");
+    if (p->layout) {
+        rc = vpci_cfg_layout_build(v, p, err);
+        if (rc < 0) {
+            vpci_cfg_free(v);
+            return rc;
+        }
+        *out = v;
+        return 0;
+    }
     const uint8_t *c = p->cfg;
     v->desc = (struct pci_func_desc){
         .vendor = le16_get(c),

@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "devices/pci/pci.h"
+#include "devices/vfio/vpci_layout.h"
 #include "devices/vfio/vpci_msix.h"
 #include "vmm/error.h"
 #include "vmm/util.h"
@@ -62,6 +63,14 @@ struct vpci_cfg_params {
     struct vpci_msi_window win; /* valid MSI addresses (arch) */
     const struct vpci_irq_ops *irq_ops;
     void *irq_opaque;
+    /*
+     * A layout file (docs/VPCI_LAYOUT.md), or NULL for the built-in layout
+     * derived from the device.  With one, the guest sees exactly the
+     * layout; the device (cfg, bars, rom_size, the vector counts, intx)
+     * must be able to back it or vpci_cfg_new refuses.  Not kept.
+     */
+    const struct vpci_layout *layout;
+    const char *layout_name; /* the file, for error lines */
 };
 
 struct vpci_cfg;
@@ -72,8 +81,10 @@ struct vpci_cfg;
  * dword-aligned, past 0xff, or seen before, or after VPCI_CFG_MAX_CAPS
  * capabilities; what was found until then is kept (and the truncation
  * logged), so a device with a broken list still works without the rest.
- * Returns 0 and *out, or -EINVAL (bad params, bad BARs: reason in `err`),
- * -ENOTSUP (header type not 0), -ENOMEM.
+ * With p->layout, the layout replaces all of that (vpci_cfg_layout.c).
+ * Returns 0 and *out, or -EINVAL (bad params, bad BARs, a layout the
+ * device cannot honour: reason in `err`), -ENOTSUP (header type not 0),
+ * -ENOMEM.
  */
 int vpci_cfg_new(const struct vpci_cfg_params *p, struct vpci_cfg **out,
                  struct errbuf *err) __must_check;
@@ -105,6 +116,15 @@ void vpci_cfg_write(struct vpci_cfg *v, unsigned off, unsigned len, uint32_t val
 /* The MSI-X / MSI emulation, or NULL when the capability is hidden. */
 struct vpci_msix *vpci_cfg_msix(struct vpci_cfg *v);
 struct vpci_msi *vpci_cfg_msi(struct vpci_cfg *v);
+
+/*
+ * The layout (docs/VPCI_LAYOUT.md) of what `v` presents: its IDs, class,
+ * pin, BARs (no mmap areas: the transport's business), ROM and chain, with
+ * PM/PCIe/other kept capabilities as passthrough and MSI/MSI-X as emulated
+ * with the form and vector counts the guest sees.  Applied to the same
+ * device, it presents the same config space.  Returns 0.
+ */
+int vpci_cfg_to_layout(struct vpci_cfg *v, struct vpci_layout *out);
 
 /* Offset of the kept capability `id` in the guest's chain, 0 if none. */
 unsigned vpci_cfg_cap_offset(const struct vpci_cfg *v, uint8_t id);

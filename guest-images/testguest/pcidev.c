@@ -9,7 +9,9 @@
  *
  * Devices known: QEMU's edu (1234:11e8; ID, liveness, factorial, DMA into
  * its buffer and back, MSI) and wisp's vfio-user test server (1b36:10f7;
- * ID, scratch, DMA engine with checksum, MSI-X vector 0).
+ * ID, scratch, DMA engine with checksum, MSI-X vector 0).  The config
+ * space it found is printed first (dump_cfg), so host tests can check that
+ * a layout file gave the guest exactly what it says.
  */
 #include "guest.h"
 #include "virtio.h"
@@ -231,6 +233,26 @@ static void test_wispdev(u32 devfn, u64 bar)
     }
 }
 
+/*
+ * What the guest sees of the function's config space, for the host's
+ * checks of layout files (docs/VPCI_LAYOUT.md): subsystem and class, the
+ * capability chain as the guest walks it, and every dword of 0x40-0xff.
+ */
+static void dump_cfg(u32 devfn)
+{
+    u32 ss = cfg_read(devfn, 0x2c);
+    SAY("pcidev: subsystem %04x:%04x class %06x", ss & 0xffff, ss >> 16, cfg_read(devfn, 8) >> 8);
+    u32 p = cfg_read(devfn, 4) >> 16 & 0x10 ? cfg_read(devfn, 0x34) & 0xff : 0;
+    for (int hops = 0; p >= 0x40 && p < 0x100 && !(p & 3) && hops < 48; hops++) {
+        u32 w = cfg_read(devfn, p);
+        SAY("pcidev: cap 0x%02x id 0x%02x", p, w & 0xff);
+        p = w >> 8 & 0xff;
+    }
+    for (u32 off = 0x40; off < 0x100; off += 16)
+        SAY("pcidev: cfg 0x%02x: %08x %08x %08x %08x", off, cfg_read(devfn, off),
+            cfg_read(devfn, off + 4), cfg_read(devfn, off + 8), cfg_read(devfn, off + 12));
+}
+
 void test_pcidev(void)
 {
     for (u32 devfn = 0; devfn < 256; devfn++) {
@@ -243,6 +265,7 @@ void test_pcidev(void)
             bar |= (u64)cfg_read(devfn, 0x14) << 32;
         SAY("pcidev: %04x:%04x at 00:%02x.%u, BAR0 0x%lx", id & 0xffff, id >> 16, devfn >> 3,
             devfn & 7, bar);
+        dump_cfg(devfn);
         if (!check("pcidev_bar0", bar != 0 && !(bar0 & 1), "BAR0 register 0x%08x", bar0))
             return;
         u32 cmd = cfg_read(devfn, 4) & 0xffff;

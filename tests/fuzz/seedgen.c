@@ -432,5 +432,6 @@ int main(int argc, char **argv)
     sg_x86_state_seeds();
     sg_stream_seeds();
     sg_vpci_seeds();
+    sg_vpci_layout_seeds();
     return 0;
 }

@@ -52,4 +52,7 @@ void sg_stream_seeds(void);
 /* Seeds of the passthrough config space target (seedgen_vpci.c). */
 void sg_vpci_seeds(void);
 
+/* Seeds of the vPCI layout parser target (seedgen_vpci.c). */
+void sg_vpci_layout_seeds(void);
+
 #endif /* TESTS_FUZZ_SEEDGEN_H */

@@ -3,7 +3,8 @@
  * config space (PCIe, vendor, PM, MSI-X, MSI in an odd order) with a guest
  * that enables MSI-X and MSI the way Linux does, and a snapshot whose
  * capability list loops.  Input layout: u8 setup | 256 snapshot bytes |
- * program.
+ * program.  Also the seeds of the vpci_layout target (fuzz_vpci_layout.c):
+ * layout files, two valid ones and one with an error.
  */
 #include "tests/fuzz/fuzz.h"
 #include "tests/fuzz/seedgen.h"
@@ -91,4 +92,32 @@ void sg_vpci_seeds(void)
     sg_op(&b, FZ_OP_WRITE, bar0, 0x2002, 8, 0);
     sg_emit("vpci_cfg", "loop-odd", &b);
     sg_free(&b);
+}
+
+/* Seeds of the vpci_layout target (fuzz_vpci_layout.c): layout files. */
+void sg_vpci_layout_seeds(void)
+{
+    static const char *const seeds[][2] = {
+        {"edu", "# edu with a changed subsystem\n"
+                "wisp-vpci-layout 1\nid 0x1234 0x11e8\nsubsystem 0x1af4 0x1100\n"
+                "revision 0x10\nclass 0x00ff00\nintx 1\nrom absent\n"
+                "bar 0 mem32 0x100000 mmap=0x0+0x1000\n"
+                "cap 0x40 msi 0x0e emulated vectors=1 64bit\n"
+                "cap 0x50 pcie 0x3c passthrough\nfield 0x0c 4 fixed 11000000\n"
+                "cap 0x90 pm 0x08 passthrough\n"
+                "cap 0x98 0x1b 0x08 synthesised data=000000000000\nhidden 0xa0 0x60\n"},
+        {"msix", "wisp-vpci-layout 1\nid 0x8086 0x10fb\nsubsystem 0 0\nrevision 1\n"
+                 "class 0x020000\nintx 0\nrom 0x10000\nbar 0 mem64 0x4000 prefetchable\n"
+                 "bar 2 mem32 0x1000\nbar 4 io 0x20\n"
+                 "cap 0x70 msix 12 emulated vectors=8 table=0:0x2000 pba=0:0x3000\n"
+                 "cap 0x40 pm 8 passthrough\nfield 6 2 fixed 0000\n"
+                 "cap 0x48 msi 0x18 emulated vectors=32 64bit maskable\n"},
+        {"error", "wisp-vpci-layout 1\nid 0x1234 0x11e8\nbar 0 mem32 0x3000\n"},
+    };
+    for (unsigned i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+        struct sg_buf b = {0};
+        sg_str(&b, seeds[i][1]);
+        sg_emit("vpci_layout", seeds[i][0], &b);
+        sg_free(&b);
+    }
 }

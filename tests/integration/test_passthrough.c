@@ -3,12 +3,16 @@
  * test=pcidev driver finds the passed-through function on bus 0, uses its
  * BAR, runs a DMA from guest RAM and back and takes its MSI/MSI-X.
  *
- *   passthrough_edu: QEMU's edu device through kernel VFIO.  Needs the
- *     testbed's L1 with edu bound to vfio-pci: tests/testbed/vfio/run sets
- *     WISP_EDU_BDF after bind-edu; without it the test is skipped.
+ *   passthrough_edu: QEMU's edu device through kernel VFIO, also with a
+ *     layout derived from it (`wisp vpci derive --vfio`) and edited.  Needs
+ *     the testbed's L1 with edu bound to vfio-pci: tests/testbed/vfio/run
+ *     sets WISP_EDU_BDF after bind-edu; without it the tests are skipped.
  *   passthrough_user: wisp's vfio-user test server (needs only KVM): the
  *     device, a masked vector's held interrupt, the server dying mid-run,
- *     and a snapshot refused (the PCI bus cannot be saved).
+ *     a snapshot refused (the PCI bus cannot be saved), and layout files:
+ *     `wisp vpci derive`, edited (subsystem, a synthesised capability, a
+ *     hidden range) and presented to the guest exactly; a layout the device
+ *     cannot honour refused with one line and exit 2.
  *   passthrough_cli: bad --device vfio input refused before /dev/kvm, and
  *     the iommufd form (/dev/vfio/devices/vfioN) on a host without IOMMUFD.
  */
@@ -62,6 +66,50 @@ Test(passthrough_edu, kernel_vfio, .timeout = 180)
     ASSERT_ERR(&r, "BAR0 0xc0000000+0x100000 as memory slot");
     ASSERT_STATUS(&r, GUEST_PASS);
     proc_result_free(&r);
+}
+
+/* The layout derived from edu through kernel VFIO, with another subsystem
+ * and a hidden range, presented to the guest; edu still works through it. */
+Test(passthrough_edu, layout, .timeout = 240)
+{
+    const char *bdf = getenv("WISP_EDU_BDF");
+    if (!bdf || !bdf[0])
+        cr_skip_test("WISP_EDU_BDF unset: run through tests/testbed/vfio/run");
+    char sysfs[128], path[64], dev[256], text[4096], edited[4400];
+    snprintf(sysfs, sizeof(sysfs), "/sys/bus/pci/devices/%s", bdf);
+    snprintf(path, sizeof(path), "/tmp/wisp-edu-%d.layout", (int)getpid());
+    struct proc_result r;
+    wisp_run(&r, NULL, NULL, "vpci", "derive", "--vfio", sysfs, "-o", path, NULL);
+    ASSERT_STATUS(&r, 0);
+    proc_result_free(&r);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    fprintf(stderr, "derived from edu:\n%s\n", text);
+    cr_assert(strstr(text, "id 0x1234 0x11e8\n"), "%s", text);
+    cr_assert(strstr(text, " msi "), "no MSI capability:\n%s", text);
+    char *ss = strstr(text, "subsystem ");
+    cr_assert_not_null(ss);
+    memcpy(ss, "subsystem 0x1af4 0x0043", 23);
+    snprintf(edited, sizeof(edited), "%shidden 0xf0 0x10\n", text);
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    cr_assert_geq(fputs(edited, f), 0);
+    fclose(f);
+    snprintf(dev, sizeof(dev), "vfio,path=%s,id=edu,layout=%s", sysfs, path);
+    wisp_run(&r, NULL, NULL, "run", "--kernel", guest_elf(), "--pci", "on", "--device", dev,
+             "--debug-exit", "--cmdline", "test=pcidev", NULL);
+    fprintf(stderr, "passthrough_edu layout guest output:\n%s\n", r.out);
+    ASSERT_OUT(&r, "pcidev: 1234:11e8 at 00:01.0");
+    ASSERT_OUT(&r, "pcidev: subsystem 1af4:0043");
+    ASSERT_OUT(&r, "pcidev: cfg 0xf0: 00000000 00000000 00000000 00000000\n");
+    ASSERT_OUT(&r, "check edu_dma ok");
+    ASSERT_OUT(&r, "check edu_msi ok");
+    ASSERT_STATUS(&r, GUEST_PASS);
+    proc_result_free(&r);
+    unlink(path);
 }
 
 /* ---- vfio-user ------------------------------------------------------------------------------ */
@@ -249,4 +297,104 @@ Test(passthrough_cli, vfio_user_no_server, .timeout = 30)
     ASSERT_STATUS(&r, 2);
     ASSERT_ERR(&r, "/nonexistent-wisp-pt.sock");
     proc_result_free(&r);
+}
+
+/* ---- layout files (docs/VPCI_LAYOUT.md) ----------------------------------------------------- */
+
+/* Derive the server's layout with `wisp vpci derive` into `path` (the
+ * server serves one client: it is started again afterwards). */
+static void derive_layout(const char *path, char *text, size_t cap)
+{
+    start_server(NULL);
+    struct proc_result r;
+    wisp_run(&r, NULL, NULL, "vpci", "derive", "--vfio-user", sock_path, "-o", path, NULL);
+    ASSERT_STATUS(&r, 0);
+    proc_result_free(&r);
+    stop_server();
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(text, 1, cap - 1, f);
+    fclose(f);
+    text[n] = '\0';
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    cr_assert_geq(fputs(text, f), 0);
+    fclose(f);
+}
+
+/* Derived, edited (subsystem, a synthesised capability, a hidden range),
+ * presented: the guest sees exactly the edited layout and the device
+ * still works through it. */
+Test(passthrough_user, layout_derive_edit_present, .timeout = 180)
+{
+    char path[64], text[4096], edited[4400];
+    snprintf(path, sizeof(path), "/tmp/wisp-pt-%d.layout", (int)getpid());
+    derive_layout(path, text, sizeof(text));
+    cr_assert(strstr(text, "id 0x1b36 0x10f7\n"), "%s", text);
+    cr_assert(strstr(text, "cap 0x40 msix 0x0c emulated vectors=4 table=0:0x800 pba=0:0xc00\n"),
+              "%s", text);
+    char *ss = strstr(text, "subsystem ");
+    cr_assert_not_null(ss);
+    memcpy(ss, "subsystem 0x1af4 0x0042", 23);
+    snprintf(edited, sizeof(edited),
+             "%s# edited: a PASID-like capability the device lacks, and hidden bytes\n"
+             "cap 0x50 0x1b 0x08 synthesised data=0100a1b2c3d4\n"
+             "hidden 0x58 0xa8\n",
+             text);
+    write_text(path, edited);
+
+    start_server(NULL);
+    char dev[256];
+    snprintf(dev, sizeof(dev), "vfio-user,socket=%s,layout=%s", sock_path, path);
+    struct proc_result r;
+    wisp_run(&r, NULL, NULL, "run", "--kernel", guest_elf(), "--pci", "on", "--device", dev,
+             "--debug-exit", "--cmdline", "test=pcidev", NULL);
+    fprintf(stderr, "layout guest output:\n%s\n", r.out);
+    ASSERT_OUT(&r, "pcidev: 1b36:10f7 at 00:01.0");
+    ASSERT_OUT(&r, "pcidev: subsystem 1af4:0042 class ff0000");
+    ASSERT_OUT(&r, "pcidev: cap 0x40 id 0x11\n");
+    ASSERT_OUT(&r, "pcidev: cap 0x50 id 0x1b\n");
+    ASSERT_OUT(&r, "pcidev: cfg 0x50: 0001001b d4c3b2a1 00000000 00000000\n");
+    for (unsigned off = 0x60; off < 0x100; off += 16) {
+        char line[96];
+        snprintf(line, sizeof(line), "pcidev: cfg 0x%02x: 00000000 00000000 00000000 00000000\n",
+                 off);
+        ASSERT_OUT(&r, line);
+    }
+    ASSERT_OUT(&r, "check wispdev_dma ok");
+    ASSERT_OUT(&r, "check wispdev_msix ok");
+    ASSERT_STATUS(&r, GUEST_PASS);
+    proc_result_free(&r);
+    unlink(path);
+}
+
+/* A layout the device cannot honour: one line, exit 2, no guest. */
+Test(passthrough_user, layout_refused, .timeout = 120)
+{
+    char path[64], text[4096];
+    snprintf(path, sizeof(path), "/tmp/wisp-pt-%d.layout", (int)getpid());
+    derive_layout(path, text, sizeof(text));
+    char *v = strstr(text, "vectors=4");
+    cr_assert_not_null(v);
+    v[8] = '8';
+    write_text(path, text);
+    start_server(NULL);
+    char dev[256], want[256];
+    snprintf(dev, sizeof(dev), "vfio-user,socket=%s,layout=%s", sock_path, path);
+    struct proc_result r;
+    wisp_run(&r, NULL, NULL, "run", "--kernel", guest_elf(), "--pci", "on", "--device", dev,
+             "--debug-exit", "--cmdline", "test=pcidev", NULL);
+    snprintf(want, sizeof(want),
+             "wisp: error: vpci layout %s: the device cannot honour it: it offers 4 MSI-X "
+             "vectors, the layout wants 8\n",
+             path);
+    ASSERT_ERR(&r, want);
+    ASSERT_STATUS(&r, 2);
+    cr_assert(!strstr(r.out, "pcidev:"), "the guest ran:\n%s", r.out);
+    proc_result_free(&r);
+    unlink(path);
 }

@@ -447,3 +447,21 @@ Test(config, passthrough_devices)
     cr_assert(strstr(e.msg, "has no option 'path'"), "%s", e.msg);
     config_free(&c);
 }
+
+/* layout=FILE on passthrough devices only (docs/VPCI_LAYOUT.md). */
+Test(config, passthrough_layout)
+{
+    struct vm_config c;
+    struct errbuf e = {0};
+    config_init(&c);
+    cr_assert_eq(config_add_device(&c, "vfio-user,socket=/run/d.sock,layout=/etc/d.layout", &e), 0,
+                 "%s", e.msg);
+    cr_assert_str_eq(c.devices[0].layout, "/etc/d.layout");
+    cr_assert_eq(config_add_device(&c, "vfio,path=/sys/bus/pci/devices/0000:00:03.0,layout=l", &e),
+                 0, "%s", e.msg);
+    cr_assert_str_eq(c.devices[1].layout, "l");
+    cr_assert_null(c.devices[1].socket);
+    cr_assert_lt(config_add_device(&c, "rng,layout=l", &e), 0);
+    cr_assert(strstr(e.msg, "has no option 'layout'"), "%s", e.msg);
+    config_free(&c);
+}

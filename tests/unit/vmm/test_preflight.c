@@ -1,7 +1,7 @@
 /*
  * preflight_check(): each input problem is caught before KVM, as exit
- * status 2 with the path in the message, and a good configuration passes
- * without creating anything.
+ * status 2 with the path in the message (a layout file's errors with its
+ * line), and a good configuration passes without creating anything.
  */
 #include "vmm/preflight.h"
 
@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "tests/lib/x86_images.h"
@@ -156,4 +158,29 @@ Test(preflight, device_limits)
     cr_assert_lt(config_add_device(&cfg, "rng", &err), 0);
     cr_assert(strstr(err.msg, "at most 16 devices"), "%s", err.msg);
     cr_assert_eq(cfg.ndevices, 16);
+}
+
+/* A vfio-user device's layout= file is parsed before KVM: its errors name
+ * file:line with exit status 2. */
+Test(preflight, layout_file_errors)
+{
+    char sock[96], lay[96], dev[256];
+    snprintf(sock, sizeof(sock), "%s/dev.sock", dir);
+    snprintf(lay, sizeof(lay), "%s/dev.layout", dir);
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", sock);
+    cr_assert_eq(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+    static const char bad[] = "wisp-vpci-layout 1\nid 0x1234 0x11e8\nbar 0 mem32 0x3000\n";
+    write_file(lay, bad, strlen(bad));
+    snprintf(dev, sizeof(dev), "vfio-user,socket=%s,layout=%s", sock, lay);
+    cr_assert_eq(config_set(&cfg, "device", dev, &err), 0, "%s", err.msg);
+    char want[160];
+    snprintf(want, sizeof(want), "vpci layout %s:3: bar 0: size 0x3000 is not a power of two", lay);
+    expect_usage(want);
+    unlink(lay);
+    memset(&err, 0, sizeof(err));
+    expect_usage("cannot open");
+    close(s);
+    unlink(sock);
 }

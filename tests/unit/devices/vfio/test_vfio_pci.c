@@ -5,16 +5,19 @@
  * cut out and go again when decode is turned off; the command register's
  * decode and bus-master bits reach the device with INTx kept disabled;
  * trapped accesses reach the transport, MSI-X table accesses never do; a
- * failed transport reads all-ones and drops writes.
+ * failed transport reads all-ones and drops writes; a layout's mmap areas
+ * decide what is mapped and one the transport cannot map is refused.
  */
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "devices/pci/pci.h"
 #include "devices/vfio/vfio_pci.h"
+#include "devices/vfio/vpci_layout.h"
 #include "vmm/irq_routing.h"
 
 #define DF       PCI_DEVFN(1, 0)
@@ -153,6 +156,22 @@ static void put32(unsigned off, uint32_t v)
     memcpy(fk.cfg + off, &v, 4);
 }
 
+/* The fake function at `devfn` with `nareas` (0 or 1) mmap areas in BAR0. */
+static int create(const struct vfio_pci_layout *lay, unsigned devfn, unsigned nareas,
+                  struct vfio_pci **out, struct errbuf *err)
+{
+    struct vfio_pci_host h = {
+        .bus = bus, .routing = rt, .vm_fd = -1, .svc = &svc, .win = {0xfee00000ULL, 0x100000}};
+    struct vfio_pci_region reg[VFIO_PCI_NREGIONS];
+    memset(reg, 0, sizeof(reg));
+    reg[0] = (struct vfio_pci_region){
+        .size = BAR_SIZE, .readable = true, .writable = true, .nareas = nareas};
+    reg[0].areas[0].size = BAR_SIZE;
+    reg[VFIO_PCI_CFG_INDEX].size = 256;
+    unsigned irqs[3] = {0, 0, 4};
+    return vfio_pci_create(&h, "t", &fops, &fk, reg, irqs, lay, devfn, out, err);
+}
+
 /* 1b36:10f7 with a 16 KiB BAR0 and MSI-X (4 vectors, table 0x2000, PBA 0x2800). */
 static void setup(void)
 {
@@ -184,7 +203,8 @@ static void setup(void)
     reg[VFIO_PCI_CFG_INDEX].size = 256;
     unsigned irqs[3] = {0, 0, 4};
     struct errbuf err = {0};
-    cr_assert_eq(vfio_pci_create(&h, "t", &fops, &fk, reg, irqs, DF, &pt, &err), 0, "%s", err.msg);
+    cr_assert_eq(vfio_pci_create(&h, "t", &fops, &fk, reg, irqs, NULL, DF, &pt, &err), 0, "%s",
+                 err.msg);
     cr_assert_eq(pci_bus_assign(bus, &err), 0, "%s", err.msg);
 }
 
@@ -265,4 +285,68 @@ Test(vfio_pci, destroy_frees_the_transport)
     vfio_pci_destroy(pt);
     pt = NULL;
     cr_assert(fk.destroyed);
+}
+
+/* A layout's mmap areas decide what is mapped; one the transport cannot map
+ * is refused. */
+Test(vfio_pci, layout_mmap_areas)
+{
+    static const char head[] = "wisp-vpci-layout 1\nid 0x1af4 0x1234\nsubsystem 0 0\nrevision 0\n"
+                               "class 0xff0000\nintx 0\nrom absent\n"
+                               "cap 0x40 msix 12 emulated vectors=4 table=0:0x2000 pba=0:0x2800\n";
+    char text[512];
+    struct vpci_layout l;
+    struct errbuf err = {0};
+    struct vfio_pci *p2 = NULL;
+    struct vfio_pci_layout lay = {.layout = &l, .name = "t.layout"};
+
+    memset(&err, 0, sizeof(err));
+    snprintf(text, sizeof(text), "%sbar 0 mem32 0x4000 mmap=0x0+0x1000\n", head);
+    cr_assert_eq(vpci_layout_parse(text, strlen(text), "t.layout", &l, &err), 0, "%s", err.msg);
+    unsigned before = fk.nslots;
+    cr_assert_eq(create(&lay, PCI_DEVFN(2, 0), 1, &p2, &err), 0, "%s", err.msg);
+    cr_assert_eq(pci_bus_assign(bus, &err), 0, "%s", err.msg);
+    cr_expect_eq(fk.nslots, before, "a transport area larger than the layout's is not mapped");
+    uint64_t gpa;
+    cr_assert(pci_bar_mapped(bus, PCI_DEVFN(2, 0), 0, &gpa));
+    void *h = pci_window_handle(bus, PCI_SPACE_MEM, W32);
+    uint32_t v = 0;
+    unsigned reads = fk.bar_reads;
+    pci_window_read(h, gpa - W32, &v, 4);
+    cr_expect_eq(v, 0x77697370U, "trapped and forwarded instead");
+    cr_expect_eq(fk.bar_reads, reads + 1);
+    cr_expect_eq(pci_cfg_read(bus, PCI_DEVFN(2, 0), 0, 4), 0x12341af4U, "the layout's ids");
+    vfio_pci_destroy(p2);
+
+    memset(&err, 0, sizeof(err));
+    p2 = NULL;
+    cr_assert_eq(create(&lay, PCI_DEVFN(2, 0), 0, &p2, &err), -EINVAL);
+    cr_expect_null(p2);
+    cr_expect_str_eq(err.msg, "vpci layout t.layout: the device cannot honour it: BAR0 mmap area "
+                              "0x0+0x1000 is not one the transport can map");
+    cr_expect_eq(err.exit_code, WISP_EXIT_USAGE);
+}
+
+/* derive over a transport that can mmap: its area minus the MSI-X page. */
+Test(vfio_pci, derive_mmap_areas_skip_the_msix_page)
+{
+    struct vfio_pci_region reg[VFIO_PCI_NREGIONS];
+    memset(reg, 0, sizeof(reg));
+    reg[0] = (struct vfio_pci_region){.size = BAR_SIZE, .readable = true, .nareas = 1};
+    reg[0].areas[0].size = BAR_SIZE;
+    reg[VFIO_PCI_CFG_INDEX].size = 256;
+    unsigned irqs[3] = {0, 0, 4};
+    struct vpci_layout l;
+    struct errbuf err = {0};
+    cr_assert_eq(vfio_pci_derive(&fops, &fk, reg, irqs, &l, &err), 0, "%s", err.msg);
+    cr_assert_eq(l.bars[0].nmmap, 2);
+    cr_expect_eq(l.bars[0].mmap[0].off, 0);
+    cr_expect_eq(l.bars[0].mmap[0].len, 0x2000);
+    cr_expect_eq(l.bars[0].mmap[1].off, 0x3000);
+    cr_expect_eq(l.bars[0].mmap[1].len, 0x1000);
+    cr_expect_eq(l.vendor, 0x1b36);
+    char text[4096];
+    int n = vpci_layout_write(&l, text, sizeof(text));
+    cr_assert_gt(n, 0);
+    cr_expect_eq(vpci_layout_parse(text, (size_t)n, "derived", &l, &err), 0, "%s", err.msg);
 }

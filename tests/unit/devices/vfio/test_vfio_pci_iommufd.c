@@ -85,7 +85,7 @@ static int create(struct vfio_pci **pt, struct errbuf *err)
                               .win = {0xfee00000ULL, 0x100000},
                               .sys = &fake_iommufd_ops,
                               .sys_ctx = &f};
-    return vfio_pci_create_kernel(&h, "pt0", FAKE_IOMMUFD_CDEV, PCI_DEVFN(1, 0), pt, err);
+    return vfio_pci_create_kernel(&h, "pt0", FAKE_IOMMUFD_CDEV, NULL, PCI_DEVFN(1, 0), pt, err);
 }
 
 Test(vfio_pci_iommufd, create_and_destroy)
