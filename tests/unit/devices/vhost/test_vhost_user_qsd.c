@@ -28,9 +28,9 @@
 
 #include "devices/vhost/vhost_user.h"
 #include "devices/virtio/virtio.h"
+#include "tests/lib/qsd_peer.h"
 #include "tests/lib/virtq_builder.h"
 
-#define QSD          "/usr/bin/qemu-storage-daemon"
 #define IMG_BYTES    (1024 * 1024)
 #define SECTOR       512
 #define QSIZE        16
@@ -38,50 +38,14 @@
 #define BLK_T_OUT    1
 #define BLK_CFG_SIZE 60 /* struct virtio_blk_config up to write_zeroes fields, as qsd reports */
 
-static char dir[64], img[96], sock[96];
-static pid_t qsd = -1;
+static struct qsd_peer p;
 static struct vqb b;
 static struct vhu_conn c;
 static int kick = -1, call = -1;
 
-static void start_qsd(void)
-{
-    char bd[256], ex[256];
-    snprintf(bd, sizeof(bd), "driver=file,node-name=d,filename=%s", img);
-    snprintf(ex, sizeof(ex),
-             "type=vhost-user-blk,id=e,node-name=d,addr.type=unix,addr.path=%s,writable=on", sock);
-    qsd = fork();
-    cr_assert_geq(qsd, 0);
-    if (qsd == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 1);
-        execl(QSD, QSD, "--blockdev", bd, "--export", ex, (char *)NULL);
-        _exit(127);
-    }
-    /* Wait (bounded) for the socket to appear. */
-    for (int i = 0; i < 200; i++) {
-        struct stat st;
-        if (stat(sock, &st) == 0)
-            return;
-        int status;
-        cr_assert_eq(waitpid(qsd, &status, WNOHANG), 0, "qemu-storage-daemon exited early");
-        usleep(25000);
-    }
-    cr_assert_fail("qemu-storage-daemon did not create %s", sock);
-}
-
 static void setup(void)
 {
-    cr_assert_eq(access(QSD, X_OK), 0, QSD " is missing: run scripts/setup.sh");
-    strcpy(dir, "/tmp/wisp-vhu-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(img, sizeof(img), "%s/disk.img", dir);
-    snprintf(sock, sizeof(sock), "%s/vub.sock", dir);
-    int fd = open(img, O_CREAT | O_RDWR | O_TRUNC, 0600);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(ftruncate(fd, IMG_BYTES), 0);
-    close(fd);
-    start_qsd();
+    qsd_peer_start(&p, IMG_BYTES);
     vqb_init(&b, VQB_ONE_REGION, QSIZE, 256);
     kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -91,16 +55,10 @@ static void setup(void)
 static void teardown(void)
 {
     vhu_disconnect(&c);
-    if (qsd > 0) {
-        kill(qsd, SIGTERM);
-        waitpid(qsd, NULL, 0);
-    }
+    qsd_peer_stop(&p);
     vqb_fini(&b);
     close(kick);
     close(call);
-    unlink(sock);
-    unlink(img);
-    rmdir(dir);
 }
 
 TestSuite(vhost_user_qsd, .init = setup, .fini = teardown, .timeout = 30);
@@ -113,7 +71,7 @@ static uint64_t hva(gpa_t gpa, uint64_t len)
 /* Connect, handshake, config, features, memory table, ring 0 started. */
 static void bring_up(void)
 {
-    cr_assert_eq(vhu_connect(&c, sock, 3000), 0);
+    cr_assert_eq(vhu_connect(&c, p.sock, 3000), 0);
     cr_assert_eq(vhu_handshake(&c), 0);
     cr_assert(vhu_has_protocol(&c, VHU_PF_CONFIG));
     cr_assert(vhu_has_protocol(&c, VHU_PF_REPLY_ACK));
@@ -141,8 +99,8 @@ static void kick_and_wait(uint16_t want)
     uint64_t one = 1;
     cr_assert_eq(write(kick, &one, 8), 8);
     for (int i = 0; i < 100 && vqb_used_idx(&b) != want; i++) {
-        struct pollfd p = {.fd = call, .events = POLLIN};
-        if (poll(&p, 1, 100) == 1) {
+        struct pollfd pfd = {.fd = call, .events = POLLIN};
+        if (poll(&pfd, 1, 100) == 1) {
             uint64_t v;
             cr_assert_eq(read(call, &v, 8), 8);
         }
@@ -193,7 +151,7 @@ Test(vhost_user_qsd, write_read_through_the_ring_and_check_the_image)
     cr_assert_eq(base, 2);
 
     /* The image from the host: the sectors written, zeros around them. */
-    int fd = open(img, O_RDONLY);
+    int fd = open(p.img, O_RDONLY | O_CLOEXEC);
     cr_assert_geq(fd, 0);
     uint8_t f[6 * SECTOR];
     cr_assert_eq(pread(fd, f, sizeof(f), 9 * SECTOR), (ssize_t)sizeof(f));
@@ -216,7 +174,7 @@ Test(vhost_user_qsd, a_ring_restarts_at_the_base_it_was_stopped_at)
     cr_assert_eq(base, 1);
     /* A second connection (qsd accepts repeated ones) resumes at base 1. */
     vhu_disconnect(&c);
-    cr_assert_eq(vhu_connect(&c, sock, 3000), 0);
+    cr_assert_eq(vhu_connect(&c, p.sock, 3000), 0);
     cr_assert_eq(vhu_handshake(&c), 0);
     cr_assert_eq(vhu_set_features(&c, VIRTIO_BIT(VIRTIO_F_VERSION_1)), 0);
     cr_assert_eq(vhu_set_mem_table(&c, &b.mem), 0);
@@ -238,9 +196,7 @@ Test(vhost_user_qsd, a_ring_restarts_at_the_base_it_was_stopped_at)
 Test(vhost_user_qsd, a_killed_backend_fails_the_next_request_without_a_hang)
 {
     bring_up();
-    kill(qsd, SIGKILL);
-    waitpid(qsd, NULL, 0);
-    qsd = -1;
+    qsd_peer_kill(&p);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     uint16_t base;
