@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,9 +40,16 @@ void qsd_peer_start(struct qsd_peer *p, size_t bytes)
         execl(QSD_PEER_BIN, QSD_PEER_BIN, "--blockdev", bd, "--export", ex, (char *)NULL);
         _exit(127);
     }
+    /* The socket file appears at bind(), before listen(): wait until a connection is accepted
+     * (the daemon takes repeated connections, so this probe costs nothing). */
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", p->sock);
     for (int i = 0; i < 400; i++) { /* up to 10 s */
-        struct stat st;
-        if (stat(p->sock, &st) == 0)
+        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(s, 0);
+        int rc = connect(s, (struct sockaddr *)&sa, sizeof(sa));
+        close(s);
+        if (rc == 0)
             return;
         int status;
         cr_assert_eq(waitpid(p->pid, &status, WNOHANG), 0, "qemu-storage-daemon exited early");
