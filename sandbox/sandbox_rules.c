@@ -134,7 +134,8 @@ static const struct sandbox_rule main_rules[] = {
 };
 
 /*
- * Only in a VM with a PCI passthrough device (--device vfio / vfio-user):
+ * Only in a VM with a PCI passthrough device (--device vfio / vfio-user) or a vhost-user
+ * device (--device blk,vhost-user=...), which needs the same socket calls:
  * its filters are a separate set of embedded programs, so a VM without one
  * keeps the narrower ones.
  */
@@ -151,6 +152,8 @@ static const struct sandbox_rule passthrough_main_rules[] = {
     RULE(sendmsg, "vfio-user teardown: SET_IRQS to the server"),
     RULE(recvmsg, "vfio-user teardown: the server's replies"),
     RULE(poll, "vfio-user teardown: waits for the server with a deadline"),
+    RULE(recvfrom, "vhost-user: the main loop peeks at the backend socket (EOF = backend gone)"),
+    RULE(shutdown, "vhost-user: a failed backend connection is shut down"),
 };
 
 static const struct sandbox_rule passthrough_vcpu_rules[] = {
@@ -168,6 +171,9 @@ static const struct sandbox_rule passthrough_vcpu_rules[] = {
     RULE(sendmsg, "vfio-user: BAR and config accesses and SET_IRQS go to the server"),
     RULE(recvmsg, "vfio-user: the server's replies"),
     RULE(poll, "vfio-user: waits for the server's reply with a deadline"),
+    RULE(epoll_ctl, "vhost-user: DRIVER_OK and reset hand a queue's kick eventfd to the "
+                    "backend and back (the main loop stops/starts polling it)"),
+    RULE(shutdown, "vhost-user: a failed backend connection is shut down"),
 };
 
 /* --stats: stats_print() at exit. */

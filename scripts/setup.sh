@@ -12,7 +12,8 @@ PACKAGES=(
     libmicrohttpd-dev                 # the control API's HTTP server (--api-sock)
     libcriterion-dev                  # unit and integration tests
     clang llvm libclang-rt-14-dev     # sanitizer builds (and libFuzzer later)
-    qemu-system-x86                   # `make bench`'s QEMU microvm; the nested testbed's L1
+    qemu-system-x86                   # `make bench`'s QEMU microvm; the nested testbed's L1;
+                                      # qemu-storage-daemon (via qemu-system-common): vhost-user peer
     python3 time                      # benchmark driver, peak-RSS measurement
     iproute2                          # network namespaces for tests
     kmod cpio xz-utils zstd           # the nested testbed: depmod, initramfs images, modules

@@ -71,6 +71,8 @@ void cli_print_run_help(FILE *f)
                "  --device SPEC        add a virtio-mmio device (repeatable; at most 16, or 8\n"
                "                       with --acpi off):\n"
                "                         blk,path=IMG[,readonly=on][,id=NAME]\n"
+               "                         blk,vhost-user=SOCK[,id=NAME]  (queues served by a\n"
+               "                           vhost-user-blk backend; cannot be snapshotted)\n"
                "                         net,tap=TAP[,mac=52:54:00:xx:xx:xx][,id=NAME]\n"
                "                         rng[,id=NAME]\n"
                "                         console[,socket=PATH][,id=NAME]  (stdio if no socket)\n"

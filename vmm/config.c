@@ -209,6 +209,12 @@ static int device_kv(struct device_spec *d, const char *key, const char *val, st
         d->has_mac = true;
         return 0;
     }
+    if (is_blk && !strcmp(key, "vhost-user")) {
+        if (!val[0] || strlen(val) >= 108) /* sizeof(sun_path) */
+            return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                           "blk vhost-user socket path must be 1 to 107 bytes");
+        return set_string(&d->socket, "vhost-user", val, err);
+    }
     if ((d->type == DEV_CONSOLE || d->type == DEV_VFIO_USER) && !strcmp(key, "socket")) {
         if (!val[0] || strlen(val) >= 108) /* sizeof(sun_path) */
             return err_set(err, WISP_EXIT_USAGE, EINVAL, "%s socket path must be 1 to 107 bytes",
@@ -259,8 +265,16 @@ int config_add_device(struct vm_config *c, const char *spec, struct errbuf *err)
         if (ret < 0)
             goto out;
     }
-    if (d->type == DEV_BLK && !d->path)
-        ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "blk device needs path=IMAGE");
+    if (d->type == DEV_BLK && !d->path && !d->socket)
+        ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
+                      "blk device needs path=IMAGE or vhost-user=SOCKET");
+    else if (d->type == DEV_BLK && d->path && d->socket)
+        ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
+                      "blk device takes path=IMAGE or vhost-user=SOCKET, not both");
+    else if (d->type == DEV_BLK && d->socket && d->readonly)
+        ret =
+            err_set(err, WISP_EXIT_USAGE, EINVAL,
+                    "blk over vhost-user: readonly is the backend's choice (export writable=off)");
     else if (d->type == DEV_NET && !d->tap)
         ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "net device needs tap=NAME");
     else if (d->type == DEV_VFIO && !d->path)

@@ -40,7 +40,8 @@ struct device_spec {
     char *tap;                  /* net: tap interface name */
     bool has_mac;               /* net */
     uint8_t mac[6];
-    char *socket; /* console: UNIX socket path; NULL = stdio; vfio-user: the server's socket */
+    char *socket; /* console: UNIX socket path; NULL = stdio; vfio-user: the server's socket;
+                   * blk: the vhost-user backend's socket (then path is NULL) */
     char *layout; /* vfio, vfio-user: a vPCI layout file (docs/VPCI_LAYOUT.md); NULL = none */
 };
 

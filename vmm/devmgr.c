@@ -3,10 +3,12 @@
 #include "arch/arch.h"
 #include "devices/backends/chardev.h"
 #include "devices/vfio/vfio_pci.h"
+#include "devices/vhost/vhost_user_dp.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/console.h"
 #include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
+#include "devices/virtio/virtio_dp.h"
 #include "vmm/kvm.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
@@ -83,6 +85,14 @@ static int create_model(struct vm *vm, const struct device_spec *s, struct virti
 {
     switch (s->type) {
     case DEV_BLK: {
+        if (s->socket) { /* the queues are served by a vhost-user backend */
+            void *dp;
+            int ret = vhu_dp_create(s->socket, &vm->mem, 0, &dp, err);
+            if (ret < 0)
+                return ret;
+            return virtio_dp_create(&virtio_dp_blk, s->id, &vhu_dp_ops, dp, &vm->mem, &vm->loop,
+                                    out, err);
+        }
         struct virtio_blk_config c = {.id = s->id, .path = s->path, .read_only = s->readonly};
         return virtio_blk_create(&c, &vm->mem, &vm->loop, out, err);
     }

@@ -131,16 +131,21 @@ static int check_vfio(const struct device_spec *d, struct errbuf *err)
 }
 
 /* --device vfio-user: the server's socket exists and is a socket. */
-static int check_vfio_user(const struct device_spec *d, struct errbuf *err)
+/* A peer's UNIX socket (`what`: "vfio-user", "blk vhost-user") must exist and be a socket. */
+static int check_socket(const char *path, const char *what, struct errbuf *err)
 {
     struct stat st;
-    if (stat(d->socket, &st) < 0)
-        return err_set(err, WISP_EXIT_USAGE, errno, "vfio-user socket %s: %s", d->socket,
+    if (stat(path, &st) < 0)
+        return err_set(err, WISP_EXIT_USAGE, errno, "%s socket %s: %s", what, path,
                        strerror(errno));
     if (!S_ISSOCK(st.st_mode))
-        return err_set(err, WISP_EXIT_USAGE, ENOTSOCK, "vfio-user socket %s is not a socket",
-                       d->socket);
+        return err_set(err, WISP_EXIT_USAGE, ENOTSOCK, "%s socket %s is not a socket", what, path);
     return 0;
+}
+
+static int check_vfio_user(const struct device_spec *d, struct errbuf *err)
+{
+    return check_socket(d->socket, "vfio-user", err);
 }
 
 static int check_disk(const struct device_spec *d, struct errbuf *err)
@@ -215,7 +220,9 @@ int preflight_check(const struct vm_config *cfg, struct errbuf *err)
         ret = check_parent_dir(cfg->api_sock, "API socket", err);
     for (unsigned i = 0; ret == 0 && i < cfg->ndevices; i++) {
         const struct device_spec *d = &cfg->devices[i];
-        if (d->type == DEV_BLK)
+        if (d->type == DEV_BLK && d->socket)
+            ret = check_socket(d->socket, "blk vhost-user", err);
+        else if (d->type == DEV_BLK)
             ret = check_disk(d, err);
         else if (d->type == DEV_CONSOLE && d->socket)
             ret = check_parent_dir(d->socket, "console socket", err);

@@ -99,10 +99,32 @@ static void tops_needs_reset(struct virtio_dev *d)
     virtio_mmio_set_needs_reset(d->transport);
 }
 
+static void kick_handler(void *opaque, uint32_t events);
+
+/* Hand queue q's kick eventfd to an external data plane, or take it back. */
+static int tops_kick_fd(struct virtio_dev *d, uint16_t q, bool external)
+{
+    struct virtio_mmio *t = d->transport;
+    if (q >= VIRTIO_MAX_QUEUES || t->kick[q].fd < 0)
+        return -ENOENT;
+    struct virtio_mmio_kick *k = &t->kick[q];
+    if (external && k->in_loop) {
+        evloop_del(t->host.loop, k->fd);
+        k->in_loop = false;
+    } else if (!external && !k->in_loop && t->host.loop) {
+        int r = evloop_add(t->host.loop, k->fd, EPOLLIN, kick_handler, k);
+        if (r < 0)
+            return r;
+        k->in_loop = true;
+    }
+    return external ? k->fd : 0;
+}
+
 static const struct virtio_transport_ops mmio_tops = {
     .notify_used = tops_notify_used,
     .notify_config = tops_notify_config,
     .needs_reset = tops_needs_reset,
+    .kick_fd = tops_kick_fd,
 };
 
 /* Main loop: the guest kicked queue k->q through the ioeventfd. */

@@ -118,6 +118,14 @@ struct virtio_transport_ops {
      * (repeats until the driver resets are ignored; ignored while status is
      * 0).  Devices normally go through virtio_dev_fail(). */
     void (*needs_reset)(struct virtio_dev *d);
+    /* Queue q's notifications go to an external data plane (external
+     * true): the transport stops polling the queue's kick eventfd on the
+     * main loop and returns it, still owned by the transport, to be handed
+     * to the data plane (vhost-user SET_VRING_KICK); false: the transport
+     * polls it again and returns 0.  -errno if the queue has no kick
+     * eventfd.  Optional (NULL): the device then relays kicks itself from
+     * queue_notify.  See devices/virtio/virtio_dataplane.h. */
+    int (*kick_fd)(struct virtio_dev *d, uint16_t q, bool external);
 };
 
 struct virtio_dev {

@@ -303,6 +303,10 @@ Test(config, devices_errors)
         {"rng,id=", "letters, digits"},
         {"rng,id=abcdefghijklmnopqrstuvwxyz", "letters, digits"},
         {"console,socket=", "1 to 107"},
+        {"blk,vhost-user=", "1 to 107"},
+        {"blk,path=x,vhost-user=/s", "not both"},
+        {"blk,vhost-user=/s,readonly=on", "backend's choice"},
+        {"net,tap=t,vhost-user=/s", "has no option 'vhost-user'"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         memset(&err, 0, sizeof(err));
@@ -311,6 +315,16 @@ Test(config, devices_errors)
         assert_one_line();
     }
     cr_assert_eq(cfg.ndevices, 0, "failed specs leave nothing behind");
+}
+
+Test(config, blk_vhost_user)
+{
+    cr_assert_eq(config_add_device(&cfg, "blk,vhost-user=/run/vub.sock,id=vd", &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(cfg.devices[0].type, DEV_BLK);
+    cr_assert_str_eq(cfg.devices[0].socket, "/run/vub.sock");
+    cr_assert_null(cfg.devices[0].path);
+    cr_assert_str_eq(cfg.devices[0].id, "vd");
 }
 
 Test(config, devices_duplicate_id_and_limit)

@@ -1,0 +1,312 @@
+/*
+ * The generic virtio device over an external data plane (see virtio_dp.h):
+ * config space cached from the data plane, DRIVER_OK starts it with the
+ * transport's kick eventfds and wisp's call eventfds, reset stops it, call
+ * eventfds become used-buffer interrupts through the transport.
+ */
+#include "devices/virtio/virtio_dp.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "vmm/log.h"
+
+struct virtio_dp_dev;
+
+/* One queue's call eventfd as the main loop sees it. */
+struct virtio_dp_call {
+    struct virtio_dp_dev *dev;
+    uint16_t q;
+    int fd;
+};
+
+struct virtio_dp_dev {
+    struct virtio_dev dev; /* first: the ops get &dev */
+    const struct virtio_dataplane_ops *dpo;
+    void *dp;
+    uint8_t config[VIRTIO_MAX_CONFIG];
+    struct virtio_dp_call call[VIRTIO_MAX_QUEUES];
+    int own_kick[VIRTIO_MAX_QUEUES]; /* relay eventfds when the transport has no kick_fd */
+    struct virtio_dp_queue started[VIRTIO_MAX_QUEUES];
+    unsigned nstarted;              /* > 0 while the data plane serves queues */
+    bool handed[VIRTIO_MAX_QUEUES]; /* the transport's kick fd of q is with the data plane */
+    bool dead;
+    int watch; /* the data plane's watch fd in the loop, or -1 */
+};
+
+static struct virtio_dp_dev *dp_of(struct virtio_dev *d)
+{
+    return (struct virtio_dp_dev *)d;
+}
+
+static void virtio_dp_config_read(struct virtio_dev *d, uint32_t off, void *data, uint32_t len)
+{
+    memcpy(data, dp_of(d)->config + off, len); /* the transport checked off + len */
+}
+
+static void virtio_dp_config_write(struct virtio_dev *d, uint32_t off, const void *data,
+                                   uint32_t len)
+{
+    struct virtio_dp_dev *v = dp_of(d);
+    if (v->dead || !v->dpo->config_write)
+        return;
+    if (v->dpo->config_write(v->dp, off, data, len) < 0) {
+        v->dead = true;
+        virtio_dev_fail(d, "data plane refused a config write");
+        return;
+    }
+    memcpy(v->config + off, data, len);
+}
+
+/* The data plane failed: no more calls into it until it is replaced. */
+static void virtio_dp_die(struct virtio_dp_dev *v, const char *why)
+{
+    if (!v->dead && v->watch >= 0) {
+        evloop_del(v->dev.loop, v->watch);
+        v->watch = -1;
+    }
+    v->dead = true;
+    virtio_dev_fail(&v->dev, why);
+}
+
+/* Take every kick fd back from the data plane (the transport polls them again). */
+static void virtio_dp_unhand(struct virtio_dp_dev *v)
+{
+    for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++) {
+        if (v->handed[q] && v->dev.tops && v->dev.tops->kick_fd)
+            (void)v->dev.tops->kick_fd(&v->dev, (uint16_t)q, false);
+        v->handed[q] = false;
+    }
+}
+
+static void virtio_dp_stop(struct virtio_dp_dev *v)
+{
+    if (v->nstarted && !v->dead) {
+        uint16_t next[VIRTIO_MAX_QUEUES];
+        if (v->dpo->stop(v->dp, v->started, v->nstarted, next) < 0)
+            virtio_dp_die(v, "data plane failed to stop its queues");
+    }
+    v->nstarted = 0;
+    virtio_dp_unhand(v);
+}
+
+static int virtio_dp_activate(struct virtio_dev *d)
+{
+    struct virtio_dp_dev *v = dp_of(d);
+    if (v->dead)
+        return -ECONNRESET;
+    unsigned n = 0;
+    for (unsigned q = 0; q < d->ops->num_queues; q++) {
+        const struct virtq *vq = &d->vq[q];
+        if (!vq->active)
+            continue;
+        int kick = v->own_kick[q];
+        if (d->tops && d->tops->kick_fd) {
+            kick = d->tops->kick_fd(d, (uint16_t)q, true);
+            if (kick < 0)
+                goto fail;
+            v->handed[q] = true;
+        }
+        v->started[n++] = (struct virtio_dp_queue){.index = (uint16_t)q,
+                                                   .size = vq->cfg.size,
+                                                   .next_avail = 0,
+                                                   .desc = vq->cfg.desc_gpa,
+                                                   .avail = vq->cfg.avail_gpa,
+                                                   .used = vq->cfg.used_gpa,
+                                                   .kick_fd = kick,
+                                                   .call_fd = v->call[q].fd};
+    }
+    if (v->dpo->start(v->dp, d->guest_features, v->started, n) < 0) {
+        virtio_dp_die(v, "data plane failed to start");
+        goto fail;
+    }
+    v->nstarted = n;
+    return 0;
+fail:
+    virtio_dp_unhand(v);
+    return -EIO;
+}
+
+static void virtio_dp_queue_notify(struct virtio_dev *d, uint16_t q)
+{
+    struct virtio_dp_dev *v = dp_of(d);
+    for (unsigned i = 0; i < v->nstarted; i++) {
+        if (v->started[i].index != q)
+            continue;
+        uint64_t one = 1;
+        /* Relay: the data plane polls this eventfd (fails only on overflow). */
+        ssize_t r __unused = write(v->started[i].kick_fd, &one, sizeof(one));
+    }
+}
+
+static void virtio_dp_reset(struct virtio_dev *d)
+{
+    virtio_dp_stop(dp_of(d));
+}
+
+static int virtio_dp_save(struct virtio_dev *d, struct vstate_out *out)
+{
+    (void)d;
+    (void)out;
+    return -ENOTSUP; /* never reached: `unmigratable` refuses first */
+}
+
+static int virtio_dp_load(struct virtio_dev *d, struct vstate_in *in)
+{
+    (void)d;
+    (void)in;
+    return -ENOTSUP;
+}
+
+static void virtio_dp_destroy(struct virtio_dev *d)
+{
+    struct virtio_dp_dev *v = dp_of(d);
+    pthread_mutex_lock(&d->lock);
+    virtio_dp_stop(v);
+    pthread_mutex_unlock(&d->lock);
+    if (v->watch >= 0)
+        evloop_del(d->loop, v->watch);
+    for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++) {
+        if (v->call[q].fd >= 0) {
+            evloop_del(d->loop, v->call[q].fd);
+            close(v->call[q].fd);
+        }
+        if (v->own_kick[q] >= 0)
+            close(v->own_kick[q]);
+    }
+    if (v->dpo && v->dpo->destroy)
+        v->dpo->destroy(v->dp);
+    virtio_dev_fini(d);
+    free(v);
+}
+
+/* Main loop: the data plane used buffers on queue c->q. */
+static void virtio_dp_call_handler(void *opaque, uint32_t events)
+{
+    struct virtio_dp_call *c = opaque;
+    struct virtio_dev *d = &c->dev->dev;
+    uint64_t n;
+    (void)events;
+    ssize_t r __unused = read(c->fd, &n, sizeof(n)); /* drain first: no call is lost */
+    pthread_mutex_lock(&d->lock);
+    /* Through the transport, so InterruptStatus bit 0 is set before the irqfd fires. */
+    if (c->dev->nstarted && !c->dev->dead && d->tops)
+        d->tops->notify_used(d);
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* Main loop: the data plane's watch fd fired (EOF, error, or an unsolicited message). */
+static void virtio_dp_watch_handler(void *opaque, uint32_t events)
+{
+    struct virtio_dp_dev *v = opaque;
+    (void)events;
+    pthread_mutex_lock(&v->dev.lock);
+    if (!v->dead && v->dpo->check(v->dp) < 0)
+        virtio_dp_die(v, "data plane disconnected");
+    pthread_mutex_unlock(&v->dev.lock);
+}
+
+#define BLK_CONFIG_SIZE 60U
+#define BLK_F_MQ        12
+
+static const struct virtio_dev_ops virtio_dp_blk_ops = {
+    .type = "blk",
+    .device_id = VIRTIO_ID_BLOCK,
+    .num_queues = 1,
+    .queue_max_size = 256,
+    .config_size = BLK_CONFIG_SIZE,
+    .config_read = virtio_dp_config_read,
+    .config_write = virtio_dp_config_write,
+    .activate = virtio_dp_activate,
+    .queue_notify = virtio_dp_queue_notify,
+    .reset = virtio_dp_reset,
+    .save = virtio_dp_save,
+    .load = virtio_dp_load,
+    .unmigratable = "its queues are served by an external data plane (vhost-user); "
+                    "migrating or snapshotting it is not implemented yet",
+    .destroy = virtio_dp_destroy,
+};
+
+const struct virtio_dp_type virtio_dp_blk = {
+    .ops = &virtio_dp_blk_ops,
+    /* Device bits 0-23 but MQ (one queue), and the ring features wisp's transport supports. */
+    .offer_mask = (0xffffffULL & ~VIRTIO_BIT(BLK_F_MQ)) | VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) |
+                  VIRTIO_BIT(VIRTIO_F_EVENT_IDX) | VIRTIO_BIT(VIRTIO_F_VERSION_1),
+};
+
+int virtio_dp_create(const struct virtio_dp_type *type, const char *id,
+                     const struct virtio_dataplane_ops *dpo, void *dp, const struct gmem *mem,
+                     struct evloop *loop, struct virtio_dev **out, struct errbuf *err)
+{
+    const char *name = id ? id : type->ops->type;
+    uint64_t f = dpo->features(dp);
+    if (!(f & VIRTIO_BIT(VIRTIO_F_VERSION_1))) {
+        dpo->destroy(dp);
+        return err_set(err, WISP_EXIT_HOST, EPROTONOSUPPORT,
+                       "virtio %s: the %s data plane does not offer VERSION_1", name, dpo->kind);
+    }
+    struct virtio_dp_dev *v = calloc(1, sizeof(*v));
+    if (!v) {
+        dpo->destroy(dp);
+        return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
+    }
+    virtio_dev_init(&v->dev, type->ops, id, mem, loop, 0);
+    v->dev.host_features = f & type->offer_mask & ~VIRTIO_F_NEVER_OFFERED;
+    v->dpo = dpo;
+    v->dp = dp;
+    v->watch = -1;
+    for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++) {
+        v->call[q] = (struct virtio_dp_call){.dev = v, .q = (uint16_t)q, .fd = -1};
+        v->own_kick[q] = -1;
+    }
+    int r = dpo->config_read(dp, 0, v->config, type->ops->config_size);
+    if (r < 0) {
+        err_set(err, WISP_EXIT_HOST, -r, "virtio %s: cannot read config space from %s: %s", name,
+                dpo->kind, strerror(-r));
+        goto fail;
+    }
+    for (unsigned q = 0; q < type->ops->num_queues; q++) {
+        v->call[q].fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        v->own_kick[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (v->call[q].fd < 0 || v->own_kick[q] < 0) {
+            r = -errno;
+            err_set(err, WISP_EXIT_HOST, errno, "virtio %s: eventfd: %s", name, strerror(errno));
+            goto fail;
+        }
+        r = evloop_add(loop, v->call[q].fd, EPOLLIN, virtio_dp_call_handler, &v->call[q]);
+        if (r < 0) {
+            close(v->call[q].fd); /* not in the loop: destroy must not evloop_del it */
+            v->call[q].fd = -1;
+            err_set(err, WISP_EXIT_HOST, -r, "virtio %s: cannot watch queue %u calls: %s", name, q,
+                    strerror(-r));
+            goto fail;
+        }
+    }
+    int w = dpo->watch_fd ? dpo->watch_fd(dp) : -1;
+    if (w >= 0) {
+        r = evloop_add(loop, w, EPOLLIN | EPOLLRDHUP, virtio_dp_watch_handler, v);
+        if (r < 0) {
+            err_set(err, WISP_EXIT_HOST, -r, "virtio %s: cannot watch the %s connection: %s", name,
+                    dpo->kind, strerror(-r));
+            goto fail;
+        }
+        v->watch = w;
+    }
+    *out = &v->dev;
+    return 0;
+fail:
+    virtio_dp_destroy(&v->dev);
+    return r < 0 ? r : -EIO;
+}
+
+bool virtio_dp_dead(struct virtio_dev *d)
+{
+    pthread_mutex_lock(&d->lock);
+    bool dead = dp_of(d)->dead;
+    pthread_mutex_unlock(&d->lock);
+    return dead;
+}

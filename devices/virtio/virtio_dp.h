@@ -1,0 +1,63 @@
+/*
+ * A virtio device whose queues an external data plane serves
+ * (virtio_dataplane.h), e.g. blk over a vhost-user backend.
+ *
+ * Why one generic model: the transport must not change per data plane, and
+ * the per-type knowledge such a device needs is small (device id, queue
+ * count, config size, which features may be offered), so one model with a
+ * per-type table covers every type instead of one copy per device.
+ *
+ * Interrupts (docs/VHOST.md, "InterruptStatus"): the data plane signals a
+ * call eventfd per queue that wisp creates and polls on the main loop; the
+ * handler raises the used-buffer interrupt through the transport's
+ * notify_used, which sets InterruptStatus bit 0 before pulsing the irqfd,
+ * so a driver reading InterruptStatus always finds the bit (virtio-mmio's
+ * Linux driver ignores an interrupt without it).
+ *
+ * Kicks: at DRIVER_OK the transport's kick eventfd (the KVM ioeventfd) of
+ * each queue is handed to the data plane (virtio_transport_ops.kick_fd),
+ * so a guest notification reaches the backend without wisp.  A kick that
+ * arrives through another path (an MMIO exit, or one the main loop had
+ * already read during the hand-over) reaches queue_notify and is relayed
+ * by writing the same eventfd.  A transport without kick_fd gets a device
+ * eventfd per queue and every kick relayed.
+ *
+ * Failure: a data plane that dies (its watch fd reports EOF or an
+ * unsolicited message) or fails a request marks the device
+ * DEVICE_NEEDS_RESET (virtio_dev_fail); the VMM keeps running, and a
+ * reset's re-activation fails again while the data plane stays dead.
+ */
+#ifndef DEVICES_VIRTIO_VIRTIO_DP_H
+#define DEVICES_VIRTIO_VIRTIO_DP_H
+
+#include "devices/virtio/virtio.h"
+#include "devices/virtio/virtio_dataplane.h"
+#include "vmm/error.h"
+
+/* Per-type description of a device over a data plane. */
+struct virtio_dp_type {
+    const struct virtio_dev_ops *ops; /* from virtio_dp_ops_for() */
+    uint64_t offer_mask;              /* features that may be offered to the driver */
+};
+
+/* blk: one queue of up to 256, 60 bytes of config, no MQ. */
+extern const struct virtio_dp_type virtio_dp_blk;
+
+/*
+ * Create a device of `type` over data plane (dpo, dp), of which it takes
+ * ownership (destroyed on failure too).  Reads the config space once from
+ * the data plane and registers its fds in `loop`.  The features offered are
+ * the data plane's & type->offer_mask, minus VIRTIO_F_NEVER_OFFERED; the
+ * data plane must offer VERSION_1.  Errors: WISP_EXIT_HOST with one line
+ * naming the device (config read, missing VERSION_1, eventfd, loop full),
+ * WISP_EXIT_FAILURE for out of memory.  Destroy with
+ * (*out)->ops->destroy(*out).  Returns 0 or -errno.
+ */
+int virtio_dp_create(const struct virtio_dp_type *type, const char *id,
+                     const struct virtio_dataplane_ops *dpo, void *dp, const struct gmem *mem,
+                     struct evloop *loop, struct virtio_dev **out, struct errbuf *err) __must_check;
+
+/* Has the data plane been declared dead (tests)?  Takes dev->lock. */
+bool virtio_dp_dead(struct virtio_dev *d);
+
+#endif /* DEVICES_VIRTIO_VIRTIO_DP_H */
