@@ -36,9 +36,9 @@ struct balloon {
     int kick_efd;           /* reschedules work left over by the budget */
     int timer_fd;           /* 1 s ticks for stats polling; -1 without stats */
     bool kick_reg, timer_reg;
-    uint32_t ram_pages;  /* guest RAM in 4 KiB pages, fixed at creation */
-    uint32_t num_pages;  /* target */
-    uint32_t actual;     /* written by the driver, unchecked */
+    uint32_t ram_pages; /* guest RAM in 4 KiB pages, fixed at creation */
+    uint32_t num_pages; /* target */
+    uint32_t actual;    /* written by the driver, unchecked */
     bool deflate_on_oom;
     uint32_t interval;   /* stats polling interval, s; 0: no stats */
     uint32_t ticks;      /* seconds since the buffer was last given back */

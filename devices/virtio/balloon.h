@@ -49,12 +49,12 @@
 #define VIRTIO_BALLOON_F_PAGE_POISON    4
 #define VIRTIO_BALLOON_F_REPORTING      5
 
-#define BALLOON_PAGE_SIZE   4096U
-#define BALLOON_QUEUE_SIZE  256
-#define BALLOON_NUM_QUEUES  4              /* inflate, deflate, stats, reporting */
-#define BALLOON_CHAIN_MAX   (64U * 1024)   /* bytes of PFNs read per chain (16384 pages) */
-#define BALLOON_BUDGET      64             /* chains per event */
-#define BALLOON_STATS_MAX   32             /* stats entries read per buffer */
+#define BALLOON_PAGE_SIZE    4096U
+#define BALLOON_QUEUE_SIZE   256
+#define BALLOON_NUM_QUEUES   4            /* inflate, deflate, stats, reporting */
+#define BALLOON_CHAIN_MAX    (64U * 1024) /* bytes of PFNs read per chain (16384 pages) */
+#define BALLOON_BUDGET       64           /* chains per event */
+#define BALLOON_STATS_MAX    32           /* stats entries read per buffer */
 #define BALLOON_MAX_INTERVAL (24U * 3600) /* stats_polling_interval_s upper bound */
 
 /* Statistics tags (virtio 1.2 section 5.5.6.3). */
@@ -73,11 +73,11 @@ enum balloon_stat_tag {
 };
 
 struct balloon_config {
-    const char *id;              /* instance id; NULL: "balloon" */
-    uint32_t amount_mib;         /* initial target, <= guest RAM */
-    bool deflate_on_oom;         /* offer DEFLATE_ON_OOM */
-    uint32_t stats_interval_s;   /* > 0: offer STATS_VQ, poll this often */
-    bool free_page_reporting;    /* offer REPORTING */
+    const char *id;            /* instance id; NULL: "balloon" */
+    uint32_t amount_mib;       /* initial target, <= guest RAM */
+    bool deflate_on_oom;       /* offer DEFLATE_ON_OOM */
+    uint32_t stats_interval_s; /* > 0: offer STATS_VQ, poll this often */
+    bool free_page_reporting;  /* offer REPORTING */
 };
 
 /* Counters for tests and GET /balloon; not migrated. */

@@ -228,8 +228,8 @@ Test(virtio_balloon, features_follow_options)
     struct balloon_config none = {0};
     struct virtio_dev *d = make(&none);
     uint64_t dev_bits = d->host_features & 0xffffffffu;
-    cr_assert_eq(dev_bits & (F(STATS_VQ) | F(DEFLATE_ON_OOM) | F(REPORTING) |
-                             F(MUST_TELL_HOST) | F(FREE_PAGE_HINT) | F(PAGE_POISON)),
+    cr_assert_eq(dev_bits & (F(STATS_VQ) | F(DEFLATE_ON_OOM) | F(REPORTING) | F(MUST_TELL_HOST) |
+                             F(FREE_PAGE_HINT) | F(PAGE_POISON)),
                  0);
     d->ops->destroy(d);
     struct balloon_config all = {
@@ -399,11 +399,11 @@ Test(virtio_balloon, state_round_trip_and_refusals)
         uint32_t v;
         unsigned n;
     } cases[] = {
-        {0, 2000, 4},                    /* target beyond RAM */
+        {0, 2000, 4},                     /* target beyond RAM */
         {8, BALLOON_MAX_INTERVAL + 1, 4}, /* interval too long */
-        {8, 0, 4},                       /* stats off here, on there */
-        {12, 2, 1},                      /* held is a bool */
-        {13, BALLOON_QUEUE_SIZE, 2},     /* head beyond the ring */
+        {8, 0, 4},                        /* stats off here, on there */
+        {12, 2, 1},                       /* held is a bool */
+        {13, BALLOON_QUEUE_SIZE, 2},      /* head beyond the ring */
     };
     for (unsigned k = 0; k < ARRAY_SIZE(cases); k++) {
         memcpy(bad, o.buf, o.len);
