@@ -14,8 +14,7 @@
 #define RING(q, part) (1 * MiB + (uint64_t)(q)*0x30000 + (uint64_t)(part)*0x10000)
 #define BUF           (4 * MiB)
 #define QSIZE         16
-#define FEATURES                                                                                   \
-    (VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_BALLOON_F_STATS_VQ))
+#define FEATURES      (VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_BALLOON_F_STATS_VQ))
 
 static struct gmem mem;
 static struct snap_side a, b;
