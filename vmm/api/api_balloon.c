@@ -17,7 +17,7 @@
 #include <string.h>
 
 /* Bounds, as in devices/virtio/balloon.h (the API layer does not include it). */
-#define MAX_AMOUNT_MIB (1U << 20)  /* the device checks against guest RAM */
+#define MAX_AMOUNT_MIB (1U << 20) /* the device checks against guest RAM */
 #define MAX_INTERVAL_S (24U * 3600)
 
 #define NOT_CONFIGURED "no balloon device is configured (--device balloon)"
@@ -27,8 +27,8 @@
 
 /* Firecracker's statistics names, in virtio tag order. */
 static const char *const stat_names[VM_BALLOON_NSTATS] = {
-    "swap_in",     "swap_out",     "major_faults",     "minor_faults",        "free_memory",
-    "total_memory", "available_memory", "disk_caches", "hugetlb_allocations", "hugetlb_failures",
+    "swap_in",      "swap_out",         "major_faults", "minor_faults",        "free_memory",
+    "total_memory", "available_memory", "disk_caches",  "hugetlb_allocations", "hugetlb_failures",
 };
 
 static int no_content(struct api_reply *out)
@@ -70,10 +70,15 @@ static int put_config(const struct vm_control *ctl, const char *body, size_t len
     uint64_t mib = 0, interval = 0;
     bool doom = false;
     const struct api_field f[] = {
-        {.name = "amount_mib", .kind = API_FIELD_UINT, .required = true, .num = &mib,
+        {.name = "amount_mib",
+         .kind = API_FIELD_UINT,
+         .required = true,
+         .num = &mib,
          .max = MAX_AMOUNT_MIB},
         {.name = "deflate_on_oom", .kind = API_FIELD_BOOL, .required = true, .flag = &doom},
-        {.name = "stats_polling_interval_s", .kind = API_FIELD_UINT, .num = &interval,
+        {.name = "stats_polling_interval_s",
+         .kind = API_FIELD_UINT,
+         .num = &interval,
          .max = MAX_INTERVAL_S},
     };
     int ret = 0;
@@ -90,7 +95,10 @@ static int patch_config(const struct vm_control *ctl, const char *body, size_t l
 {
     uint64_t mib = 0;
     const struct api_field f[] = {
-        {.name = "amount_mib", .kind = API_FIELD_UINT, .required = true, .num = &mib,
+        {.name = "amount_mib",
+         .kind = API_FIELD_UINT,
+         .required = true,
+         .num = &mib,
          .max = MAX_AMOUNT_MIB},
     };
     int ret = 0;
@@ -112,8 +120,9 @@ static int get_stats(const struct vm_control *ctl, struct api_reply *out)
     if (!ctl->balloon_get || ctl->balloon_get(ctl->ctx, &b) < 0)
         return api_fault(out, 400, NOT_CONFIGURED);
     if (!b.stats_polling_interval_s)
-        return api_fault(out, 400, "balloon statistics are not enabled "
-                                   "(stats_polling_interval_s=0)");
+        return api_fault(out, 400,
+                         "balloon statistics are not enabled "
+                         "(stats_polling_interval_s=0)");
     json_object *o = json_object_new_object();
     bool ok = o && put_u64(o, "target_pages", b.target_pages) &&
               put_u64(o, "actual_pages", b.actual_pages) &&
@@ -134,8 +143,12 @@ static int patch_stats(const struct vm_control *ctl, const char *body, size_t le
 {
     uint64_t s = 0;
     const struct api_field f[] = {
-        {.name = "stats_polling_interval_s", .kind = API_FIELD_UINT, .required = true, .num = &s,
-         .min = 1, .max = MAX_INTERVAL_S},
+        {.name = "stats_polling_interval_s",
+         .kind = API_FIELD_UINT,
+         .required = true,
+         .num = &s,
+         .min = 1,
+         .max = MAX_INTERVAL_S},
     };
     int ret = 0;
     json_object *o = api_body_fields(body, len, f, ARRAY_SIZE(f), out, &ret);
@@ -146,8 +159,9 @@ static int patch_stats(const struct vm_control *ctl, const char *body, size_t le
     if (ret == -ENODEV)
         return api_fault(out, 400, NOT_CONFIGURED);
     if (ret < 0)
-        return api_fault(out, 400, "balloon statistics were not enabled at start "
-                                   "(stats_polling_interval_s=0); they cannot be turned on now");
+        return api_fault(out, 400,
+                         "balloon statistics were not enabled at start "
+                         "(stats_polling_interval_s=0); they cannot be turned on now");
     return no_content(out);
 }
 

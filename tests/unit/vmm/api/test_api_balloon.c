@@ -69,10 +69,8 @@ static void setup(void)
     fb.b.stat[4] = 123456;
     fb.b.has_stat[9] = true;
     fb.b.stat[9] = 7;
-    ctl = (struct vm_control){.ctx = &fb,
-                              .balloon_get = f_get,
-                              .balloon_set = f_set,
-                              .balloon_set_interval = f_interval};
+    ctl = (struct vm_control){
+        .ctx = &fb, .balloon_get = f_get, .balloon_set = f_set, .balloon_set_interval = f_interval};
     memset(&reply, 0, sizeof(reply));
 }
 
