@@ -198,12 +198,13 @@ static void process(struct balloon *b, uint16_t qi)
         return;
     struct virtq *q = &d->vq[qi];
     unsigned n = 0;
+    uint64_t pfns = 0;
     bool pushed = false;
     if (!q->active || q->broken)
         return;
     for (;;) {
         virtq_set_notification(q, false);
-        while (n < BALLOON_BUDGET) {
+        while (n < BALLOON_BUDGET && pfns < BALLOON_EVENT_PFNS) {
             uint64_t cap = r == R_REPORT ? UINT64_MAX : BALLOON_CHAIN_MAX;
             int ret = virtq_pop(q, &b->chain, cap);
             if (ret == 0)
@@ -228,11 +229,12 @@ static void process(struct balloon *b, uint16_t qi)
                 do_report(b, &b->chain);
             } else {
                 do_pfns(b, &b->chain, r == R_INFLATE);
+                pfns += b->chain.out_len / 4;
             }
             virtq_push(q, b->chain.head, 0);
             pushed = true;
         }
-        if (n >= BALLOON_BUDGET) {
+        if (n >= BALLOON_BUDGET || pfns >= BALLOON_EVENT_PFNS) {
             uint64_t one = 1;
             ssize_t w __unused = write(b->kick_efd, &one, sizeof(one));
             break;

@@ -26,7 +26,9 @@
  * BALLOON_CHAIN_MAX bytes (a longer one completes unread); the stats buffer
  * is read up to BALLOON_STATS_MAX entries and unknown tags are ignored;
  * `actual` is reported clamped to the size of RAM; at most BALLOON_BUDGET
- * chains are handled per event, the rest rescheduled.
+ * chains or about BALLOON_EVENT_PFNS PFNs (one chain may overshoot) are
+ * handled per event, the rest rescheduled, so a guest sending scattered
+ * pages cannot hold the device lock for long.
  *
  * State: a "virtio-balloon" section, version 1 (target, actual, stats
  * interval and the head of the held stats buffer); load checks each field
@@ -54,6 +56,7 @@
 #define BALLOON_NUM_QUEUES   4            /* inflate, deflate, stats, reporting */
 #define BALLOON_CHAIN_MAX    (64U * 1024) /* bytes of PFNs read per chain (16384 pages) */
 #define BALLOON_BUDGET       64           /* chains per event */
+#define BALLOON_EVENT_PFNS   16384        /* PFNs per event (each may be a syscall) */
 #define BALLOON_STATS_MAX    32           /* stats entries read per buffer */
 #define BALLOON_MAX_INTERVAL (24U * 3600) /* stats_polling_interval_s upper bound */
 

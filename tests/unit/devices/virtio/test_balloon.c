@@ -421,3 +421,23 @@ Test(virtio_balloon, state_round_trip_and_refusals)
     d3->ops->destroy(d3);
     vstate_out_free(&o);
 }
+
+Test(virtio_balloon, budget_reschedules_the_rest)
+{
+    struct balloon_config cfg = {0};
+    start(&cfg, 0);
+    /* Two full-size arrays of scattered pages: one event takes the first. */
+    const unsigned N = BALLOON_EVENT_PFNS;
+    gpa_t a = vqb_alloc(&h.q[0], N * 4, 0), b2 = vqb_alloc(&h.q[0], N * 4, 0);
+    uint32_t *pa = vqb_host(&h.q[0], a, N * 4), *pb = vqb_host(&h.q[0], b2, N * 4);
+    for (unsigned i = 0; i < N; i++)
+        pa[i] = pb[i] = 512 + 2 * (i % 256); /* every other page: no runs */
+    struct vqb_buf bufs[2] = {{a, N * 4, false}, {b2, N * 4, false}};
+    vqb_add_chain(&h.q[0], &bufs[0], 1);
+    vqb_add_chain(&h.q[0], &bufs[1], 1);
+    net_harness_kick(&h, 0);
+    cr_assert_eq(vqb_used_idx(&h.q[0]), 1, "the second chain waits for the next event");
+    net_harness_settle(&h, 0);
+    cr_assert_eq(vqb_used_idx(&h.q[0]), 2, "and is served by the rescheduled one");
+    cr_assert_eq(info().c.inflated, 2 * N);
+}
