@@ -483,3 +483,15 @@ Test(config, balloon_device)
     }
     cr_assert_eq(cfg.ndevices, 1);
 }
+
+Test(config, balloon_device_json)
+{
+    cr_assert_eq(
+        parse_json("{\"kernel\": \"k\", \"device\": {\"type\": \"balloon\", \"amount_mib\": "
+                   "32, \"deflate_on_oom\": true, \"free_page_reporting\": false}}"),
+        0, "%s", err.msg);
+    cr_assert_eq(cfg.devices[0].type, DEV_BALLOON);
+    cr_assert_eq(cfg.devices[0].amount_mib, 32);
+    cr_assert(cfg.devices[0].deflate_on_oom);
+    cr_assert_not(cfg.devices[0].free_page_reporting);
+}
