@@ -939,7 +939,9 @@ def main():
             run_case = migrate_case if case.migrate else functools.partial(boot_case, seen=seen)
             if case.balloon:
                 run_case = functools.partial(balloon_case, guest_cls=Guest,
-                                             boot_timeout=args.boot_timeout)
+                                             boot_timeout=args.boot_timeout,
+                                             log_patterns=BAD_LOG + BENIGN_LOG,
+                                             log_filter=unexplained)
             run_case(res, args, case, kernels[case.ver][0][case.image], kernels[case.ver][1])
         except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
             res.check(case.name + "/setup", False, str(e))
