@@ -34,7 +34,7 @@ GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none \
 GUEST_OBJS := $(addprefix $(GUEST_OUT)/, entry.o pvh32.o trampoline.o \
 	main.o lib.o smp.o irq.o timer.o virtio.o vblk.o vnet.o vmisc.o hostile.o \
 	user.o user_entry.o bench.o acpi.o migck.o)
-GUEST_OBJS += $(GUEST_OUT)/dirty.o $(GUEST_OUT)/pci.o $(GUEST_OUT)/pcidev.o
+GUEST_OBJS += $(GUEST_OUT)/dirty.o $(GUEST_OUT)/pci.o $(GUEST_OUT)/pcidev.o $(GUEST_OUT)/vballoon.o
 GUEST_SHIM_OBJS := $(addprefix $(GUEST_OUT)/, shim.o shim-main.o pvh32.o lib.o)
 
 $(GUEST_OUT)/%.o: $(GUEST_SRC)/%.c | $(GUEST_OUT)

@@ -147,6 +147,8 @@ const char *virtio_state_type_name(uint16_t type)
         return "RNG_STATE";
     case VIRTIO_STATE_T_BLK_DEV_STATE:
         return "BLK_DEV_STATE";
+    case VIRTIO_STATE_T_BALLOON_STATE:
+        return "BALLOON_STATE";
     case VIRTIO_STATE_T_BACKEND_OPAQUE:
         return "BACKEND_OPAQUE";
     case VIRTIO_STATE_T_END:
@@ -198,6 +200,8 @@ uint32_t virtio_state_dev_rec_owner(uint16_t type)
         return VIRTIO_ID_CONSOLE;
     case VIRTIO_STATE_T_RNG_STATE:
         return VIRTIO_ID_RNG;
+    case VIRTIO_STATE_T_BALLOON_STATE:
+        return VIRTIO_ID_BALLOON;
     default:
         return 0;
     }

@@ -120,6 +120,8 @@ static const struct sandbox_rule main_rules[] = {
     RULE(readv, "virtio-net: tap receive (writev, for transmit, is common)"),
     RULE(io_uring_enter, "virtio-blk: submit and reap io_uring requests (rings set up before)"),
     RULE(getrandom, "virtio-rng: entropy for the guest"),
+    RULE1(fallocate, EQ(1, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE),
+          "virtio-balloon: give inflated and reported guest pages back (gmem_discard)"),
     RULE(accept4, "virtio-console: connections on its listening AF_UNIX socket"),
     SOCKET(AF_UNIX, SOCK_STREAM, "virtio-console: a UNIX stream socket, never a network one"),
     RULE(close, "closing console connections; teardown"),

@@ -4,6 +4,7 @@
  * same keys and values and produce the same error messages.
  */
 #include "vmm/config.h"
+#include "devices/virtio/balloon.h"
 #include "devices/virtio/net.h"
 #include "vmm/log.h"
 
@@ -174,7 +175,36 @@ static const struct {
 
 static const char *const device_type_names[] = {
     [DEV_BLK] = "blk",         [DEV_NET] = "net",   [DEV_RNG] = "rng",
-    [DEV_CONSOLE] = "console", [DEV_VFIO] = "vfio", [DEV_VFIO_USER] = "vfio-user"};
+    [DEV_CONSOLE] = "console", [DEV_VFIO] = "vfio", [DEV_VFIO_USER] = "vfio-user",
+    [DEV_BALLOON] = "balloon"};
+
+/* A decimal number 0..max (digits only). */
+static int set_u32(uint32_t *dst, const char *key, const char *val, uint32_t max,
+                   struct errbuf *err)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(val, &end, 10);
+    if (!val[0] || strspn(val, "0123456789") != strlen(val) || errno || *end || v > max)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL, "%s must be a number from 0 to %u, not '%s'",
+                       key, max, val);
+    *dst = (uint32_t)v;
+    return 0;
+}
+
+/* Apply one key=value of a balloon description (Firecracker's names). */
+static int balloon_kv(struct device_spec *d, const char *key, const char *val, struct errbuf *err)
+{
+    if (!strcmp(key, "amount_mib"))
+        return set_u32(&d->amount_mib, key, val, (uint32_t)(CONFIG_MAX_MEMORY / MiB), err);
+    if (!strcmp(key, "deflate_on_oom"))
+        return set_bool(&d->deflate_on_oom, key, val, err);
+    if (!strcmp(key, "stats_polling_interval_s"))
+        return set_u32(&d->stats_interval_s, key, val, BALLOON_MAX_INTERVAL, err);
+    if (!strcmp(key, "free_page_reporting"))
+        return set_bool(&d->free_page_reporting, key, val, err);
+    return 1; /* not a balloon key */
+}
 
 /* Apply one key=value of a device description. */
 static int device_kv(struct device_spec *d, const char *key, const char *val, struct errbuf *err)
@@ -215,6 +245,11 @@ static int device_kv(struct device_spec *d, const char *key, const char *val, st
                            "blk vhost-user socket path must be 1 to 107 bytes");
         return set_string(&d->socket, "vhost-user", val, err);
     }
+    if (d->type == DEV_BALLOON) {
+        int r = balloon_kv(d, key, val, err);
+        if (r <= 0)
+            return r;
+    }
     if ((d->type == DEV_CONSOLE || d->type == DEV_VFIO_USER) && !strcmp(key, "socket")) {
         if (!val[0] || strlen(val) >= 108) /* sizeof(sun_path) */
             return err_set(err, WISP_EXIT_USAGE, EINVAL, "%s socket path must be 1 to 107 bytes",
@@ -249,7 +284,8 @@ int config_add_device(struct vm_config *c, const char *spec, struct errbuf *err)
             d->type = (enum device_type)t;
     if (!d->type) {
         ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
-                      "unknown device type '%s' (blk, net, rng, console, vfio or vfio-user)",
+                      "unknown device type '%s' (blk, net, rng, console, balloon, vfio or "
+                      "vfio-user)",
                       tok ? tok : "");
         goto out;
     }
@@ -283,6 +319,9 @@ int config_add_device(struct vm_config *c, const char *spec, struct errbuf *err)
                       "path=/dev/vfio/devices/vfioN");
     else if (d->type == DEV_VFIO_USER && !d->socket)
         ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "vfio-user device needs socket=PATH");
+    for (unsigned i = 0; ret == 0 && d->type == DEV_BALLOON && i < c->ndevices; i++)
+        if (c->devices[i].type == DEV_BALLOON)
+            ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "only one balloon device is supported");
     if (ret == 0 && !d->id[0]) {
         unsigned same = 0;
         for (unsigned i = 0; i < c->ndevices; i++)

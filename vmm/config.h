@@ -19,7 +19,15 @@ enum seccomp_mode { SECCOMP_KILL = 0, SECCOMP_LOG, SECCOMP_OFF };
 enum landlock_mode { LANDLOCK_AUTO = 0, LANDLOCK_ON, LANDLOCK_OFF };
 
 /* DEV_VFIO and DEV_VFIO_USER are passthrough PCI functions (devices/vfio/vfio_pci.h). */
-enum device_type { DEV_BLK = 1, DEV_NET, DEV_RNG, DEV_CONSOLE, DEV_VFIO, DEV_VFIO_USER };
+enum device_type {
+    DEV_BLK = 1,
+    DEV_NET,
+    DEV_RNG,
+    DEV_CONSOLE,
+    DEV_VFIO,
+    DEV_VFIO_USER,
+    DEV_BALLOON,
+};
 
 /* Is `t` a PCI passthrough function (not a virtio-mmio device)? */
 #define DEV_IS_PCI(t) ((t) == DEV_VFIO || (t) == DEV_VFIO_USER)
@@ -30,7 +38,9 @@ enum device_type { DEV_BLK = 1, DEV_NET, DEV_RNG, DEV_CONSOLE, DEV_VFIO, DEV_VFI
 
 /*
  * One --device: "TYPE[,key=value...]", e.g. "blk,path=disk.img,readonly=on,id=root",
- * "net,tap=tap0,mac=52:54:00:12:34:56", "rng", "console,socket=/run/vm.sock".
+ * "net,tap=tap0,mac=52:54:00:12:34:56", "rng", "console,socket=/run/vm.sock",
+ * "balloon,amount_mib=64,deflate_on_oom=on,stats_polling_interval_s=1,free_page_reporting=on"
+ * (Firecracker's field names; at most one balloon).
  */
 struct device_spec {
     enum device_type type;
@@ -43,6 +53,11 @@ struct device_spec {
     char *socket; /* console: UNIX socket path; NULL = stdio; vfio-user: the server's socket;
                    * blk: the vhost-user backend's socket (then path is NULL) */
     char *layout; /* vfio, vfio-user: a vPCI layout file (docs/VPCI_LAYOUT.md); NULL = none */
+    /* balloon (devices/virtio/balloon.h) */
+    uint32_t amount_mib;       /* initial target; checked against RAM when created */
+    bool deflate_on_oom;       /* offer DEFLATE_ON_OOM */
+    uint32_t stats_interval_s; /* 0: no statistics queue */
+    bool free_page_reporting;  /* offer REPORTING */
 };
 
 #define CONFIG_DEFAULT_MEMORY (256ULL * 1024 * 1024)

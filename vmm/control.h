@@ -85,6 +85,18 @@ static inline const char *vm_migrate_state_name(enum vm_migrate_state s)
     return (unsigned)s < sizeof(n) / sizeof(n[0]) ? n[s] : "?";
 }
 
+/* GET /balloon and /balloon/statistics (docs/BALLOON.md). */
+#define VM_BALLOON_NSTATS 10 /* virtio's statistics tags 0-9, in tag order */
+struct vm_balloon {
+    uint32_t amount_mib; /* current target */
+    bool deflate_on_oom;
+    uint32_t stats_polling_interval_s; /* 0: statistics off */
+    uint32_t target_pages;
+    uint32_t actual_pages; /* as the guest reports it, at most guest RAM */
+    bool has_stat[VM_BALLOON_NSTATS];
+    uint64_t stat[VM_BALLOON_NSTATS];
+};
+
 struct vm_control {
     void *ctx; /* passed back to every function below */
     /*
@@ -130,6 +142,17 @@ struct vm_control {
     void (*migrate_status)(void *ctx, struct vm_migrate_status *st);
     /* Ask a running migration to stop; the VM carries on here.  0 or -ENOENT. */
     int (*migrate_cancel)(void *ctx);
+    /*
+     * The balloon (--device balloon; NULL members behave as "no balloon").
+     * Any thread; none blocks.  balloon_get: 0 or -ENODEV.  balloon_set:
+     * new target in MiB, the guest is told at once; -ENODEV, or -EINVAL
+     * above guest RAM.  balloon_set_interval: -ENODEV, or -EINVAL if
+     * statistics are off (they cannot be turned on at run time) or s is 0
+     * or too long.
+     */
+    int (*balloon_get)(void *ctx, struct vm_balloon *b);
+    int (*balloon_set)(void *ctx, uint32_t amount_mib);
+    int (*balloon_set_interval)(void *ctx, uint32_t s);
     /* Static facts for instance and machine information. */
     unsigned vcpus;
     uint64_t mem_bytes;

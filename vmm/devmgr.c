@@ -8,6 +8,7 @@
 #include "devices/virtio/console.h"
 #include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
+#include "devices/virtio/balloon.h"
 #include "devices/virtio/virtio_dp.h"
 #include "vmm/kvm.h"
 #include "vmm/log.h"
@@ -104,6 +105,16 @@ static int create_model(struct vm *vm, const struct device_spec *s, struct virti
     case DEV_RNG: {
         struct virtio_rng_config c = {.id = s->id};
         return virtio_rng_create(&c, &vm->mem, &vm->loop, out, err);
+    }
+    case DEV_BALLOON: {
+        struct balloon_config c = {
+            .id = s->id,
+            .amount_mib = s->amount_mib,
+            .deflate_on_oom = s->deflate_on_oom,
+            .stats_interval_s = s->stats_interval_s,
+            .free_page_reporting = s->free_page_reporting,
+        };
+        return balloon_create(&c, &vm->mem, &vm->loop, out, err);
     }
     case DEV_VFIO:
     case DEV_VFIO_USER:

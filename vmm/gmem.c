@@ -244,6 +244,39 @@ int gmem_zero(const struct gmem *gm, gpa_t gpa, size_t len)
     return 0;
 }
 
+int gmem_discard(const struct gmem *gm, gpa_t gpa, uint64_t len)
+{
+    if (len == 0 || !is_aligned(gpa | len, gm->page_size ? gm->page_size : PAGE_SIZE))
+        return -EINVAL;
+    if (!gmem_range_ok(gm, gpa, len))
+        return -EFAULT;
+    if (gm->fd < 0)
+        return -EOPNOTSUPP;
+    const struct gmem_region *r = gmem_region_of(gm, gpa);
+    off_t off = (off_t)(r->fd_offset + (gpa - r->gpa));
+    if (fallocate(gm->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)len) < 0)
+        return -errno;
+    /* The page now reads as zero: a copy already sent must be replaced. */
+    gmem_log_mark(gm, gpa, len);
+    return 0;
+}
+
+int gmem_gpa_of(const struct gmem *gm, const void *p, uint64_t len, gpa_t *gpa)
+{
+    uintptr_t a = (uintptr_t)p;
+    for (unsigned i = 0; i < gm->nregions; i++) {
+        const struct gmem_region *r = &gm->regions[i];
+        uintptr_t base = (uintptr_t)r->hva;
+        if (!r->hva || a < base || a - base >= r->size)
+            continue;
+        if (len == 0 || len > r->size - (a - base))
+            return -EFAULT;
+        *gpa = r->gpa + (a - base);
+        return 0;
+    }
+    return -EFAULT;
+}
+
 gpa_t gmem_end(const struct gmem *gm)
 {
     if (gm->nregions == 0)

@@ -133,6 +133,29 @@ static inline bool gmem_logging(const struct gmem *gm)
     return atomic_load_explicit(&gm->logging, memory_order_relaxed);
 }
 
+/*
+ * Give the host back the pages of [gpa, gpa + len) (virtio-balloon: inflated
+ * and reported free pages): a hole is punched in the memfd
+ * (fallocate(PUNCH_HOLE | KEEP_SIZE)), so the range reads as zero afterwards
+ * and is filled again, with zeros, when the guest next touches it.  The range
+ * must be non-empty, aligned to gm->page_size (4 KiB, or 2 MiB with huge
+ * pages) and wholly inside one region (-EINVAL / -EFAULT otherwise).  RAM
+ * without a memfd (restored from a snapshot: a private mapping) is left
+ * alone: -EOPNOTSUPP.  The range is marked in the device write log, so a
+ * migration in progress sends the zeros (the destination must not keep a
+ * copy taken before the discard).  Other errors: fallocate's -errno.  Any
+ * thread; the caller serialises against nothing (the kernel does).
+ */
+int gmem_discard(const struct gmem *gm, gpa_t gpa, uint64_t len) __must_check;
+
+/*
+ * Guest-physical address of the host range [p, p + len), which must lie
+ * wholly inside one region: 0 with *gpa set, or -EFAULT.  For devices that
+ * hold a buffer as an iovec (virtq_pop() output) and need to act on its
+ * guest pages.
+ */
+int gmem_gpa_of(const struct gmem *gm, const void *p, uint64_t len, gpa_t *gpa) __must_check;
+
 /* Highest guest-physical address + 1 covered by RAM. */
 gpa_t gmem_end(const struct gmem *gm);
 

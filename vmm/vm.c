@@ -263,6 +263,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
         .migrate_start = vm_mig_migrate_start,
         .migrate_status = vm_mig_migrate_status,
         .migrate_cancel = vm_mig_migrate_cancel,
+        .balloon_get = vm_balloon_get,
+        .balloon_set = vm_balloon_set,
+        .balloon_set_interval = vm_balloon_set_interval,
         .vcpus = cfg->vcpus,
         .mem_bytes = cfg->memory,
     };

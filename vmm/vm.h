@@ -136,4 +136,12 @@ static inline bool vm_stopping(struct vm *vm)
     return atomic_load_explicit(&vm->stop_reason, memory_order_acquire) != VM_RUNNING;
 }
 
+/*
+ * vm_control's balloon members (vm_balloon.c): find the VM's balloon among
+ * its devices and ask it.  `ctx` is the struct vm.  See vmm/control.h.
+ */
+int vm_balloon_get(void *ctx, struct vm_balloon *b);
+int vm_balloon_set(void *ctx, uint32_t amount_mib);
+int vm_balloon_set_interval(void *ctx, uint32_t s);
+
 #endif /* VMM_VM_H */

@@ -34,6 +34,7 @@
 #define VIRTIO_ID_BLOCK   2
 #define VIRTIO_ID_CONSOLE 3
 #define VIRTIO_ID_RNG     4
+#define VIRTIO_ID_BALLOON 5
 
 /* Device status bits. */
 #define VIRTIO_STATUS_ACKNOWLEDGE        1
@@ -71,7 +72,7 @@
 struct virtio_dev;
 
 struct virtio_dev_ops {
-    const char *type;        /* "blk", "net", "rng", "console" */
+    const char *type;        /* "blk", "net", "rng", "console", "balloon" */
     uint32_t device_id;      /* VIRTIO_ID_* */
     uint16_t num_queues;     /* <= VIRTIO_MAX_QUEUES */
     uint16_t queue_max_size; /* power of two, <= 32768 */

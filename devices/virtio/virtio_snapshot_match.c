@@ -37,6 +37,7 @@ static const struct virtio_snapshot_type types[] = {
      VIRTIO_BIT(VIRTIO_BLK_F_RO)},
     {VIRTIO_ID_CONSOLE, "console", VIRTIO_STATE_T_CONSOLE_STATE, true, false, 0},
     {VIRTIO_ID_RNG, "rng", VIRTIO_STATE_T_RNG_STATE, true, false, 0},
+    {VIRTIO_ID_BALLOON, "balloon", VIRTIO_STATE_T_BALLOON_STATE, true, true, 0},
 };
 
 const struct virtio_snapshot_type *virtio_snapshot_type(uint32_t device_id)

@@ -57,6 +57,9 @@ int rng_open(struct rngdev *r, struct vdev *d);
 int rng_read(struct rngdev *r, void *buf, u32 len);
 void test_rng(void);
 
+/* test=balloon (vballoon.c): follow the host's balloon target. */
+void test_balloon(void);
+
 /* ---- console (vmisc.c) ---- */
 void test_console(void);
 

@@ -196,6 +196,8 @@ const char *virtio_name(u32 id)
         return "console";
     case VIRTIO_ID_RNG:
         return "rng";
+    case VIRTIO_ID_BALLOON:
+        return "balloon";
     }
     sformat(buf, sizeof buf, "id%u", id);
     return buf;

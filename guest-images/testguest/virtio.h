@@ -64,6 +64,7 @@
 #define VIRTIO_ID_BLK     2
 #define VIRTIO_ID_CONSOLE 3
 #define VIRTIO_ID_RNG     4
+#define VIRTIO_ID_BALLOON 5
 
 /* ---- split virtqueue layout (section 2.7) ---- */
 #define VRING_DESC_F_NEXT          1

@@ -224,8 +224,8 @@ static bool prefix(const char *s, const char *p)
 /* Every name this dispatcher knows, so lazy memory is checked only for them. */
 static bool is_virtio_test(const char *name)
 {
-    static const char *const names[] = {"virtio-list", "blk",       "net",       "rng", "console",
-                                        "virtio-all",  "bench-blk", "bench-net", "cpl3"};
+    static const char *const names[] = {"virtio-list", "blk",       "net",       "rng",  "console",
+                                        "virtio-all",  "bench-blk", "bench-net", "cpl3", "balloon"};
     for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
         if (streq(name, names[i]))
             return true;
@@ -249,6 +249,8 @@ void virtio_tests(const char *name)
         test_rng();
     } else if (streq(name, "console")) {
         test_console();
+    } else if (streq(name, "balloon")) {
+        test_balloon();
     } else if (streq(name, "virtio-all")) {
         test_blk();
         if (virtio_find(VIRTIO_ID_NET, 0))

@@ -164,6 +164,26 @@ static void sg_rng_seeds(void)
     sg_emit("virtio_rng", "requests", &b);
 }
 
+/* virtio-balloon: PFNs in and out of RAM, a stats buffer, a reported range. */
+static void sg_balloon_seeds(void)
+{
+    struct sg_buf b = {0};
+    static const uint8_t pfns[12] = {0x10, 0, 0, 0, 0x11, 0, 0, 0, 0xff, 0xff, 0xff, 0xff};
+    static const uint8_t stats[20] = {4, 0, 1, 2, 3, 4, 0, 0, 0, 0, 99, 0, 7};
+    sg_bringup(&b, 8, UINT64_MAX);
+    sg_chain(&b, 0, 1); /* inflate */
+    sg_d(&b, SG_OUT0, sizeof(pfns), pfns);
+    sg_chain(&b, 1, 1); /* deflate */
+    sg_d(&b, SG_OUT0, sizeof(pfns), pfns);
+    sg_chain(&b, 2, 1); /* stats, held */
+    sg_d(&b, SG_OUT0, sizeof(stats), stats);
+    sg_op(&b, FZ_OP_STATE, FZ_OP_ARG(3), 0, 0, 0); /* a timer tick returns it */
+    sg_chain(&b, 3, 1);                            /* reporting */
+    sg_d(&b, SG_IN1, 8192, NULL);
+    sg_op(&b, FZ_OP_STATE, FZ_OP_ARG(2), 0, 0, 0);
+    sg_emit("virtio_balloon", "queues", &b);
+}
+
 /* The register sequence a Linux virtio_mmio driver issues, as raw accesses. */
 static void sg_mmio_seeds(void)
 {
@@ -466,6 +486,7 @@ void sg_virtio_seeds(void)
     sg_console_seeds();
     sg_virtqueue_seeds();
     sg_rng_seeds();
+    sg_balloon_seeds();
     sg_mmio_seeds();
     sg_blk_seeds();
     sg_virtio_state_seeds();

@@ -105,6 +105,13 @@ int api_snapshot_load(const struct vm_control *ctl, const char *body, size_t len
 int api_migration(const struct vm_control *ctl, const char *method, const char *body, size_t len,
                   struct api_reply *out) __must_check;
 
+/*
+ * /balloon (GET, PUT, PATCH) and, with `stats`, /balloon/statistics (GET,
+ * PATCH) (api_balloon.c); `method` is one of those.
+ */
+int api_balloon(const struct vm_control *ctl, const char *method, bool stats, const char *body,
+                size_t len, struct api_reply *out) __must_check;
+
 /* Make json-c's one-time hash seed now (it may call getrandom), not in the
  * sandboxed thread.  Called by api_server_create(). */
 void api_route_warm_up(void);

@@ -218,7 +218,9 @@ enum api_resource {
     RES_MACHINE_CONFIG,
     RES_SNAPSHOT_CREATE,
     RES_SNAPSHOT_LOAD,
-    RES_MIGRATION
+    RES_MIGRATION,
+    RES_BALLOON,
+    RES_BALLOON_STATS,
 };
 
 static const struct {
@@ -233,6 +235,8 @@ static const struct {
     {"/snapshot/create", RES_SNAPSHOT_CREATE, "PUT"},
     {"/snapshot/load", RES_SNAPSHOT_LOAD, "PUT"},
     {"/migration", RES_MIGRATION, "GET, PUT, DELETE"},
+    {"/balloon", RES_BALLOON, "GET, PUT, PATCH"},
+    {"/balloon/statistics", RES_BALLOON_STATS, "GET, PATCH"},
 };
 
 /* Is `method` one of the comma-separated `methods`? */
@@ -279,6 +283,9 @@ int api_route(const struct vm_control *ctl, const char *method, const char *path
             return api_snapshot_load(ctl, body, len, out);
         case RES_MIGRATION:
             return api_migration(ctl, method, body, len, out);
+        case RES_BALLOON:
+        case RES_BALLOON_STATS:
+            return api_balloon(ctl, method, resources[i].res == RES_BALLOON_STATS, body, len, out);
         }
     }
     snprintf(buf, sizeof(buf), "no resource at %.80s", path);

@@ -10,7 +10,8 @@ shell over the virtio console's socket), and checks what our freestanding
 test guest cannot: that a real kernel gets every vCPU and a working timer,
 finds and binds every device, mounts ext4 from the disk and leaves a file
 the host reads back, exchanges packets with a peer on a tap in a network
-namespace, reads /dev/hwrng, and that poweroff, reboot and a panic end wisp
+namespace, reads /dev/hwrng, that a balloon gives guest memory back to the
+host (balloon_case.py), and that poweroff, reboot and a panic end wisp
 with status 0 within a bound.  One case boots with --acpi off, where the
 check is that a Debian kernel finds no virtio device at all, and one boots
 the same initramfs under QEMU microvm with ACPI as a reference: its guest
@@ -41,6 +42,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from balloon_case import balloon_case
 
 BOOT_TIMEOUT = 180  # s; 10-20 s typical in the testbed
 CMD_TIMEOUT = 60
@@ -85,8 +88,9 @@ NET_HOST, NET_GUEST, NET_PREFIX = "10.0.2.1", "10.0.2.15", 24
 
 # migrate: live-migrate the running guest between two wisp processes
 # (migrate_case) instead of the one-boot checks.
-Case = collections.namedtuple("Case", "name vmm ver image vcpus devices end acpi peer migrate",
-                              defaults=(False,))
+# balloon: the virtio-balloon boots of balloon_case.py instead.
+Case = collections.namedtuple("Case", "name vmm ver image vcpus devices end acpi peer migrate balloon",
+                              defaults=(False, False))
 CASES = [
     Case("linux-6.1-bzimage-2cpu", "wisp", "6.1", "bzimage", 2, ALL_DEVICES, "poweroff", True, None),
     Case("linux-6.12-pvh-2cpu", "wisp", "6.12", "pvh", 2, ALL_DEVICES, "reboot", True, None),
@@ -104,6 +108,9 @@ CASES = [
     # per process).
     Case("linux-6.12-bzimage-2cpu-migrate", "wisp", "6.12", "bzimage", 2, ("blk", "rng", "console"),
          "poweroff", True, None, True),
+    # virtio-balloon: free page reporting and inflation give memory back.
+    Case("linux-6.12-bzimage-balloon", "wisp", "6.12", "bzimage", 1, (), "poweroff", True, None,
+         False, True),
     Case("qemu-microvm-6.1-bzimage-2cpu", "qemu", "6.1", "bzimage", 2, ALL_DEVICES, "poweroff", True,
          "linux-6.1-bzimage-2cpu"),
 ]
@@ -930,6 +937,11 @@ def main():
         t0 = time.monotonic()
         try:
             run_case = migrate_case if case.migrate else functools.partial(boot_case, seen=seen)
+            if case.balloon:
+                run_case = functools.partial(balloon_case, guest_cls=Guest,
+                                             boot_timeout=args.boot_timeout,
+                                             log_patterns=BAD_LOG + BENIGN_LOG,
+                                             log_filter=unexplained)
             run_case(res, args, case, kernels[case.ver][0][case.image], kernels[case.ver][1])
         except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
             res.check(case.name + "/setup", False, str(e))

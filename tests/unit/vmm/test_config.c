@@ -479,3 +479,51 @@ Test(config, passthrough_layout)
     cr_assert(strstr(e.msg, "has no option 'layout'"), "%s", e.msg);
     config_free(&c);
 }
+
+Test(config, balloon_device)
+{
+    cr_assert_eq(config_add_device(&cfg,
+                                   "balloon,amount_mib=64,deflate_on_oom=on,"
+                                   "stats_polling_interval_s=5,free_page_reporting=on",
+                                   &err),
+                 0, "%s", err.msg);
+    const struct device_spec *d = &cfg.devices[0];
+    cr_assert_eq(d->type, DEV_BALLOON);
+    cr_assert_str_eq(d->id, "balloon0");
+    cr_assert_eq(d->amount_mib, 64);
+    cr_assert(d->deflate_on_oom && d->free_page_reporting);
+    cr_assert_eq(d->stats_interval_s, 5);
+    struct {
+        const char *spec;
+        const char *needle;
+    } bad[] = {
+        {"balloon", "only one balloon"},
+        {"balloon,amount_mib=-1", "amount_mib must be a number"},
+        {"balloon,amount_mib=1x", "amount_mib must be a number"},
+        {"balloon,amount_mib=", "amount_mib must be a number"},
+        {"balloon,amount_mib=99999999999", "amount_mib must be a number"},
+        {"balloon,stats_polling_interval_s=86401", "stats_polling_interval_s must be"},
+        {"balloon,deflate_on_oom=maybe", "must be on or off"},
+        {"balloon,path=x", "has no option 'path'"},
+        {"rng,amount_mib=1", "has no option 'amount_mib'"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        memset(&err, 0, sizeof(err));
+        cr_assert_lt(config_add_device(&cfg, bad[i].spec, &err), 0, "%s", bad[i].spec);
+        cr_assert(strstr(err.msg, bad[i].needle), "%s: %s", bad[i].spec, err.msg);
+        assert_one_line();
+    }
+    cr_assert_eq(cfg.ndevices, 1);
+}
+
+Test(config, balloon_device_json)
+{
+    cr_assert_eq(
+        parse_json("{\"kernel\": \"k\", \"device\": {\"type\": \"balloon\", \"amount_mib\": "
+                   "32, \"deflate_on_oom\": true, \"free_page_reporting\": false}}"),
+        0, "%s", err.msg);
+    cr_assert_eq(cfg.devices[0].type, DEV_BALLOON);
+    cr_assert_eq(cfg.devices[0].amount_mib, 32);
+    cr_assert(cfg.devices[0].deflate_on_oom);
+    cr_assert_not(cfg.devices[0].free_page_reporting);
+}
