@@ -19,7 +19,7 @@
 #include "tests/lib/virtq_builder.h"
 #include "vmm/evloop.h"
 
-#define NET_HARNESS_MAX_QUEUES 2
+#define NET_HARNESS_MAX_QUEUES 3
 
 struct net_harness {
     struct evloop loop;
