@@ -173,7 +173,8 @@ static const struct {
 
 static const char *const device_type_names[] = {
     [DEV_BLK] = "blk",         [DEV_NET] = "net",   [DEV_RNG] = "rng",
-    [DEV_CONSOLE] = "console", [DEV_VFIO] = "vfio", [DEV_VFIO_USER] = "vfio-user"};
+    [DEV_CONSOLE] = "console", [DEV_VFIO] = "vfio", [DEV_VFIO_USER] = "vfio-user",
+    [DEV_VSOCK] = "vsock"};
 
 /* Apply one key=value of a device description. */
 static int device_kv(struct device_spec *d, const char *key, const char *val, struct errbuf *err)
@@ -214,6 +215,22 @@ static int device_kv(struct device_spec *d, const char *key, const char *val, st
                            type);
         return set_string(&d->socket, "socket", val, err);
     }
+    if (d->type == DEV_VSOCK && !strcmp(key, "uds_path")) {
+        /* "<uds_path>_<port>" must fit sun_path too (devices/backends/vsock_uds.h). */
+        if (!val[0] || strlen(val) > 96)
+            return err_set(err, WISP_EXIT_USAGE, EINVAL, "vsock uds_path must be 1 to 96 bytes");
+        return set_string(&d->socket, "uds_path", val, err);
+    }
+    if (d->type == DEV_VSOCK && !strcmp(key, "cid")) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(val, &end, 10);
+        if (errno || end == val || *end || val[0] == '-' || v < 3 || v > 0xfffffffeULL)
+            return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                           "vsock cid must be a number from 3 to 4294967294, not '%s'", val);
+        d->cid = v;
+        return 0;
+    }
     return err_set(err, WISP_EXIT_USAGE, EINVAL, "device %s has no option '%s'", type, key);
 }
 
@@ -240,7 +257,7 @@ int config_add_device(struct vm_config *c, const char *spec, struct errbuf *err)
             d->type = (enum device_type)t;
     if (!d->type) {
         ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
-                      "unknown device type '%s' (blk, net, rng, console, vfio or vfio-user)",
+                      "unknown device type '%s' (blk, net, rng, console, vsock, vfio or vfio-user)",
                       tok ? tok : "");
         goto out;
     }
@@ -266,6 +283,11 @@ int config_add_device(struct vm_config *c, const char *spec, struct errbuf *err)
                       "path=/dev/vfio/devices/vfioN");
     else if (d->type == DEV_VFIO_USER && !d->socket)
         ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "vfio-user device needs socket=PATH");
+    else if (d->type == DEV_VSOCK && (!d->socket || !d->cid))
+        ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "vsock device needs cid=N and uds_path=PATH");
+    for (unsigned i = 0; ret == 0 && d->type == DEV_VSOCK && i < c->ndevices; i++)
+        if (c->devices[i].type == DEV_VSOCK)
+            ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "only one vsock device is supported");
     if (ret == 0 && !d->id[0]) {
         unsigned same = 0;
         for (unsigned i = 0; i < c->ndevices; i++)

@@ -19,7 +19,7 @@ enum seccomp_mode { SECCOMP_KILL = 0, SECCOMP_LOG, SECCOMP_OFF };
 enum landlock_mode { LANDLOCK_AUTO = 0, LANDLOCK_ON, LANDLOCK_OFF };
 
 /* DEV_VFIO and DEV_VFIO_USER are passthrough PCI functions (devices/vfio/vfio_pci.h). */
-enum device_type { DEV_BLK = 1, DEV_NET, DEV_RNG, DEV_CONSOLE, DEV_VFIO, DEV_VFIO_USER };
+enum device_type { DEV_BLK = 1, DEV_NET, DEV_RNG, DEV_CONSOLE, DEV_VFIO, DEV_VFIO_USER, DEV_VSOCK };
 
 /* Is `t` a PCI passthrough function (not a virtio-mmio device)? */
 #define DEV_IS_PCI(t) ((t) == DEV_VFIO || (t) == DEV_VFIO_USER)
@@ -30,7 +30,8 @@ enum device_type { DEV_BLK = 1, DEV_NET, DEV_RNG, DEV_CONSOLE, DEV_VFIO, DEV_VFI
 
 /*
  * One --device: "TYPE[,key=value...]", e.g. "blk,path=disk.img,readonly=on,id=root",
- * "net,tap=tap0,mac=52:54:00:12:34:56", "rng", "console,socket=/run/vm.sock".
+ * "net,tap=tap0,mac=52:54:00:12:34:56", "rng", "console,socket=/run/vm.sock",
+ * "vsock,cid=3,uds_path=/run/vm.vsock".
  */
 struct device_spec {
     enum device_type type;
@@ -40,7 +41,9 @@ struct device_spec {
     char *tap;                  /* net: tap interface name */
     bool has_mac;               /* net */
     uint8_t mac[6];
-    char *socket; /* console: UNIX socket path; NULL = stdio; vfio-user: the server's socket */
+    char *socket; /* console: UNIX socket path; NULL = stdio; vfio-user: the server's socket;
+                     vsock: uds_path */
+    uint64_t cid; /* vsock: the guest's CID (3 .. 2^32 - 2) */
 };
 
 #define CONFIG_DEFAULT_MEMORY (256ULL * 1024 * 1024)

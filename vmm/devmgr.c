@@ -7,6 +7,7 @@
 #include "devices/virtio/console.h"
 #include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
+#include "devices/virtio/vsock.h"
 #include "vmm/kvm.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
@@ -94,6 +95,10 @@ static int create_model(struct vm *vm, const struct device_spec *s, struct virti
     case DEV_RNG: {
         struct virtio_rng_config c = {.id = s->id};
         return virtio_rng_create(&c, &vm->mem, &vm->loop, out, err);
+    }
+    case DEV_VSOCK: {
+        struct virtio_vsock_config c = {.id = s->id, .guest_cid = s->cid, .uds_path = s->socket};
+        return virtio_vsock_create(&c, &vm->mem, &vm->loop, out, err);
     }
     case DEV_VFIO:
     case DEV_VFIO_USER:
