@@ -349,7 +349,9 @@ static uint32_t conn_rx(struct virtio_vsock *v, struct vsock_conn *c, const stru
         c->ctl &= ~VC_CTL_SHUTDOWN;
         op = VIRTIO_VSOCK_OP_SHUTDOWN;
         flags = VIRTIO_VSOCK_SHUTDOWN_SEND;
-    } else if (c->state == VC_ESTABLISHED && c->readable && !c->host_eof && peer_credit(c)) {
+    } else if (c->state == VC_ESTABLISHED && c->readable && !c->host_eof && peer_credit(c) &&
+               ch->in_len > VIRTIO_VSOCK_HDR_LEN) {
+        /* (A header-only buffer carries no data: the bytes wait, the hint stays.) */
         uint64_t room = ch->in_len - VIRTIO_VSOCK_HDR_LEN;
         room = MIN(room, MIN((uint64_t)peer_credit(c), (uint64_t)VIRTIO_VSOCK_MAX_PKT));
         unsigned k = chain_sub(v, ch, true, VIRTIO_VSOCK_HDR_LEN, room);
@@ -371,7 +373,9 @@ static uint32_t conn_rx(struct virtio_vsock *v, struct vsock_conn *c, const stru
         } else {
             c->readable = false;
             conn_update(v, c);
-            return 0;
+            if (!(c->ctl & VC_CTL_CREDIT))
+                return 0;
+            op = VIRTIO_VSOCK_OP_CREDIT_UPDATE; /* nothing to read, but credit is due */
         }
     } else if (c->ctl & VC_CTL_CREDIT) {
         op = VIRTIO_VSOCK_OP_CREDIT_UPDATE;

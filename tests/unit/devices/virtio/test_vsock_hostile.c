@@ -263,6 +263,34 @@ Test(virtio_vsock_hostile, host_to_guest_respects_guest_credit)
     close(lfd);
 }
 
+Test(virtio_vsock_hostile, header_only_rx_buffers_do_not_spin)
+{
+    int lfd = vt_listen(7010);
+    struct vqb *q = &vt.h.q[VIRTIO_VSOCK_RXQ];
+    gpa_t g = vqb_alloc(q, VIRTIO_VSOCK_HDR_LEN, 0);
+    struct vqb_buf b = {g, VIRTIO_VSOCK_HDR_LEN, true};
+    vqb_add_chain(q, &b, 1);
+    net_harness_kick(&vt.h, VIRTIO_VSOCK_RXQ);
+    vt_send(1900, 7010, OP(REQUEST), 0, NULL, 0);
+    cr_assert_eq(vqb_used_idx(q), 1, "RESPONSE fits a header-only buffer");
+    int fd = vt_accept(lfd);
+    vqb_add_chain(q, &b, 1);
+    net_harness_kick(&vt.h, VIRTIO_VSOCK_RXQ);
+    cr_assert_eq(write(fd, "data", 4), 4);
+    int rounds = net_harness_settle(&vt.h, 20);
+    cr_assert_lt(rounds, 10, "no busy loop on a buffer with no room for data (%d)", rounds);
+    cr_assert_eq(vqb_used_idx(q), 1, "the data waits");
+    /* A control packet still fits it. */
+    vt_send(1900, 7010, OP(CREDIT_REQUEST), 0, NULL, 0);
+    cr_assert_eq(vqb_used_idx(q), 2);
+    uint32_t id, len;
+    vqb_used_elem(q, 1, &id, &len);
+    cr_assert_eq(len, VIRTIO_VSOCK_HDR_LEN);
+    cr_assert_eq(le16_get((uint8_t *)vqb_host(q, g, 44) + VSOCK_HDR_OP), OP(CREDIT_UPDATE));
+    close(fd);
+    close(lfd);
+}
+
 Test(virtio_vsock_hostile, many_connections_keep_their_bytes_apart)
 {
     enum { N = 16 };
