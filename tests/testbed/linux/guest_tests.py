@@ -42,6 +42,8 @@ import sys
 import tempfile
 import time
 
+from vsock_case import vsock_case
+
 BOOT_TIMEOUT = 180  # s; 10-20 s typical in the testbed
 CMD_TIMEOUT = 60
 END_TIMEOUT = 30  # poweroff, reboot and panic must end the VMM within this
@@ -104,6 +106,8 @@ CASES = [
     # per process).
     Case("linux-6.12-bzimage-2cpu-migrate", "wisp", "6.12", "bzimage", 2, ("blk", "rng", "console"),
          "poweroff", True, None, True),
+    # virtio-vsock against the kernel's driver (vsock_case.py); wisp only.
+    Case("linux-6.12-bzimage-1cpu-vsock", "wisp", "6.12", "bzimage", 1, (), "poweroff", True, None),
     Case("qemu-microvm-6.1-bzimage-2cpu", "qemu", "6.1", "bzimage", 2, ALL_DEVICES, "poweroff", True,
          "linux-6.1-bzimage-2cpu"),
 ]
@@ -930,6 +934,8 @@ def main():
         t0 = time.monotonic()
         try:
             run_case = migrate_case if case.migrate else functools.partial(boot_case, seen=seen)
+            if case.name.endswith("-vsock"):
+                run_case = functools.partial(vsock_case, guest_cls=Guest)
             run_case(res, args, case, kernels[case.ver][0][case.image], kernels[case.ver][1])
         except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
             res.check(case.name + "/setup", False, str(e))

@@ -38,6 +38,7 @@ extern struct vt vt;
 
 /* Create the device (handshake timeout `hs_ms`) on a fresh directory and start it. */
 void vt_start(unsigned hs_ms);
+/* Destroy the device and remove the directory. */
 void vt_stop(void);
 /* Send one packet (payload `data`, `len` bytes; `chain_len` 0: header + len). */
 void vt_send_raw(uint64_t src_cid, uint64_t dst_cid, uint32_t src_port, uint32_t dst_port,
@@ -58,6 +59,7 @@ int vt_accept(int lfd);
 int vt_host_connect(void);
 /* Read what is waiting on fd (up to len, waiting up to wait_ms for the first byte). */
 size_t vt_read(int fd, void *buf, size_t len, int wait_ms);
+/* The device's counters now. */
 struct virtio_vsock_stats vt_stats(void);
 
 #endif
