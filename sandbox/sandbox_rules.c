@@ -122,8 +122,12 @@ static const struct sandbox_rule main_rules[] = {
     RULE(getrandom, "virtio-rng: entropy for the guest"),
     RULE1(fallocate, EQ(1, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE),
           "virtio-balloon: give inflated and reported guest pages back (gmem_discard)"),
-    RULE(accept4, "virtio-console: connections on its listening AF_UNIX socket"),
-    SOCKET(AF_UNIX, SOCK_STREAM, "virtio-console: a UNIX stream socket, never a network one"),
+    RULE(accept4, "virtio-console, virtio-vsock: connections on their listening AF_UNIX sockets"),
+    SOCKET(AF_UNIX, SOCK_STREAM,
+           "virtio-console, virtio-vsock: UNIX stream sockets, never a network one"),
+    RULE(connect, "virtio-vsock: a guest connection to host port P opens <uds_path>_P (the "
+                  "only sockets this thread can create are AF_UNIX)"),
+    RULE(shutdown, "virtio-vsock: the guest half-closed, so the host socket is (SHUT_WR)"),
     RULE(close, "closing console connections; teardown"),
     RULE(ppoll, "virtio-console on a stdio fd shared with the parent: a zero-timeout poll "
                 "before each read or write (never waits)"),

@@ -174,9 +174,9 @@ static const struct {
 /* ---- --device TYPE[,key=value...] ---------------------------------------- */
 
 static const char *const device_type_names[] = {
-    [DEV_BLK] = "blk",         [DEV_NET] = "net",   [DEV_RNG] = "rng",
-    [DEV_CONSOLE] = "console", [DEV_VFIO] = "vfio", [DEV_VFIO_USER] = "vfio-user",
-    [DEV_BALLOON] = "balloon"};
+    [DEV_BLK] = "blk",         [DEV_NET] = "net",    [DEV_RNG] = "rng",
+    [DEV_CONSOLE] = "console", [DEV_VFIO] = "vfio",  [DEV_VFIO_USER] = "vfio-user",
+    [DEV_BALLOON] = "balloon", [DEV_VSOCK] = "vsock"};
 
 /* A decimal number 0..max (digits only). */
 static int set_u32(uint32_t *dst, const char *key, const char *val, uint32_t max,
@@ -258,6 +258,22 @@ static int device_kv(struct device_spec *d, const char *key, const char *val, st
     }
     if (DEV_IS_PCI(d->type) && !strcmp(key, "layout"))
         return set_string(&d->layout, "layout", val, err);
+    if (d->type == DEV_VSOCK && !strcmp(key, "uds_path")) {
+        /* "<uds_path>_<port>" must fit sun_path too (devices/backends/vsock_uds.h). */
+        if (!val[0] || strlen(val) > 96)
+            return err_set(err, WISP_EXIT_USAGE, EINVAL, "vsock uds_path must be 1 to 96 bytes");
+        return set_string(&d->socket, "uds_path", val, err);
+    }
+    if (d->type == DEV_VSOCK && !strcmp(key, "cid")) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(val, &end, 10);
+        if (errno || end == val || *end || val[0] == '-' || v < 3 || v > 0xfffffffeULL)
+            return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                           "vsock cid must be a number from 3 to 4294967294, not '%s'", val);
+        d->cid = v;
+        return 0;
+    }
     return err_set(err, WISP_EXIT_USAGE, EINVAL, "device %s has no option '%s'", type, key);
 }
 
@@ -284,7 +300,7 @@ int config_add_device(struct vm_config *c, const char *spec, struct errbuf *err)
             d->type = (enum device_type)t;
     if (!d->type) {
         ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
-                      "unknown device type '%s' (blk, net, rng, console, balloon, vfio or "
+                      "unknown device type '%s' (blk, net, rng, console, balloon, vsock, vfio or "
                       "vfio-user)",
                       tok ? tok : "");
         goto out;
@@ -319,6 +335,11 @@ int config_add_device(struct vm_config *c, const char *spec, struct errbuf *err)
                       "path=/dev/vfio/devices/vfioN");
     else if (d->type == DEV_VFIO_USER && !d->socket)
         ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "vfio-user device needs socket=PATH");
+    else if (d->type == DEV_VSOCK && (!d->socket || !d->cid))
+        ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "vsock device needs cid=N and uds_path=PATH");
+    for (unsigned i = 0; ret == 0 && d->type == DEV_VSOCK && i < c->ndevices; i++)
+        if (c->devices[i].type == DEV_VSOCK)
+            ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "only one vsock device is supported");
     for (unsigned i = 0; ret == 0 && d->type == DEV_BALLOON && i < c->ndevices; i++)
         if (c->devices[i].type == DEV_BALLOON)
             ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "only one balloon device is supported");

@@ -27,6 +27,7 @@ enum device_type {
     DEV_VFIO,
     DEV_VFIO_USER,
     DEV_BALLOON,
+    DEV_VSOCK,
 };
 
 /* Is `t` a PCI passthrough function (not a virtio-mmio device)? */
@@ -41,6 +42,7 @@ enum device_type {
  * "net,tap=tap0,mac=52:54:00:12:34:56", "rng", "console,socket=/run/vm.sock",
  * "balloon,amount_mib=64,deflate_on_oom=on,stats_polling_interval_s=1,free_page_reporting=on"
  * (Firecracker's field names; at most one balloon).
+ * "vsock,cid=3,uds_path=/run/vm.vsock".
  */
 struct device_spec {
     enum device_type type;
@@ -51,13 +53,14 @@ struct device_spec {
     bool has_mac;               /* net */
     uint8_t mac[6];
     char *socket; /* console: UNIX socket path; NULL = stdio; vfio-user: the server's socket;
-                   * blk: the vhost-user backend's socket (then path is NULL) */
+                   * blk: the vhost-user backend's socket (then path is NULL); vsock: uds_path */
     char *layout; /* vfio, vfio-user: a vPCI layout file (docs/VPCI_LAYOUT.md); NULL = none */
     /* balloon (devices/virtio/balloon.h) */
     uint32_t amount_mib;       /* initial target; checked against RAM when created */
     bool deflate_on_oom;       /* offer DEFLATE_ON_OOM */
     uint32_t stats_interval_s; /* 0: no statistics queue */
     bool free_page_reporting;  /* offer REPORTING */
+    uint64_t cid; /* vsock: the guest's CID (3 .. 2^32 - 2) */
 };
 
 #define CONFIG_DEFAULT_MEMORY (256ULL * 1024 * 1024)

@@ -10,6 +10,7 @@
 #include "devices/virtio/rng.h"
 #include "devices/virtio/balloon.h"
 #include "devices/virtio/virtio_dp.h"
+#include "devices/virtio/vsock.h"
 #include "vmm/kvm.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
@@ -115,6 +116,10 @@ static int create_model(struct vm *vm, const struct device_spec *s, struct virti
             .free_page_reporting = s->free_page_reporting,
         };
         return balloon_create(&c, &vm->mem, &vm->loop, out, err);
+    }
+    case DEV_VSOCK: {
+        struct virtio_vsock_config c = {.id = s->id, .guest_cid = s->cid, .uds_path = s->socket};
+        return virtio_vsock_create(&c, &vm->mem, &vm->loop, out, err);
     }
     case DEV_VFIO:
     case DEV_VFIO_USER:

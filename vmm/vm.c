@@ -505,7 +505,8 @@ static int apply_landlock(struct vm *vm, struct errbuf *err)
     struct landlock_policy p = {
         .mode = cfg->landlock, .read_proc_self = cfg->stats, .read_all = sandbox_sanitizer_build()};
     for (unsigned i = 0; i < cfg->ndevices && p.nremove < LANDLOCK_MAX_REMOVE; i++)
-        if (cfg->devices[i].type == DEV_CONSOLE && cfg->devices[i].socket)
+        if ((cfg->devices[i].type == DEV_CONSOLE || cfg->devices[i].type == DEV_VSOCK) &&
+            cfg->devices[i].socket)
             p.remove_files[p.nremove++] = cfg->devices[i].socket;
     if (cfg->api_sock && p.nremove < LANDLOCK_MAX_REMOVE)
         p.remove_files[p.nremove++] = cfg->api_sock;

@@ -480,8 +480,55 @@ static void sg_console_seeds(void)
     sg_emit("virtio_console", "tx-rx", &b);
 }
 
+/* A vsock packet header (guest CID 3 to the host). */
+static void sg_vsock_hdr(uint8_t *h, uint32_t sport, uint32_t dport, uint16_t op, uint32_t len)
+{
+    memset(h, 0, 44);
+    h[0] = 3; /* src_cid */
+    h[8] = 2; /* dst_cid */
+    memcpy(h + 16, &sport, 4);
+    memcpy(h + 20, &dport, 4);
+    memcpy(h + 24, &len, 4);
+    h[28] = 1; /* STREAM */
+    memcpy(h + 30, &op, 2);
+    h[38] = 1; /* buf_alloc 64 KiB */
+}
+
+static void sg_vsock_seeds(void)
+{
+    struct sg_buf b = {0};
+    uint8_t h[44 + 2];
+    sg_bringup(&b, 6, UINT64_MAX);
+    for (int i = 0; i < 4; i++) {
+        sg_chain(&b, 0, 1); /* rx buffers */
+        sg_d(&b, SG_IN0, 44 + 256, NULL);
+    }
+    sg_vsock_hdr(h, 5000, 1000, 1 /* REQUEST */, 0);
+    sg_chain(&b, 1, 1);
+    sg_d(&b, SG_OUT0, 44, h);
+    sg_hook(&b, 4, 0, NULL); /* the host accepts */
+    sg_vsock_hdr(h, 5000, 1000, 5 /* RW */, 2);
+    memcpy(h + 44, "hi", 2);
+    sg_chain(&b, 1, 2);
+    sg_d(&b, SG_OUT0, 44, h);
+    sg_d(&b, SG_OUT1, 2, "hi");
+    sg_hook(&b, 5, 0, NULL);
+    sg_hook(&b, 3, 5, "hello");
+    sg_hook(&b, 2, 10, "CONNECT 7\n");
+    sg_op(&b, FZ_OP_DEV, FZ_OP_ARG(3), 0, 0, 0);
+    sg_vsock_hdr(h, 5000, 1000, 4 /* SHUTDOWN */, 0);
+    h[32] = 3;
+    sg_chain(&b, 1, 1);
+    sg_d(&b, SG_OUT0, 44, h);
+    sg_hook(&b, 7, 0, NULL); /* save and load: TRANSPORT_RESET */
+    sg_chain(&b, 2, 1);
+    sg_d(&b, SG_IN0, 8, NULL);
+    sg_emit("virtio_vsock", "connect-rw-reset", &b);
+}
+
 void sg_virtio_seeds(void)
 {
+    sg_vsock_seeds();
     sg_net_seeds();
     sg_console_seeds();
     sg_virtqueue_seeds();

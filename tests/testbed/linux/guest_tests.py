@@ -44,6 +44,7 @@ import tempfile
 import time
 
 from balloon_case import balloon_case
+from vsock_case import vsock_case
 
 BOOT_TIMEOUT = 180  # s; 10-20 s typical in the testbed
 CMD_TIMEOUT = 60
@@ -111,6 +112,8 @@ CASES = [
     # virtio-balloon: free page reporting and inflation give memory back.
     Case("linux-6.12-bzimage-balloon", "wisp", "6.12", "bzimage", 1, (), "poweroff", True, None,
          False, True),
+    # virtio-vsock against the kernel's driver (vsock_case.py); wisp only.
+    Case("linux-6.12-bzimage-1cpu-vsock", "wisp", "6.12", "bzimage", 1, (), "poweroff", True, None),
     Case("qemu-microvm-6.1-bzimage-2cpu", "qemu", "6.1", "bzimage", 2, ALL_DEVICES, "poweroff", True,
          "linux-6.1-bzimage-2cpu"),
 ]
@@ -942,6 +945,8 @@ def main():
                                              boot_timeout=args.boot_timeout,
                                              log_patterns=BAD_LOG + BENIGN_LOG,
                                              log_filter=unexplained)
+            elif case.name.endswith("-vsock"):
+                run_case = functools.partial(vsock_case, guest_cls=Guest)
             run_case(res, args, case, kernels[case.ver][0][case.image], kernels[case.ver][1])
         except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
             res.check(case.name + "/setup", False, str(e))

@@ -327,6 +327,37 @@ Test(config, blk_vhost_user)
     cr_assert_str_eq(cfg.devices[0].id, "vd");
 }
 
+Test(config, vsock_device)
+{
+    cr_assert_eq(config_add_device(&cfg, "vsock,cid=4294967294,uds_path=/tmp/v.sock", &err), 0,
+                 "%s", err.msg);
+    cr_assert_eq(cfg.devices[0].type, DEV_VSOCK);
+    cr_assert_eq(cfg.devices[0].cid, 4294967294ULL);
+    cr_assert_str_eq(cfg.devices[0].socket, "/tmp/v.sock");
+    cr_assert_str_eq(cfg.devices[0].id, "vsock0");
+    struct {
+        const char *spec;
+        const char *needle;
+    } cases[] = {
+        {"vsock,cid=3,uds_path=/tmp/w.sock", "only one vsock"},
+        {"vsock,cid=2,uds_path=/x", "3 to 4294967294"},
+        {"vsock,cid=4294967295,uds_path=/x", "3 to 4294967294"},
+        {"vsock,cid=-5,uds_path=/x", "3 to 4294967294"},
+        {"vsock,cid=3x,uds_path=/x", "3 to 4294967294"},
+        {"vsock,cid=3", "needs cid=N and uds_path=PATH"},
+        {"vsock,uds_path=/x", "needs cid=N and uds_path=PATH"},
+        {"vsock,cid=3,uds_path=", "1 to 96"},
+        {"vsock,cid=3,socket=/x", "has no option 'socket'"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        memset(&err, 0, sizeof(err));
+        cr_assert_lt(config_add_device(&cfg, cases[i].spec, &err), 0, "case %zu", i);
+        cr_assert(strstr(err.msg, cases[i].needle), "case %zu: '%s'", i, err.msg);
+        assert_one_line();
+    }
+    cr_assert_eq(cfg.ndevices, 1);
+}
+
 Test(config, devices_duplicate_id_and_limit)
 {
     cr_assert_eq(config_add_device(&cfg, "rng,id=x", &err), 0);
