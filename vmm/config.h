@@ -60,7 +60,7 @@ struct device_spec {
     bool deflate_on_oom;       /* offer DEFLATE_ON_OOM */
     uint32_t stats_interval_s; /* 0: no statistics queue */
     bool free_page_reporting;  /* offer REPORTING */
-    uint64_t cid; /* vsock: the guest's CID (3 .. 2^32 - 2) */
+    uint64_t cid;              /* vsock: the guest's CID (3 .. 2^32 - 2) */
 };
 
 #define CONFIG_DEFAULT_MEMORY (256ULL * 1024 * 1024)
