@@ -6,12 +6,13 @@
 #   make test        unit tests, then KVM integration tests
 #   make test-vfio   the VFIO layer against QEMU's edu device in the nested testbed
 #   make test-vdpa   the vhost-vdpa layer against a VDUSE block device in the nested testbed
+#   make test-arm64  the aarch64 wisp boots Debian's arm64 kernel in the arm64 testbed
 #   make check-layers  no lower layer includes a header of a layer above it
 #   make test-san    the unit and integration tests again under ASan+UBSan
 #   make bench       boot-time and memory benchmark -> docs/BENCHMARKS.md (skipped,
 #                    with the reason, unless a probe VM runs on /dev/kvm)
 #   make format      clang-format every C source
-#   make ARCH=aarch64  a static aarch64 wisp in build-aarch64/ (cross build, docs/AARCH64.md)
+#   make ARCH=aarch64  the aarch64 wisp in build-aarch64/ (cross build, docs/AARCH64.md)
 
 ARCH ?= x86_64
 PKG_CONFIG := pkg-config
@@ -100,7 +101,7 @@ LIBWISP := $(BUILD)/libwisp.a
 UNIT_BIN := $(BUILD)/tests/unit
 INTEG_BIN := $(BUILD)/tests/integration
 
-.PHONY: all test test-build testbed test-linux test-vfio test-vdpa test-unit test-integration test-san check-layers demo bench format format-check \
+.PHONY: all test test-build testbed test-linux test-vfio test-vdpa test-arm64 test-unit test-integration test-san check-layers demo bench format format-check \
         clean guest
 ifeq ($(ARCH),aarch64)
 all: $(WISP)
@@ -205,6 +206,7 @@ TEST_ENV = WISP_BIN=$(abspath $(WISP)) WISP_TEST_BIN=$(abspath $(WISP_TEST)) \
 FUZZ_SECONDS ?= 30
 test: check-layers test-build $(KVM_PROBE)
 	$(MAKE) BUILD=build-san SAN=1 test-build
+	$(MAKE) ARCH=aarch64 BUILD=build-aarch64 all
 	+BUILD=$(BUILD) SAN_BUILD=build-san FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run-all
 
 test-build: $(UNIT_BIN) $(INTEG_BIN) $(WISP) $(WISP_TEST) $(VFIO_EDU) $(VDPA_BLK) guest
@@ -233,6 +235,12 @@ test-vfio: $(VFIO_EDU) $(WISP) $(BUILD)/tests/integration $(GUEST_ELF) $(GUEST_B
 # The vhost-vdpa layer against a VDUSE block device, in the testbed (tests/run-all's vdpa stage).
 test-vdpa: $(VDPA_BLK)
 	tests/testbed/run -- tests/testbed/vdpa/run $(abspath $(BUILD))
+
+# The aarch64 wisp boots Debian's stock arm64 kernel in the arm64 testbed
+# (tests/run-all's arm64 stage, docs/AARCH64.md).
+test-arm64:
+	$(MAKE) ARCH=aarch64 BUILD=build-aarch64 all
+	tests/testbed/arm64/test build-aarch64
 
 test-unit: check-layers $(UNIT_BIN)
 	$(RUN_ENV) $(UNIT_BIN) --jobs 2
