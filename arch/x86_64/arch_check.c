@@ -2,7 +2,8 @@
  * x86_64 arch_check_config() and arch_check_kernel() (arch.h): the limits
  * and the kernel format check that need no KVM, run before /dev/kvm is opened so that a mistyped
  * option is not reported as a host problem.  Kept out of arch.c, which
- * acquires host resources; this file only reads the configuration.
+ * acquires host resources; this file only reads the configuration, and
+ * (arch_check_kvm) asks /dev/kvm for the capabilities only x86 needs.
  */
 #include "arch/arch.h"
 #include "arch/x86_64/boot.h"
