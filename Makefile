@@ -6,19 +6,38 @@
 #   make test        unit tests, then KVM integration tests
 #   make test-vfio   the VFIO layer against QEMU's edu device in the nested testbed
 #   make test-vdpa   the vhost-vdpa layer against a VDUSE block device in the nested testbed
+#   make test-arm64  the aarch64 wisp boots Debian's arm64 kernel in the arm64 testbed
 #   make check-layers  no lower layer includes a header of a layer above it
 #   make test-san    the unit and integration tests again under ASan+UBSan
 #   make bench       boot-time and memory benchmark -> docs/BENCHMARKS.md (skipped,
 #                    with the reason, unless a probe VM runs on /dev/kvm)
 #   make format      clang-format every C source
+#   make ARCH=aarch64  the aarch64 wisp in build-aarch64/ (cross build, docs/AARCH64.md)
 
+ARCH ?= x86_64
+PKG_CONFIG := pkg-config
+PKGS := json-c liburing libseccomp libmicrohttpd
+ifeq ($(ARCH),aarch64)
+# Cross build with Debian's cross compiler and the arm64 libraries from
+# multiarch (scripts/setup.sh); libfdt (no .pc file in Debian 12) builds
+# the guest's device tree.  Linked dynamically like x86 (see below): the
+# arm64 libmicrohttpd.a needs GnuTLS, whose p11-kit and libunistring ship
+# no static archives.
+BUILD ?= build-aarch64
+CROSS_COMPILE ?= aarch64-linux-gnu-
+CC := $(CROSS_COMPILE)gcc
+AR := $(CROSS_COMPILE)ar
+PKG_CONFIG := PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig pkg-config
+ARCH_LIBS := -lfdt
+else ifneq ($(ARCH),x86_64)
+$(error ARCH=$(ARCH): only x86_64 and aarch64 are supported)
+endif
 BUILD ?= build
 CC ?= gcc
 SAN ?= 0
 
-PKGS := json-c liburing libseccomp libmicrohttpd
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS := $(shell pkg-config --libs $(PKGS))
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS))
+PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS))
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual -Wstrict-prototypes \
         -Wmissing-prototypes -Wundef -Wvla -Wformat=2 -Wno-format-nonliteral
@@ -52,18 +71,17 @@ STATIC := 0
 endif
 ifeq ($(STATIC),1)
 WISP_LDFLAGS := -static-pie
-PKG_LIBS := $(shell pkg-config --static --libs $(PKGS))
+PKG_LIBS := $(shell $(PKG_CONFIG) --static --libs $(PKGS))
 endif
 
 CFLAGS += $(CFLAGS_COMMON) $(CFLAGS_OPT)
 LDFLAGS += $(LDFLAGS_COMMON) $(LDFLAGS_OPT)
-LIBS := $(PKG_LIBS) -lpthread
+LIBS := $(PKG_LIBS) $(ARCH_LIBS) -lpthread
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 CFLAGS += -DWISP_VERSION='"$(VERSION)"' -DWISP_GIT_REV='"$(GIT_REV)"'
 
-ARCH := x86_64
 LIB_SRCS := $(sort $(wildcard vmm/*.c vmm/api/*.c jailer/*.c sandbox/*.c arch/$(ARCH)/*.c devices/*.c \
                     devices/*/*.c devices/*/*/*.c migration/*.c))
 LIB_SRCS := $(filter-out vmm/main.c,$(LIB_SRCS))
@@ -83,9 +101,13 @@ LIBWISP := $(BUILD)/libwisp.a
 UNIT_BIN := $(BUILD)/tests/unit
 INTEG_BIN := $(BUILD)/tests/integration
 
-.PHONY: all test test-build testbed test-linux test-vfio test-vdpa test-unit test-integration test-san check-layers demo bench format format-check \
+.PHONY: all test test-build testbed test-linux test-vfio test-vdpa test-arm64 test-unit test-integration test-san check-layers demo bench format format-check \
         clean guest
+ifeq ($(ARCH),aarch64)
+all: $(WISP)
+else
 all: $(WISP) guest
+endif
 
 -include guest-images/guest.mk
 -include tests/fuzz/fuzz.mk
@@ -102,9 +124,21 @@ $(BUILD)/obj/%.o: %.c
 SANDBOX_GEN := $(BUILD)/sandbox-gen
 SANDBOX_GEN_C := $(BUILD)/gen/sandbox_bpf.c
 SANDBOX_GEN_OBJ := $(BUILD)/obj/gen/sandbox_bpf.o
-$(SANDBOX_GEN): $(BUILD)/obj/sandbox/gen/sandbox_gen.o $(BUILD)/obj/sandbox/sandbox_build.o \
-                $(BUILD)/obj/sandbox/sandbox_rules.o $(BUILD)/obj/vmm/error.o
+SANDBOX_GEN_SRCS := sandbox/gen/sandbox_gen.c sandbox/sandbox_build.c sandbox/sandbox_rules.c vmm/error.c
+ifeq ($(ARCH),aarch64)
+# The generator runs on the build host but compiles aarch64 programs:
+# libseccomp translates each rule's syscall to its aarch64 number by name.
+HOST_CC ?= gcc
+HOST_OBJ := $(BUILD)/host-obj
+$(HOST_OBJ)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(HOST_CC) -std=c11 -D_GNU_SOURCE -g -O2 -I. $(WARN) -DSANDBOX_TARGET_AARCH64 -MMD -MP -c $< -o $@
+$(SANDBOX_GEN): $(SANDBOX_GEN_SRCS:%.c=$(HOST_OBJ)/%.o)
+	$(HOST_CC) -o $@ $^ -lseccomp
+else
+$(SANDBOX_GEN): $(SANDBOX_GEN_SRCS:%.c=$(BUILD)/obj/%.o)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+endif
 $(SANDBOX_GEN_C): $(SANDBOX_GEN)
 	@mkdir -p $(dir $@)
 	$(RUN_ENV) $(SANDBOX_GEN) $@
@@ -114,14 +148,23 @@ $(SANDBOX_GEN_OBJ): $(SANDBOX_GEN_C)
 
 $(LIBWISP): $(LIB_OBJS) $(SANDBOX_GEN_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 $(WISP): $(MAIN_OBJ) $(LIBWISP)
 	$(CC) $(LDFLAGS) $(WISP_LDFLAGS) -o $@ $^ $(LIBS)
 
-$(UNIT_BIN): $(UNIT_OBJS) $(TESTLIB_OBJS) $(LIBWISP)
+# The aarch64 device tree builder and Image parser need no KVM or Arm
+# headers: the x86 unit tests build them for the host (tests/unit/arch/aarch64/).
+ifeq ($(ARCH),x86_64)
+A64_HOST_OBJS := $(BUILD)/obj/arch/aarch64/fdt.o $(BUILD)/obj/arch/aarch64/image.o
+# Debian's libfdt-dev cannot be installed for two architectures at once:
+# the header comes with libfdt-dev:arm64, the host library from libfdt1.
+A64_HOST_LIBS := -l:libfdt.so.1
+endif
+
+$(UNIT_BIN): $(UNIT_OBJS) $(TESTLIB_OBJS) $(LIBWISP) $(A64_HOST_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcriterion
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(A64_HOST_LIBS) -lcriterion
 
 $(INTEG_BIN): $(INTEG_OBJS) $(TESTLIB_OBJS) $(LIBWISP)
 	@mkdir -p $(dir $@)
@@ -163,6 +206,7 @@ TEST_ENV = WISP_BIN=$(abspath $(WISP)) WISP_TEST_BIN=$(abspath $(WISP_TEST)) \
 FUZZ_SECONDS ?= 30
 test: check-layers test-build $(KVM_PROBE)
 	$(MAKE) BUILD=build-san SAN=1 test-build
+	$(MAKE) ARCH=aarch64 BUILD=build-aarch64 all
 	+BUILD=$(BUILD) SAN_BUILD=build-san FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run-all
 
 test-build: $(UNIT_BIN) $(INTEG_BIN) $(WISP) $(WISP_TEST) $(VFIO_EDU) $(VDPA_BLK) guest
@@ -191,6 +235,12 @@ test-vfio: $(VFIO_EDU) $(WISP) $(BUILD)/tests/integration $(GUEST_ELF) $(GUEST_B
 # The vhost-vdpa layer against a VDUSE block device, in the testbed (tests/run-all's vdpa stage).
 test-vdpa: $(VDPA_BLK)
 	tests/testbed/run -- tests/testbed/vdpa/run $(abspath $(BUILD))
+
+# The aarch64 wisp boots Debian's stock arm64 kernel in the arm64 testbed
+# (tests/run-all's arm64 stage, docs/AARCH64.md).
+test-arm64:
+	$(MAKE) ARCH=aarch64 BUILD=build-aarch64 all
+	tests/testbed/arm64/test build-aarch64
 
 test-unit: check-layers $(UNIT_BIN)
 	$(RUN_ENV) $(UNIT_BIN) --jobs 2
@@ -223,7 +273,7 @@ format-check:
 	clang-format --dry-run -Werror $(C_SOURCES)
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-aarch64
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 

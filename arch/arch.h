@@ -81,6 +81,13 @@ int arch_check_config(const struct vm_config *cfg, struct errbuf *err) __must_ch
 int arch_check_kernel(const uint8_t *img, size_t len, struct errbuf *err) __must_check;
 
 /*
+ * The KVM capabilities only this architecture needs (the generic ones are
+ * checked by vmm/kvm.c), on the /dev/kvm fd before any VM exists.
+ * WISP_EXIT_HOST naming the missing feature.
+ */
+int arch_check_kvm(int kvm_fd, struct errbuf *err) __must_check;
+
+/*
  * VM-wide setup after guest memory exists: interrupt controllers, timers,
  * the CPU policy.  `host` is copied; what it points to must outlive the
  * arch_vm.  *out is set as soon as the state exists, on failure too: the

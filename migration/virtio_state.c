@@ -26,7 +26,9 @@
 
 static uint32_t crc_table[8][256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+#if defined(__x86_64__)
 static bool crc_hw; /* the CPU has the CRC32 instruction (SSE4.2), which is CRC32C */
+#endif
 
 static void crc_init(void)
 {

@@ -13,6 +13,54 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* ---- target architecture ---------------------------------------------------------------- */
+
+#ifdef SANDBOX_TARGET_AARCH64
+/*
+ * The aarch64 build's generator runs on the (x86) build host: the rules
+ * carry host syscall numbers, which libseccomp translates by name for a
+ * filter whose only architecture is aarch64.  A few calls do not exist there
+ * at all; glibc issues their successors instead, which the filter allows in
+ * their place (none of these rules compares arguments, whose positions
+ * differ).
+ */
+static const struct {
+    const char *name, *instead;
+} absent[] = {
+    {"epoll_wait", "epoll_pwait"},
+    {"poll", "ppoll"},
+    {"unlink", "unlinkat"},
+};
+
+/* The host number to add for rule `r`, or -1 to leave it out; -EINVAL if unknown. */
+static int target_nr(const struct sandbox_rule *r)
+{
+    if (seccomp_syscall_resolve_name_arch(SCMP_ARCH_AARCH64, r->name) >= 0)
+        return r->nr;
+    for (size_t i = 0; i < ARRAY_SIZE(absent); i++)
+        if (strcmp(absent[i].name, r->name) == 0)
+            return r->nargs ? -EINVAL : seccomp_syscall_resolve_name(absent[i].instead);
+    return -EINVAL;
+}
+
+static int target_arch(scmp_filter_ctx ctx)
+{
+    int ret = seccomp_arch_add(ctx, SCMP_ARCH_AARCH64);
+    return ret < 0 ? ret : seccomp_arch_remove(ctx, SCMP_ARCH_NATIVE);
+}
+#else
+static int target_nr(const struct sandbox_rule *r)
+{
+    return r->nr;
+}
+
+static int target_arch(scmp_filter_ctx ctx)
+{
+    (void)ctx;
+    return 0;
+}
+#endif
+
 /* ---- compilation ------------------------------------------------------------------------ */
 
 /* libseccomp can only write a program to an fd: go through a memfd. */
@@ -73,9 +121,21 @@ int sandbox_build(enum sandbox_role role, const struct sandbox_opts *opts, struc
                 strerror(-ret));
         goto out;
     }
+    ret = target_arch(ctx);
+    if (ret < 0) {
+        err_set(err, WISP_EXIT_HOST, -ret, "seccomp: cannot select the target architecture: %s",
+                strerror(-ret));
+        goto out;
+    }
     pid_t self = opts->self_pid ? opts->self_pid : getpid();
     for (int i = 0; i < n; i++) {
         const struct sandbox_rule *r = rules[i];
+        int nr = target_nr(r);
+        if (nr < 0) {
+            ret = err_set(err, WISP_EXIT_FAILURE, EINVAL,
+                          "seccomp: %s (%s filter) does not exist on the target", r->name, rname);
+            goto out;
+        }
         struct scmp_arg_cmp args[2];
         for (unsigned a = 0; a < r->nargs && a < 2; a++) {
             args[a] = r->args[a];
@@ -83,13 +143,13 @@ int sandbox_build(enum sandbox_role role, const struct sandbox_opts *opts, struc
                 args[a].datum_a = (scmp_datum_t)self;
         }
         uint32_t action = r->err ? SCMP_ACT_ERRNO((uint32_t)r->err) : SCMP_ACT_ALLOW;
-        ret = seccomp_rule_add_exact_array(ctx, action, r->nr, r->nargs, args);
+        ret = seccomp_rule_add_exact_array(ctx, action, nr, r->nargs, args);
         /* Earlier rules are hotter: ask libseccomp to test them first. */
         bool first = true;
         for (int j = 0; j < i; j++)
-            first &= rules[j]->nr != r->nr;
+            first &= target_nr(rules[j]) != nr;
         if (!ret && first)
-            ret = seccomp_syscall_priority(ctx, r->nr, (uint8_t)(255 - MIN(i, 255)));
+            ret = seccomp_syscall_priority(ctx, nr, (uint8_t)(255 - MIN(i, 255)));
         if (ret < 0) {
             err_set(err, WISP_EXIT_HOST, -ret, "seccomp: cannot add %s to the %s filter: %s",
                     r->name, rname, strerror(-ret));

@@ -19,7 +19,19 @@ PACKAGES=(
     kmod cpio xz-utils zstd           # the nested testbed: depmod, initramfs images, modules
     acpica-tools                      # iasl: the ACPI table tests disassemble and recompile
     e2fsprogs                         # mkfs.ext4 and debugfs: stock-Linux guests' disk images
+    device-tree-compiler libfdt1      # dtc, and libfdt for the aarch64 FDT unit tests (header from libfdt-dev:arm64)
+    gcc-aarch64-linux-gnu             # make ARCH=aarch64 (docs/AARCH64.md)
+    qemu-system-arm                   # the arm64 testbed's L1 (qemu-system-aarch64)
+    # The aarch64 build's libraries, through multiarch (added below).
+    libc6-dev:arm64 libjson-c-dev:arm64 liburing-dev:arm64 libseccomp-dev:arm64
+    libmicrohttpd-dev:arm64 libfdt-dev:arm64
 )
+
+# The arm64 libraries come from Debian's multiarch archive.
+ADD_ARCH=0
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    ADD_ARCH=1
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -33,6 +45,10 @@ fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
     SUDO=sudo
+fi
+if [ "$ADD_ARCH" -eq 1 ]; then
+    echo "setup: adding the arm64 architecture (multiarch)"
+    $SUDO dpkg --add-architecture arm64
 fi
 echo "setup: installing ${missing[*]}"
 $SUDO apt-get update -qq

@@ -1,5 +1,6 @@
 /* KVM device, VM fd, memory slots and irqfds (see kvm.h). */
 #include "vmm/kvm.h"
+#include "arch/arch.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
 
@@ -26,9 +27,7 @@ static const struct {
 } required_caps[] = {
     {KVM_CAP_IRQCHIP, "in-kernel irqchip"},     {KVM_CAP_IRQFD, "irqfd"},
     {KVM_CAP_IOEVENTFD, "ioeventfd"},           {KVM_CAP_USER_MEMORY, "user memory"},
-    {KVM_CAP_IMMEDIATE_EXIT, "immediate exit"}, {KVM_CAP_PIT2, "in-kernel PIT"},
-    {KVM_CAP_EXT_CPUID, "extended CPUID"},      {KVM_CAP_SET_TSS_ADDR, "TSS address"},
-    {KVM_CAP_IRQ_ROUTING, "GSI routing"},
+    {KVM_CAP_IMMEDIATE_EXIT, "immediate exit"}, {KVM_CAP_IRQ_ROUTING, "GSI routing"},
 };
 
 int kvm_open_vm(struct vm *vm, struct errbuf *err)
@@ -51,6 +50,10 @@ int kvm_open_vm(struct vm *vm, struct errbuf *err)
             return err_set(err, WISP_EXIT_HOST, ENOTSUP, "KVM lacks a required feature: %s",
                            required_caps[i].name);
     }
+    /* The architecture's own (x86: PIT, CPUID, TSS address). */
+    int ret = arch_check_kvm(vm->kvm_fd, err);
+    if (ret < 0)
+        return ret;
     int maxv = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
     if (maxv <= 0)
         maxv = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);

@@ -338,15 +338,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
               : arch_load_guest(vm->arch, vm->cmdline, err);
     if (ret < 0)
         goto fail;
-    ret = arch_create_devices(vm->arch, err);
-    if (ret < 0)
-        goto fail;
-    vm->serial = arch_serial(vm->arch);
-    serial_set_rx_notify(vm->serial, serial_room, vm);
-    ret = devmgr_create(vm, err);
-    if (ret < 0)
-        goto fail;
-
+    /* The vCPUs before any device: on arm64 the interrupt controller can only
+     * be initialised once every vCPU exists, and KVM takes no irqfd before. */
     vm->vcpus = calloc(cfg->vcpus, sizeof(*vm->vcpus));
     if (!vm->vcpus) {
         ret = err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
@@ -361,6 +354,15 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
         if (ret < 0)
             goto fail;
     }
+    ret = arch_create_devices(vm->arch, err);
+    if (ret < 0)
+        goto fail;
+    vm->serial = arch_serial(vm->arch);
+    serial_set_rx_notify(vm->serial, serial_room, vm);
+    ret = devmgr_create(vm, err);
+    if (ret < 0)
+        goto fail;
+
     /* Last: the socket appears only once everything else is in place. */
     if (cfg->api_sock) {
         ret = api_server_create(cfg->api_sock, &vm->ctl, &vm->api, err);

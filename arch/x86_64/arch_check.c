@@ -2,7 +2,8 @@
  * x86_64 arch_check_config() and arch_check_kernel() (arch.h): the limits
  * and the kernel format check that need no KVM, run before /dev/kvm is opened so that a mistyped
  * option is not reported as a host problem.  Kept out of arch.c, which
- * acquires host resources; this file only reads the configuration.
+ * acquires host resources; this file only reads the configuration, and
+ * (arch_check_kvm) asks /dev/kvm for the capabilities only x86 needs.
  */
 #include "arch/arch.h"
 #include "arch/x86_64/boot.h"
@@ -10,6 +11,8 @@
 #include "vmm/config.h"
 
 #include <errno.h>
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
 
 int arch_check_config(const struct vm_config *cfg, struct errbuf *err)
 {
@@ -42,4 +45,21 @@ int arch_check_config(const struct vm_config *cfg, struct errbuf *err)
 int arch_check_kernel(const uint8_t *img, size_t len, struct errbuf *err)
 {
     return x86_boot_probe(img, len, err);
+}
+
+int arch_check_kvm(int kvm_fd, struct errbuf *err)
+{
+    static const struct {
+        int cap;
+        const char *name;
+    } caps[] = {
+        {KVM_CAP_PIT2, "in-kernel PIT"},
+        {KVM_CAP_EXT_CPUID, "extended CPUID"},
+        {KVM_CAP_SET_TSS_ADDR, "TSS address"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(caps); i++)
+        if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, caps[i].cap) <= 0)
+            return err_set(err, WISP_EXIT_HOST, ENOTSUP, "KVM lacks a required feature: %s",
+                           caps[i].name);
+    return 0;
 }

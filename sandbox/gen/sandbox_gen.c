@@ -6,6 +6,9 @@
  * --stats setting, passthrough setting and role gets a program, with SANDBOX_GEN_PID standing
  * for the pid wisp will have; the syscall names for the SIGSYS line too.
  *
+ * With SANDBOX_TARGET_AARCH64 (make ARCH=aarch64) it runs on the build host
+ * and writes aarch64 programs (sandbox_build.c).
+ *
  * usage: sandbox-gen OUT.c    (built and run by the Makefile)
  */
 #include "sandbox/sandbox.h"
@@ -14,6 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The architecture whose syscall numbers wisp's SIGSYS line names. */
+#ifdef SANDBOX_TARGET_AARCH64
+#define SANDBOX_GEN_ARCH SCMP_ARCH_AARCH64
+#else
+#define SANDBOX_GEN_ARCH SCMP_ARCH_NATIVE
+#endif
 
 static const char *const mode_names[2] = {"kill", "log"};
 
@@ -75,7 +85,7 @@ int main(int argc, char **argv)
     fprintf(f, "};\n\n");
     fprintf(f, "const char sandbox_embedded_names[SANDBOX_NAME_TABLE][SANDBOX_NAME_LEN] = {\n");
     for (int nr = 0; nr < SANDBOX_NAME_TABLE; nr++) {
-        char *s = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+        char *s = seccomp_syscall_resolve_num_arch(SANDBOX_GEN_ARCH, nr);
         if (s && strlen(s) < SANDBOX_NAME_LEN)
             fprintf(f, "    [%d] = \"%s\",\n", nr, s);
         free(s);
