@@ -609,21 +609,25 @@ int vm_mig_await_load(struct vm *vm, struct errbuf *err)
     }
     int e = load_requested(vm, err);
     pthread_mutex_lock(&g->lock);
-    g->load_ret = e;
-    snprintf(g->load_why, sizeof(g->load_why), "%.399s", e < 0 ? err->msg : "");
-    g->load_done = true;
-    g->awaiting = false;
-    g->load_pending = false;
-    bool resume = g->load_resume;
-    pthread_cond_broadcast(&g->cond);
+    bool resume = g->load_resume; /* fixed while load_pending */
     pthread_mutex_unlock(&g->lock);
+    /* Paused before the API thread answers 204: a GET / right after the
+     * answer must already see "Paused".  The vCPUs park as soon as they
+     * start; PATCH /vm Resumed runs them. */
     if (e == 0 && !resume) {
-        /* The vCPUs park as soon as they start: PATCH /vm Resumed runs them. */
         pthread_mutex_lock(&vm->pause_lock);
         atomic_store(&vm->pause_requested, true);
         vm->paused = true;
         pthread_mutex_unlock(&vm->pause_lock);
     }
+    pthread_mutex_lock(&g->lock);
+    g->load_ret = e;
+    snprintf(g->load_why, sizeof(g->load_why), "%.399s", e < 0 ? err->msg : "");
+    g->load_done = true;
+    g->awaiting = false;
+    g->load_pending = false;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
     if (e == 0)
         log_info("snapshot %s loaded through the API", g->load_state);
     return e;
