@@ -123,7 +123,7 @@ static int recv_one(struct vfio_user_client *c, int timeout_ms)
     if (rc < 0)
         return rc;
     /* No reply or request wisp handles carries fds it keeps. */
-    vfio_user_close_fds(fds, nfds);
+    fdsock_close_fds(fds, nfds);
     return 0;
 }
 

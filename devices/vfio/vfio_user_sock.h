@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "devices/fdsock.h" /* fdsock_close_fds for what a receive returned */
+
 #include "devices/vfio/vfio_user_msg.h"
 
 /*
@@ -41,8 +43,5 @@ int vfio_user_sock_send(int sock, const uint8_t *buf, size_t len, const int *fds
  */
 int vfio_user_sock_recv(int sock, uint8_t *buf, size_t cap, int *fds, unsigned max_fds,
                         unsigned *nfds, struct vfio_user_hdr *h, int timeout_ms);
-
-/* Closes the n fds in fds[] and sets them to -1. */
-void vfio_user_close_fds(int *fds, unsigned n);
 
 #endif /* DEVICES_VFIO_VFIO_USER_SOCK_H */

@@ -68,7 +68,7 @@ static int vhu_send(struct vhu_conn *c, int len, const int *fds, unsigned nfds)
     if (n < 0)
         return vhu_fail(c, h.request, n);
     rc = vhu_reply_parse(c->buf, (size_t)n, nin, h.request, VHU_REPLY_U64, 0, 0, &r);
-    vhu_close_fds(fdsin, nin); /* never expected; the parse refused them already */
+    fdsock_close_fds(fdsin, nin); /* never expected; the parse refused them already */
     if (rc < 0)
         return vhu_fail(c, h.request, rc);
     if (r.u64 != 0)
@@ -91,7 +91,7 @@ static int vhu_call(struct vhu_conn *c, int len, enum vhu_reply_kind kind, uint3
     if (n < 0)
         return vhu_fail(c, h.request, n);
     rc = vhu_reply_parse(c->buf, (size_t)n, nin, h.request, kind, cfg_off, cfg_size, r);
-    vhu_close_fds(fdsin, nin);
+    fdsock_close_fds(fdsin, nin);
     if (rc < 0)
         return vhu_fail(c, h.request, rc);
     return 0;

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "devices/fdsock.h" /* fdsock_close_fds for what a receive returned */
+
 #include "devices/vhost/vhost_user_msg.h"
 
 /*
@@ -41,8 +43,5 @@ int vhu_sock_send(int sock, const uint8_t *buf, size_t len, const int *fds, unsi
  */
 int vhu_sock_recv(int sock, uint8_t *buf, size_t cap, int *fds, unsigned max_fds, unsigned *nfds,
                   int timeout_ms);
-
-/* Closes the n fds in fds[] (those >= 0) and sets them to -1. */
-void vhu_close_fds(int *fds, unsigned n);
 
 #endif /* DEVICES_VHOST_VHOST_USER_SOCK_H */

@@ -379,7 +379,7 @@ static int serve_one(struct srv *s)
         break;
     }
 out:
-    vfio_user_close_fds(fds, nfds);
+    fdsock_close_fds(fds, nfds);
     return rc;
 }
 

@@ -88,7 +88,7 @@ Test(vfio_user_sock, message_with_fds_round_trip)
     cr_assert_eq(h.size, len);
     cr_assert_eq(memcmp(buf, m, len), 0);
     cr_assert(fcntl(got[0], F_GETFD) & FD_CLOEXEC, "received fds are close-on-exec");
-    vfio_user_close_fds(got, n);
+    fdsock_close_fds(got, n);
     close(efd);
 }
 

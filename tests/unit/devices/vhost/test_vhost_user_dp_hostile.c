@@ -62,7 +62,7 @@ static void *fake(void *arg)
         int fds[VHU_MAX_FDS];
         unsigned n;
         int len = vhu_sock_recv(s, m, sizeof(m), fds, VHU_MAX_FDS, &n, 5000);
-        vhu_close_fds(fds, n);
+        fdsock_close_fds(fds, n);
         if (len < 0)
             break;
         struct vhu_hdr hd;

@@ -100,7 +100,7 @@ static void *fake(void *arg)
     int fds[VHU_MAX_FDS];
     unsigned n;
     int len = vhu_sock_recv(s, b, sizeof(b), fds, VHU_MAX_FDS, &n, 2000);
-    vhu_close_fds(fds, n);
+    fdsock_close_fds(fds, n);
     if (len < 0)
         return NULL;
     struct vhu_hdr h;
@@ -155,7 +155,7 @@ static void *fake(void *arg)
         /* The enable is acked, then GET_VRING_BASE names ring 1. */
         reply(s, h.request, ok, 8, &zero, 8, 0);
         len = vhu_sock_recv(s, b, sizeof(b), fds, VHU_MAX_FDS, &n, 2000);
-        vhu_close_fds(fds, n);
+        fdsock_close_fds(fds, n);
         if (len < 0)
             return NULL;
         vhu_hdr_decode(b, VHU_HDR_SIZE, &h);
