@@ -9,6 +9,8 @@
  */
 #include "devices/backends/chardev.h"
 
+#include "devices/backends/uds.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -427,52 +429,6 @@ int chardev_open_stdio(struct chardev **out, struct errbuf *err)
     return open_fds(in, in_shared, o, out_shared, out, err);
 }
 
-/* Exit class for a bind() failure: a path the user chose, or the host. */
-static int bind_exit_code(int e)
-{
-    switch (e) {
-    case ENOENT:
-    case ENOTDIR:
-    case EACCES:
-    case EPERM:
-    case EROFS:
-    case ELOOP:
-    case EADDRINUSE:
-        return WISP_EXIT_USAGE;
-    default:
-        return WISP_EXIT_HOST;
-    }
-}
-
-/*
- * bind() said EADDRINUSE: replace a stale socket file (nobody accepts on it,
- * typically left by a wisp that was killed), refuse anything else.
- * Returns 0 if the path was removed, or the error to report.
- */
-static int clear_stale(const struct sockaddr_un *sa, struct errbuf *err)
-{
-    struct stat st;
-    if (lstat(sa->sun_path, &st) < 0)
-        return 0; /* gone meanwhile: retry */
-    if (!S_ISSOCK(st.st_mode))
-        return err_set(err, WISP_EXIT_USAGE, EEXIST,
-                       "console socket %s: path exists and is not a socket", sa->sun_path);
-    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (probe < 0)
-        return err_set(err, WISP_EXIT_HOST, errno, "console socket %s: socket: %s", sa->sun_path,
-                       strerror(errno));
-    int r = connect(probe, (const struct sockaddr *)sa, sizeof(*sa));
-    int e = errno;
-    close(probe);
-    if (r == 0 || e != ECONNREFUSED)
-        return err_set(err, WISP_EXIT_USAGE, EADDRINUSE,
-                       "console socket %s: in use by another process", sa->sun_path);
-    if (unlink(sa->sun_path) < 0 && errno != ENOENT)
-        return err_set(err, WISP_EXIT_USAGE, errno, "console socket %s: cannot remove: %s",
-                       sa->sun_path, strerror(errno));
-    return 0;
-}
-
 int chardev_open_socket(const char *path, struct chardev **out, struct errbuf *err)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -495,27 +451,9 @@ int chardev_open_socket(const char *path, struct chardev **out, struct errbuf *e
                       strerror(errno));
         goto fail;
     }
-    /* Linux creates the socket file with the socket inode's mode minus the
-     * umask, so this gives 0600 without touching the process-wide umask. */
-    if (fchmod(c->listen_fd, 0600) < 0) {
-        ret = err_set(err, WISP_EXIT_HOST, errno, "console socket %s: fchmod: %s", path,
-                      strerror(errno));
+    ret = uds_bind_listener(c->listen_fd, &sa, "console socket", err);
+    if (ret < 0)
         goto fail;
-    }
-    for (int attempt = 0;; attempt++) {
-        if (bind(c->listen_fd, (const struct sockaddr *)&sa, sizeof(sa)) == 0)
-            break;
-        int e = errno;
-        if (e == EADDRINUSE && attempt == 0) {
-            ret = clear_stale(&sa, err);
-            if (ret < 0)
-                goto fail;
-            continue;
-        }
-        ret = err_set(err, bind_exit_code(e), e, "console socket %s: cannot bind: %s", path,
-                      strerror(e));
-        goto fail;
-    }
     c->created_path = true;
     memcpy(c->path, path, len + 1);
     /* Backlog 1: the next client waits there while one is being served. */

@@ -7,6 +7,8 @@
  */
 #include "devices/backends/vsock_uds.h"
 
+#include "devices/backends/uds.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,38 +25,6 @@ struct vsock_uds {
     bool created_path;
     char path[VSOCK_UDS_PATH_MAX + 1];
 };
-
-static int bind_exit_code(int e)
-{
-    return (e == ENOENT || e == ENOTDIR || e == EACCES || e == EPERM || e == EROFS || e == ELOOP ||
-            e == EADDRINUSE)
-               ? WISP_EXIT_USAGE
-               : WISP_EXIT_HOST;
-}
-
-/* bind() said EADDRINUSE: remove the file if it is a socket nobody accepts on. */
-static int clear_stale(const struct sockaddr_un *sa, struct errbuf *err)
-{
-    struct stat st;
-    if (lstat(sa->sun_path, &st) < 0)
-        return 0;
-    if (!S_ISSOCK(st.st_mode))
-        return err_set(err, WISP_EXIT_USAGE, EEXIST,
-                       "vsock uds_path %s: exists and is not a socket", sa->sun_path);
-    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (probe < 0)
-        return err_set(err, WISP_EXIT_HOST, errno, "vsock uds_path %s: socket: %s", sa->sun_path,
-                       strerror(errno));
-    int r = connect(probe, (const struct sockaddr *)sa, sizeof(*sa));
-    int e = errno;
-    close(probe);
-    if (r == 0 || e != ECONNREFUSED)
-        return err_set(err, WISP_EXIT_USAGE, EADDRINUSE, "vsock uds_path %s: in use", sa->sun_path);
-    if (unlink(sa->sun_path) < 0 && errno != ENOENT)
-        return err_set(err, WISP_EXIT_USAGE, errno, "vsock uds_path %s: cannot remove: %s",
-                       sa->sun_path, strerror(errno));
-    return 0;
-}
 
 static int ep_add(struct vsock_uds *u, int fd, uint32_t key, uint32_t events)
 {
@@ -82,25 +52,9 @@ int vsock_uds_open(const char *path, struct vsock_uds **out, struct errbuf *err)
         ret = err_set(err, WISP_EXIT_HOST, errno, "vsock uds_path %s: %s", path, strerror(errno));
         goto fail;
     }
-    if (fchmod(u->listen_fd, 0600) < 0) {
-        ret = err_set(err, WISP_EXIT_HOST, errno, "vsock uds_path %s: fchmod: %s", path,
-                      strerror(errno));
+    ret = uds_bind_listener(u->listen_fd, &sa, "vsock uds_path", err);
+    if (ret < 0)
         goto fail;
-    }
-    for (int attempt = 0;; attempt++) {
-        if (bind(u->listen_fd, (const struct sockaddr *)&sa, sizeof(sa)) == 0)
-            break;
-        int e = errno;
-        if (e == EADDRINUSE && attempt == 0) {
-            ret = clear_stale(&sa, err);
-            if (ret < 0)
-                goto fail;
-            continue;
-        }
-        ret = err_set(err, bind_exit_code(e), e, "vsock uds_path %s: cannot bind: %s", path,
-                      strerror(e));
-        goto fail;
-    }
     u->created_path = true;
     struct itimerspec its = {.it_interval = {0, VSOCK_UDS_TICK_MS * 1000000L},
                              .it_value = {0, VSOCK_UDS_TICK_MS * 1000000L}};
