@@ -59,7 +59,8 @@ struct json_object *api_parse_object(const char *body, size_t len, char *buf, si
                                      const char **msg);
 
 /* One accepted field of a request body (api_fields_get). */
-enum api_field_kind { API_FIELD_STRING, API_FIELD_BOOL, API_FIELD_UINT };
+/* API_FIELD_OBJECT: any JSON object, accepted and ignored (rate limiters). */
+enum api_field_kind { API_FIELD_STRING, API_FIELD_BOOL, API_FIELD_UINT, API_FIELD_OBJECT };
 struct api_field {
     const char *name;
     enum api_field_kind kind;
@@ -91,6 +92,9 @@ bool api_fields_get(struct json_object *o, const struct api_field *fields, size_
  */
 struct json_object *api_body_fields(const char *body, size_t len, const struct api_field *fields,
                                     size_t n, struct api_reply *out, int *ret);
+
+/* GET /version: {"vmm_version", "git_revision"}; 0 or -ENOMEM. */
+int api_get_version(struct api_reply *out) __must_check;
 
 /* Fill *out with `status` and the text of `o` (which it puts); 0 or -ENOMEM. */
 int api_reply_json(struct api_reply *out, unsigned status, struct json_object *o) __must_check;

@@ -79,7 +79,7 @@ static int get_instance(const struct vm_control *ctl, struct api_reply *out)
     return api_reply_json(out, 200, o);
 }
 
-static int get_version(struct api_reply *out)
+int api_get_version(struct api_reply *out)
 {
     json_object *o = json_object_new_object();
     if (!o || !put(o, "vmm_version", json_object_new_string(WISP_VERSION)) ||
@@ -272,7 +272,7 @@ int api_route(const struct vm_control *ctl, const char *method, const char *path
         case RES_INSTANCE:
             return get_instance(ctl, out);
         case RES_VERSION:
-            return get_version(out);
+            return api_get_version(out);
         case RES_VM:
             return patch_vm(ctl, body, len, out);
         case RES_MACHINE_CONFIG:
