@@ -76,7 +76,8 @@ struct api_field {
 /*
  * Walk the members of `o` against `fields` (at most 64): each member must be
  * one of them with the right JSON type and value, and every required field
- * must be present.  True with the targets set; false with *msg pointing at
+ * must be present; JSON null counts as absent (it satisfies no required
+ * field).  True with the targets set; false with *msg pointing at
  * a fault message (maybe in buf) that names the field: "unknown field or
  * wrong type: 'x' (accepted: ...)", "n must be a whole number in 1-64",
  * "t must be \"Full\" ...", "p is required ...".  *msg must be NULL on entry.

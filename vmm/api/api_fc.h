@@ -80,4 +80,16 @@ int api_fc_patch_machine(struct api_fc *fc, json_object *o, char *buf, size_t bu
  */
 int api_fc_finish(struct api_fc *fc, char *buf, size_t buflen) __must_check;
 
+/*
+ * --config-file: Firecracker's JSON layout, one object whose keys are the
+ * sections above ("drives" and "network-interfaces" are arrays), applied
+ * to `cfg` and finished (api_fc_finish).  Errors are WISP_EXIT_USAGE with
+ * a message naming the section (api_fc_file.c).
+ */
+int api_fc_config_parse(struct vm_config *cfg, const char *text, size_t len,
+                        struct errbuf *err) __must_check;
+
+/* The same, from a file (read as config_load_json reads one). */
+int api_fc_config_load(struct vm_config *cfg, const char *path, struct errbuf *err) __must_check;
+
 #endif /* VMM_API_API_FC_H */

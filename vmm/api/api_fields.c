@@ -87,6 +87,8 @@ bool api_fields_get(json_object *o, const struct api_field *fields, size_t n, ch
         size_t i = 0;
         while (i < n && strcmp(key, fields[i].name) != 0)
             i++;
+        if (i < n && !val)
+            continue; /* JSON null: absent (Firecracker's optional fields) */
         if (i < n && take(&fields[i], val, buf, buflen, msg)) {
             seen |= 1ULL << i;
             continue;
