@@ -141,6 +141,26 @@ int api_server_create(const char *path, const struct vm_control *ctl, struct api
  */
 int api_server_start(struct api_server *s, struct errbuf *err) __must_check;
 
+/*
+ * Serve the Firecracker pre-boot phase (api_fc.h) instead of a running VM:
+ * requests go to api_fc_route(fc, ...), and fc->answered is called on the
+ * server thread once the accepted InstanceStart's answer has been sent.
+ * Call before api_server_start().
+ */
+struct api_fc;
+void api_server_set_preboot(struct api_server *s, struct api_fc *fc);
+
+/*
+ * End the pre-boot server but keep its listening socket (and socket file)
+ * for the next api_server_create() on the same path, so a client never
+ * finds the socket missing between InstanceStart and the running VM's
+ * server.  Open connections are closed; connections not yet accepted wait
+ * in the backlog.  Frees s in every case.  0, or -EINVAL (not started, or
+ * a socket is already kept) / -EIO (libmicrohttpd did not give it back);
+ * on failure the socket file is removed and the next server binds anew.
+ */
+int api_server_hand_over(struct api_server *s);
+
 /* Stop the thread and wait for it; open connections are closed.  Idempotent. */
 void api_server_stop(struct api_server *s);
 

@@ -43,6 +43,8 @@ struct api_fc {
      * in `why`; then the answer is 400 with it and nothing is started.
      */
     int (*start)(void *ctx, char *why, size_t whylen);
+    /* Called once the answer to the accepted InstanceStart is sent (may be NULL). */
+    void (*answered)(void *ctx);
     void *ctx;
 };
 
@@ -57,6 +59,16 @@ void api_fc_init(struct api_fc *fc, struct vm_config *cfg);
  */
 int api_fc_route(struct api_fc *fc, const char *method, const char *path, const char *body,
                  size_t len, struct api_reply *out) __must_check;
+
+/*
+ * The running VM's answer to the pre-boot resources (called by api_route()
+ * before its 404): PUT /boot-source, /drives/{id}, /machine-config... are
+ * 400 API_FC_AFTER_START; PUT /actions: FlushMetrics 204, InstanceStart
+ * 400, SendCtrlAltDel 400 (not supported yet).  0 or -ENOMEM with *out
+ * filled; 1 if `path` is none of them (out untouched).
+ */
+int api_fc_runtime(const char *method, const char *path, const char *body, size_t len,
+                   struct api_reply *out) __must_check;
 
 /*
  * Apply one section of a Firecracker configuration, as a PUT of the same

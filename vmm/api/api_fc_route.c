@@ -273,3 +273,49 @@ int api_fc_route(struct api_fc *fc, const char *method, const char *path, const 
     json_object_put(o);
     return ret;
 }
+
+int api_fc_runtime(const char *method, const char *path, const char *body, size_t len,
+                   struct api_reply *out)
+{
+    char buf[480];
+    const char *id = NULL, *msg = NULL;
+    size_t i = 0;
+    while (i < ARRAY_SIZE(table) && !match(i, path, &id))
+        i++;
+    if (i == ARRAY_SIZE(table) || table[i].res == FC_RUNTIME || table[i].res == FC_INSTANCE ||
+        table[i].res == FC_VERSION || table[i].res == FC_BALLOON)
+        return 1; /* the running VM's router knows these, or nobody does */
+    memset(out, 0, sizeof(*out));
+    if (table[i].res == FC_UNSUPPORTED)
+        return api_fault(out, 400, NOT_SUPPORTED);
+    if (!method_in(method, table[i].methods)) {
+        snprintf(buf, sizeof(buf), "%.16s is not allowed on %s (allowed: %s)", method,
+                 table[i].path, table[i].methods);
+        out->allow = table[i].methods;
+        return api_fault(out, 405, buf);
+    }
+    if (table[i].res != FC_ACTIONS)
+        return api_fault(out, 400, API_FC_AFTER_START);
+    json_object *o = api_parse_object(body, len, buf, sizeof(buf), &msg);
+    const char *type = NULL;
+    const struct api_field f[] = {
+        {.name = "action_type", .kind = API_FIELD_STRING, .required = true, .str = &type},
+    };
+    int ret;
+    if (!o || !api_fields_get(o, f, ARRAY_SIZE(f), buf, sizeof(buf), &msg))
+        ret = api_fault(out, 400, msg);
+    else if (!strcmp(type, "FlushMetrics"))
+        ret = no_content(out); /* no metrics file yet: nothing to flush */
+    else if (!strcmp(type, "InstanceStart"))
+        ret = api_fault(out, 400, API_FC_AFTER_START);
+    else if (!strcmp(type, "SendCtrlAltDel"))
+        ret = api_fault(out, 400,
+                        "SendCtrlAltDel is not supported by wisp yet (its i8042 has no keyboard "
+                        "port); use the guest's ACPI power button or shutdown");
+    else
+        ret = api_fault(out, 400,
+                        "action_type must be \"InstanceStart\", \"SendCtrlAltDel\" or "
+                        "\"FlushMetrics\"");
+    json_object_put(o);
+    return ret;
+}

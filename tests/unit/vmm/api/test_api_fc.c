@@ -411,3 +411,43 @@ Test(api_fc, paths_methods_bodies)
     req("PATCH", "/drives/x", "{\"drive_id\": \"x\"}");
     expect_fault(400, "not support it yet");
 }
+
+/* The running VM's router answers the pre-boot resources as Firecracker does. */
+static unsigned run_req(const char *method, const char *path, const char *body)
+{
+    static const struct vm_control no_vm; /* these paths never call into the VM */
+    free(reply.body);
+    memset(&reply, 0, sizeof(reply));
+    cr_assert_eq(api_route(&no_vm, method, path, body, body ? strlen(body) : 0, &reply), 0);
+    return reply.status;
+}
+
+Test(api_fc, running_vm_refuses_preboot_resources)
+{
+    run_req("PUT", "/drives/rootfs", "{\"drive_id\": \"rootfs\"}");
+    expect_fault(400, API_FC_AFTER_START);
+    run_req("PUT", "/boot-source", "{}");
+    expect_fault(400, API_FC_AFTER_START);
+    run_req("PUT", "/machine-config", "{}");
+    expect_fault(400, API_FC_AFTER_START);
+    run_req("PUT", "/network-interfaces/eth0", "{}");
+    expect_fault(400, API_FC_AFTER_START);
+    run_req("PUT", "/vsock", "{}");
+    expect_fault(400, API_FC_AFTER_START);
+    run_req("PUT", "/logger", "{}");
+    expect_fault(400, API_FC_AFTER_START);
+    run_req("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+    expect_fault(400, API_FC_AFTER_START);
+    run_req("PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}");
+    expect_204();
+    run_req("PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}");
+    expect_fault(400, "not supported by wisp yet");
+    run_req("PUT", "/actions", "{\"action_type\": 1}");
+    expect_fault(400, "wrong type");
+    run_req("GET", "/actions", NULL);
+    expect_fault(405, "not allowed");
+    run_req("PUT", "/entropy", "{}");
+    expect_fault(400, "not supported by wisp");
+    run_req("GET", "/nowhere", NULL);
+    expect_fault(404, "no resource at /nowhere");
+}
