@@ -88,6 +88,7 @@ int main(int argc, char *argv[])
         fprintf(stderr, "wisp: error: %s\n", err.msg);
     vm_destroy(&vm);
 out:
+    api_server_drop_handed(); /* a pre-boot socket no VM took over */
     config_free(&cfg);
     return code;
 }

@@ -204,3 +204,74 @@ Test(fc_api, instance_start_boots_and_refuses_late_config, .timeout = 180)
     call(&vm, "PATCH", "/vm", "{\"state\": \"Resumed\"}", 204, NULL);
     stop(&vm, 128 + SIGTERM);
 }
+
+/* Without /dev/kvm (this host, not the testbed): the start checks pass,
+ * InstanceStart is answered 204, then vm_create() cannot open /dev/kvm:
+ * wisp ends with 3 and the socket it kept for the VM is removed. */
+Test(fc_api, preboot_start_without_kvm_ends_cleanly, .timeout = 120)
+{
+    if (access("/dev/kvm", F_OK) == 0)
+        cr_skip_test("this host has /dev/kvm: instance_start_* covers the start");
+    struct fc_vm vm;
+    start_preboot(&vm);
+    configure(&vm, guest_elf());
+    call(&vm, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", 204, NULL);
+    struct proc_result r;
+    sandbox_proc_finish(&vm.p, NULL, WISP_TIMEOUT_MS, &r);
+    cr_assert_not(r.timed_out);
+    cr_assert_eq(r.status, 3, "status %d\n%s", r.status, r.err);
+    cr_assert(strstr(r.err, "/dev/kvm"), "%s", r.err);
+    struct stat st;
+    cr_assert_lt(stat(vm.sock, &st), 0, "the API socket was left behind");
+    proc_result_free(&r);
+    unlink(vm.serial);
+    rmdir(vm.dir);
+}
+
+/* --config-file on the real binary: Firecracker's layout is read, checked
+ * and refused with one line and status 2 (no KVM needed). */
+Test(fc_api, config_file_errors, .timeout = 60)
+{
+    static const struct {
+        const char *json, *needle;
+    } cases[] = {
+        {"{\"boot-source\": {\"kernel_image_path\": \"/nonexistent/vmlinux\"}}", "/nonexistent"},
+        {"{\"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 128}}", "\"boot-source\""},
+        {"{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": [{\"drive_id\": \"r\"}]}",
+         "\"drives\" entry 0"},
+        {"{\"kernel\": \"/k\"}", "unknown section"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *path = write_temp(cases[i].json, strlen(cases[i].json));
+        struct proc_result r;
+        wisp_run(&r, NULL, NULL, "run", "--config-file", path, NULL);
+        unlink(path);
+        free(path);
+        cr_assert_eq(r.status, 2, "case %zu: status %d\n%s", i, r.status, r.err);
+        cr_assert(strstr(r.err, cases[i].needle), "case %zu: %s", i, r.err);
+        cr_assert_eq(strchr(r.err, '\n'), r.err + strlen(r.err) - 1, "case %zu: one line: %s", i,
+                     r.err);
+        proc_result_free(&r);
+    }
+}
+
+/* Needs KVM: the test guest boots from a Firecracker config file. */
+Test(fc_api, instance_start_config_file_boots, .timeout = 180)
+{
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"boot-source\": {\"kernel_image_path\": \"%s\", \"boot_args\": \"test=report "
+             "cpus=2 mem=128\", "
+             "\"initrd_path\": null}, \"machine-config\": {\"vcpu_count\": 2, \"mem_size_mib\": "
+             "128}, \"logger\": null, \"metrics\": null}",
+             guest_elf());
+    char *path = write_temp(json, strlen(json));
+    struct proc_result r;
+    wisp_run(&r, NULL, NULL, "run", "--config-file", path, "--debug-exit", "--serial", "stdio",
+             NULL);
+    unlink(path);
+    free(path);
+    cr_assert_eq(r.status, GUEST_PASS, "status %d\n%s\n%s", r.status, r.out, r.err);
+    cr_assert(strstr(r.out, "RESULT PASS") && strstr(r.out, "cpus=2 online"), "%s", r.out);
+    proc_result_free(&r);
+}

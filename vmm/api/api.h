@@ -161,6 +161,12 @@ void api_server_set_preboot(struct api_server *s, struct api_fc *fc);
  */
 int api_server_hand_over(struct api_server *s);
 
+/*
+ * Close a socket api_server_hand_over() kept that no server took (the VM
+ * was never built) and remove its file.  A no-op otherwise.
+ */
+void api_server_drop_handed(void);
+
 /* Stop the thread and wait for it; open connections are closed.  Idempotent. */
 void api_server_stop(struct api_server *s);
 

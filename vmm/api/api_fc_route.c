@@ -176,13 +176,20 @@ static int actions(struct api_fc *fc, json_object *o, char *buf, size_t buflen,
                          "\"FlushMetrics\"");
     if (fc->started)
         return api_fault(out, 400, API_FC_AFTER_START);
+    /* api_fc_finish() adds root= to the command line: a refused start must
+     * leave it as it was, or the next attempt would add it twice. */
+    char *saved = fc->cfg->cmdline ? strdup(fc->cfg->cmdline) : NULL;
+    if (fc->cfg->cmdline && !saved)
+        return -ENOMEM;
     int ret = api_fc_finish(fc, buf, buflen);
-    if (ret == -ENOMEM)
-        return ret;
     if (ret == 0 && fc->start)
         ret = fc->start(fc->ctx, buf, buflen);
-    if (ret < 0)
-        return api_fault(out, 400, buf);
+    if (ret < 0) {
+        free(fc->cfg->cmdline);
+        fc->cfg->cmdline = saved;
+        return ret == -ENOMEM ? ret : api_fault(out, 400, buf);
+    }
+    free(saved);
     fc->started = true;
     return no_content(out);
 }

@@ -399,3 +399,13 @@ int api_server_hand_over(struct api_server *s)
     api_server_destroy(s);
     return 0;
 }
+
+void api_server_drop_handed(void)
+{
+    if (handed.fd < 0)
+        return;
+    close(handed.fd);
+    handed.fd = -1;
+    if (unlink(handed.path) < 0 && errno != ENOENT)
+        log_warn("API socket %s: cannot remove it: %s", handed.path, strerror(errno));
+}

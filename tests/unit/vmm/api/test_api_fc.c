@@ -370,9 +370,20 @@ Test(api_fc, start_failure_is_400_and_not_started)
 {
     fc.start = failing_start;
     req("PUT", "/boot-source", BOOT);
+    req("PUT", "/drives/r",
+        "{\"drive_id\": \"r\", \"path_on_host\": \"/img/r\", "
+        "\"is_root_device\": true}");
+    for (int i = 0; i < 2; i++) {
+        req("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+        expect_fault(400, "cannot open /dev/kvm");
+        cr_assert_not(fc.started);
+        cr_assert_str_eq(cfg.cmdline, "console=ttyS0", "a refused start left '%s'", cfg.cmdline);
+    }
+    /* Fixed, the next attempt starts, with root= added once. */
+    fc.start = fake_start;
     req("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
-    expect_fault(400, "cannot open /dev/kvm");
-    cr_assert_not(fc.started);
+    expect_204();
+    cr_assert_str_eq(cfg.cmdline, "console=ttyS0 root=/dev/vda rw");
 }
 
 Test(api_fc, invalid_config_refused_at_start)
