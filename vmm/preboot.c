@@ -33,6 +33,8 @@
 
 /* How long InstanceStart waits for the main thread's checks. */
 #define PREBOOT_CHECK_TIMEOUT_S 10
+/* How often the main thread checks that the API thread still serves. */
+#define PREBOOT_ALIVE_CHECK_MS 1000
 
 enum check_state { CHECK_IDLE, CHECK_ASKED, CHECK_DONE };
 
@@ -99,12 +101,19 @@ static void on_answered(void *ctx)
 }
 
 /* Main thread: wait for the API thread's requests until InstanceStart is answered. */
-static int serve(struct preboot *pb, struct errbuf *err)
+static int serve(struct preboot *pb, struct api_server *srv, struct errbuf *err)
 {
     for (;;) {
         struct pollfd pfd[2] = {{.fd = pb->efd, .events = POLLIN},
                                 {.fd = pb->sfd, .events = POLLIN}};
-        if (poll(pfd, 2, -1) < 0) {
+        /* A server thread that gave up (it logged why) would leave us waiting forever. */
+        if (api_server_ended(srv))
+            return err_set(err, WISP_EXIT_FAILURE, EIO,
+                           "pre-boot: the API thread stopped before InstanceStart");
+        int ready = poll(pfd, 2, PREBOOT_ALIVE_CHECK_MS);
+        if (ready == 0)
+            continue;
+        if (ready < 0) {
             if (errno == EINTR)
                 continue;
             return err_set(err, WISP_EXIT_HOST, errno, "pre-boot: poll: %s", strerror(errno));
@@ -189,7 +198,7 @@ int preboot_run(struct vm_config *cfg, struct errbuf *err)
     if (ret < 0)
         goto out;
     log_info("pre-boot: waiting for the configuration on %s", cfg->api_sock);
-    ret = serve(&pb, err);
+    ret = serve(&pb, srv, err);
     if (ret < 0)
         goto out;
     ret = api_server_hand_over(srv);

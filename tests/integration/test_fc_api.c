@@ -153,6 +153,33 @@ Test(fc_api, preboot_configure_and_query, .timeout = 120)
     stop(&vm, 128 + SIGTERM);
 }
 
+/* The pre-boot server thread is under the `api` seccomp role, like the running VM's. */
+Test(fc_api, preboot_api_thread_is_filtered, .timeout = 60)
+{
+    struct fc_vm vm;
+    start_preboot(&vm);
+    call(&vm, "GET", "/", NULL, 200, "Not started"); /* the thread serves */
+    pid_t tids[32];
+    int n = sandbox_proc_threads(vm.p.pid, tids, 32);
+    bool found = false;
+    for (int i = 0; i < n; i++) {
+        char path[96], text[4096];
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)vm.p.pid, (int)tids[i]);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            continue;
+        size_t len = fread(text, 1, sizeof(text) - 1, f);
+        fclose(f);
+        text[len] = '\0';
+        if (!strstr(text, "Name:\twisp-api\n"))
+            continue;
+        found = true;
+        cr_assert(strstr(text, "\nSeccomp:\t2\n"), "wisp-api is not filtered:\n%s", text);
+    }
+    cr_assert(found, "no wisp-api thread");
+    stop(&vm, 128 + SIGTERM);
+}
+
 Test(fc_api, preboot_survives_garbage, .timeout = 120)
 {
     struct fc_vm vm;

@@ -167,6 +167,10 @@ int api_server_hand_over(struct api_server *s);
  */
 void api_server_drop_handed(void);
 
+/* Has the server thread left its loop (stopped, or it could not go on:
+ * its seccomp role failed, epoll_wait failed)?  Any thread. */
+bool api_server_ended(struct api_server *s);
+
 /* Stop the thread and wait for it; open connections are closed.  Idempotent. */
 void api_server_stop(struct api_server *s);
 

@@ -26,6 +26,7 @@
 #include <microhttpd.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,7 @@ struct api_server {
     const struct vm_control *ctl;
     struct api_fc *fc; /* the pre-boot phase: requests go to api_fc_route() */
     bool keep_listen;  /* api_server_hand_over(): the thread keeps the listening socket */
+    atomic_bool ended; /* the thread left its loop (stopped, or gave up) */
     struct MHD_Daemon *mhd;
     int listen_fd; /* owned by libmicrohttpd once mhd exists */
     int stop_efd;
@@ -331,6 +333,7 @@ static void *api_thread(void *arg)
     }
 out:
     /* Quiescing gives the listening socket back instead of closing it. */
+    atomic_store(&s->ended, true);
     s->listen_fd = s->keep_listen ? MHD_quiesce_daemon(s->mhd) : -1;
     /* Here, under our filter: closing client connections is this role's work. */
     MHD_stop_daemon(s->mhd);
@@ -408,4 +411,9 @@ void api_server_drop_handed(void)
     handed.fd = -1;
     if (unlink(handed.path) < 0 && errno != ENOENT)
         log_warn("API socket %s: cannot remove it: %s", handed.path, strerror(errno));
+}
+
+bool api_server_ended(struct api_server *s)
+{
+    return atomic_load(&s->ended);
 }
