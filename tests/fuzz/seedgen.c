@@ -238,6 +238,9 @@ static void sg_fc_seeds(void)
           "\"uds_path\": \"/v.sock\"}, \"balloon\": {\"amount_mib\": 0, \"deflate_on_oom\": "
           "true}, \"logger\": {\"level\": \"Info\"}, \"metrics\": {\"metrics_path\": \"/m\"}, "
           "\"mmds-config\": null}");
+    sg_fc("file-hugepages", 0, 0, 0,
+          "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"machine-config\": "
+          "{\"vcpu_count\": 1, \"mem_size_mib\": 256, \"huge_pages\": \"2M\"}}");
     sg_fc("file-bad-section", 0, 0, 0,
           "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"x\": 1}");
     sg_fc("put-boot-source", 1, 0, 2, "{\"kernel_image_path\": \"/k\", \"boot_args\": \"a=b\"}");
