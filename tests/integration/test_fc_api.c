@@ -34,6 +34,28 @@ struct fc_vm {
     char serial[96];
 };
 
+/* The wisp a test started and has not stopped yet (a copy: the test's own
+ * struct is on its stack): a failed assertion ends the test early, and this
+ * wisp, waiting for requests, must not outlive it. */
+static struct {
+    pid_t pid; /* 0: none */
+    char dir[64], sock[96], serial[96];
+} live;
+
+static void kill_live(void)
+{
+    if (!live.pid)
+        return;
+    kill(live.pid, SIGKILL);
+    waitpid(live.pid, NULL, 0);
+    unlink(live.sock);
+    unlink(live.serial);
+    rmdir(live.dir);
+    live.pid = 0;
+}
+
+TestSuite(fc_api, .fini = kill_live);
+
 static void sleep_ms(long ms)
 {
     nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
@@ -57,6 +79,10 @@ static void start_preboot(struct fc_vm *vm)
                     "--debug-exit",
                     NULL};
     cr_assert_eq(sandbox_proc_start(&vm->p, argv, NULL), 0);
+    live.pid = vm->p.pid;
+    memcpy(live.dir, vm->dir, sizeof(live.dir));
+    memcpy(live.sock, vm->sock, sizeof(live.sock));
+    memcpy(live.serial, vm->serial, sizeof(live.serial));
     struct stat st;
     for (int i = 0; stat(vm->sock, &st) < 0; i++) {
         int status;
@@ -72,6 +98,7 @@ static void stop(struct fc_vm *vm, int want_status)
     kill(vm->p.pid, SIGTERM);
     struct proc_result r;
     sandbox_proc_finish(&vm->p, NULL, WISP_TIMEOUT_MS, &r);
+    live.pid = 0;
     cr_assert_not(r.timed_out, "wisp did not stop on SIGTERM");
     cr_assert_eq(r.status, want_status, "status %d\n%s", r.status, r.err);
     cr_assert_null(strstr(r.err, "seccomp"), "%s", r.err);
@@ -245,6 +272,7 @@ Test(fc_api, preboot_start_without_kvm_ends_cleanly, .timeout = 120)
     call(&vm, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", 204, NULL);
     struct proc_result r;
     sandbox_proc_finish(&vm.p, NULL, WISP_TIMEOUT_MS, &r);
+    live.pid = 0;
     cr_assert_not(r.timed_out);
     cr_assert_eq(r.status, 3, "status %d\n%s", r.status, r.err);
     cr_assert(strstr(r.err, "/dev/kvm"), "%s", r.err);
