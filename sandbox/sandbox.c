@@ -274,6 +274,11 @@ void sandbox_thread_signals(int keep)
     pthread_sigmask(SIG_SETMASK, &set, NULL);
 }
 
+bool sandbox_prepared(void)
+{
+    return sb.prepared;
+}
+
 int sandbox_enter(enum sandbox_role role, struct errbuf *err)
 {
     if (!sb.prepared || (unsigned)role >= SANDBOX_NROLES)

@@ -100,6 +100,10 @@ struct sandbox_opts {
  */
 int sandbox_prepare(const struct sandbox_opts *opts, struct errbuf *err) __must_check;
 
+/* Has sandbox_prepare() succeeded in this process?  (The Firecracker
+ * pre-boot phase prepares before the VM exists; vm_run() then skips it.) */
+bool sandbox_prepared(void);
+
 /*
  * Put the calling thread under the filter of `role` (a no-op with mode off).
  * Call after the thread is named (pthread_setname_np) and before it handles

@@ -4,6 +4,7 @@
  * config keys, and values go through config_set().
  */
 #include "vmm/cli.h"
+#include "vmm/api/api_fc.h"
 
 #include <errno.h>
 #include <string.h>
@@ -20,6 +21,9 @@ void cli_print_help(FILE *f)
                "Usage:\n"
                "  wisp run --kernel PATH [options]   boot a microVM (see `wisp run --help`)\n"
                "  wisp run --config vm.json          the same, described in a JSON file\n"
+               "  wisp run --config-file fc.json     the same, in Firecracker's JSON layout\n"
+               "  wisp run --api-sock PATH           no kernel: wait for Firecracker's pre-boot\n"
+               "                                     API (PUT /boot-source ... InstanceStart)\n"
                "  wisp jail [options] -- RUN-ARGS    run it jailed, as root (`wisp jail --help`)\n"
                "  wisp vpci derive --vfio SYSFS-PATH | --vfio-user SOCKET [-o FILE]\n"
                "                                     write the vPCI layout wisp presents of that\n"
@@ -58,7 +62,8 @@ void cli_print_run_help(FILE *f)
                "(\"--memory 512M\" is {\"memory\": \"512M\"}; switches are true/false).\n"
                "\n"
                "  --kernel PATH        ELF vmlinux (PVH or 64-bit entry) or bzImage (required\n"
-               "                       unless --restore)\n"
+               "                       unless --restore, --incoming, --restore-wait or the\n"
+               "                       pre-boot API phase)\n"
                "  --initrd PATH        initial ramdisk\n"
                "  --cmdline STR        kernel command line\n"
                "  --memory SIZE        guest RAM, e.g. 256M, 1G (default 256M; JSON number = MiB)\n"
@@ -114,7 +119,10 @@ void cli_print_run_help(FILE *f)
                "                       (default: where the kernel offers it), on (required)\n"
                "                       or off\n"
                "  --api-sock PATH      serve the control API (HTTP/1.1 + JSON, docs/API.md) on\n"
-               "                       this UNIX socket (mode 0600, removed at exit)\n"
+               "                       this UNIX socket (mode 0600, removed at exit); without\n"
+               "                       --kernel, first Firecracker's pre-boot phase: the VM\n"
+               "                       is configured through PUT requests and booted by\n"
+               "                       PUT /actions {\"action_type\": \"InstanceStart\"}\n"
                "  --snapshot-dir DIR   where `wisp snapshot create` (PUT /snapshot/create) may\n"
                "                       write its two files; without it snapshots are off\n"
                "  --restore STATE      start from a snapshot instead of booting: its state\n"
@@ -127,6 +135,9 @@ void cli_print_run_help(FILE *f)
                "  --incoming URL       receive a live migration (tcp:IP:PORT or unix:PATH)\n"
                "                       instead of booting; same machine options as --restore\n"
                "  --config FILE        read options from a JSON object; later options override\n"
+               "  --config-file FILE   read the machine from a JSON file in Firecracker's\n"
+               "                       layout (boot-source, drives, machine-config, ...;\n"
+               "                       docs/API.md); excludes --config\n"
                "  -h, --help           this text\n"
                "\n"
                "Console input: when the serial port or a virtio console uses stdio and stdin\n"
@@ -137,6 +148,7 @@ void cli_print_run_help(FILE *f)
 static int parse_run(int argc, char *const argv[], struct vm_config *cfg, enum cli_action *action,
                      struct errbuf *err)
 {
+    const char *loaded = NULL; /* "config" or "config-file" once one was read */
     for (int i = 2; i < argc; i++) {
         const char *arg = argv[i];
         if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
@@ -154,7 +166,8 @@ static int parse_run(int argc, char *const argv[], struct vm_config *cfg, enum c
             return err_set(err, WISP_EXIT_USAGE, EINVAL, "unknown option '%s'", arg);
         memcpy(key, arg + 2, klen);
         key[klen] = '\0';
-        if (strcmp(key, "config") != 0 && !config_key_known(key))
+        bool file = !strcmp(key, "config") || !strcmp(key, "config-file");
+        if (!file && !config_key_known(key))
             return err_set(err, WISP_EXIT_USAGE, EINVAL, "unknown option '%s'", key);
         if (eq) {
             value = eq + 1;
@@ -164,10 +177,16 @@ static int parse_run(int argc, char *const argv[], struct vm_config *cfg, enum c
             value = argv[++i];
         }
         int ret;
-        if (!strcmp(key, "config")) {
+        if (file) {
             if (!value)
-                return err_set(err, WISP_EXIT_USAGE, EINVAL, "option '--config' needs a value");
-            ret = config_load_json(cfg, value, err);
+                return err_set(err, WISP_EXIT_USAGE, EINVAL, "option '--%s' needs a value", key);
+            /* Two layouts that both name devices and memory: one source only. */
+            if (loaded && strcmp(loaded, key) != 0)
+                return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                               "--config (wisp's JSON) and --config-file (Firecracker's JSON) "
+                               "exclude each other");
+            loaded = key[6] ? "config-file" : "config";
+            ret = key[6] ? api_fc_config_load(cfg, value, err) : config_load_json(cfg, value, err);
         } else {
             ret = config_set(cfg, key, value, err);
         }

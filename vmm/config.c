@@ -670,7 +670,7 @@ out:
     return ret;
 }
 
-int config_load_json(struct vm_config *c, const char *path, struct errbuf *err)
+int config_read_file(const char *path, char **text, size_t *len, struct errbuf *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) /* a FIFO must not block us */;
     if (fd < 0)
@@ -706,10 +706,24 @@ int config_load_json(struct vm_config *c, const char *path, struct errbuf *err)
         got += (size_t)n;
     }
     buf[got] = '\0';
-    ret = config_parse_json(c, buf, got, err);
+    *text = buf;
+    *len = got;
+    buf = NULL;
+    ret = 0;
 out:
     free(buf);
     close(fd);
+    return ret;
+}
+
+int config_load_json(struct vm_config *c, const char *path, struct errbuf *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int ret = config_read_file(path, &text, &len, err);
+    if (ret == 0)
+        ret = config_parse_json(c, text, len, err);
+    free(text);
     return ret;
 }
 

@@ -139,6 +139,12 @@ bool config_key_is_flag(const char *key);
 /* Merge settings from a JSON object file (keys as for config_set). */
 int config_load_json(struct vm_config *c, const char *path, struct errbuf *err) __must_check;
 
+/*
+ * Read a whole configuration file (a regular file of at most 1 MiB) into a
+ * malloc'd, NUL-terminated *text of *len bytes (also for --config-file).
+ */
+int config_read_file(const char *path, char **text, size_t *len, struct errbuf *err) __must_check;
+
 /* Same, from a buffer (used by the file loader, unit tests and the fuzzer). */
 int config_parse_json(struct vm_config *c, const char *text, size_t len,
                       struct errbuf *err) __must_check;

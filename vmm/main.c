@@ -9,6 +9,7 @@
 #include "vmm/error.h"
 #include "jailer/jail.h"
 #include "vmm/log.h"
+#include "vmm/preboot.h"
 #include "vmm/preflight.h"
 #include "vmm/vm.h"
 #include "vmm/vpci_cli.h"
@@ -65,6 +66,12 @@ int main(int argc, char *argv[])
         break;
     }
     log_threshold = (enum log_level)cfg.log_level;
+    /* --api-sock without a kernel: Firecracker's pre-boot phase fills cfg. */
+    if (preboot_wanted(&cfg) && preboot_run(&cfg, &err) < 0) {
+        code = fail(&err);
+        goto out;
+    }
+    log_threshold = (enum log_level)cfg.log_level; /* PUT /logger may have set it */
     /* Every input is checked before the host is: a mistyped path is exit 2, not 3. */
     if (config_validate(&cfg, &err) < 0 || preflight_check(&cfg, &err) < 0) {
         code = fail(&err);
@@ -81,6 +88,7 @@ int main(int argc, char *argv[])
         fprintf(stderr, "wisp: error: %s\n", err.msg);
     vm_destroy(&vm);
 out:
+    api_server_drop_handed(); /* a pre-boot socket no VM took over */
     config_free(&cfg);
     return code;
 }

@@ -520,6 +520,18 @@ static int apply_landlock(struct vm *vm, struct errbuf *err)
     return ret < 0 ? ret : 0;
 }
 
+void vm_sandbox_opts(const struct vm_config *cfg, struct sandbox_opts *o)
+{
+    *o = (struct sandbox_opts){.mode = cfg->seccomp, .stats = cfg->stats};
+    /* Only a VM with a passthrough device gets the filters that allow its run-time calls.
+     * A vhost-user device needs the same socket calls (sendmsg/recvmsg/poll) on its vCPUs, and
+     * gets that set too for now (docs/VHOST.md: a narrower set of its own is still to do). */
+    for (unsigned i = 0; i < cfg->ndevices; i++) {
+        const struct device_spec *d = &cfg->devices[i];
+        o->passthrough = o->passthrough || DEV_IS_PCI(d->type) || (d->type == DEV_BLK && d->socket);
+    }
+}
+
 int vm_run(struct vm *vm, struct errbuf *err)
 {
     int ret = setup_main_loop(vm, err);
@@ -530,16 +542,10 @@ int vm_run(struct vm *vm, struct errbuf *err)
         err_set(err, WISP_EXIT_HOST, -ret, "cannot install vCPU signal handler");
         return err->exit_code;
     }
-    struct sandbox_opts sandbox = {.mode = vm->cfg->seccomp, .stats = vm->cfg->stats};
-    /* Only a VM with a passthrough device gets the filters that allow its run-time calls.
-     * A vhost-user device needs the same socket calls (sendmsg/recvmsg/poll) on its vCPUs, and
-     * gets that set too for now (docs/VHOST.md: a narrower set of its own is still to do). */
-    for (unsigned i = 0; i < vm->cfg->ndevices; i++) {
-        const struct device_spec *d = &vm->cfg->devices[i];
-        sandbox.passthrough =
-            sandbox.passthrough || DEV_IS_PCI(d->type) || (d->type == DEV_BLK && d->socket);
-    }
-    if (sandbox_prepare(&sandbox, err) < 0)
+    struct sandbox_opts sandbox;
+    vm_sandbox_opts(vm->cfg, &sandbox);
+    /* The pre-boot API phase (vmm/preboot.c) prepared with the same options. */
+    if (!sandbox_prepared() && sandbox_prepare(&sandbox, err) < 0)
         return err->exit_code;
     /* Restore before any vCPU runs, on the main thread, which still may
      * issue every KVM ioctl (no filter yet). */

@@ -98,6 +98,10 @@ struct vm {
 /* Build the VM described by `cfg`.  On failure nothing is left behind. */
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err) __must_check;
 
+/* The seccomp options vm_run() prepares the sandbox with for `cfg`. */
+struct sandbox_opts;
+void vm_sandbox_opts(const struct vm_config *cfg, struct sandbox_opts *o);
+
 /* Run until the guest stops; returns the process exit code (enum wisp_exit or debug-exit value). */
 int vm_run(struct vm *vm, struct errbuf *err);
 

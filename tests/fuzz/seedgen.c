@@ -213,6 +213,51 @@ static void sg_api_seeds(void)
     sg_api("raw-path-long", 1, 201, "/vm/../vm/%2e%2e/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "{");
 }
 
+/* ---- fc: mode byte, then a config file or method byte, path byte, body ---- */
+
+static void sg_fc(const char *name, uint8_t mode, uint8_t method, uint8_t path, const char *text)
+{
+    struct sg_buf b = {0};
+    uint8_t head[3] = {mode, method, path};
+    sg_put(&b, head, mode & 1 ? 3 : 1);
+    sg_str(&b, text);
+    sg_emit("fc", name, &b);
+    sg_free(&b);
+}
+
+static void sg_fc_seeds(void)
+{
+    sg_fc("file-full", 0, 0, 0,
+          "{\"boot-source\": {\"kernel_image_path\": \"/k\", \"boot_args\": \"console=ttyS0\", "
+          "\"initrd_path\": null}, \"drives\": [{\"drive_id\": \"rootfs\", \"path_on_host\": "
+          "\"/r.ext4\", \"is_root_device\": true, \"is_read_only\": false, \"partuuid\": null, "
+          "\"rate_limiter\": {\"bandwidth\": {\"size\": 1, \"refill_time\": 1}}}], "
+          "\"machine-config\": {\"vcpu_count\": 2, \"mem_size_mib\": 256, \"smt\": false}, "
+          "\"network-interfaces\": [{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", "
+          "\"guest_mac\": \"06:00:ac:10:00:02\"}], \"vsock\": {\"guest_cid\": 3, "
+          "\"uds_path\": \"/v.sock\"}, \"balloon\": {\"amount_mib\": 0, \"deflate_on_oom\": "
+          "true}, \"logger\": {\"level\": \"Info\"}, \"metrics\": {\"metrics_path\": \"/m\"}, "
+          "\"mmds-config\": null}");
+    sg_fc("file-hugepages", 0, 0, 0,
+          "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"machine-config\": "
+          "{\"vcpu_count\": 1, \"mem_size_mib\": 256, \"huge_pages\": \"2M\"}}");
+    sg_fc("file-bad-section", 0, 0, 0,
+          "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"x\": 1}");
+    sg_fc("put-boot-source", 1, 0, 2, "{\"kernel_image_path\": \"/k\", \"boot_args\": \"a=b\"}");
+    sg_fc("put-machine-config", 1, 0, 1, "{\"vcpu_count\": 2, \"mem_size_mib\": 512}");
+    sg_fc("patch-machine-config", 1, 2, 1, "{\"mem_size_mib\": 128, \"huge_pages\": \"2M\"}");
+    sg_fc("put-drive", 1, 0, 3,
+          "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/r\", \"is_root_device\": true, "
+          "\"partuuid\": \"0eaa91a0-01\", \"io_engine\": \"Async\"}");
+    sg_fc("put-net", 1, 0, 6, "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\"}");
+    sg_fc("put-vsock", 1, 0, 7, "{\"guest_cid\": 3, \"uds_path\": \"/v\"}");
+    sg_fc("put-balloon", 1, 0, 8, "{\"amount_mib\": 1, \"deflate_on_oom\": false}");
+    sg_fc("start", 3, 0, 11, "{\"action_type\": \"InstanceStart\"}");
+    sg_fc("after-start", 7, 0, 3,
+          "{\"drive_id\": \"x\", \"path_on_host\": \"/x\", \"is_root_device\": false}");
+    sg_fc("raw-path", 1, 0, 200, "/drives/abc/../x");
+}
+
 /* ---- serial ---- */
 
 enum { RBR = 0, IER = 1, IIR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SCR = 7 };
@@ -425,6 +470,7 @@ int main(int argc, char **argv)
     sg_boot_seeds(argv[2], argv[3]);
     sg_json_seeds();
     sg_api_seeds();
+    sg_fc_seeds();
     sg_serial_seeds();
     sg_i8042_seeds();
     sg_vstate_seeds();

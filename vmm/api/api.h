@@ -59,7 +59,8 @@ struct json_object *api_parse_object(const char *body, size_t len, char *buf, si
                                      const char **msg);
 
 /* One accepted field of a request body (api_fields_get). */
-enum api_field_kind { API_FIELD_STRING, API_FIELD_BOOL, API_FIELD_UINT };
+/* API_FIELD_OBJECT: any JSON object, accepted and ignored (rate limiters). */
+enum api_field_kind { API_FIELD_STRING, API_FIELD_BOOL, API_FIELD_UINT, API_FIELD_OBJECT };
 struct api_field {
     const char *name;
     enum api_field_kind kind;
@@ -75,7 +76,8 @@ struct api_field {
 /*
  * Walk the members of `o` against `fields` (at most 64): each member must be
  * one of them with the right JSON type and value, and every required field
- * must be present.  True with the targets set; false with *msg pointing at
+ * must be present; JSON null counts as absent (it satisfies no required
+ * field).  True with the targets set; false with *msg pointing at
  * a fault message (maybe in buf) that names the field: "unknown field or
  * wrong type: 'x' (accepted: ...)", "n must be a whole number in 1-64",
  * "t must be \"Full\" ...", "p is required ...".  *msg must be NULL on entry.
@@ -91,6 +93,9 @@ bool api_fields_get(struct json_object *o, const struct api_field *fields, size_
  */
 struct json_object *api_body_fields(const char *body, size_t len, const struct api_field *fields,
                                     size_t n, struct api_reply *out, int *ret);
+
+/* GET /version: {"vmm_version", "git_revision"}; 0 or -ENOMEM. */
+int api_get_version(struct api_reply *out) __must_check;
 
 /* Fill *out with `status` and the text of `o` (which it puts); 0 or -ENOMEM. */
 int api_reply_json(struct api_reply *out, unsigned status, struct json_object *o) __must_check;
@@ -135,6 +140,36 @@ int api_server_create(const char *path, const struct vm_control *ctl, struct api
  * its own filter (filters are inherited).  0 or -errno with `err` set.
  */
 int api_server_start(struct api_server *s, struct errbuf *err) __must_check;
+
+/*
+ * Serve the Firecracker pre-boot phase (api_fc.h) instead of a running VM:
+ * requests go to api_fc_route(fc, ...), and fc->answered is called on the
+ * server thread once the accepted InstanceStart's answer has been sent.
+ * Call before api_server_start().
+ */
+struct api_fc;
+void api_server_set_preboot(struct api_server *s, struct api_fc *fc);
+
+/*
+ * End the pre-boot server but keep its listening socket (and socket file)
+ * for the next api_server_create() on the same path, so a client never
+ * finds the socket missing between InstanceStart and the running VM's
+ * server.  Open connections are closed; connections not yet accepted wait
+ * in the backlog.  Frees s in every case.  0, or -EINVAL (not started, or
+ * a socket is already kept) / -EIO (libmicrohttpd did not give it back);
+ * on failure the socket file is removed and the next server binds anew.
+ */
+int api_server_hand_over(struct api_server *s);
+
+/*
+ * Close a socket api_server_hand_over() kept that no server took (the VM
+ * was never built) and remove its file.  A no-op otherwise.
+ */
+void api_server_drop_handed(void);
+
+/* Has the server thread left its loop (stopped, or it could not go on:
+ * its seccomp role failed, epoll_wait failed)?  Any thread. */
+bool api_server_ended(struct api_server *s);
 
 /* Stop the thread and wait for it; open connections are closed.  Idempotent. */
 void api_server_stop(struct api_server *s);

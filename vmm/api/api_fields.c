@@ -24,7 +24,9 @@ static void list_fields(const struct api_field *f, size_t n, char *buf, size_t b
             w = snprintf(buf + *pos, buflen - *pos, "%s%s (\"%s\")", sep, f[i].name, f[i].only);
         else
             w = snprintf(buf + *pos, buflen - *pos, "%s%s (%s)", sep, f[i].name,
-                         f[i].kind == API_FIELD_BOOL ? "boolean" : "string");
+                         f[i].kind == API_FIELD_BOOL     ? "boolean"
+                         : f[i].kind == API_FIELD_OBJECT ? "object"
+                                                         : "string");
         if (w < 0)
             return;
         *pos += (size_t)w;
@@ -53,6 +55,8 @@ static bool take(const struct api_field *f, json_object *val, char *buf, size_t 
             return false;
         *f->flag = json_object_get_boolean(val);
         return true;
+    case API_FIELD_OBJECT:
+        return json_object_is_type(val, json_type_object);
     case API_FIELD_UINT: {
         if (!json_object_is_type(val, json_type_int))
             return false;
@@ -83,6 +87,8 @@ bool api_fields_get(json_object *o, const struct api_field *fields, size_t n, ch
         size_t i = 0;
         while (i < n && strcmp(key, fields[i].name) != 0)
             i++;
+        if (i < n && !val)
+            continue; /* JSON null: absent (Firecracker's optional fields) */
         if (i < n && take(&fields[i], val, buf, buflen, msg)) {
             seen |= 1ULL << i;
             continue;

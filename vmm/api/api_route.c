@@ -9,6 +9,7 @@
  * PATCH /vm), so existing tooling feels at home.
  */
 #include "vmm/api/api.h"
+#include "vmm/api/api_fc.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -79,7 +80,7 @@ static int get_instance(const struct vm_control *ctl, struct api_reply *out)
     return api_reply_json(out, 200, o);
 }
 
-static int get_version(struct api_reply *out)
+int api_get_version(struct api_reply *out)
 {
     json_object *o = json_object_new_object();
     if (!o || !put(o, "vmm_version", json_object_new_string(WISP_VERSION)) ||
@@ -231,7 +232,7 @@ static const struct {
     {"/", RES_INSTANCE, "GET"},
     {"/version", RES_VERSION, "GET"},
     {"/vm", RES_VM, "PATCH"},
-    {"/machine-config", RES_MACHINE_CONFIG, "GET"},
+    {"/machine-config", RES_MACHINE_CONFIG, "GET, PUT, PATCH"},
     {"/snapshot/create", RES_SNAPSHOT_CREATE, "PUT"},
     {"/snapshot/load", RES_SNAPSHOT_LOAD, "PUT"},
     {"/migration", RES_MIGRATION, "GET, PUT, DELETE"},
@@ -272,10 +273,12 @@ int api_route(const struct vm_control *ctl, const char *method, const char *path
         case RES_INSTANCE:
             return get_instance(ctl, out);
         case RES_VERSION:
-            return get_version(out);
+            return api_get_version(out);
         case RES_VM:
             return patch_vm(ctl, body, len, out);
         case RES_MACHINE_CONFIG:
+            if (strcmp(method, "GET") != 0) /* PUT, PATCH: pre-boot only (api_fc.h) */
+                return api_fault(out, 400, API_FC_AFTER_START);
             return get_machine_config(ctl, out);
         case RES_SNAPSHOT_CREATE:
             return api_snapshot_create(ctl, body, len, out);
@@ -288,6 +291,9 @@ int api_route(const struct vm_control *ctl, const char *method, const char *path
             return api_balloon(ctl, method, resources[i].res == RES_BALLOON_STATS, body, len, out);
         }
     }
+    int ret = api_fc_runtime(method, path, body, len, out);
+    if (ret <= 0)
+        return ret; /* a Firecracker pre-boot resource, answered */
     snprintf(buf, sizeof(buf), "no resource at %.80s", path);
     return api_fault(out, 404, buf);
 }

@@ -19,12 +19,14 @@
  */
 #include "vmm/api/api.h"
 #include "sandbox/sandbox.h"
+#include "vmm/api/api_fc.h"
 #include "vmm/log.h"
 
 #include <errno.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +42,9 @@
 
 struct api_server {
     const struct vm_control *ctl;
+    struct api_fc *fc; /* the pre-boot phase: requests go to api_fc_route() */
+    bool keep_listen;  /* api_server_hand_over(): the thread keeps the listening socket */
+    atomic_bool ended; /* the thread left its loop (stopped, or gave up) */
     struct MHD_Daemon *mhd;
     int listen_fd; /* owned by libmicrohttpd once mhd exists */
     int stop_efd;
@@ -50,11 +55,18 @@ struct api_server {
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
+/* The listening socket api_server_hand_over() keeps for the next server. */
+static struct {
+    int fd;
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+} handed = {.fd = -1};
+
 /* One request in progress: its body, collected up to the cap. */
 struct api_request {
     size_t len;
     bool too_big;
     bool answered; /* a response was queued before the body was read */
+    bool started;  /* this request was the InstanceStart the pre-boot phase accepted */
     char body[API_BODY_MAX];
 };
 
@@ -147,8 +159,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (req->too_big)
         return too_big(conn);
     struct api_reply r = {0};
-    if (api_route(s->ctl, method, url, req->body, req->len, &r) < 0)
+    bool was_started = s->fc && s->fc->started;
+    int routed = s->fc ? api_fc_route(s->fc, method, url, req->body, req->len, &r)
+                       : api_route(s->ctl, method, url, req->body, req->len, &r);
+    if (routed < 0)
         return queue_fault(conn, 500, "out of memory");
+    req->started = s->fc && !was_started && s->fc->started;
     log_debug("api: %s %s -> %u", method, url, r.status);
     enum MHD_Result ret = queue_reply(conn, &r);
     free(r.body);
@@ -158,9 +174,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
+    struct api_server *s = cls;
+    struct api_request *req = *con_cls;
     (void)conn;
     (void)toe;
+    /* The InstanceStart answer is out (or its client gone): the VM may be built. */
+    if (req && req->started && s->fc && s->fc->answered)
+        s->fc->answered(s->fc->ctx);
     free(*con_cls);
     *con_cls = NULL;
 }
@@ -236,7 +256,16 @@ int api_server_create(const char *path, const struct vm_control *ctl, struct api
         return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
     s->ctl = ctl;
     s->listen_fd = s->stop_efd = s->ep = -1;
-    int ret = bind_socket(s, path, err);
+    int ret = 0;
+    if (handed.fd >= 0 && !strcmp(handed.path, path)) {
+        /* The pre-boot phase's socket: clients never see it go away. */
+        s->listen_fd = handed.fd;
+        handed.fd = -1;
+        s->created_path = true;
+        memcpy(s->path, handed.path, sizeof(s->path));
+    } else {
+        ret = bind_socket(s, path, err);
+    }
     if (ret < 0)
         goto fail;
     s->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -303,10 +332,12 @@ static void *api_thread(void *arg)
         MHD_run(s->mhd);
     }
 out:
+    /* Quiescing gives the listening socket back instead of closing it. */
+    atomic_store(&s->ended, true);
+    s->listen_fd = s->keep_listen ? MHD_quiesce_daemon(s->mhd) : -1;
     /* Here, under our filter: closing client connections is this role's work. */
     MHD_stop_daemon(s->mhd);
     s->mhd = NULL;
-    s->listen_fd = -1; /* closed by MHD_stop_daemon */
     return NULL;
 }
 
@@ -345,4 +376,44 @@ void api_server_destroy(struct api_server *s)
     if (s->stop_efd >= 0)
         close(s->stop_efd);
     free(s);
+}
+
+void api_server_set_preboot(struct api_server *s, struct api_fc *fc)
+{
+    s->fc = fc;
+}
+
+int api_server_hand_over(struct api_server *s)
+{
+    if (!s->thread_started || handed.fd >= 0) {
+        api_server_destroy(s);
+        return -EINVAL;
+    }
+    s->keep_listen = true;
+    api_server_stop(s);
+    if (s->listen_fd < 0) { /* libmicrohttpd could not give the socket back */
+        api_server_destroy(s);
+        return -EIO;
+    }
+    handed.fd = s->listen_fd;
+    memcpy(handed.path, s->path, sizeof(handed.path));
+    s->listen_fd = -1;
+    s->created_path = false; /* the socket file stays for the next server */
+    api_server_destroy(s);
+    return 0;
+}
+
+void api_server_drop_handed(void)
+{
+    if (handed.fd < 0)
+        return;
+    close(handed.fd);
+    handed.fd = -1;
+    if (unlink(handed.path) < 0 && errno != ENOENT)
+        log_warn("API socket %s: cannot remove it: %s", handed.path, strerror(errno));
+}
+
+bool api_server_ended(struct api_server *s)
+{
+    return atomic_load(&s->ended);
 }

@@ -20,6 +20,7 @@ static const struct api_field fields[] = {
     {.name = "kind", .kind = API_FIELD_STRING, .only = "Full", .why = "(no diffs)"},
     {.name = "flag", .kind = API_FIELD_BOOL, .flag = &flag},
     {.name = "num", .kind = API_FIELD_UINT, .num = &num, .min = 1, .max = 64},
+    {.name = "lim", .kind = API_FIELD_OBJECT},
 };
 
 /* Parse `text` against the table: the fault message, or NULL on success. */
@@ -90,4 +91,16 @@ Test(api_fields, a_long_key_is_cut_not_overflowed)
     snprintf(text, sizeof(text), "{\"%s\":1}", key);
     const char *m = walk(text);
     cr_assert(m && strlen(m) < sizeof(buf), "%s", m);
+}
+
+Test(api_fields, null_is_absent_and_objects_are_accepted_unread)
+{
+    cr_assert_null(walk("{\"name\":\"a\",\"num\":null,\"flag\":null,\"kind\":null}"));
+    cr_assert_eq(num, 0, "null sets nothing");
+    const char *m = walk("{\"name\":null}");
+    cr_assert(m && strstr(m, "name is required"), "null is not a value: %s", m);
+    cr_assert_null(walk("{\"name\":\"a\",\"lim\":{\"bandwidth\":{\"size\":1}}}"));
+    cr_assert_null(walk("{\"name\":\"a\",\"lim\":null}"));
+    m = walk("{\"name\":\"a\",\"lim\":[1]}");
+    cr_assert(m && strstr(m, "wrong type: 'lim'") && strstr(m, "lim (object)"), "%s", m);
 }

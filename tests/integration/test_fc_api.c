@@ -1,0 +1,332 @@
+/*
+ * The Firecracker-compatible pre-boot phase on the real binary (docs/API.md,
+ * "Firecracker compatibility"): `wisp run --api-sock PATH` without a kernel
+ * is configured entirely through the socket, with requests written from
+ * Firecracker's published API description, and answers GET / and
+ * GET /machine-config from what it collected.
+ *
+ * Two kinds of tests: fc_api/preboot_* need no /dev/kvm (InstanceStart is
+ * refused by the start checks, and the process stays in the pre-boot
+ * phase), so they also run on a host without KVM; fc_api/instance_start_*
+ * boot the test guest and need KVM (the testbed).
+ */
+#include "tests/lib/api_http.h"
+#include "tests/lib/sandbox_proc.h"
+#include "tests/lib/wisp_run.h"
+
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define AFTER_START "The requested operation is not supported after starting the microVM."
+
+struct fc_vm {
+    struct sandbox_proc p;
+    char dir[64];
+    char sock[96];
+    char serial[96];
+};
+
+/* The wisp a test started and has not stopped yet (a copy: the test's own
+ * struct is on its stack): a failed assertion ends the test early, and this
+ * wisp, waiting for requests, must not outlive it. */
+static struct {
+    pid_t pid; /* 0: none */
+    char dir[64], sock[96], serial[96];
+} live;
+
+static void kill_live(void)
+{
+    if (!live.pid)
+        return;
+    kill(live.pid, SIGKILL);
+    waitpid(live.pid, NULL, 0);
+    unlink(live.sock);
+    unlink(live.serial);
+    rmdir(live.dir);
+    live.pid = 0;
+}
+
+TestSuite(fc_api, .fini = kill_live);
+
+static void sleep_ms(long ms)
+{
+    nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+}
+
+/* Start wisp with --api-sock and no kernel; wait for the socket. */
+static void start_preboot(struct fc_vm *vm)
+{
+    snprintf(vm->dir, sizeof(vm->dir), "/tmp/wisp-fcapi-XXXXXX");
+    cr_assert_not_null(mkdtemp(vm->dir));
+    snprintf(vm->sock, sizeof(vm->sock), "%s/fc.sock", vm->dir);
+    snprintf(vm->serial, sizeof(vm->serial), "%s/serial.log", vm->dir);
+    char serial_arg[128];
+    snprintf(serial_arg, sizeof(serial_arg), "file:%s", vm->serial);
+    char *argv[] = {(char *)(uintptr_t)wisp_bin(),
+                    "run",
+                    "--api-sock",
+                    vm->sock,
+                    "--serial",
+                    serial_arg,
+                    "--debug-exit",
+                    NULL};
+    cr_assert_eq(sandbox_proc_start(&vm->p, argv, NULL), 0);
+    live.pid = vm->p.pid;
+    memcpy(live.dir, vm->dir, sizeof(live.dir));
+    memcpy(live.sock, vm->sock, sizeof(live.sock));
+    memcpy(live.serial, vm->serial, sizeof(live.serial));
+    struct stat st;
+    for (int i = 0; stat(vm->sock, &st) < 0; i++) {
+        int status;
+        cr_assert_eq(waitpid(vm->p.pid, &status, WNOHANG), 0, "wisp ended early");
+        cr_assert_lt(i, WISP_TIMEOUT_MS / 20, "the API socket never appeared");
+        sleep_ms(20);
+    }
+}
+
+/* SIGTERM, reap, check the status and that the socket file is gone. */
+static void stop(struct fc_vm *vm, int want_status)
+{
+    kill(vm->p.pid, SIGTERM);
+    struct proc_result r;
+    sandbox_proc_finish(&vm->p, NULL, WISP_TIMEOUT_MS, &r);
+    live.pid = 0;
+    cr_assert_not(r.timed_out, "wisp did not stop on SIGTERM");
+    cr_assert_eq(r.status, want_status, "status %d\n%s", r.status, r.err);
+    cr_assert_null(strstr(r.err, "seccomp"), "%s", r.err);
+    struct stat st;
+    cr_assert_lt(stat(vm->sock, &st), 0, "the API socket was left behind");
+    proc_result_free(&r);
+    unlink(vm->serial);
+    rmdir(vm->dir);
+}
+
+static char reply[API_HTTP_REPLY_MAX];
+
+/* One request; asserts the status and, for a 4xx, that the fault contains `part`. */
+static const char *call(struct fc_vm *vm, const char *method, const char *path, const char *json,
+                        int want, const char *part)
+{
+    const char *body = NULL;
+    int status = api_http(vm->sock, method, path, json, reply, &body);
+    cr_assert_eq(status, want, "%s %s: status %d, body %s", method, path, status,
+                 body ? body : "(none)");
+    if (part)
+        cr_assert(body && strstr(body, part), "%s %s: '%s' lacks '%s'", method, path,
+                  body ? body : "", part);
+    if (want == 204)
+        cr_assert(!body || !body[0], "204 with a body: %s", body);
+    return body;
+}
+
+/* Configure everything the pre-boot phase takes. */
+static void configure(struct fc_vm *vm, const char *kernel)
+{
+    char json[512];
+    call(vm, "GET", "/", NULL, 200, "\"state\":\"Not started\"");
+    snprintf(json, sizeof(json), "{\"kernel_image_path\": \"%s\", \"boot_args\": \"test=tick\"}",
+             kernel);
+    call(vm, "PUT", "/boot-source", json, 204, NULL);
+    call(vm, "PUT", "/machine-config",
+         "{\"vcpu_count\": 2, \"mem_size_mib\": 128, \"smt\": false, \"track_dirty_pages\": false}",
+         204, NULL);
+    call(vm, "PATCH", "/machine-config", "{\"mem_size_mib\": 256}", 204, NULL);
+    call(vm, "PUT", "/balloon",
+         "{\"amount_mib\": 0, \"deflate_on_oom\": true, \"stats_polling_interval_s\": 1}", 204,
+         NULL);
+    snprintf(json, sizeof(json), "{\"guest_cid\": 3, \"uds_path\": \"%s/v.sock\"}", vm->dir);
+    call(vm, "PUT", "/vsock", json, 204, NULL);
+    call(vm, "PUT", "/logger", "{\"level\": \"Info\", \"show_level\": true}", 204, NULL);
+    call(vm, "PUT", "/metrics", "{\"metrics_path\": \"/dev/null\"}", 204, NULL);
+    call(vm, "PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}", 204, NULL);
+}
+
+Test(fc_api, preboot_configure_and_query, .timeout = 120)
+{
+    struct fc_vm vm;
+    start_preboot(&vm);
+    /* Out of order before the start. */
+    call(&vm, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", 400,
+         "needs a boot source");
+    call(&vm, "PATCH", "/vm", "{\"state\": \"Paused\"}", 400, "not running");
+    configure(&vm, "/nonexistent/vmlinux");
+    const char *b = call(&vm, "GET", "/machine-config", NULL, 200, NULL);
+    cr_assert(strstr(b, "\"vcpu_count\":2") && strstr(b, "\"mem_size_mib\":256"), "%s", b);
+    b = call(&vm, "GET", "/balloon", NULL, 200, NULL);
+    cr_assert(strstr(b, "\"deflate_on_oom\":true"), "%s", b);
+    call(&vm, "GET", "/version", NULL, 200, "\"vmm_version\"");
+    /* Bad requests are answered, and change nothing. */
+    call(&vm, "PUT", "/machine-config", "{\"vcpu_count\": 0, \"mem_size_mib\": 64}", 400,
+         "vcpu_count");
+    call(&vm, "PUT", "/drives/rootfs", "{\"drive_id\": \"rootfs\", \"is_root_device\": true}", 400,
+         "path_on_host is required");
+    call(&vm, "PUT", "/network-interfaces/eth0", "{\"iface_id\": \"eth0\", \"host_dev_name\": 7}",
+         400, "wrong type");
+    call(&vm, "PUT", "/boot-source", "{\"kernel_image_path\": ", 400, "malformed JSON");
+    call(&vm, "GET", "/nothing", NULL, 404, "no resource");
+    b = call(&vm, "GET", "/machine-config", NULL, 200, NULL);
+    cr_assert(strstr(b, "\"vcpu_count\":2"), "%s", b);
+    /* The start checks refuse a kernel that is not there; wisp stays in the pre-boot phase. */
+    call(&vm, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", 400, "/nonexistent");
+    call(&vm, "GET", "/", NULL, 200, "\"state\":\"Not started\"");
+    stop(&vm, 128 + SIGTERM);
+}
+
+/* The pre-boot server thread is under the `api` seccomp role, like the running VM's. */
+Test(fc_api, preboot_api_thread_is_filtered, .timeout = 60)
+{
+    struct fc_vm vm;
+    start_preboot(&vm);
+    call(&vm, "GET", "/", NULL, 200, "Not started"); /* the thread serves */
+    pid_t tids[32];
+    int n = sandbox_proc_threads(vm.p.pid, tids, 32);
+    bool found = false;
+    for (int i = 0; i < n; i++) {
+        char path[96], text[4096];
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)vm.p.pid, (int)tids[i]);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            continue;
+        size_t len = fread(text, 1, sizeof(text) - 1, f);
+        fclose(f);
+        text[len] = '\0';
+        if (!strstr(text, "Name:\twisp-api\n"))
+            continue;
+        found = true;
+        cr_assert(strstr(text, "\nSeccomp:\t2\n"), "wisp-api is not filtered:\n%s", text);
+    }
+    cr_assert(found, "no wisp-api thread");
+    stop(&vm, 128 + SIGTERM);
+}
+
+Test(fc_api, preboot_survives_garbage, .timeout = 120)
+{
+    struct fc_vm vm;
+    start_preboot(&vm);
+    char big[6000];
+    memset(big, ' ', sizeof(big) - 1);
+    big[0] = '{';
+    big[sizeof(big) - 2] = '}';
+    big[sizeof(big) - 1] = '\0';
+    call(&vm, "PUT", "/boot-source", big, 413, "over 4096 bytes");
+    static const char junk[] = "\x16\x03\x01garbage\r\n\r\n";
+    const char *body = NULL;
+    api_http_raw(vm.sock, junk, sizeof(junk) - 1, reply, &body); /* any answer, or none */
+    call(&vm, "PUT", "/drives/a", "{\"rate_limiter\": {\"a\": {\"b\": {\"c\": {}}}}}", 400,
+         "malformed JSON");
+    call(&vm, "GET", "/", NULL, 200, "Not started");
+    stop(&vm, 128 + SIGTERM);
+}
+
+/* Needs KVM: InstanceStart boots the test guest through the CLI's code path. */
+Test(fc_api, instance_start_boots_and_refuses_late_config, .timeout = 180)
+{
+    struct fc_vm vm;
+    start_preboot(&vm);
+    configure(&vm, guest_elf());
+    call(&vm, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", 204, NULL);
+    /* The same socket now answers from the running VM. */
+    call(&vm, "GET", "/", NULL, 200, "\"state\":\"Running\"");
+    const char *b = call(&vm, "GET", "/machine-config", NULL, 200, NULL);
+    cr_assert(strstr(b, "\"vcpu_count\":2") && strstr(b, "\"mem_size_mib\":256"), "%s", b);
+    call(&vm, "PUT", "/drives/late",
+         "{\"drive_id\": \"late\", \"path_on_host\": \"/dev/null\", \"is_root_device\": false}",
+         400, AFTER_START);
+    call(&vm, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", 400, AFTER_START);
+    call(&vm, "PUT", "/boot-source", "{\"kernel_image_path\": \"/k\"}", 400, AFTER_START);
+    /* The guest runs: its ticks reach the serial file. */
+    bool ticked = false;
+    for (int i = 0; i < WISP_TIMEOUT_MS / 50 && !ticked; i++) {
+        size_t len;
+        char *text = read_file(vm.serial, &len);
+        ticked = text && strstr(text, "tick ");
+        free(text);
+        if (!ticked)
+            sleep_ms(50);
+    }
+    cr_assert(ticked, "the guest never ticked");
+    call(&vm, "PATCH", "/vm", "{\"state\": \"Paused\"}", 204, NULL);
+    call(&vm, "GET", "/", NULL, 200, "\"state\":\"Paused\"");
+    call(&vm, "PATCH", "/vm", "{\"state\": \"Resumed\"}", 204, NULL);
+    stop(&vm, 128 + SIGTERM);
+}
+
+/* Without /dev/kvm (this host, not the testbed): the start checks pass,
+ * InstanceStart is answered 204, then vm_create() cannot open /dev/kvm:
+ * wisp ends with 3 and the socket it kept for the VM is removed. */
+Test(fc_api, preboot_start_without_kvm_ends_cleanly, .timeout = 120)
+{
+    if (access("/dev/kvm", F_OK) == 0)
+        cr_skip_test("this host has /dev/kvm: instance_start_* covers the start");
+    struct fc_vm vm;
+    start_preboot(&vm);
+    configure(&vm, guest_elf());
+    call(&vm, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", 204, NULL);
+    struct proc_result r;
+    sandbox_proc_finish(&vm.p, NULL, WISP_TIMEOUT_MS, &r);
+    live.pid = 0;
+    cr_assert_not(r.timed_out);
+    cr_assert_eq(r.status, 3, "status %d\n%s", r.status, r.err);
+    cr_assert(strstr(r.err, "/dev/kvm"), "%s", r.err);
+    struct stat st;
+    cr_assert_lt(stat(vm.sock, &st), 0, "the API socket was left behind");
+    proc_result_free(&r);
+    unlink(vm.serial);
+    rmdir(vm.dir);
+}
+
+/* --config-file on the real binary: Firecracker's layout is read, checked
+ * and refused with one line and status 2 (no KVM needed). */
+Test(fc_api, config_file_errors, .timeout = 60)
+{
+    static const struct {
+        const char *json, *needle;
+    } cases[] = {
+        {"{\"boot-source\": {\"kernel_image_path\": \"/nonexistent/vmlinux\"}}", "/nonexistent"},
+        {"{\"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 128}}", "\"boot-source\""},
+        {"{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": [{\"drive_id\": \"r\"}]}",
+         "\"drives\" entry 0"},
+        {"{\"kernel\": \"/k\"}", "unknown section"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *path = write_temp(cases[i].json, strlen(cases[i].json));
+        struct proc_result r;
+        wisp_run(&r, NULL, NULL, "run", "--config-file", path, NULL);
+        unlink(path);
+        free(path);
+        cr_assert_eq(r.status, 2, "case %zu: status %d\n%s", i, r.status, r.err);
+        cr_assert(strstr(r.err, cases[i].needle), "case %zu: %s", i, r.err);
+        cr_assert_eq(strchr(r.err, '\n'), r.err + strlen(r.err) - 1, "case %zu: one line: %s", i,
+                     r.err);
+        proc_result_free(&r);
+    }
+}
+
+/* Needs KVM: the test guest boots from a Firecracker config file. */
+Test(fc_api, instance_start_config_file_boots, .timeout = 180)
+{
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"boot-source\": {\"kernel_image_path\": \"%s\", \"boot_args\": \"test=report "
+             "cpus=2 mem=128\", "
+             "\"initrd_path\": null}, \"machine-config\": {\"vcpu_count\": 2, \"mem_size_mib\": "
+             "128}, \"logger\": null, \"metrics\": null}",
+             guest_elf());
+    char *path = write_temp(json, strlen(json));
+    struct proc_result r;
+    wisp_run(&r, NULL, NULL, "run", "--config-file", path, "--debug-exit", "--serial", "stdio",
+             NULL);
+    unlink(path);
+    free(path);
+    cr_assert_eq(r.status, GUEST_PASS, "status %d\n%s\n%s", r.status, r.out, r.err);
+    cr_assert(strstr(r.out, "RESULT PASS") && strstr(r.out, "cpus=2 online"), "%s", r.out);
+    proc_result_free(&r);
+}
