@@ -82,7 +82,7 @@ VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 CFLAGS += -DWISP_VERSION='"$(VERSION)"' -DWISP_GIT_REV='"$(GIT_REV)"'
 
-LIB_SRCS := $(sort $(wildcard vmm/*.c vmm/api/*.c jailer/*.c sandbox/*.c arch/$(ARCH)/*.c devices/*.c \
+LIB_SRCS := $(sort $(wildcard vmm/*.c vmm/api/*.c jailer/*.c sandbox/*.c arch/$(ARCH)/*.c arch/common/*.c devices/*.c \
                     devices/*/*.c devices/*/*/*.c migration/*.c))
 LIB_SRCS := $(filter-out vmm/main.c,$(LIB_SRCS))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)

@@ -7,6 +7,7 @@
  */
 #include "arch/arch.h"
 #include "arch/aarch64/arch_internal.h"
+#include "arch/common/arch_files.h"
 #include "arch/aarch64/layout.h"
 #include "devices/legacy/debug_exit.h"
 #include "devices/legacy/serial.h"
@@ -131,33 +132,10 @@ static void debug_exit_cb(void *opaque, uint8_t value)
     svc->request_stop(svc->ctx, VM_STOP_DEBUG_EXIT, value);
 }
 
-static int open_serial_output(struct arch_vm *a, struct errbuf *err)
-{
-    const struct vm_config *cfg = a->host.cfg;
-    switch (cfg->serial) {
-    case SERIAL_STDIO:
-        a->serial_out_fd = STDOUT_FILENO;
-        return 0;
-    case SERIAL_NONE:
-        a->serial_out_fd = -1;
-        return 0;
-    case SERIAL_FILE:
-        a->serial_out_fd =
-            open(cfg->serial_path,
-                 O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_TRUNC, 0600);
-        if (a->serial_out_fd < 0)
-            return err_set(err, WISP_EXIT_USAGE, errno, "cannot open serial output file %s: %s",
-                           cfg->serial_path, strerror(errno));
-        a->serial_out_owned = true;
-        return 0;
-    }
-    return err_set(err, WISP_EXIT_USAGE, EINVAL, "bad serial mode");
-}
-
 int arch_create_devices(struct arch_vm *a, struct errbuf *err)
 {
     const struct vm_services *svc = a->host.svc;
-    int ret = open_serial_output(a, err);
+    int ret = archf_open_serial_output(a->host.cfg, &a->serial_out_fd, &a->serial_out_owned, err);
     if (ret < 0)
         return ret;
     ret = svc->irqfd_create(svc->ctx, A64_UART_SPI, &a->serial_irqfd, err);

@@ -5,6 +5,7 @@
  * header is checked by image.c and every placement against RAM here.
  */
 #include "arch/aarch64/arch_internal.h"
+#include "arch/common/arch_files.h"
 #include "arch/aarch64/fdt.h"
 #include "arch/aarch64/image.h"
 #include "arch/aarch64/layout.h"
@@ -21,51 +22,6 @@
 #include <unistd.h>
 
 #define PAGE 0x1000ULL
-
-struct mapped_file {
-    void *data;
-    size_t len;
-};
-
-/* Map a kernel or initrd read-only; `what` names it in errors. */
-static int map_file(const char *path, const char *what, struct mapped_file *f, struct errbuf *err)
-{
-    f->data = NULL;
-    f->len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block us */
-    if (fd < 0)
-        return err_set(err, WISP_EXIT_USAGE, errno, "cannot open %s %s: %s", what, path,
-                       strerror(errno));
-    struct stat st;
-    int ret = 0;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) {
-        ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "%s %s is not a non-empty regular file", what,
-                      path);
-        goto out;
-    }
-    if ((uint64_t)st.st_size > CONFIG_MAX_MEMORY) {
-        ret = err_set(err, WISP_EXIT_USAGE, EFBIG, "%s %s is too large", what, path);
-        goto out;
-    }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-        ret = err_set(err, WISP_EXIT_USAGE, errno, "cannot read %s %s: %s", what, path,
-                      strerror(errno));
-        goto out;
-    }
-    f->data = p;
-    f->len = (size_t)st.st_size;
-out:
-    close(fd);
-    return ret;
-}
-
-static void unmap_file(struct mapped_file *f)
-{
-    if (f->data)
-        munmap(f->data, f->len);
-    f->data = NULL;
-}
 
 static int write_mem(struct arch_vm *a, uint64_t gpa, const void *src, size_t len, const char *what,
                      struct errbuf *err)
@@ -122,11 +78,11 @@ static int write_fdt(struct arch_vm *a, const char *cmdline, uint64_t initrd_gpa
 int a64_load(struct arch_vm *a, const char *cmdline, struct errbuf *err)
 {
     const struct vm_config *cfg = a->host.cfg;
-    struct mapped_file kernel = {0}, initrd = {0};
+    struct archf_map kernel = {0}, initrd = {0};
     uint64_t ram_end = A64_RAM_BASE + cfg->memory;
     /* The tree takes the last 2 MiB (page aligned); the rest is for the images. */
     a->fdt_gpa = (ram_end - A64_FDT_MAX) & ~(PAGE - 1);
-    int ret = map_file(cfg->kernel, "kernel", &kernel, err);
+    int ret = archf_map_file(cfg->kernel, "kernel", &kernel, err);
     if (ret < 0)
         goto out;
     struct a64_image img;
@@ -140,7 +96,7 @@ int a64_load(struct arch_vm *a, const char *cmdline, struct errbuf *err)
         goto out;
     uint64_t initrd_gpa = 0;
     if (cfg->initrd) {
-        ret = map_file(cfg->initrd, "initrd", &initrd, err);
+        ret = archf_map_file(cfg->initrd, "initrd", &initrd, err);
         if (ret < 0)
             goto out;
         if (initrd.len > a->fdt_gpa - kernel_end) {
@@ -162,7 +118,7 @@ int a64_load(struct arch_vm *a, const char *cmdline, struct errbuf *err)
              (unsigned long long)a->entry, (unsigned long long)kernel_end,
              (unsigned long long)a->fdt_gpa);
 out:
-    unmap_file(&kernel);
-    unmap_file(&initrd);
+    archf_unmap_file(&kernel);
+    archf_unmap_file(&initrd);
     return ret;
 }

@@ -5,6 +5,7 @@
  */
 #include "arch/arch.h"
 #include "arch/x86_64/arch_internal.h"
+#include "arch/common/arch_files.h"
 #include "arch/x86_64/acpi.h"
 #include "arch/x86_64/boot.h"
 #include "arch/x86_64/cpu.h"
@@ -232,36 +233,10 @@ _Static_assert(X86_ACPI_SLEEP_STS_PORT == X86_ACPI_SLEEP_CTL_PORT + ACPI_PM_SLEE
 static const struct acpi_pm_ops acpi_pm_ops = {.poweroff = acpi_poweroff_cb,
                                                .reset = acpi_reset_cb};
 
-static int open_serial_output(struct arch_vm *a, struct errbuf *err)
-{
-    const struct vm_config *cfg = a->host.cfg;
-    switch (cfg->serial) {
-    case SERIAL_STDIO:
-        a->serial_out_fd = STDOUT_FILENO;
-        return 0;
-    case SERIAL_NONE:
-        a->serial_out_fd = -1;
-        return 0;
-    case SERIAL_FILE:
-        /* A VM that continues (restore, incoming migration) appends: a
-         * refused stream must not wipe the log, and the console goes on. */
-        a->serial_out_fd = open(cfg->serial_path,
-                                O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK |
-                                    (cfg->restore || cfg->incoming ? O_APPEND : O_TRUNC),
-                                0600);
-        if (a->serial_out_fd < 0)
-            return err_set(err, WISP_EXIT_USAGE, errno, "cannot open serial output file %s: %s",
-                           cfg->serial_path, strerror(errno));
-        a->serial_out_owned = true;
-        return 0;
-    }
-    return err_set(err, WISP_EXIT_USAGE, EINVAL, "bad serial mode");
-}
-
 int arch_create_devices(struct arch_vm *a, struct errbuf *err)
 {
     const struct vm_services *svc = a->host.svc;
-    int ret = open_serial_output(a, err);
+    int ret = archf_open_serial_output(a->host.cfg, &a->serial_out_fd, &a->serial_out_owned, err);
     if (ret < 0)
         return ret;
     ret = svc->irqfd_create(svc->ctx, X86_COM1_IRQ, &a->serial_irqfd, err);
@@ -313,54 +288,6 @@ struct serial *arch_serial(const struct arch_vm *a)
 
 /* ---- guest image -------------------------------------------------------- */
 
-struct mapped_file {
-    void *data;
-    size_t len;
-};
-
-/* Map a kernel or initrd read-only; `what` names it in errors. */
-static int map_file(const char *path, const char *what, struct mapped_file *f, struct errbuf *err)
-{
-    f->data = NULL;
-    f->len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) /* a FIFO must not block us */;
-    if (fd < 0)
-        return err_set(err, WISP_EXIT_USAGE, errno, "cannot open %s %s: %s", what, path,
-                       strerror(errno));
-    struct stat st;
-    int ret = 0;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "%s %s is not a regular file", what, path);
-        goto out;
-    }
-    if (st.st_size == 0) {
-        ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "%s %s is empty", what, path);
-        goto out;
-    }
-    if ((uint64_t)st.st_size > CONFIG_MAX_MEMORY) {
-        ret = err_set(err, WISP_EXIT_USAGE, EFBIG, "%s %s is too large", what, path);
-        goto out;
-    }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-        ret = err_set(err, WISP_EXIT_USAGE, errno, "cannot read %s %s: %s", what, path,
-                      strerror(errno));
-        goto out;
-    }
-    f->data = p;
-    f->len = (size_t)st.st_size;
-out:
-    close(fd);
-    return ret;
-}
-
-static void unmap_file(struct mapped_file *f)
-{
-    if (f->data)
-        munmap(f->data, f->len);
-    f->data = NULL;
-}
-
 /* Describe the machine in ACPI tables (arch/x86_64/acpi.h): CPUs, IOAPIC,
  * COM1, the virtio-mmio slots in device order, the PM registers. */
 static int write_acpi(struct arch_vm *a, uint64_t *rsdp_gpa, struct errbuf *err)
@@ -392,12 +319,12 @@ static int write_acpi(struct arch_vm *a, uint64_t *rsdp_gpa, struct errbuf *err)
 int arch_load_guest(struct arch_vm *a, const char *cmdline, struct errbuf *err)
 {
     const struct vm_config *cfg = a->host.cfg;
-    struct mapped_file kernel = {0}, initrd = {0};
-    int ret = map_file(cfg->kernel, "kernel", &kernel, err);
+    struct archf_map kernel = {0}, initrd = {0};
+    int ret = archf_map_file(cfg->kernel, "kernel", &kernel, err);
     if (ret < 0)
         goto out;
     if (cfg->initrd) {
-        ret = map_file(cfg->initrd, "initrd", &initrd, err);
+        ret = archf_map_file(cfg->initrd, "initrd", &initrd, err);
         if (ret < 0)
             goto out;
     }
@@ -436,8 +363,8 @@ int arch_load_guest(struct arch_vm *a, const char *cmdline, struct errbuf *err)
              (unsigned long long)b->kernel_start, (unsigned long long)b->kernel_end,
              (unsigned long long)b->entry, b->mode == X86_ENTRY_PVH ? "PVH" : "64-bit");
 out:
-    unmap_file(&kernel);
-    unmap_file(&initrd);
+    archf_unmap_file(&kernel);
+    archf_unmap_file(&initrd);
     return ret;
 }
 
