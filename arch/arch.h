@@ -35,6 +35,13 @@ struct arch_host {
     const struct vm_services *svc;
 };
 
+/*
+ * What `wisp run --help` adds for this architecture: a paragraph, ending in a
+ * newline, on where the generic option text does not hold (kernel format,
+ * refused options).  Never NULL.
+ */
+const char *arch_run_help_note(void);
+
 /* Largest vCPU count the architecture code can describe to a guest. */
 unsigned arch_max_vcpus(void);
 

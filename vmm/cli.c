@@ -4,6 +4,7 @@
  * config keys, and values go through config_set().
  */
 #include "vmm/cli.h"
+#include "arch/arch.h"
 #include "vmm/api/api_fc.h"
 
 #include <errno.h>
@@ -143,6 +144,7 @@ void cli_print_run_help(FILE *f)
                "Console input: when the serial port or a virtio console uses stdio and stdin\n"
                "is a terminal, the terminal is put in raw mode (restored on exit) and keys go\n"
                "to the guest; press Ctrl-A then x to quit, Ctrl-A Ctrl-A to send Ctrl-A.\n");
+    fprintf(f, "\n%s", arch_run_help_note());
 }
 
 static int parse_run(int argc, char *const argv[], struct vm_config *cfg, enum cli_action *action,

@@ -19,6 +19,15 @@
 /* Guest-physical addresses KVM gives a VM by default: 40 bits. */
 #define A64_IPA_LIMIT (1ULL << 40)
 
+const char *arch_run_help_note(void)
+{
+    return "This wisp is built for aarch64 (docs/AARCH64.md): --kernel takes an arm64\n"
+           "Image (plus --initrd); the console is a 16550 UART described in the device\n"
+           "tree, which also describes the machine (--acpi is ignored).  Refused here:\n"
+           "--pci and passthrough devices, --cpu-features, --cpu-template other than\n"
+           "host, --restore, --restore-wait, --incoming and snapshots.\n";
+}
+
 int arch_check_config(const struct vm_config *cfg, struct errbuf *err)
 {
     if (cfg->vcpus > arch_max_vcpus())

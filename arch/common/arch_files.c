@@ -57,8 +57,7 @@ void archf_unmap_file(struct archf_map *f)
     f->len = 0;
 }
 
-int archf_open_serial_output(const struct vm_config *cfg, int *fd, bool *owned,
-                             struct errbuf *err)
+int archf_open_serial_output(const struct vm_config *cfg, int *fd, bool *owned, struct errbuf *err)
 {
     *owned = false;
     switch (cfg->serial) {

@@ -39,7 +39,6 @@ void archf_unmap_file(struct archf_map *f);
  * migration.  *owned says whether the caller must close *fd.  Returns 0 or a
  * negative errno with `err` set.
  */
-int archf_open_serial_output(const struct vm_config *cfg, int *fd, bool *owned,
-                             struct errbuf *err);
+int archf_open_serial_output(const struct vm_config *cfg, int *fd, bool *owned, struct errbuf *err);
 
 #endif /* ARCH_COMMON_ARCH_FILES_H */

@@ -14,6 +14,11 @@
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
 
+const char *arch_run_help_note(void)
+{
+    return "This wisp is built for x86_64: the options above apply as written.\n";
+}
+
 int arch_check_config(const struct vm_config *cfg, struct errbuf *err)
 {
     /* vm_create() repeats the vCPU check with KVM's own limit. */
