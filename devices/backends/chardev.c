@@ -9,7 +9,7 @@
  */
 #include "devices/backends/chardev.h"
 
-#include "devices/backends/uds.h"
+#include "vmm/uds.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -7,7 +7,7 @@
  */
 #include "devices/backends/vsock_uds.h"
 
-#include "devices/backends/uds.h"
+#include "vmm/uds.h"
 
 #include <errno.h>
 #include <stdio.h>

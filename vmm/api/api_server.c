@@ -18,6 +18,7 @@
  * (vm_pause's wait is bounded by VM_PAUSE_TIMEOUT_MS).
  */
 #include "vmm/api/api.h"
+#include "vmm/uds.h"
 #include "sandbox/sandbox.h"
 #include "vmm/api/api_fc.h"
 #include "vmm/log.h"
@@ -185,31 +186,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
-/* EADDRINUSE: replace a socket file nobody listens on; refuse anything else. */
-static int clear_stale(const struct sockaddr_un *sa, struct errbuf *err)
-{
-    struct stat st;
-    if (lstat(sa->sun_path, &st) < 0)
-        return 0;
-    if (!S_ISSOCK(st.st_mode))
-        return err_set(err, WISP_EXIT_USAGE, EEXIST,
-                       "API socket %s: path exists and is not a socket", sa->sun_path);
-    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (probe < 0)
-        return err_set(err, WISP_EXIT_HOST, errno, "API socket %s: socket: %s", sa->sun_path,
-                       strerror(errno));
-    int r = connect(probe, (const struct sockaddr *)sa, sizeof(*sa));
-    int e = errno;
-    close(probe);
-    if (r == 0 || e != ECONNREFUSED)
-        return err_set(err, WISP_EXIT_USAGE, EADDRINUSE, "API socket %s: in use by another process",
-                       sa->sun_path);
-    if (unlink(sa->sun_path) < 0 && errno != ENOENT)
-        return err_set(err, WISP_EXIT_USAGE, errno, "API socket %s: cannot remove: %s",
-                       sa->sun_path, strerror(errno));
-    return 0;
-}
-
 static int bind_socket(struct api_server *s, const char *path, struct errbuf *err)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -222,24 +198,10 @@ static int bind_socket(struct api_server *s, const char *path, struct errbuf *er
     if (s->listen_fd < 0)
         return err_set(err, WISP_EXIT_HOST, errno, "API socket %s: socket: %s", path,
                        strerror(errno));
-    /* The file gets the inode's mode less the umask: only the owner may connect. */
-    if (fchmod(s->listen_fd, 0600) < 0)
-        return err_set(err, WISP_EXIT_HOST, errno, "API socket %s: fchmod: %s", path,
-                       strerror(errno));
-    for (int attempt = 0;; attempt++) {
-        if (bind(s->listen_fd, (const struct sockaddr *)&sa, sizeof(sa)) == 0)
-            break;
-        int e = errno;
-        if (e == EADDRINUSE && attempt == 0) {
-            int ret = clear_stale(&sa, err);
-            if (ret < 0)
-                return ret;
-            continue;
-        }
-        return err_set(
-            err, e == EACCES || e == ENOENT || e == ENOTDIR ? WISP_EXIT_USAGE : WISP_EXIT_HOST, e,
-            "API socket %s: cannot bind: %s", path, strerror(e));
-    }
+    /* 0600, a stale socket file replaced, anything else refused (uds.h). */
+    int ret = uds_bind_listener(s->listen_fd, &sa, "API socket", err);
+    if (ret < 0)
+        return ret;
     s->created_path = true;
     memcpy(s->path, path, len + 1);
     if (listen(s->listen_fd, API_MAX_CONNECTIONS) < 0)

@@ -10,10 +10,12 @@
 #include "sandbox/sandbox.h"
 
 #include <criterion/criterion.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -175,4 +177,80 @@ Test(api_server, stop_with_clients_connected)
         close(fds[i]);
     }
     cr_assert_lt(api_http(sock, "GET", "/", NULL, reply, &body), 0, "stopped, yet answered");
+}
+
+/* ---- what may already be at the socket path (vmm/uds.c) -------------------
+ * Its own suite: no server from the fixture, only api_server_create on a
+ * path prepared by the test.  A stale socket file (a killed wisp's) is
+ * replaced; a live socket and a regular file are refused with one line and
+ * left as they were. */
+
+static char pdir[] = "/tmp/wisp-api-path-XXXXXX";
+static char ppath[64];
+
+static void path_setup(void)
+{
+    cr_assert_not_null(mkdtemp(pdir));
+    snprintf(ppath, sizeof(ppath), "%s/api.sock", pdir);
+}
+
+static void path_teardown(void)
+{
+    unlink(ppath);
+    rmdir(pdir);
+}
+
+TestSuite(api_server_path, .init = path_setup, .fini = path_teardown, .timeout = 30);
+
+static int bind_at(const char *path, bool listening)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    if (listening)
+        cr_assert_eq(listen(fd, 1), 0);
+    return fd;
+}
+
+Test(api_server_path, stale_socket_file_is_replaced)
+{
+    close(bind_at(ppath, false)); /* the file stays, nobody accepts on it */
+    struct api_server *s = NULL;
+    struct errbuf err = {0};
+    cr_assert_eq(api_server_create(ppath, &ctl, &s, &err), 0, "%s", err.msg);
+    struct stat st;
+    cr_assert_eq(stat(ppath, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0600, "mode %o", st.st_mode & 0777);
+    api_server_destroy(s);
+}
+
+Test(api_server_path, live_socket_is_refused)
+{
+    int live = bind_at(ppath, true);
+    struct api_server *s = NULL;
+    struct errbuf err = {0};
+    cr_assert_lt(api_server_create(ppath, &ctl, &s, &err), 0);
+    cr_assert(strstr(err.msg, "API socket") && strstr(err.msg, "in use by another process"), "%s",
+              err.msg);
+    cr_assert_eq(err.exit_code, WISP_EXIT_USAGE);
+    struct stat st;
+    cr_assert_eq(stat(ppath, &st), 0, "the other process's socket was removed");
+    close(live);
+}
+
+Test(api_server_path, regular_file_is_refused_and_kept)
+{
+    FILE *f = fopen(ppath, "w");
+    cr_assert_not_null(f);
+    fputs("keep me", f);
+    fclose(f);
+    struct api_server *s = NULL;
+    struct errbuf err = {0};
+    cr_assert_lt(api_server_create(ppath, &ctl, &s, &err), 0);
+    cr_assert(strstr(err.msg, "path exists and is not a socket"), "%s", err.msg);
+    struct stat st;
+    cr_assert_eq(stat(ppath, &st), 0);
+    cr_assert(S_ISREG(st.st_mode) && st.st_size == 7, "the file was touched");
 }

@@ -6,8 +6,8 @@
  * regular file) is refused with one line.  One place, so the two listeners
  * cannot drift apart in what they dare to unlink.
  */
-#ifndef DEVICES_BACKENDS_UDS_H
-#define DEVICES_BACKENDS_UDS_H
+#ifndef VMM_UDS_H
+#define VMM_UDS_H
 
 #include <sys/un.h>
 
@@ -22,4 +22,4 @@
  */
 int uds_bind_listener(int fd, const struct sockaddr_un *sa, const char *what, struct errbuf *err);
 
-#endif /* DEVICES_BACKENDS_UDS_H */
+#endif /* VMM_UDS_H */

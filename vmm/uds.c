@@ -1,7 +1,7 @@
 /*
  * A listening UNIX socket's file at a user-chosen path (see uds.h).
  */
-#include "devices/backends/uds.h"
+#include "vmm/uds.h"
 
 #include <errno.h>
 #include <string.h>
