@@ -79,6 +79,7 @@ enum mig_section_id {
     MIG_SEC_VIRTIO_CONSOLE = 0x203,
     MIG_SEC_VIRTIO_RNG = 0x204,
     MIG_SEC_VIRTIO_BALLOON = 0x205,
+    MIG_SEC_VIRTIO_VSOCK = 0x206,
     MIG_SEC_END = 0xFFFFFFFFu, /* end marker: payload le64 section count */
 };
 

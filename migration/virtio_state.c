@@ -151,6 +151,8 @@ const char *virtio_state_type_name(uint16_t type)
         return "BLK_DEV_STATE";
     case VIRTIO_STATE_T_BALLOON_STATE:
         return "BALLOON_STATE";
+    case VIRTIO_STATE_T_VSOCK_STATE:
+        return "VSOCK_STATE";
     case VIRTIO_STATE_T_BACKEND_OPAQUE:
         return "BACKEND_OPAQUE";
     case VIRTIO_STATE_T_END:
@@ -204,6 +206,8 @@ uint32_t virtio_state_dev_rec_owner(uint16_t type)
         return VIRTIO_ID_RNG;
     case VIRTIO_STATE_T_BALLOON_STATE:
         return VIRTIO_ID_BALLOON;
+    case VIRTIO_STATE_T_VSOCK_STATE:
+        return VIRTIO_ID_VSOCK;
     default:
         return 0;
     }

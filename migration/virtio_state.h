@@ -69,6 +69,7 @@
 #define VIRTIO_STATE_T_RNG_STATE        0x8032 /* device-owned blob, rng only */
 #define VIRTIO_STATE_T_BLK_DEV_STATE    0x8033 /* device-owned blob, blk only (verify-only) */
 #define VIRTIO_STATE_T_BALLOON_STATE    0x8034 /* device-owned blob, balloon only */
+#define VIRTIO_STATE_T_VSOCK_STATE      0x8035 /* device-owned blob, vsock only */
 #define VIRTIO_STATE_T_BACKEND_OPAQUE   0x80F0
 #define VIRTIO_STATE_T_END              0xFFFF
 

@@ -76,6 +76,7 @@ static enum rank rank_of(uint16_t type)
     case VIRTIO_STATE_T_RNG_STATE:
     case VIRTIO_STATE_T_BLK_DEV_STATE:
     case VIRTIO_STATE_T_BALLOON_STATE:
+    case VIRTIO_STATE_T_VSOCK_STATE:
         return R_DEVREC;
     case VIRTIO_STATE_T_BACKEND_OPAQUE:
         return R_OPAQUE;

@@ -178,11 +178,13 @@ static void do_stats(struct balloon *b, const struct virtq_chain *c)
     }
 }
 
-/* Give the held stats buffer back so the driver refills it. */
+/* Give the held stats buffer back so the driver refills it; not while the
+ * queue is paused (quiesced for a snapshot or migration: the used ring in
+ * guest memory must stay as saved), it goes back at a later tick. */
 static void stats_return(struct balloon *b)
 {
     uint16_t q = queue_of(&b->vdev, R_STATS);
-    if (!b->stats_held || q == NO_QUEUE || !live(&b->vdev))
+    if (!b->stats_held || q == NO_QUEUE || !live(&b->vdev) || b->vdev.vq[q].paused)
         return;
     b->stats_held = false;
     b->ticks = 0;

@@ -35,6 +35,7 @@
 #define VIRTIO_ID_CONSOLE 3
 #define VIRTIO_ID_RNG     4
 #define VIRTIO_ID_BALLOON 5
+#define VIRTIO_ID_VSOCK   19
 
 /* Device status bits. */
 #define VIRTIO_STATUS_ACKNOWLEDGE        1

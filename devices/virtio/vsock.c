@@ -28,10 +28,13 @@
 /* virtq_pop() cap per chain: a header and the largest payload, with room. */
 #define CHAIN_MAX (VIRTIO_VSOCK_HDR_LEN + 2ULL * VIRTIO_VSOCK_MAX_PKT)
 
+/* A paused queue (quiesced for a snapshot or migration) is not touched at
+ * all: not even the rx chain already held may be filled, or guest memory
+ * would change after the state was taken. */
 static bool queue_usable(const struct virtio_dev *d, uint16_t q)
 {
     return (d->status & VIRTIO_STATUS_DRIVER_OK) && !(d->status & LIVE_BLOCKERS) &&
-           d->vq[q].active && !d->vq[q].broken;
+           d->vq[q].active && !d->vq[q].broken && !d->vq[q].paused;
 }
 
 static void kick_self(struct virtio_vsock *v)

@@ -52,8 +52,6 @@
 #include "devices/virtio/virtio.h"
 #include "vmm/error.h"
 
-#define VIRTIO_ID_VSOCK 19
-
 #define VIRTIO_VSOCK_RXQ        0
 #define VIRTIO_VSOCK_TXQ        1
 #define VIRTIO_VSOCK_EVQ        2

@@ -410,6 +410,19 @@ static void sg_virtio_state_seeds(void)
     s[2].vq[1].desc_addr = s[2].vq[1].driver_addr = s[2].vq[1].device_addr = 0;
     s[2].vq[1].last_avail_idx = s[2].vq[1].used_idx = 0;
     sg_state_emit("three-devices", s, 3, 3);
+
+    /* vsock: VSOCK_STATE is the device's "virtio-vsock" section (28-byte
+     * section header, le64 guest CID 3), queues rx, tx and event. */
+    static uint8_t vsock_rec[36] = {'W', 'S', 'E', 'C', 1,   0,   0,   0,   8,   0,
+                                    0,   0,   'v', 'i', 'r', 't', 'i', 'o', '-', 'v',
+                                    's', 'o', 'c', 'k', 0,   0,   0,   0,   3};
+    sg_dev_state(&s[0], 3, "vsock0", VIRTIO_ID_VSOCK, 3, 0xd0003000);
+    s[0].config_len = 8;
+    s[0].config[0] = 3;
+    s[0].dev_rec_type = VIRTIO_STATE_T_VSOCK_STATE;
+    s[0].dev_blob_len = sizeof(vsock_rec);
+    s[0].dev_blob = vsock_rec;
+    sg_state_emit("vsock", s, 1, 0);
 }
 
 /* A host-side event of the target's hook (FZ_OP_STATE arg 2..7). */

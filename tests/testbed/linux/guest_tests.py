@@ -19,6 +19,8 @@ must see the same devices as wisp's.  One live-migrates the running guest
 back and forth between two wisp processes (migrate_case) while it keeps
 data in memory, a counter and a disk writer going, and checks after every
 hop its memory, clock and devices, and the disk's records at the end.
+One carries vsock and balloon across a live migration and a snapshot
+restore (vsock_mig_case.py).
 
 Meant to run where KVM is hardware virtualisation (the nested testbed, or a
 hardware-backed /dev/kvm), as root (network namespaces, taps):
@@ -45,6 +47,7 @@ import time
 
 from balloon_case import balloon_case
 from vsock_case import vsock_case
+from vsock_mig_case import vsock_mig_case
 
 BOOT_TIMEOUT = 180  # s; 10-20 s typical in the testbed
 CMD_TIMEOUT = 60
@@ -114,6 +117,9 @@ CASES = [
          False, True),
     # virtio-vsock against the kernel's driver (vsock_case.py); wisp only.
     Case("linux-6.12-bzimage-1cpu-vsock", "wisp", "6.12", "bzimage", 1, (), "poweroff", True, None),
+    # vsock and balloon across a live migration and a snapshot/restore (vsock_mig_case.py).
+    Case("linux-6.12-bzimage-1cpu-vsock-balloon-mig", "wisp", "6.12", "bzimage", 1, (), "poweroff", True,
+         None),
     Case("qemu-microvm-6.1-bzimage-2cpu", "qemu", "6.1", "bzimage", 2, ALL_DEVICES, "poweroff", True,
          "linux-6.1-bzimage-2cpu"),
 ]
@@ -947,6 +953,8 @@ def main():
                                              log_filter=unexplained)
             elif case.name.endswith("-vsock"):
                 run_case = functools.partial(vsock_case, guest_cls=Guest)
+            elif case.name.endswith("-vsock-balloon-mig"):
+                run_case = functools.partial(vsock_mig_case, guest_cls=Guest)
             run_case(res, args, case, kernels[case.ver][0][case.image], kernels[case.ver][1])
         except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
             res.check(case.name + "/setup", False, str(e))

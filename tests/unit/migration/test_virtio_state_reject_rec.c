@@ -169,3 +169,56 @@ Test(virtio_state_reject, semantic_through_decode)
     vst_expect_reject(&b, -EINVAL, "MMIO windows of blk0 and net0 overlap");
     vst_buf_free(&b);
 }
+
+/* A vsock device's state: VSOCK_STATE round-trips, and is refused in another
+ * device type, above the blob cap, and cut short. */
+Test(virtio_state_reject, vsock_record)
+{
+    struct virtio_state s, d;
+    struct vst_buf b;
+    uint8_t blob[36];
+    for (unsigned i = 0; i < sizeof(blob); i++)
+        blob[i] = (uint8_t)(i + 1);
+
+    vst_fill_small(&s);
+    strcpy(s.id, "vsock0");
+    s.device_id = VIRTIO_ID_VSOCK;
+    s.dev_rec_type = VIRTIO_STATE_T_VSOCK_STATE;
+    s.dev_blob = blob;
+    s.dev_blob_len = sizeof(blob);
+    vst_encode(&s, 1, &b);
+    vst_expect_ok(&b, &d, 1, 1);
+    cr_assert_eq(d.dev_rec_type, VIRTIO_STATE_T_VSOCK_STATE);
+    cr_assert_eq(d.dev_blob_len, sizeof(blob));
+    cr_assert_eq(memcmp(d.dev_blob, blob, sizeof(blob)), 0);
+    virtio_state_free(&d);
+    cr_assert_str_eq(virtio_state_type_name(VIRTIO_STATE_T_VSOCK_STATE), "VSOCK_STATE");
+
+    /* Cut short: the record claims more than its device holds. */
+    size_t at = vst_find(&b, VIRTIO_STATE_T_VSOCK_STATE, 0);
+    vst_set_len(&b, at, 4096);
+    vst_fix_crc(&b);
+    vst_expect_reject(&b, -EBADMSG, "");
+    vst_set_len(&b, at, sizeof(blob));
+
+    /* Oversized: 64 KiB + 1 bytes. */
+    size_t big_n = VIRTIO_STATE_REC_HDR_LEN + VIRTIO_STATE_MAX_DEV_BLOB + 8;
+    uint8_t *big = calloc(1, big_n), *val = calloc(1, VIRTIO_STATE_MAX_DEV_BLOB + 1);
+    cr_assert(big && val);
+    static const uint8_t nosel[8];
+    size_t n =
+        vst_make_rec(big, VIRTIO_STATE_T_VSOCK_STATE, 0, nosel, val, VIRTIO_STATE_MAX_DEV_BLOB + 1);
+    vst_splice(&b, at, vst_rec_size(&b, at), big, n);
+    vst_expect_reject(&b, -E2BIG, "VSOCK_STATE of 65537 bytes (limit 65536)");
+    free(big);
+    free(val);
+    vst_buf_free(&b);
+
+    /* In a device of another type (net). */
+    vst_full(&b);
+    at = vst_find(&b, VIRTIO_STATE_T_NET_STATE, 0);
+    le16_put(b.p + at, VIRTIO_STATE_T_VSOCK_STATE);
+    vst_fix_crc(&b);
+    vst_expect_reject(&b, -EBADMSG, "VSOCK_STATE record in a device of type 1");
+    vst_buf_free(&b);
+}

@@ -436,6 +436,8 @@ static bool known_type(uint16_t type)
     case VIRTIO_STATE_T_CONSOLE_STATE:
     case VIRTIO_STATE_T_RNG_STATE:
     case VIRTIO_STATE_T_BLK_DEV_STATE:
+    case VIRTIO_STATE_T_BALLOON_STATE:
+    case VIRTIO_STATE_T_VSOCK_STATE:
     case VIRTIO_STATE_T_BACKEND_OPAQUE:
         return true;
     default:
