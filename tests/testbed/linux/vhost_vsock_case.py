@@ -10,12 +10,19 @@ vsock-agent (vsock_agent.c).  Checked with ordinary AF_VSOCK sockets in L1
   - a second wisp asking for the same CID is refused with one line and
     exit code 3 (the kernel's EADDRINUSE), and the running guest is unharmed;
   - a reset of the device (the guest unbinds and rebinds its driver) stops
-    and restarts the kernel's rings, and connections work again.
+    and restarts the kernel's rings, and connections work again;
+  - a snapshot through the API is refused with one line naming the device,
+    and the guest keeps answering;
+  - poweroff: wisp stops the rings on its main thread under its seccomp
+    filter and exits 0 (148 would be a seccomp kill).
 Kept in its own file so guest_tests.py stays readable."""
 
+import json
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -83,6 +90,29 @@ def host_to_guest(n):
             c.close()
 
 
+def api_put(sock_path, path, body, timeout=30):
+    """PUT `body` (JSON) to the control API; returns (status, response body)."""
+    data = json.dumps(body).encode()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(sock_path)
+        s.sendall(b"PUT %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\nConnection: close\r\n\r\n" % (path.encode(), len(data)) + data)
+        resp = b""
+        while True:
+            b = s.recv(4096)
+            if not b:
+                break
+            resp += b
+    finally:
+        s.close()
+    head, _, payload = resp.partition(b"\r\n\r\n")
+    parts = head.split(b" ", 2)
+    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+    return status, payload.decode(errors="replace")
+
+
 def vhost_vsock_case(res, args, case, kernel, initrd, guest_cls):
     name = case.name
     if not os.path.exists("/dev/vhost-vsock"):
@@ -96,10 +126,13 @@ def vhost_vsock_case(res, args, case, kernel, initrd, guest_cls):
     if not res.check(name + "/vhost-vsock", os.path.exists("/dev/vhost-vsock"),
                      "/dev/vhost-vsock after modprobe vhost_vsock"):
         return
-    argv = [args.wisp, "run", "--kernel", kernel, "--initrd", initrd,
+    d = tempfile.mkdtemp(prefix="wisp-vhv-")
+    api = os.path.join(d, "api.sock")
+    base = [args.wisp, "run", "--kernel", kernel, "--initrd", initrd,
             "--cmdline", "console=ttyS0 panic=-1 loglevel=5 " + args.append,
             "--vcpus", str(case.vcpus), "--memory", "256M", "--serial", "stdio",
             "--device", "vsock,cid=%d,backend=vhost" % CID] + args.wisp_arg
+    argv = base + ["--api-sock", api, "--snapshot-dir", d]
     stop = threading.Event()
     g = guest_cls(argv, os.path.join(args.workdir, name + ".log"))
     try:
@@ -126,7 +159,7 @@ def vhost_vsock_case(res, args, case, kernel, initrd, guest_cls):
 
         # The same CID for a second VM: refused before it boots, one line, exit 3.
         t0 = time.monotonic()
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        r = subprocess.run(base, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         lines = r.stderr.strip().splitlines()
         res.check(name + "/cid-clash", r.returncode == 3 and len(lines) == 1 and
                   "cid %d is already used by another VM on this host" % CID in lines[0],
@@ -142,6 +175,23 @@ def vhost_vsock_case(res, args, case, kernel, initrd, guest_cls):
                     "sleep 0.5; cat /tmp/serve2.log; echo rebound-$n" % ECHO_PORT, timeout=30)
         ok, detail = host_to_guest(2) if out and "rebound-" in out else (False, last(out))
         res.check(name + "/after-reset", ok, detail)
+
+        # Snapshot: refused, one line naming the device; the guest goes on.
+        status, body = api_put(api, "/snapshot/create",
+                               {"snapshot_path": "s.state", "mem_file_path": "s.mem"})
+        ok, detail = host_to_guest(1)
+        res.check(name + "/snapshot-refused",
+                  400 <= status < 500 and "vsock0" in body and "\n" not in body.strip() and ok,
+                  "HTTP %d %s; then %s" % (status, body.strip()[-160:], detail))
+
+        # Poweroff: the main thread stops the rings under its filter and wisp exits 0.
+        g.send("poweroff -f")
+        try:
+            rc = g.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            rc = None
+        res.check(name + "/poweroff-exit-0", rc == 0, "wisp exit status %s" % rc)
     finally:
         stop.set()
         g.kill()
+        shutil.rmtree(d, ignore_errors=True)
