@@ -377,6 +377,14 @@ Test(config, vsock_vhost_backend)
     config_init(&cfg);
     cr_assert_eq(config_add_device(&cfg, "vsock,cid=9,backend=uds,uds_path=/tmp/u", &err), 0);
     cr_assert(!cfg.devices[0].vhost);
+    /* The JSON form of docs/VSOCK.md. */
+    config_free(&cfg);
+    config_init(&cfg);
+    cr_assert_eq(parse_json("{\"device\": [{\"type\": \"vsock\", \"cid\": 3, "
+                            "\"backend\": \"vhost\"}]}"),
+                 0, "%s", err.msg);
+    cr_assert(cfg.devices[0].vhost);
+    cr_assert_eq(cfg.devices[0].cid, 3);
 }
 
 Test(config, devices_duplicate_id_and_limit)
