@@ -116,6 +116,7 @@ struct jail_plan {
     struct jail_node nodes[JAIL_MAX_NODES];
     int exec_argc;
     char **exec_argv; /* "wisp", "run", rewritten arguments, NULL (malloc'd) */
+    bool vhost_vsock; /* a vsock,backend=vhost device: /dev/vhost-vsock goes in the jail */
     int netns_fd;     /* --netns, checked to be a network namespace; -1 if none */
     int devnull_fd;   /* --daemonize: /dev/null for the VMM's stdio; -1 otherwise */
     /* Directories jail_fs_build opened or created. */

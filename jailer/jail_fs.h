@@ -13,6 +13,7 @@
  *             kvm               char 10:232, uid:gid 0600
  *             net/tun           char 10:200, uid:gid 0600 (tun or a net device)
  *             vfio/vfio, vfio/N, vhost-vdpa-N   (as requested; host numbers)
+ *             vhost-vsock       (a vsock,backend=vhost device; host numbers)
  *
  * Everything is created relative to directory descriptors opened with
  * O_NOFOLLOW, and every file with O_CREAT|O_EXCL|O_NOFOLLOW, so nothing

@@ -143,7 +143,8 @@ static int push_arg(struct jail_plan *p, const char *s, struct errbuf *err)
     return 0;
 }
 
-/* `blk,...,path=HOST,...` -> `blk,...,path=/diskN,...`; notes net devices (need tun). */
+/* `blk,...,path=HOST,...` -> `blk,...,path=/diskN,...`; notes net devices (need tun) and
+ * vsock,backend=vhost (needs /dev/vhost-vsock). */
 static int rewrite_device(struct jail_plan *p, const char *spec, bool *need_tun, char **out,
                           struct errbuf *err)
 {
@@ -158,10 +159,13 @@ static int rewrite_device(struct jail_plan *p, const char *spec, bool *need_tun,
     bool is_blk = tok && !strcmp(tok, "blk"), readonly = false;
     if (tok && !strcmp(tok, "net"))
         *need_tun = true;
+    bool is_vsock = tok && !strcmp(tok, "vsock");
     int bind = -1;
     for (; tok; tok = strtok_r(NULL, ",", &save)) {
         size_t used = strlen(res);
         const char *sep = used ? "," : "";
+        if (is_vsock && !strcmp(tok, "backend=vhost"))
+            p->vhost_vsock = true; /* plan_nodes() adds /dev/vhost-vsock */
         if (is_blk && !strncmp(tok, "path=", 5)) {
             if (bind >= 0) {
                 ret = USAGE(err, EINVAL, "blk path= is given twice in '%s'", spec);
@@ -327,6 +331,9 @@ static int plan_nodes(struct jail_plan *p, bool need_tun, struct errbuf *err)
         ret = add_node(p, "dev/net/tun", makedev(MISC_MAJOR, TUN_MINOR));
     if (ret < 0)
         return HOST(err, E2BIG, "too many device nodes");
+    /* Only a VM with a vsock,backend=vhost device sees /dev/vhost-vsock. */
+    if (p->vhost_vsock)
+        ret = add_host_node(p, "/dev/vhost-vsock", err);
     bool vfio_container = false;
     for (unsigned i = 0; ret == 0 && i < o->ndevs; i++) {
         char host[64];

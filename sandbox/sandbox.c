@@ -164,7 +164,7 @@ int sandbox_load_embedded(enum sandbox_role role, const struct sandbox_opts *opt
         return err_set(err, WISP_EXIT_FAILURE, EINVAL, "internal: no embedded %s filter", rname);
     const struct sandbox_embedded *e =
         &sandbox_embedded_progs[opts->mode == SECCOMP_LOG][opts->stats ? 1 : 0]
-                               [opts->passthrough ? 1 : 0][role];
+                               [opts->passthrough ? 1 : 0][opts->vhost_vsock ? 1 : 0][role];
     if (!e->insns || !e->len || e->len > BPF_MAXINSNS)
         return err_set(err, WISP_EXIT_FAILURE, EINVAL,
                        "seccomp: the embedded %s filter is missing; rebuild wisp", rname);

@@ -74,6 +74,7 @@ struct sandbox_opts {
     enum seccomp_mode mode;
     bool stats;       /* --stats: the main thread reads /proc/self/status at exit */
     bool passthrough; /* a PCI passthrough device: the main and vCPU roles need more */
+    bool vhost_vsock; /* a vsock device on /dev/vhost-vsock: its ioctls on vCPUs and main */
     unsigned roles;   /* roles sandbox_prepare() builds (1u << role); 0: SANDBOX_THREAD_ROLES */
     pid_t self_pid;   /* sandbox_build(): the pid SANDBOX_SELF_PID stands for; 0: getpid() */
 };
@@ -167,7 +168,7 @@ struct sandbox_embedded {
 };
 
 /* [mode: 0 kill, 1 log][--stats][role] and the names, from the generated file. */
-extern const struct sandbox_embedded sandbox_embedded_progs[2][2][2][SANDBOX_NROLES];
+extern const struct sandbox_embedded sandbox_embedded_progs[2][2][2][2][SANDBOX_NROLES];
 extern const char sandbox_embedded_names[SANDBOX_NAME_TABLE][SANDBOX_NAME_LEN];
 
 /*

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <linux/userfaultfd.h>
+#include <linux/vhost.h>
 #include <linux/vfio.h>
 #include <signal.h>
 #include <string.h>
@@ -187,6 +188,35 @@ static const struct sandbox_rule passthrough_vcpu_rules[] = {
     RULE(epoll_ctl, "vhost-user: DRIVER_OK and reset hand a queue's kick eventfd to the "
                     "backend and back (the main loop stops/starts polling it)"),
     RULE(shutdown, "vhost-user: a failed backend connection is shut down"),
+};
+
+/*
+ * Only in a VM with --device vsock,backend=vhost (devices/vhost/vhost_vsock.c):
+ * DRIVER_OK (a vCPU's status write) starts the kernel's rings, a reset
+ * stops them; teardown on the main thread stops them too.  The device was
+ * opened, owned and given its CID before any filter.
+ */
+static const struct sandbox_rule vhost_vsock_vcpu_rules[] = {
+    IOCTL(VHOST_SET_FEATURES, "vhost-vsock DRIVER_OK: the guest's acked features"),
+    IOCTL(VHOST_SET_MEM_TABLE, "vhost-vsock DRIVER_OK: guest RAM at wisp's addresses"),
+    IOCTL(VHOST_SET_VRING_NUM, "vhost-vsock DRIVER_OK: rx and tx ring sizes"),
+    IOCTL(VHOST_SET_VRING_BASE, "vhost-vsock DRIVER_OK: rx and tx start positions"),
+    IOCTL(VHOST_SET_VRING_ADDR, "vhost-vsock DRIVER_OK: rx and tx ring addresses"),
+    IOCTL(VHOST_SET_VRING_KICK, "vhost-vsock DRIVER_OK: the queue's QueueNotify eventfd; reset "
+                                "detaches it"),
+    IOCTL(VHOST_SET_VRING_CALL, "vhost-vsock DRIVER_OK: wisp's call eventfd; reset detaches it"),
+    IOCTL(VHOST_VSOCK_SET_RUNNING, "vhost-vsock: DRIVER_OK starts the kernel's rings, reset "
+                                   "stops them"),
+    IOCTL(VHOST_GET_VRING_BASE, "vhost-vsock reset: the stopped rings' positions"),
+    RULE(epoll_ctl, "vhost-vsock: DRIVER_OK and reset hand a queue's kick eventfd to the "
+                    "kernel and back (the main loop stops/starts polling it)"),
+};
+
+static const struct sandbox_rule vhost_vsock_main_rules[] = {
+    IOCTL(VHOST_VSOCK_SET_RUNNING, "vhost-vsock teardown: the kernel's rings stop"),
+    IOCTL(VHOST_GET_VRING_BASE, "vhost-vsock teardown: the stopped rings' positions"),
+    IOCTL(VHOST_SET_VRING_KICK, "vhost-vsock teardown: the kick eventfds are detached"),
+    IOCTL(VHOST_SET_VRING_CALL, "vhost-vsock teardown: the call eventfds are detached"),
 };
 
 /* --stats: stats_print() at exit. */
@@ -403,6 +433,12 @@ int sandbox_role_rules(enum sandbox_role role, const struct sandbox_opts *opts,
                         SKIP_COVERED);
     if (!ret && role == SANDBOX_VCPU && opts->passthrough)
         ret = add_rules(out, max, &n, passthrough_vcpu_rules, ARRAY_SIZE(passthrough_vcpu_rules),
+                        SKIP_COVERED);
+    if (!ret && role == SANDBOX_MAIN && opts->vhost_vsock)
+        ret = add_rules(out, max, &n, vhost_vsock_main_rules, ARRAY_SIZE(vhost_vsock_main_rules),
+                        SKIP_COVERED);
+    if (!ret && role == SANDBOX_VCPU && opts->vhost_vsock)
+        ret = add_rules(out, max, &n, vhost_vsock_vcpu_rules, ARRAY_SIZE(vhost_vsock_vcpu_rules),
                         SKIP_COVERED);
     if (!ret && SANDBOX_SANITIZER)
         ret = add_rules(out, max, &n, san_rules, ARRAY_SIZE(san_rules), SKIP_COVERED);

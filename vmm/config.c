@@ -264,6 +264,13 @@ static int device_kv(struct device_spec *d, const char *key, const char *val, st
             return err_set(err, WISP_EXIT_USAGE, EINVAL, "vsock uds_path must be 1 to 96 bytes");
         return set_string(&d->socket, "uds_path", val, err);
     }
+    if (d->type == DEV_VSOCK && !strcmp(key, "backend")) {
+        if (strcmp(val, "vhost") && strcmp(val, "uds"))
+            return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                           "vsock backend must be uds or vhost, not '%s'", val);
+        d->vhost = !strcmp(val, "vhost");
+        return 0;
+    }
     if (d->type == DEV_VSOCK && !strcmp(key, "cid")) {
         char *end;
         errno = 0;
@@ -335,8 +342,12 @@ int config_add_device(struct vm_config *c, const char *spec, struct errbuf *err)
                       "path=/dev/vfio/devices/vfioN");
     else if (d->type == DEV_VFIO_USER && !d->socket)
         ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "vfio-user device needs socket=PATH");
-    else if (d->type == DEV_VSOCK && (!d->socket || !d->cid))
-        ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "vsock device needs cid=N and uds_path=PATH");
+    else if (d->type == DEV_VSOCK && d->vhost && d->socket)
+        ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
+                      "vsock backend=vhost takes no uds_path (host programs use AF_VSOCK)");
+    else if (d->type == DEV_VSOCK && (!d->cid || (!d->socket && !d->vhost)))
+        ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
+                      "vsock device needs cid=N and uds_path=PATH or backend=vhost");
     for (unsigned i = 0; ret == 0 && d->type == DEV_VSOCK && i < c->ndevices; i++)
         if (c->devices[i].type == DEV_VSOCK)
             ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "only one vsock device is supported");

@@ -42,7 +42,7 @@ enum device_type {
  * "net,tap=tap0,mac=52:54:00:12:34:56", "rng", "console,socket=/run/vm.sock",
  * "balloon,amount_mib=64,deflate_on_oom=on,stats_polling_interval_s=1,free_page_reporting=on"
  * (Firecracker's field names; at most one balloon).
- * "vsock,cid=3,uds_path=/run/vm.vsock".
+ * "vsock,cid=3,uds_path=/run/vm.vsock", "vsock,cid=3,backend=vhost" (/dev/vhost-vsock).
  */
 struct device_spec {
     enum device_type type;
@@ -61,6 +61,7 @@ struct device_spec {
     uint32_t stats_interval_s; /* 0: no statistics queue */
     bool free_page_reporting;  /* offer REPORTING */
     uint64_t cid;              /* vsock: the guest's CID (3 .. 2^32 - 2) */
+    bool vhost;                /* vsock: backend=vhost, the kernel's vhost-vsock (no uds_path) */
 };
 
 #define CONFIG_DEFAULT_MEMORY (256ULL * 1024 * 1024)

@@ -4,6 +4,7 @@
 #include "devices/backends/chardev.h"
 #include "devices/vfio/vfio_pci.h"
 #include "devices/vhost/vhost_user_dp.h"
+#include "devices/vhost/vhost_vsock.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/console.h"
 #include "devices/virtio/net.h"
@@ -118,6 +119,14 @@ static int create_model(struct vm *vm, const struct device_spec *s, struct virti
         return balloon_create(&c, &vm->mem, &vm->loop, out, err);
     }
     case DEV_VSOCK: {
+        if (s->vhost) { /* rx and tx served by the kernel's vhost-vsock */
+            void *dp;
+            int ret = vhv_create(NULL, s->cid, &vm->mem, NULL, NULL, &dp, err);
+            if (ret < 0)
+                return ret;
+            return virtio_dp_create(&virtio_dp_vsock, s->id, &vhv_dp_ops, dp, &vm->mem, &vm->loop,
+                                    out, err);
+        }
         struct virtio_vsock_config c = {.id = s->id, .guest_cid = s->cid, .uds_path = s->socket};
         return virtio_vsock_create(&c, &vm->mem, &vm->loop, out, err);
     }

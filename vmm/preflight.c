@@ -226,7 +226,7 @@ int preflight_check(const struct vm_config *cfg, struct errbuf *err)
             ret = check_disk(d, err);
         else if (d->type == DEV_CONSOLE && d->socket)
             ret = check_parent_dir(d->socket, "console socket", err);
-        else if (d->type == DEV_VSOCK)
+        else if (d->type == DEV_VSOCK && d->socket) /* none with backend=vhost */
             ret = check_parent_dir(d->socket, "vsock uds_path", err);
         else if (d->type == DEV_VFIO)
             ret = check_vfio(d, err);

@@ -134,12 +134,12 @@ static int negotiate_backend(struct vdpa_dev *d, const char *path, struct errbuf
     return 0;
 }
 
-int vdpa_open(struct vdpa_dev *d, const struct vdpa_sys_ops *ops, void *ctx, const char *path,
+int vdpa_open(struct vdpa_dev *d, const struct vhost_sys_ops *ops, void *ctx, const char *path,
               struct errbuf *err)
 {
     int rc;
     memset(d, 0, sizeof(*d));
-    d->ops = ops != NULL ? ops : &vdpa_sys_kernel;
+    d->ops = ops != NULL ? ops : &vhost_sys_kernel;
     d->ctx = ctx;
     d->fd = d->ops->open(d->ctx, path, O_RDWR);
     if (d->fd < 0) {

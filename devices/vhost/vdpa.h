@@ -5,7 +5,7 @@
  * Why a layer of its own: a virtio device model whose data plane is a vDPA
  * device needs features, config, status, guest-RAM mapping and queue setup
  * without knowing ioctls or the kernel's ordering rules.  Every kernel call
- * goes through an injectable table (struct vdpa_sys_ops) so a simulated
+ * goes through an injectable table (struct vhost_sys_ops, vhost_sys.h) so a simulated
  * kernel (tests/lib/fake_vdpa) can stand in for it in the unit tests.  What
  * the kernel answers is bounded before use: config size, queue count and
  * size, IOVA range, the status read back and the ring base.
@@ -35,23 +35,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "devices/vhost/vhost_sys.h"
 #include "vmm/error.h"
 #include "vmm/gmem.h"
-
-/*
- * The kernel, as this layer sees it.  Each returns -errno on failure
- * (never -1 with errno).  `ctx` is the table's own state (NULL for the real
- * kernel).  ioctl's `arg` is the pointer (cast) or value the request takes.
- */
-struct vdpa_sys_ops {
-    int (*open)(void *ctx, const char *path, int flags);               /* fd or -errno */
-    int (*ioctl)(void *ctx, int fd, unsigned long req, uintptr_t arg); /* >= 0 or -errno */
-    ssize_t (*write)(void *ctx, int fd, const void *buf, size_t len);  /* bytes or -errno */
-    int (*close)(void *ctx, int fd);
-};
-
-/* The real kernel (plain system calls). */
-extern const struct vdpa_sys_ops vdpa_sys_kernel;
 
 #define VDPA_MAX_QUEUES    64   /* more than the kernel reports is refused */
 #define VDPA_MAX_CONFIG    4096 /* largest config space we accept */
@@ -80,7 +66,7 @@ struct vdpa_map {
 };
 
 struct vdpa_dev {
-    const struct vdpa_sys_ops *ops;
+    const struct vhost_sys_ops *ops;
     void *ctx;
     int fd;                   /* -1 when closed */
     uint32_t device_id;       /* virtio device type (2 = blk) */
@@ -113,7 +99,7 @@ static inline bool vdpa_has_backend(const struct vdpa_dev *d, unsigned bit)
  * backend features (IOTLB_MSG_V2 is required).  `ops` NULL means the real
  * kernel.  Errors are one line in `err`; on failure the fd is closed.
  */
-int vdpa_open(struct vdpa_dev *d, const struct vdpa_sys_ops *ops, void *ctx, const char *path,
+int vdpa_open(struct vdpa_dev *d, const struct vhost_sys_ops *ops, void *ctx, const char *path,
               struct errbuf *err) __must_check;
 
 /* Reset the device (status 0) and close it.  Safe on a closed device. */

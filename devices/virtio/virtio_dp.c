@@ -13,6 +13,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "devices/virtio/vsock.h"
 #include "vmm/log.h"
 
 struct virtio_dp_dev;
@@ -28,6 +29,7 @@ struct virtio_dp_dev {
     struct virtio_dev dev; /* first: the ops get &dev */
     const struct virtio_dataplane_ops *dpo;
     void *dp;
+    uint32_t vmm_queues; /* the type's queues the data plane never gets */
     uint8_t config[VIRTIO_MAX_CONFIG];
     struct virtio_dp_call call[VIRTIO_MAX_QUEUES];
     int own_kick[VIRTIO_MAX_QUEUES]; /* relay eventfds when the transport has no kick_fd */
@@ -102,7 +104,7 @@ static int virtio_dp_activate(struct virtio_dev *d)
     unsigned n = 0;
     for (unsigned q = 0; q < d->ops->num_queues; q++) {
         const struct virtq *vq = &d->vq[q];
-        if (!vq->active)
+        if (!vq->active || (v->vmm_queues & (1u << q)))
             continue;
         int kick = v->own_kick[q];
         if (d->tops && d->tops->kick_fd) {
@@ -238,6 +240,38 @@ const struct virtio_dp_type virtio_dp_blk = {
                   VIRTIO_BIT(VIRTIO_F_EVENT_IDX) | VIRTIO_BIT(VIRTIO_F_VERSION_1),
 };
 
+#define VSOCK_CONFIG_SIZE      8U /* le64 guest_cid */
+#define VSOCK_F_STREAM         0
+#define VSOCK_F_SEQPACKET      1
+#define VSOCK_F_NO_IMPL_STREAM 2
+#define VSOCK_EVENT_QUEUE      2
+
+static const struct virtio_dev_ops virtio_dp_vsock_ops = {
+    .type = "vsock",
+    .device_id = VIRTIO_ID_VSOCK,
+    .num_queues = 3,
+    .queue_max_size = 256,
+    .config_size = VSOCK_CONFIG_SIZE,
+    .config_read = virtio_dp_config_read,
+    .config_write = virtio_dp_config_write,
+    .activate = virtio_dp_activate,
+    .queue_notify = virtio_dp_queue_notify,
+    .reset = virtio_dp_reset,
+    .save = virtio_dp_save,
+    .load = virtio_dp_load,
+    .unmigratable = "its queues are served by the host kernel (vhost-vsock), whose connections "
+                    "cannot move; migrating or snapshotting it is not supported",
+    .destroy = virtio_dp_destroy,
+};
+
+const struct virtio_dp_type virtio_dp_vsock = {
+    .ops = &virtio_dp_vsock_ops,
+    .offer_mask = VIRTIO_BIT(VSOCK_F_STREAM) | VIRTIO_BIT(VSOCK_F_SEQPACKET) |
+                  VIRTIO_BIT(VSOCK_F_NO_IMPL_STREAM) | VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) |
+                  VIRTIO_BIT(VIRTIO_F_EVENT_IDX) | VIRTIO_BIT(VIRTIO_F_VERSION_1),
+    .vmm_queues = 1u << VSOCK_EVENT_QUEUE,
+};
+
 int virtio_dp_create(const struct virtio_dp_type *type, const char *id,
                      const struct virtio_dataplane_ops *dpo, void *dp, const struct gmem *mem,
                      struct evloop *loop, struct virtio_dev **out, struct errbuf *err)
@@ -258,6 +292,7 @@ int virtio_dp_create(const struct virtio_dp_type *type, const char *id,
     v->dev.host_features = f & type->offer_mask & ~VIRTIO_F_NEVER_OFFERED;
     v->dpo = dpo;
     v->dp = dp;
+    v->vmm_queues = type->vmm_queues;
     v->watch = -1;
     for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++) {
         v->call[q] = (struct virtio_dp_call){.dev = v, .q = (uint16_t)q, .fd = -1};

@@ -1,6 +1,7 @@
 /*
  * A virtio device whose queues an external data plane serves
- * (virtio_dataplane.h), e.g. blk over a vhost-user backend.
+ * (virtio_dataplane.h), e.g. blk over a vhost-user backend, vsock over
+ * the kernel's vhost-vsock.
  *
  * Why one generic model: the transport must not change per data plane, and
  * the per-type knowledge such a device needs is small (device id, queue
@@ -38,10 +39,19 @@
 struct virtio_dp_type {
     const struct virtio_dev_ops *ops; /* from virtio_dp_ops_for() */
     uint64_t offer_mask;              /* features that may be offered to the driver */
+    /*
+     * Queues the VMM keeps (bit per queue): never handed to the data plane,
+     * their kicks stay on the main loop and are ignored (vsock's event queue:
+     * wisp has no event to send, since the device cannot be restored).
+     */
+    uint32_t vmm_queues;
 };
 
 /* blk: one queue of up to 256, 60 bytes of config, no MQ. */
 extern const struct virtio_dp_type virtio_dp_blk;
+
+/* vsock: rx (0) and tx (1) on the data plane, the event queue (2) kept; 8 bytes of config. */
+extern const struct virtio_dp_type virtio_dp_vsock;
 
 /*
  * Create a device of `type` over data plane (dpo, dp), of which it takes

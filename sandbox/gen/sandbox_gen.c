@@ -3,8 +3,8 @@
  * allow-lists in sandbox/sandbox_rules.c are compiled with libseccomp here, once,
  * and written out as C arrays that wisp embeds, so that wisp neither links
  * libseccomp nor compiles policy at start-up.  Every mode (kill, log),
- * --stats setting, passthrough setting and role gets a program, with SANDBOX_GEN_PID standing
- * for the pid wisp will have; the syscall names for the SIGSYS line too.
+ * --stats setting, passthrough setting, vhost-vsock setting and role gets a program, with
+ * SANDBOX_GEN_PID standing for the pid wisp will have; the syscall names for the SIGSYS line too.
  *
  * With SANDBOX_TARGET_AARCH64 (make ARCH=aarch64) it runs on the build host
  * and writes aarch64 programs (sandbox_build.c).
@@ -27,11 +27,12 @@
 
 static const char *const mode_names[2] = {"kill", "log"};
 
-static int emit_prog(FILE *f, unsigned m, unsigned st, unsigned pt, unsigned r)
+static int emit_prog(FILE *f, unsigned m, unsigned st, unsigned pt, unsigned vv, unsigned r)
 {
     struct sandbox_opts o = {.mode = m ? SECCOMP_LOG : SECCOMP_KILL,
                              .stats = st != 0,
                              .passthrough = pt != 0,
+                             .vhost_vsock = vv != 0,
                              .self_pid = (pid_t)SANDBOX_GEN_PID};
     struct sock_fprog p;
     struct errbuf err = {0};
@@ -39,9 +40,10 @@ static int emit_prog(FILE *f, unsigned m, unsigned st, unsigned pt, unsigned r)
         fprintf(stderr, "sandbox-gen: %s\n", err.msg);
         return -1;
     }
-    fprintf(f, "/* role %s, mode %s, stats %u, passthrough %u: %u instructions */\n",
-            sandbox_role_name((enum sandbox_role)r), mode_names[m], st, pt, p.len);
-    fprintf(f, "static const struct sock_filter prog_%u_%u_%u_%u[] = {\n", m, st, pt, r);
+    fprintf(f,
+            "/* role %s, mode %s, stats %u, passthrough %u, vhost-vsock %u: %u instructions */\n",
+            sandbox_role_name((enum sandbox_role)r), mode_names[m], st, pt, vv, p.len);
+    fprintf(f, "static const struct sock_filter prog_%u_%u_%u_%u_%u[] = {\n", m, st, pt, vv, r);
     for (unsigned i = 0; i < p.len; i++)
         fprintf(f, "    {0x%04x, %u, %u, 0x%08x},\n", p.filter[i].code, p.filter[i].jt,
                 p.filter[i].jf, p.filter[i].k);
@@ -69,19 +71,22 @@ int main(int argc, char **argv)
     for (unsigned m = 0; m < 2; m++)
         for (unsigned st = 0; st < 2; st++)
             for (unsigned pt = 0; pt < 2; pt++)
-                for (unsigned r = 0; r < SANDBOX_NROLES; r++)
-                    if (emit_prog(f, m, st, pt, r) < 0)
-                        goto fail;
-    fprintf(f,
-            "const struct sandbox_embedded sandbox_embedded_progs[2][2][2][SANDBOX_NROLES] = {\n");
+                for (unsigned vv = 0; vv < 2; vv++)
+                    for (unsigned r = 0; r < SANDBOX_NROLES; r++)
+                        if (emit_prog(f, m, st, pt, vv, r) < 0)
+                            goto fail;
+    fprintf(
+        f,
+        "const struct sandbox_embedded sandbox_embedded_progs[2][2][2][2][SANDBOX_NROLES] = {\n");
     for (unsigned m = 0; m < 2; m++)
         for (unsigned st = 0; st < 2; st++)
             for (unsigned pt = 0; pt < 2; pt++)
-                for (unsigned r = 0; r < SANDBOX_NROLES; r++)
-                    fprintf(f,
-                            "    [%u][%u][%u][%u] = {prog_%u_%u_%u_%u, sizeof(prog_%u_%u_%u_%u) / "
-                            "sizeof(struct sock_filter)},\n",
-                            m, st, pt, r, m, st, pt, r, m, st, pt, r);
+                for (unsigned vv = 0; vv < 2; vv++)
+                    for (unsigned r = 0; r < SANDBOX_NROLES; r++)
+                        fprintf(f,
+                                "    [%u][%u][%u][%u][%u] = {prog_%u_%u_%u_%u_%u, "
+                                "sizeof(prog_%u_%u_%u_%u_%u) / sizeof(struct sock_filter)},\n",
+                                m, st, pt, vv, r, m, st, pt, vv, r, m, st, pt, vv, r);
     fprintf(f, "};\n\n");
     fprintf(f, "const char sandbox_embedded_names[SANDBOX_NAME_TABLE][SANDBOX_NAME_LEN] = {\n");
     for (int nr = 0; nr < SANDBOX_NAME_TABLE; nr++) {

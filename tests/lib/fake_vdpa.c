@@ -368,7 +368,7 @@ static int fake_close(void *ctx, int fd)
     return 0;
 }
 
-const struct vdpa_sys_ops fake_vdpa_ops = {
+const struct vhost_sys_ops fake_vdpa_ops = {
     .open = fake_open,
     .ioctl = fake_ioctl,
     .write = fake_write,

@@ -1,5 +1,5 @@
 /*
- * A simulated kernel vhost-vdpa device behind struct vdpa_sys_ops
+ * A simulated kernel vhost-vdpa device behind struct vhost_sys_ops
  * (devices/vhost/vdpa.h), so the layer's logic and error paths run in the
  * unit tests without /dev/vhost-vdpa-N.  It answers like the kernel where
  * the kernel enforces a rule (the errno values of virtio.md §2.1-2.2:
@@ -80,7 +80,7 @@ struct fake_vdpa {
     char violation[160]; /* the last one */
 };
 
-extern const struct vdpa_sys_ops fake_vdpa_ops;
+extern const struct vhost_sys_ops fake_vdpa_ops;
 
 /*
  * Defaults, as the testbed's VDUSE blk device reported: id 2, features

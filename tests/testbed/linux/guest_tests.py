@@ -48,6 +48,7 @@ import time
 from balloon_case import balloon_case
 from vsock_case import vsock_case
 from vsock_mig_case import vsock_mig_case
+from vhost_vsock_case import vhost_vsock_case
 
 BOOT_TIMEOUT = 180  # s; 10-20 s typical in the testbed
 CMD_TIMEOUT = 60
@@ -119,6 +120,9 @@ CASES = [
     Case("linux-6.12-bzimage-1cpu-vsock", "wisp", "6.12", "bzimage", 1, (), "poweroff", True, None),
     # vsock and balloon across a live migration and a snapshot/restore (vsock_mig_case.py).
     Case("linux-6.12-bzimage-1cpu-vsock-balloon-mig", "wisp", "6.12", "bzimage", 1, (), "poweroff", True,
+         None),
+    # The same device on the L1 kernel's vhost-vsock (vhost_vsock_case.py): AF_VSOCK both ways.
+    Case("linux-6.12-bzimage-1cpu-vhost-vsock", "wisp", "6.12", "bzimage", 1, (), "poweroff", True,
          None),
     Case("qemu-microvm-6.1-bzimage-2cpu", "qemu", "6.1", "bzimage", 2, ALL_DEVICES, "poweroff", True,
          "linux-6.1-bzimage-2cpu"),
@@ -951,6 +955,8 @@ def main():
                                              boot_timeout=args.boot_timeout,
                                              log_patterns=BAD_LOG + BENIGN_LOG,
                                              log_filter=unexplained)
+            elif case.name.endswith("-vhost-vsock"):
+                run_case = functools.partial(vhost_vsock_case, guest_cls=Guest)
             elif case.name.endswith("-vsock"):
                 run_case = functools.partial(vsock_case, guest_cls=Guest)
             elif case.name.endswith("-vsock-balloon-mig"):

@@ -197,6 +197,32 @@ Test(jail_input, run_arguments_are_rewritten)
     jail_plan_free(&p);
 }
 
+/* /dev/vhost-vsock goes in the jail only with a vsock,backend=vhost device. */
+Test(jail_input, vhost_vsock_node_only_with_such_a_device)
+{
+    const char *uds[] = {"run", "--kernel", kernel, "--device", "vsock,cid=3,uds_path=/v", NULL};
+    struct jail_opts o;
+    struct jail_plan p;
+    cr_assert_eq(plan(&p, &o, uds), 0, "%s", err.msg);
+    cr_assert_eq(p.nnodes, 1, "kvm only");
+    jail_plan_free(&p);
+    const char *vh[] = {"run", "--kernel", kernel, "--device", "vsock,cid=3,backend=vhost", NULL};
+    struct stat st;
+    if (stat("/dev/vhost-vsock", &st) == 0) {
+        cr_assert_eq(plan(&p, &o, vh), 0, "%s", err.msg);
+        cr_assert_eq(p.nnodes, 2);
+        cr_assert_str_eq(p.nodes[1].dst, "dev/vhost-vsock");
+        cr_assert_eq(p.nodes[1].rdev, st.st_rdev);
+        jail_plan_free(&p);
+    } else {
+        /* No module on this host: the jailer says which node is missing. */
+        cr_assert_lt(plan(&p, &o, vh), 0);
+        cr_assert_eq(err.exit_code, WISP_EXIT_HOST);
+        cr_assert(strstr(err.msg, "/dev/vhost-vsock"), "%s", err.msg);
+        jail_plan_free(&p);
+    }
+}
+
 static void expect_plan_refused(const char *const *run, int code, const char *needle)
 {
     struct jail_opts o;

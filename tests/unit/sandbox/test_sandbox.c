@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/kvm.h>
+#include <linux/vhost.h>
 #include <linux/seccomp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -354,6 +355,42 @@ Test(sandbox, every_rule_is_documented)
                       r[i]->name, sandbox_role_name(role));
         }
     }
+}
+
+/* The vhost-vsock ioctls are in the vCPU and main filters only of a VM with such a device. */
+Test(sandbox, vhost_vsock_rules_only_with_vhost_vsock)
+{
+    const struct sandbox_opts vv = {.mode = SECCOMP_KILL, .vhost_vsock = true};
+    const struct sandbox_opts pt = {.mode = SECCOMP_KILL, .passthrough = true};
+    const unsigned long vcpu_ioctls[] = {
+        VHOST_SET_FEATURES,   VHOST_SET_MEM_TABLE,     VHOST_SET_VRING_NUM,
+        VHOST_SET_VRING_BASE, VHOST_SET_VRING_ADDR,    VHOST_SET_VRING_KICK,
+        VHOST_SET_VRING_CALL, VHOST_VSOCK_SET_RUNNING, VHOST_GET_VRING_BASE};
+    for (unsigned i = 0; i < ARRAY_SIZE(vcpu_ioctls); i++) {
+        cr_assert_eq(verdict(SANDBOX_VCPU, &vv, SCMP_SYS(ioctl), 5, vcpu_ioctls[i], 0), ACT_ALLOW,
+                     "0x%lx", vcpu_ioctls[i]);
+        cr_assert_eq(verdict(SANDBOX_VCPU, &kill_opts, SCMP_SYS(ioctl), 5, vcpu_ioctls[i], 0),
+                     ACT_TRAP, "0x%lx", vcpu_ioctls[i]);
+        cr_assert_eq(verdict(SANDBOX_VCPU, &pt, SCMP_SYS(ioctl), 5, vcpu_ioctls[i], 0), ACT_TRAP,
+                     "0x%lx", vcpu_ioctls[i]);
+        cr_assert_eq(verdict(SANDBOX_API, &vv, SCMP_SYS(ioctl), 5, vcpu_ioctls[i], 0), ACT_TRAP,
+                     "0x%lx", vcpu_ioctls[i]);
+    }
+    cr_assert_eq(verdict(SANDBOX_VCPU, &vv, SCMP_SYS(epoll_ctl), 5, 0, 0), ACT_ALLOW);
+    cr_assert_eq(verdict(SANDBOX_VCPU, &kill_opts, SCMP_SYS(epoll_ctl), 5, 0, 0), ACT_TRAP);
+    /* Teardown: stop and detach only; the setup calls stay out of the main filter. */
+    cr_assert_eq(verdict(SANDBOX_MAIN, &vv, SCMP_SYS(ioctl), 5, VHOST_VSOCK_SET_RUNNING, 0),
+                 ACT_ALLOW);
+    cr_assert_eq(verdict(SANDBOX_MAIN, &vv, SCMP_SYS(ioctl), 5, VHOST_GET_VRING_BASE, 0),
+                 ACT_ALLOW);
+    cr_assert_eq(verdict(SANDBOX_MAIN, &kill_opts, SCMP_SYS(ioctl), 5, VHOST_VSOCK_SET_RUNNING, 0),
+                 ACT_TRAP);
+    cr_assert_eq(verdict(SANDBOX_MAIN, &vv, SCMP_SYS(ioctl), 5, VHOST_SET_MEM_TABLE, 0), ACT_TRAP);
+    cr_assert_eq(verdict(SANDBOX_MAIN, &vv, SCMP_SYS(ioctl), 5, VHOST_VSOCK_SET_GUEST_CID, 0),
+                 ACT_TRAP);
+    /* Nothing of the passthrough set comes with it. */
+    cr_assert_eq(verdict(SANDBOX_VCPU, &vv, SCMP_SYS(sendmsg), 5, 0, 0), ACT_TRAP);
+    cr_assert_eq(verdict(SANDBOX_VCPU, &vv, SCMP_SYS(ioctl), 5, KVM_IRQFD, 0), ACT_TRAP);
 }
 
 /* The passthrough calls are in the vCPU and main filters only of a VM that has such a device. */

@@ -38,12 +38,13 @@ Test(sandbox_embedded, equals_a_fresh_build_of_the_table)
 {
     pid_t pid = getpid();
     for (int m = 0; m < 2; m++)
-        for (int st = 0; st < 4; st++)
+        for (int st = 0; st < 8; st++)
             for (int r = 0; r < SANDBOX_NROLES; r++) {
-                /* st: bit 0 --stats, bit 1 passthrough */
+                /* st: bit 0 --stats, bit 1 passthrough, bit 2 vhost-vsock */
                 struct sandbox_opts o = {.mode = m ? SECCOMP_LOG : SECCOMP_KILL,
                                          .stats = (st & 1) != 0,
                                          .passthrough = (st & 2) != 0,
+                                         .vhost_vsock = (st & 4) != 0,
                                          .self_pid = pid};
                 struct sock_fprog built, embedded;
                 struct errbuf err = {0};
@@ -65,7 +66,7 @@ Test(sandbox_embedded, pid_is_patched_in)
     pid_t pid = getpid();
     for (int r = 0; r < SANDBOX_NROLES; r++) {
         struct sandbox_opts o = {.mode = SECCOMP_KILL};
-        const struct sandbox_embedded *e = &sandbox_embedded_progs[0][0][0][r];
+        const struct sandbox_embedded *e = &sandbox_embedded_progs[0][0][0][0][r];
         struct sock_fprog raw = {.len = e->len,
                                  .filter = (struct sock_filter *)(uintptr_t)e->insns};
         struct sock_fprog p;
@@ -83,9 +84,10 @@ Test(sandbox_embedded, pid_is_patched_in)
 Test(sandbox_embedded, every_embedded_program_passes_the_check)
 {
     for (int m = 0; m < 2; m++)
-        for (int st = 0; st < 4; st++)
+        for (int st = 0; st < 8; st++)
             for (int r = 0; r < SANDBOX_NROLES; r++) {
-                const struct sandbox_embedded *e = &sandbox_embedded_progs[m][st & 1][st >> 1][r];
+                const struct sandbox_embedded *e =
+                    &sandbox_embedded_progs[m][st & 1][(st >> 1) & 1][st >> 2][r];
                 struct sock_fprog p = {.len = e->len,
                                        .filter = (struct sock_filter *)(uintptr_t)e->insns};
                 const char *why;
@@ -96,7 +98,7 @@ Test(sandbox_embedded, every_embedded_program_passes_the_check)
 /* A copy of the main role's program to damage. */
 static struct sock_fprog copy_main(void)
 {
-    const struct sandbox_embedded *e = &sandbox_embedded_progs[0][0][0][SANDBOX_MAIN];
+    const struct sandbox_embedded *e = &sandbox_embedded_progs[0][0][0][0][SANDBOX_MAIN];
     struct sock_fprog p = {.len = e->len, .filter = malloc(e->len * sizeof(struct sock_filter))};
     cr_assert_not_null(p.filter);
     memcpy(p.filter, e->insns, e->len * sizeof(struct sock_filter));

@@ -344,8 +344,11 @@ Test(config, vsock_device)
         {"vsock,cid=4294967295,uds_path=/x", "3 to 4294967294"},
         {"vsock,cid=-5,uds_path=/x", "3 to 4294967294"},
         {"vsock,cid=3x,uds_path=/x", "3 to 4294967294"},
-        {"vsock,cid=3", "needs cid=N and uds_path=PATH"},
+        {"vsock,cid=3", "needs cid=N and uds_path=PATH or backend=vhost"},
         {"vsock,uds_path=/x", "needs cid=N and uds_path=PATH"},
+        {"vsock,backend=vhost", "needs cid=N"},
+        {"vsock,cid=3,backend=vhost,uds_path=/x", "takes no uds_path"},
+        {"vsock,cid=3,backend=kernel", "backend must be uds or vhost"},
         {"vsock,cid=3,uds_path=", "1 to 96"},
         {"vsock,cid=3,socket=/x", "has no option 'socket'"},
     };
@@ -356,6 +359,32 @@ Test(config, vsock_device)
         assert_one_line();
     }
     cr_assert_eq(cfg.ndevices, 1);
+}
+
+Test(config, vsock_vhost_backend)
+{
+    cr_assert_eq(config_add_device(&cfg, "vsock,cid=7,backend=vhost,id=vs", &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(cfg.devices[0].type, DEV_VSOCK);
+    cr_assert(cfg.devices[0].vhost);
+    cr_assert_null(cfg.devices[0].socket);
+    cr_assert_eq(cfg.devices[0].cid, 7);
+    memset(&err, 0, sizeof(err));
+    cr_assert_lt(config_add_device(&cfg, "vsock,cid=8,backend=vhost", &err), 0);
+    cr_assert(strstr(err.msg, "only one vsock"), "%s", err.msg);
+    /* backend=uds is the default, spelt out. */
+    config_free(&cfg);
+    config_init(&cfg);
+    cr_assert_eq(config_add_device(&cfg, "vsock,cid=9,backend=uds,uds_path=/tmp/u", &err), 0);
+    cr_assert(!cfg.devices[0].vhost);
+    /* The JSON form of docs/VSOCK.md. */
+    config_free(&cfg);
+    config_init(&cfg);
+    cr_assert_eq(parse_json("{\"device\": [{\"type\": \"vsock\", \"cid\": 3, "
+                            "\"backend\": \"vhost\"}]}"),
+                 0, "%s", err.msg);
+    cr_assert(cfg.devices[0].vhost);
+    cr_assert_eq(cfg.devices[0].cid, 3);
 }
 
 Test(config, devices_duplicate_id_and_limit)

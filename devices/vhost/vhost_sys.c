@@ -1,14 +1,14 @@
 /*
- * The real kernel behind struct vdpa_sys_ops: plain system calls with errno
+ * The real kernel behind struct vhost_sys_ops: plain system calls with errno
  * folded into the return value, kept apart from the logic so everything
- * else in devices/vhost/vdpa*.c runs unchanged against a simulator.
+ * else in devices/vhost/vdpa*.c and vhost_vsock.c runs unchanged against a simulator.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "devices/vhost/vdpa.h"
+#include "devices/vhost/vhost_sys.h"
 
 static int sys_open(void *ctx, const char *path, int flags)
 {
@@ -40,7 +40,7 @@ static int sys_close(void *ctx, int fd)
     return close(fd) < 0 ? -errno : 0;
 }
 
-const struct vdpa_sys_ops vdpa_sys_kernel = {
+const struct vhost_sys_ops vhost_sys_kernel = {
     .open = sys_open,
     .ioctl = sys_ioctl,
     .write = sys_write,
