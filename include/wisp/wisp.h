@@ -86,8 +86,7 @@ int wisp_config_add_device(struct wisp_config *cfg, const char *spec, struct wis
 int wisp_config_load_json(struct wisp_config *cfg, const char *path, struct wisp_error *err);
 
 /* Merge a file in Firecracker's `--config-file` layout (`wisp run --config-file`). */
-int wisp_config_load_firecracker(struct wisp_config *cfg, const char *path,
-                                 struct wisp_error *err);
+int wisp_config_load_firecracker(struct wisp_config *cfg, const char *path, struct wisp_error *err);
 
 /*
  * Confine the VM's threads with wisp's seccomp filters (kill mode) and

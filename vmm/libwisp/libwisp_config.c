@@ -108,6 +108,8 @@ int wisp_config_set_initrd(struct wisp_config *cfg, const char *path, struct wis
 
 int wisp_config_set_memory(struct wisp_config *cfg, uint64_t bytes, struct wisp_error *err)
 {
+    if (cfg && bytes == 0)
+        return lw_fail(err, EINVAL, "memory: 0 bytes");
     char v[32];
     snprintf(v, sizeof(v), "%" PRIu64, bytes); /* a plain number is bytes (config_parse_size) */
     return wisp_config_set(cfg, "memory", v, err);
@@ -115,6 +117,9 @@ int wisp_config_set_memory(struct wisp_config *cfg, uint64_t bytes, struct wisp_
 
 int wisp_config_set_vcpus(struct wisp_config *cfg, unsigned vcpus, struct wisp_error *err)
 {
+    /* config_validate() would catch it only at wisp_vm_create(). */
+    if (cfg && vcpus == 0)
+        return lw_fail(err, EINVAL, "vcpus: at least 1 is needed");
     char v[16];
     snprintf(v, sizeof(v), "%u", vcpus);
     return wisp_config_set(cfg, "vcpus", v, err);
@@ -144,8 +149,7 @@ int wisp_config_load_json(struct wisp_config *cfg, const char *path, struct wisp
     return 0;
 }
 
-int wisp_config_load_firecracker(struct wisp_config *cfg, const char *path,
-                                 struct wisp_error *err)
+int wisp_config_load_firecracker(struct wisp_config *cfg, const char *path, struct wisp_error *err)
 {
     if (!cfg || !path)
         return lw_fail(err, EINVAL, "wisp_config_load_firecracker: cfg or path is NULL");

@@ -306,8 +306,8 @@ int wisp_vm_migrate(struct wisp_vm *vm, const char *dest, unsigned timeout_ms,
         if (st->state != VM_MIGRATE_ACTIVE)
             break;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        if (timeout_ms && (now.tv_sec > end.tv_sec ||
-                           (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec))) {
+        if (timeout_ms &&
+            (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec))) {
             free(st);
             return lw_fail(err, ETIMEDOUT, "the migration still runs after %u ms", timeout_ms);
         }
