@@ -40,7 +40,7 @@ static const char *example_bin(void)
 Test(libwisp, example_boots_the_guest, .timeout = 180)
 {
     struct proc_result r;
-    const char *argv[] = {example_bin(), guest_elf(),  "--cmdline", "test=report cpus=1 mem=256",
+    const char *argv[] = {example_bin(),  guest_elf(), "--cmdline", "test=report cpus=1 mem=256",
                           "--debug-exit", NULL};
     cr_assert_eq(proc_run((char *const *)(uintptr_t)argv, NULL, NULL, 0, LONG_MS, &r), 0);
     cr_assert_eq(r.status, GUEST_PASS, "status %d\nstdout:\n%s\nstderr:\n%s", r.status, r.out,
