@@ -2,12 +2,14 @@
  * libwisp under KVM (docs/LIBWISP.md): examples/boot.c, built against an
  * installed copy (tests/libwisp/build-example), boots the test guest and
  * reports its status; and a program driving the library in-process pauses,
- * resumes, snapshots and restores a VM running the migck workload, whose
+ * resumes, snapshots, restores and live-migrates (to a real `wisp run
+ * --incoming`) a VM running the migck workload, whose
  * counter in guest memory shows what ran when.  The in-process tests link
  * the library's objects from the core archive (the same code libwisp.so
  * exports); each Criterion test is its own process, one VM at a time.
  */
 #include "include/wisp/wisp.h"
+#include "tests/lib/sandbox_proc.h"
 #include "tests/lib/wisp_run.h"
 
 #include <criterion/criterion.h>
@@ -212,6 +214,54 @@ Test(libwisp, restore_mismatch_is_reported, .timeout = 300)
     }
     cr_assert_lt(ret, 0, "a restore into 1 vCPU of a 2-vCPU snapshot was accepted");
     cr_assert(strstr(err.msg, "vCPU") || strstr(err.msg, "vcpu"), "message: %s", err.msg);
+    wisp_config_free(cfg);
+    scratch_cleanup(&s);
+}
+
+Test(libwisp, migrate_to_a_wisp_binary, .timeout = 400)
+{
+    struct scratch s;
+    struct wisp_error err;
+    struct wisp_vm *vm;
+    int status = -1;
+    scratch_init(&s);
+    struct wisp_config *cfg = migck_config(&s, "source.serial");
+
+    /* The destination: the wisp binary, as `wisp migrate` would meet it. */
+    char url[160], dest_serial[160], cmd[1024];
+    snprintf(url, sizeof(url), "unix:%s/mig.sock", s.dir);
+    snprintf(dest_serial, sizeof(dest_serial), "%s/dest.serial", s.dir);
+    snprintf(cmd, sizeof(cmd),
+             "exec %s run --debug-exit --vcpus 2 --memory 128M --serial file:%s "
+             "--log-level info --incoming %s 2>&1",
+             wisp_bin(), dest_serial, url);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    struct sandbox_proc dest;
+    cr_assert_eq(sandbox_proc_start(&dest, argv, NULL), 0);
+    cr_assert(sandbox_proc_wait_for(&dest, "waiting for the migration stream", 20000),
+              "destination not listening: %s", dest.out);
+
+    cr_assert_eq(wisp_vm_create(cfg, &vm, &err), 0, "create: %s", err.msg);
+    cr_assert_eq(wisp_vm_start(vm, &err), 0, "start: %s", err.msg);
+    migck_wait_above(s.serial, 2, "source");
+    cr_assert_eq(wisp_vm_migrate(vm, "tcp:nowhere", 1000, &err), -EINVAL, "%d %s", err.code,
+                 err.msg);
+    cr_assert_eq(wisp_vm_migrate(vm, url, LONG_MS, &err), 0, "migrate: %s", err.msg);
+    long at_move = migck_last(s.serial);
+    /* The source ends with status 0 once the destination runs the VM. */
+    cr_assert_eq(wisp_vm_wait(vm, 30000, &status, &err), 0, "wait: %s", err.msg);
+    cr_assert_eq(status, 0);
+    wisp_vm_destroy(vm);
+    /* The destination counts on from where the source stopped. */
+    long first = migck_wait_above(dest_serial, -1, "destination");
+    cr_assert_geq(first, at_move - 1, "destination at %ld, source moved at %ld", first, at_move);
+    migck_wait_above(dest_serial, first + 1, "destination keeps counting");
+
+    kill(dest.pid, SIGTERM);
+    struct proc_result r;
+    sandbox_proc_finish(&dest, NULL, 20000, &r);
+    cr_assert_eq(r.status, 128 + SIGTERM, "destination status %d: %s", r.status, r.out);
+    proc_result_free(&r);
     wisp_config_free(cfg);
     scratch_cleanup(&s);
 }
