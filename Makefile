@@ -2,7 +2,8 @@
 # Makefile change.  Out-of-tree objects go to $(BUILD) (build/ by default;
 # the sanitizer build uses build-san/).
 #
-#   make             wisp, the test guest (ELF + bzImage)
+#   make             wisp, the test guest (ELF + bzImage), libwisp (.a, .so, wisp.pc)
+#   make install     wisp and libwisp under PREFIX (/usr/local), staged in DESTDIR; make uninstall
 #   make test        unit tests, then KVM integration tests
 #   make test-vfio   the VFIO layer against QEMU's edu device in the nested testbed
 #   make test-vdpa   the vhost-vdpa layer against a VDUSE block device in the nested testbed
@@ -356,5 +357,5 @@ uninstall:
 # libwisp.so and once with libwisp.a (tests/libwisp/build-example).  The
 # host checks (tests/libwisp/check) and the KVM test (test_libwisp.c) run them.
 libwisp-example: $(WISP) libwisp examples/boot.c
-	tests/libwisp/build-example $(BUILD) "$(MAKE)"
+	EXAMPLE_FLAGS="$(LDFLAGS_OPT)" tests/libwisp/build-example $(BUILD) "$(MAKE) SAN=$(SAN)"
 -include $(shell find $(BUILD)/pic -name '*.d' 2>/dev/null)
