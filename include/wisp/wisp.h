@@ -92,8 +92,8 @@ int wisp_config_load_firecracker(struct wisp_config *cfg, const char *path, stru
  * Confine the VM's threads with wisp's seccomp filters (kill mode) and
  * Landlock (where the kernel has it) when `on` is non-zero, as the wisp
  * binary does; off by default.  The filters bind only the threads the
- * library starts, but a SIGSYS handler is installed for the whole process
- * and a process can sandbox at most one VM in its lifetime (docs/LIBWISP.md).
+ * library starts (the calling thread stays free), but a SIGSYS handler is
+ * installed for the whole process (docs/LIBWISP.md).
  */
 int wisp_config_set_sandbox(struct wisp_config *cfg, int on, struct wisp_error *err);
 

@@ -18,6 +18,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -264,4 +267,96 @@ Test(libwisp, migrate_to_a_wisp_binary, .timeout = 400)
     proc_result_free(&r);
     wisp_config_free(cfg);
     scratch_cleanup(&s);
+}
+
+/* Boot the report guest to its end in this process; returns the status. */
+static int run_report(bool sandbox)
+{
+    struct wisp_config *cfg;
+    struct wisp_error err;
+    struct wisp_vm *vm;
+    int status = -1;
+    cr_assert_eq(wisp_config_new(&cfg, &err), 0);
+    cr_assert_eq(wisp_config_set_kernel(cfg, guest_elf(), &err), 0);
+    cr_assert_eq(wisp_config_set_cmdline(cfg, "test=report cpus=1 mem=256", &err), 0);
+    cr_assert_eq(wisp_config_set(cfg, "serial", "none", &err), 0, "%s", err.msg);
+    cr_assert_eq(wisp_config_set(cfg, "debug-exit", NULL, &err), 0);
+    cr_assert_eq(wisp_config_set_sandbox(cfg, sandbox, &err), 0);
+    cr_assert_eq(wisp_vm_create(cfg, &vm, &err), 0, "create: %s", err.msg);
+    cr_assert_eq(wisp_vm_start(vm, &err), 0, "start: %s", err.msg);
+    cr_assert_eq(wisp_vm_wait(vm, LONG_MS, &status, &err), 0, "wait: %s", err.msg);
+    wisp_vm_destroy(vm);
+    wisp_config_free(cfg);
+    return status;
+}
+
+/*
+ * With the sandbox on, the VM's threads run under wisp's seccomp filters
+ * and Landlock, and the embedding thread does not: it may still open a
+ * TCP socket (no VM role allows AF_INET sockets but the migration thread,
+ * and Landlock would refuse the file below), and create the next VM.
+ */
+/* The Seccomp: mode of thread `tid` of this process (0 none, 2 filter). */
+static int thread_seccomp(const char *tid)
+{
+    char path[320], line[128];
+    snprintf(path, sizeof(path), "/proc/self/task/%s/status", tid);
+    FILE *f = fopen(path, "r");
+    int mode = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "Seccomp: %d", &mode) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return mode;
+}
+
+Test(libwisp, sandbox_binds_only_the_vm_threads, .timeout = 300)
+{
+    /* While a sandboxed VM runs: its threads are filtered, this one is not. */
+    struct scratch s;
+    struct wisp_error err;
+    struct wisp_vm *vm;
+    int status;
+    scratch_init(&s);
+    struct wisp_config *cfg = migck_config(&s, "sandboxed.serial");
+    cr_assert_eq(wisp_config_set_sandbox(cfg, 1, &err), 0);
+    cr_assert_eq(wisp_vm_create(cfg, &vm, &err), 0, "create: %s", err.msg);
+    cr_assert_eq(wisp_vm_start(vm, &err), 0, "start: %s", err.msg);
+    migck_wait_above(s.serial, 1, "sandboxed VM");
+    char self[16];
+    snprintf(self, sizeof(self), "%ld", (long)syscall(SYS_gettid));
+    DIR *d = opendir("/proc/self/task");
+    cr_assert_not_null(d);
+    unsigned filtered = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        int mode = thread_seccomp(e->d_name);
+        if (!strcmp(e->d_name, self))
+            cr_assert_eq(mode, 0, "the embedding thread has seccomp mode %d", mode);
+        filtered += mode == 2;
+    }
+    closedir(d);
+    /* wisp-vm, two vCPUs, wisp-mig */
+    cr_assert_geq(filtered, 4, "only %u filtered threads", filtered);
+    cr_assert_eq(wisp_vm_stop(vm, &err), 0);
+    cr_assert_eq(wisp_vm_wait(vm, LONG_MS, &status, &err), 0);
+    cr_assert_eq(status, 128 + SIGTERM);
+    wisp_vm_destroy(vm);
+    wisp_config_free(cfg);
+    scratch_cleanup(&s);
+
+    cr_assert_eq(run_report(true), GUEST_PASS);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0, "the embedding thread was filtered: %s", strerror(errno));
+    close(fd);
+    char path[] = "/tmp/libwisp-after-XXXXXX";
+    fd = mkstemp(path);
+    cr_assert_geq(fd, 0, "the embedding thread lost the file system: %s", strerror(errno));
+    close(fd);
+    unlink(path);
+    /* A second sandboxed VM, then an unsandboxed one, in the same process. */
+    cr_assert_eq(run_report(true), GUEST_PASS);
+    cr_assert_eq(run_report(false), GUEST_PASS);
 }
