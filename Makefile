@@ -308,8 +308,17 @@ $(BUILD)/pic/gen/sandbox_bpf.o: $(SANDBOX_GEN_C)
 	@mkdir -p $(dir $@)
 	$(CC) $(PIC_CFLAGS) -MMD -MP -c $< -o $@
 
-$(LIBWISP_A): $(LIB_OBJS) $(SANDBOX_GEN_OBJ)
-	rm -f $@ && $(AR) rcs $@ $^
+# The archive holds one object: every library object linked together
+# (ld -r) with all but the wisp_* symbols of lib/libwisp.map made local,
+# so a static link exports no more than the shared library does and
+# wisp's internal names cannot clash with the embedder's.
+OBJCOPY ?= objcopy
+$(LIBWISP_A): $(LIB_OBJS) $(SANDBOX_GEN_OBJ) lib/libwisp.map
+	$(CC) -nostdlib -r -o $(BUILD)/libwisp-all.o $(LIB_OBJS) $(SANDBOX_GEN_OBJ)
+	sed -n 's/^ *\(wisp_[a-z_]*\);$$/\1/p' lib/libwisp.map > $(BUILD)/libwisp.syms
+	$(OBJCOPY) --keep-global-symbols=$(BUILD)/libwisp.syms $(BUILD)/libwisp-all.o \
+	    $(BUILD)/libwisp-public.o
+	rm -f $@ && $(AR) rcs $@ $(BUILD)/libwisp-public.o
 
 $(LIBWISP_SO): $(PIC_OBJS) lib/libwisp.map
 	$(CC) -shared -Wl,-soname,$(LIBWISP_SONAME) -Wl,--version-script=lib/libwisp.map \
