@@ -2,7 +2,8 @@
 # Makefile change.  Out-of-tree objects go to $(BUILD) (build/ by default;
 # the sanitizer build uses build-san/).
 #
-#   make             wisp, the test guest (ELF + bzImage)
+#   make             wisp, the test guest (ELF + bzImage), libwisp (.a, .so, wisp.pc)
+#   make install     wisp and libwisp under PREFIX (/usr/local), staged in DESTDIR; make uninstall
 #   make test        unit tests, then KVM integration tests
 #   make test-vfio   the VFIO layer against QEMU's edu device in the nested testbed
 #   make test-vdpa   the vhost-vdpa layer against a VDUSE block device in the nested testbed
@@ -82,7 +83,7 @@ VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 CFLAGS += -DWISP_VERSION='"$(VERSION)"' -DWISP_GIT_REV='"$(GIT_REV)"'
 
-LIB_SRCS := $(sort $(wildcard vmm/*.c vmm/api/*.c jailer/*.c sandbox/*.c arch/$(ARCH)/*.c arch/common/*.c devices/*.c \
+LIB_SRCS := $(sort $(wildcard vmm/*.c vmm/api/*.c vmm/libwisp/*.c jailer/*.c sandbox/*.c arch/$(ARCH)/*.c arch/common/*.c devices/*.c \
                     devices/*/*.c devices/*/*/*.c migration/*.c))
 LIB_SRCS := $(filter-out vmm/main.c,$(LIB_SRCS))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -97,16 +98,18 @@ INTEG_OBJS := $(INTEG_SRCS:%.c=$(BUILD)/obj/%.o)
 
 WISP := $(BUILD)/wisp
 KVM_PROBE := $(BUILD)/kvm-probe
-LIBWISP := $(BUILD)/libwisp.a
+# Everything but main(), for wisp and the test programs (internal symbols
+# visible); the public libwisp artefacts are below ("libwisp").
+LIBWISP := $(BUILD)/libwisp-core.a
 UNIT_BIN := $(BUILD)/tests/unit
 INTEG_BIN := $(BUILD)/tests/integration
 
-.PHONY: all test test-build testbed test-linux test-vfio test-vdpa test-arm64 test-unit test-integration test-san check-layers demo bench format format-check \
+.PHONY: all libwisp libwisp-example install uninstall test test-build testbed test-linux test-vfio test-vdpa test-arm64 test-unit test-integration test-san check-layers demo bench format format-check \
         clean guest
 ifeq ($(ARCH),aarch64)
 all: $(WISP)
 else
-all: $(WISP) guest
+all: $(WISP) guest libwisp
 endif
 
 -include guest-images/guest.mk
@@ -209,7 +212,7 @@ test: check-layers test-build $(KVM_PROBE)
 	$(MAKE) ARCH=aarch64 BUILD=build-aarch64 all
 	+BUILD=$(BUILD) SAN_BUILD=build-san FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run-all
 
-test-build: $(UNIT_BIN) $(INTEG_BIN) $(WISP) $(WISP_TEST) $(VFIO_EDU) $(VDPA_BLK) guest
+test-build: $(UNIT_BIN) $(INTEG_BIN) $(WISP) $(WISP_TEST) $(VFIO_EDU) $(VDPA_BLK) guest libwisp-example
 
 # Does /dev/kvm run a VM, and at hardware speed?  (tests/testbed/kvm_probe.c)
 $(KVM_PROBE): tests/testbed/kvm_probe.c
@@ -245,7 +248,7 @@ test-arm64:
 test-unit: check-layers $(UNIT_BIN)
 	$(RUN_ENV) $(UNIT_BIN) --jobs 2
 
-test-integration: $(INTEG_BIN) $(WISP) $(WISP_TEST) guest
+test-integration: $(INTEG_BIN) $(WISP) $(WISP_TEST) guest libwisp-example
 	$(RUN_ENV) $(TEST_ENV) $(INTEG_BIN) --jobs 2
 
 # arch/ and devices/ reach the core only through vmm/services.h and friends,
@@ -285,3 +288,83 @@ $(VFIO_USER_SERVER): $(VFIO_USER_SERVER_OBJS) $(LIBWISP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 all test-build: $(VFIO_USER_SERVER)
 $(UNIT_BIN): | $(VFIO_USER_SERVER)
+
+# ---- libwisp, the embeddable library (docs/LIBWISP.md) ----------------------
+# build/libwisp.a (the -fPIE objects of the core archive) and
+# build/libwisp.so.0.X.Y (the same sources again as -fPIC objects in
+# $(BUILD)/pic/, linked with lib/libwisp.map so that only the wisp_* symbols
+# of include/wisp/wisp.h are exported, under the version node WISP_0.1).
+LIBWISP_A := $(BUILD)/libwisp.a
+LIBWISP_SONAME := libwisp.so.$(word 1,$(subst ., ,$(VERSION)))
+LIBWISP_SO := $(BUILD)/libwisp.so.$(VERSION)
+LIBWISP_PC := $(BUILD)/wisp.pc
+PIC_OBJS := $(LIB_SRCS:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/gen/sandbox_bpf.o
+PIC_CFLAGS := $(filter-out -fPIE,$(CFLAGS)) -fPIC
+
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(PIC_CFLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/pic/gen/sandbox_bpf.o: $(SANDBOX_GEN_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(PIC_CFLAGS) -MMD -MP -c $< -o $@
+
+# The archive holds one object: every library object linked together
+# (ld -r) with all but the wisp_* symbols of lib/libwisp.map made local,
+# so a static link exports no more than the shared library does and
+# wisp's internal names cannot clash with the embedder's.
+OBJCOPY ?= objcopy
+$(LIBWISP_A): $(LIB_OBJS) $(SANDBOX_GEN_OBJ) lib/libwisp.map
+	$(CC) -nostdlib -r -o $(BUILD)/libwisp-all.o $(LIB_OBJS) $(SANDBOX_GEN_OBJ)
+	sed -n 's/^ *\(wisp_[a-z_]*\);$$/\1/p' lib/libwisp.map > $(BUILD)/libwisp.syms
+	$(OBJCOPY) --keep-global-symbols=$(BUILD)/libwisp.syms $(BUILD)/libwisp-all.o \
+	    $(BUILD)/libwisp-public.o
+	rm -f $@ && $(AR) rcs $@ $(BUILD)/libwisp-public.o
+
+$(LIBWISP_SO): $(PIC_OBJS) lib/libwisp.map
+	$(CC) -shared -Wl,-soname,$(LIBWISP_SONAME) -Wl,--version-script=lib/libwisp.map \
+	    -Wl,-z,relro,-z,now -Wl,-z,noexecstack -Wl,--no-undefined $(LDFLAGS_OPT) \
+	    -o $@ $(PIC_OBJS) $(LIBS)
+	ln -sf $(notdir $@) $(BUILD)/$(LIBWISP_SONAME)
+	ln -sf $(LIBWISP_SONAME) $(BUILD)/libwisp.so
+
+# Installation layout; DESTDIR stages it (make install DESTDIR=build/stage PREFIX=/usr).
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+
+$(LIBWISP_PC): lib/wisp.pc.in VERSION Makefile
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(strip $(LIBS))|' $< > $@
+# The prefix is in the file: rebuild it whenever one is given.
+.PHONY: $(LIBWISP_PC)
+
+libwisp: $(LIBWISP_A) $(LIBWISP_SO) $(LIBWISP_PC)
+
+install: $(WISP) libwisp
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/wisp \
+	    $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 0755 $(WISP) $(DESTDIR)$(BINDIR)/wisp
+	install -m 0644 $(LIBWISP_A) $(DESTDIR)$(LIBDIR)/libwisp.a
+	install -m 0755 $(LIBWISP_SO) $(DESTDIR)$(LIBDIR)/$(notdir $(LIBWISP_SO))
+	ln -sf $(notdir $(LIBWISP_SO)) $(DESTDIR)$(LIBDIR)/$(LIBWISP_SONAME)
+	ln -sf $(LIBWISP_SONAME) $(DESTDIR)$(LIBDIR)/libwisp.so
+	install -m 0644 include/wisp/wisp.h $(DESTDIR)$(INCLUDEDIR)/wisp/wisp.h
+	install -m 0644 $(LIBWISP_PC) $(DESTDIR)$(PKGCONFIGDIR)/wisp.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/wisp $(DESTDIR)$(LIBDIR)/libwisp.a \
+	    $(DESTDIR)$(LIBDIR)/libwisp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(LIBWISP_SONAME) \
+	    $(DESTDIR)$(LIBDIR)/libwisp.so $(DESTDIR)$(INCLUDEDIR)/wisp/wisp.h \
+	    $(DESTDIR)$(PKGCONFIGDIR)/wisp.pc
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/wisp 2>/dev/null
+
+# examples/boot.c built the way a user builds it: against a copy installed
+# into $(BUILD)/stage and found through its wisp.pc, once linked with
+# libwisp.so and once with libwisp.a (tests/libwisp/build-example).  The
+# host checks (tests/libwisp/check) and the KVM test (test_libwisp.c) run them.
+libwisp-example: $(WISP) libwisp examples/boot.c
+	EXAMPLE_FLAGS="$(LDFLAGS_OPT)" tests/libwisp/build-example $(BUILD) "$(MAKE) SAN=$(SAN)"
+-include $(shell find $(BUILD)/pic -name '*.d' 2>/dev/null)

@@ -279,6 +279,14 @@ bool sandbox_prepared(void)
     return sb.prepared;
 }
 
+void sandbox_release(void)
+{
+    for (unsigned r = 0; r < SANDBOX_NROLES; r++)
+        free(sb.prog[r].filter);
+    memset(sb.prog, 0, sizeof(sb.prog));
+    sb.prepared = false;
+}
+
 int sandbox_enter(enum sandbox_role role, struct errbuf *err)
 {
     if (!sb.prepared || (unsigned)role >= SANDBOX_NROLES)

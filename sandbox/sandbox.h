@@ -106,6 +106,14 @@ int sandbox_prepare(const struct sandbox_opts *opts, struct errbuf *err) __must_
 bool sandbox_prepared(void);
 
 /*
+ * Forget what sandbox_prepare() built, so that a later VM in the same
+ * process prepares again (vmm/libwisp/, after its VM's threads have all
+ * ended: filters and Landlock bind threads, so none is left in force).
+ * The SIGSYS handler stays installed.  Not for the wisp binary.
+ */
+void sandbox_release(void);
+
+/*
  * Put the calling thread under the filter of `role` (a no-op with mode off).
  * Call after the thread is named (pthread_setname_np) and before it handles
  * guest data.  Unblocks SIGSYS in the thread, since the trap must reach the

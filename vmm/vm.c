@@ -588,6 +588,8 @@ int vm_run(struct vm *vm, struct errbuf *err)
     if (ret == 0 && (ret = sandbox_enter(SANDBOX_MAIN, err)) < 0)
         vm_request_stop(vm, VM_STOP_ERROR, err->exit_code);
     if (ret == 0) {
+        if (vm->on_running)
+            vm->on_running(vm->on_running_ctx);
         ret = evloop_run(&vm->loop);
         if (ret < 0) {
             log_error("event loop failed: %s", strerror(-ret));

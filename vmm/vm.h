@@ -93,6 +93,12 @@ struct vm {
     struct vm_control ctl;
     struct api_server *api; /* --api-sock: the control API server, or NULL */
     struct vm_mig *mig;     /* snapshots and migration (vm_mig.c) */
+
+    /* An embedder's (vmm/libwisp/) cue that vm_run() reached its main loop:
+     * called once on the main thread with every VM thread running.  Set
+     * after vm_create(); NULL for the wisp binary. */
+    void (*on_running)(void *ctx);
+    void *on_running_ctx;
 };
 
 /* Build the VM described by `cfg`.  On failure nothing is left behind. */
