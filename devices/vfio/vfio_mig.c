@@ -49,8 +49,8 @@ int vfio_mig_rec_decode(const uint8_t *buf, size_t len, const char *id, struct v
         pos += n[i];
     }
     if (pos != len)
-        return err_set(err, WISP_EXIT_USAGE, EBADMSG,
-                       "device %s: %zu bytes after the device state", id, len - pos);
+        return err_set(err, WISP_EXIT_USAGE, EBADMSG, "device %s: %zu bytes after the device state",
+                       id, len - pos);
     *r = (struct vfio_mig_rec){.layout = (const char *)p[0],
                                .layout_len = n[0],
                                .vpci = p[1],

@@ -30,7 +30,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "devices/vfio/vfio_pci.h"
 #include "devices/vfio/vpci_cfg.h"
+#include "migration/hooks.h"
 #include "migration/vstate.h"
 #include "vmm/error.h"
 #include "vmm/util.h"
@@ -73,5 +75,39 @@ int vfio_mig_rec_decode(const uint8_t *buf, size_t len, const char *id, struct v
  */
 int vfio_mig_rec_check_layout(const struct vfio_mig_rec *r, const char *local, size_t len,
                               const char *id, struct errbuf *err) __must_check;
+
+/* ---- the migration registry member (vfio_mig_dev.c) ---- */
+
+/*
+ * One passthrough function as a member of the migration registry
+ * (migration/hooks.h), section MIG_SEC_VFIO_PCI, type "vfio-pci":
+ *   cannot_migrate  the transport cannot migrate (kernel VFIO today), the
+ *                   device does not support migration v2 with STOP_COPY, or
+ *                   the transport failed: the reason, and nothing is sent;
+ *   quiesce         (every vCPU stopped) device to STOP: no more DMA.  vfio-
+ *                   user has no P2P states, so STOP is the quiesce: the
+ *                   server stops its DMA engine and touches guest memory no
+ *                   more;
+ *   dirty_log       no device offers DMA logging yet: once quiesced, all
+ *                   DMA-mapped guest memory (all RAM, IOVA = GPA) is marked
+ *                   dirty, so the final pass sends it (logged once);
+ *   save            STOP_COPY, the blob read, then the record: layout text,
+ *                   vPCI state, blob;
+ *   resume          (the source carries on) back to RUNNING; a device that
+ *                   cannot get there is marked failed;
+ *   load            record decoded, layout and vPCI state checked, then
+ *                   RESUMING, blob written, STOP (the device validates it),
+ *                   vPCI state replayed, RUNNING.  Device sections come after
+ *                   the last RAM section, so RAM is loaded by then; the vCPUs
+ *                   start only after every section.
+ */
+struct vfio_mig_dev {
+    struct vfio_pci *p;
+    bool stopped;    /* quiesced and not resumed */
+    bool dirty_said; /* the "all DMA-mapped memory is dirty" line was logged */
+};
+
+int vfio_mig_register(struct vfio_mig_dev *m, struct vfio_pci *p, uint32_t instance,
+                      struct mig_registry *reg, struct errbuf *err) __must_check;
 
 #endif /* DEVICES_VFIO_VFIO_MIG_H */

@@ -22,7 +22,7 @@
 
 #include "devices/vfio/vfio_mig.h"
 
-#define FZ_WIN    0xfee00000ULL
+#define FZ_WIN 0xfee00000ULL
 /* The destination's layout text; the seeds carry it, or one byte off. */
 static const char fz_layout[] = "wisp-vpci-layout 1\nid 0x1234:0x5678\n";
 
