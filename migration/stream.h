@@ -73,13 +73,15 @@ enum mig_section_id {
     MIG_SEC_SERIAL = 0x110,     /* 16550A UART */
     MIG_SEC_I8042 = 0x111,      /* i8042 reset line */
     MIG_SEC_ACPI_PM = 0x112,    /* ACPI PM registers */
-    MIG_SEC_PCI = 0x113,        /* PCI bus (--pci on): not migrated yet, never written */
+    MIG_SEC_PCI = 0x113,        /* PCI bus (--pci on): header state of its functions */
     MIG_SEC_VIRTIO_NET = 0x201, /* virtio device state (VMSTATE-VIRTIO blobs) */
     MIG_SEC_VIRTIO_BLK = 0x202,
     MIG_SEC_VIRTIO_CONSOLE = 0x203,
     MIG_SEC_VIRTIO_RNG = 0x204,
     MIG_SEC_VIRTIO_BALLOON = 0x205,
     MIG_SEC_VIRTIO_VSOCK = 0x206,
+    MIG_SEC_VFIO_PCI =
+        0x300, /* a passthrough function (vfio, vfio-user): devices/vfio/vfio_mig.h */
     MIG_SEC_END = 0xFFFFFFFFu, /* end marker: payload le64 section count */
 };
 

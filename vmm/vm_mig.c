@@ -136,9 +136,10 @@ int vm_mig_describe(struct vm *vm, struct mig_registry *reg, struct mig_machine 
     free(fds);
     for (unsigned i = 0; e == 0 && i < vm->devs->n; i++) {
         struct devmgr_entry *d = &vm->devs->dev[i];
-        if (!d->dev)
-            continue; /* a passthrough function: the PCI bus refuses to be saved */
-        e = virtio_mig_register(&vm->mig->virtio[i], d->dev, d->mmio, &vm->mem, i, reg, err);
+        if (d->pci)
+            e = vfio_mig_register(&vm->mig->vfio[i], d->pci, i, reg, err);
+        else if (d->dev)
+            e = virtio_mig_register(&vm->mig->virtio[i], d->dev, d->mmio, &vm->mem, i, reg, err);
     }
     if (e < 0)
         return e;
@@ -345,6 +346,14 @@ static int snapshot_job(struct vm *vm, void *arg, char *why, size_t whylen)
     e = vm_mig_describe(vm, reg, m, &err);
     if (e == 0)
         e = mig_registry_check(reg, &err);
+    /* No passthrough function: a restore is lazy (userfaultfd), and a device
+     * server's own mapping of guest memory would DMA from unloaded pages. */
+    for (unsigned i = 0; e == 0 && i < reg->n; i++)
+        if (reg->devs[i].plane == MIG_PLANE_VFIO)
+            e = err_set(&err, WISP_EXIT_USAGE, EOPNOTSUPP,
+                        "snapshot refused: device %s %u is a passthrough function (live "
+                        "migration moves it; a lazy restore would let it DMA unloaded memory)",
+                        reg->devs[i].ops->type, reg->devs[i].instance);
     if (e == 0) {
         quiesced = true;
         e = mig_quiesce(reg, &err);

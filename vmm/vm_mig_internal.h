@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "devices/vfio/vfio_mig.h"
 #include "devices/virtio/virtio_mig.h"
 #include "vmm/config.h"
 #include "vmm/control.h"
@@ -33,6 +34,7 @@ struct vm_mig {
     int restore_fd;  /* --restore state file, or -1 */
     int restore_mem_fd;
     struct virtio_mig virtio[CONFIG_MAX_DEVICES];
+    struct vfio_mig_dev vfio[CONFIG_MAX_DEVICES]; /* passthrough functions */
 
     pthread_mutex_t lock;
     pthread_cond_t cond;

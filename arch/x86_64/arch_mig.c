@@ -21,6 +21,7 @@
 #include "devices/legacy/acpi_pm.h"
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/serial.h"
+#include "devices/pci/pci.h"
 #include "migration/hooks.h"
 #include "vmm/config.h"
 #include "vmm/log.h"
@@ -298,13 +299,26 @@ LEGACY_OPS(serial_mig_ops, MIG_SEC_SERIAL, "serial");
 LEGACY_OPS(i8042_mig_ops, MIG_SEC_I8042, "i8042");
 LEGACY_OPS(acpi_pm_mig_ops, MIG_SEC_ACPI_PM, "acpi-pm");
 
-/* The PCI bus keeps guest-programmed state (command registers, BARs) that
- * no section carries yet: say so, and snapshots and migrations refuse to
- * start instead of losing it. */
-static const char *pci_cannot(void *dev)
+/* The PCI bus (--pci on): its header state (devices/pci/pci_state.c); each
+ * passthrough function's own state travels in its own section. */
+static int pci_save(void *dev, struct vstate_out *out)
 {
-    (void)dev;
-    return "the PCI bus (--pci on) cannot be saved yet";
+    struct pci_bus *b = dev;
+    size_t n = pci_bus_state_size(b), len = 0;
+    uint8_t *buf = malloc(n);
+    if (!buf)
+        return -ENOMEM;
+    int e = pci_bus_state_save(b, buf, n, &len);
+    if (e == 0)
+        vstate_put_bytes(out, buf, len);
+    free(buf);
+    return e < 0 ? e : out->err;
+}
+
+static int pci_load(void *dev, uint16_t version, const uint8_t *buf, size_t len, struct errbuf *err)
+{
+    (void)version;
+    return pci_bus_state_load(dev, buf, len, err);
 }
 
 static const struct mig_device_ops pci_mig_ops = {
@@ -312,7 +326,8 @@ static const struct mig_device_ops pci_mig_ops = {
     .section_id = MIG_SEC_PCI,
     .version = ARCH_MIG_STATE_VERSION,
     .min_version = ARCH_MIG_STATE_VERSION,
-    .cannot_migrate = pci_cannot,
+    .save = pci_save,
+    .load = pci_load,
 };
 
 /* ---- registration ---- */

@@ -33,6 +33,7 @@
 #define DEVICES_PCI_PCI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "vmm/error.h"
@@ -179,5 +180,24 @@ bool pci_bar_mapped(struct pci_bus *b, unsigned devfn, unsigned bar, uint64_t *g
 
 /* How many BAR mappings the guest's programming has had refused (tests). */
 uint64_t pci_bus_refused(struct pci_bus *b);
+
+/*
+ * The guest-programmed state of the bus for snapshots and migration
+ * (pci_state.c): the conf1 address latch and, per function with a generic
+ * header, command, cache line, interrupt line and BAR registers.  What a
+ * function keeps past 0x40 is its own (a passthrough function's vPCI
+ * state travels with it).  Save only with the vCPUs stopped.
+ */
+size_t pci_bus_state_size(const struct pci_bus *b);
+/* 0 and *len, or -ENOSPC when `cap` is short. */
+int pci_bus_state_save(struct pci_bus *b, uint8_t *buf, size_t cap, size_t *len) __must_check;
+/*
+ * Replay a saved state through pci_cfg_write (BARs, then command: BAR
+ * placement is checked as a guest's is).  Refused before anything is
+ * written (-EBADMSG, -EPROTO, one line in `err`): another length or
+ * another set of functions than this bus has.
+ */
+int pci_bus_state_load(struct pci_bus *b, const uint8_t *buf, size_t len,
+                       struct errbuf *err) __must_check;
 
 #endif /* DEVICES_PCI_PCI_H */

@@ -77,6 +77,17 @@ bool vfio_pci_failed(struct vfio_pci *p)
     return check_failed(p);
 }
 
+void vfio_pci_parts(struct vfio_pci *p, struct vfio_pci_parts *out)
+{
+    *out = (struct vfio_pci_parts){
+        .id = p->id, .ops = p->ops, .t = p->t, .cfg = p->cfg, .mem = p->h.mem};
+}
+
+void vfio_pci_set_failed(struct vfio_pci *p)
+{
+    atomic_store(&p->failed, true);
+}
+
 /* ---- config space ------------------------------------------------------------------------ */
 
 static uint32_t cfg_read(void *opaque, unsigned off, unsigned len)

@@ -52,6 +52,7 @@
 
 struct irq_routing;
 struct vfio_sys_ops;
+struct vpci_cfg;
 
 /* Region and IRQ indices: the same in kernel VFIO and vfio-user. */
 #define VFIO_PCI_NREGIONS  9U /* BAR0-5, ROM, config, VGA */
@@ -86,7 +87,24 @@ struct vfio_pci_transport {
     int (*mmap)(void *t, unsigned index, unsigned area, void **addr, size_t *len);
     bool (*failed)(void *t);
     void (*destroy)(void *t);
+    /*
+     * Optional, migration v2 (vfio_pci_mig.c); mig_cannot NULL: this
+     * transport cannot migrate a device.  mig_cannot: why this device
+     * cannot migrate now, or NULL.  mig_set_state: walk to `state`
+     * (VFIO_MIG_STATE_*).  mig_save (in STOP_COPY): the device's blob into
+     * `buf`, at most `cap` bytes (-ENOSPC beyond).  mig_load (in RESUMING).
+     */
+    const char *(*mig_cannot)(void *t);
+    int (*mig_set_state)(void *t, uint32_t state);
+    int (*mig_save)(void *t, uint8_t *buf, size_t cap, size_t *len);
+    int (*mig_load)(void *t, const uint8_t *buf, size_t len);
 };
+
+/* Migration v2 device states, the same numbers in kernel VFIO and vfio-user. */
+#define VFIO_MIG_STATE_STOP      1U
+#define VFIO_MIG_STATE_RUNNING   2U
+#define VFIO_MIG_STATE_STOP_COPY 3U
+#define VFIO_MIG_STATE_RESUMING  4U
 
 /* What the VM core hands a passthrough function. */
 struct vfio_pci_host {
@@ -185,6 +203,19 @@ int vfio_pci_derive_user(const char *socket, struct vpci_layout *out,
 
 /* Is the function's transport failed (reads all-ones)? */
 bool vfio_pci_failed(struct vfio_pci *p);
+
+/* For vfio_pci_mig.c: the parts of a function its migration member needs. */
+struct vfio_pci_parts {
+    const char *id;
+    const struct vfio_pci_transport *ops;
+    void *t;
+    struct vpci_cfg *cfg;
+    const struct gmem *mem;
+};
+void vfio_pci_parts(struct vfio_pci *p, struct vfio_pci_parts *out);
+
+/* Mark the function failed for good (a device that cannot be resumed). */
+void vfio_pci_set_failed(struct vfio_pci *p);
 
 /* Tear down: vectors, slots, the view, the transport.  NULL is fine.
  * Only after the vCPUs have stopped. */

@@ -13,6 +13,7 @@
 
 #include "devices/vfio/vfio_pci.h"
 #include "devices/vfio/vfio_user_client.h"
+#include "devices/vfio/vfio_user_mig.h"
 
 #define USER_TIMEOUT_MS 5000
 
@@ -41,6 +42,34 @@ static void u_destroy(void *t)
     vfio_user_client_destroy(t);
 }
 
+/* Migration v2 over vfio-user (vfio_user_mig.h): STOP_COPY is required;
+ * the server's PRE_COPY flag is not used yet. */
+static const char *u_mig_cannot(void *t)
+{
+    uint64_t flags = 0;
+    if (vfio_user_mig_flags(t, &flags) < 0)
+        return "the vfio-user server does not support migration (DEVICE_FEATURE MIGRATION "
+               "refused)";
+    if (!(flags & VFIO_USER_MIG_F_STOP_COPY))
+        return "the vfio-user server does not offer STOP_COPY";
+    return NULL;
+}
+
+static int u_mig_set_state(void *t, uint32_t state)
+{
+    return vfio_user_mig_set_state(t, state);
+}
+
+static int u_mig_save(void *t, uint8_t *buf, size_t cap, size_t *len)
+{
+    return vfio_user_mig_save(t, buf, cap, len);
+}
+
+static int u_mig_load(void *t, const uint8_t *buf, size_t len)
+{
+    return vfio_user_mig_load(t, buf, len);
+}
+
 static const struct vfio_pci_transport user_ops = {
     .name = "vfio-user",
     .region_read = u_read,
@@ -48,6 +77,10 @@ static const struct vfio_pci_transport user_ops = {
     .set_irqs = u_set_irqs,
     .failed = u_failed,
     .destroy = u_destroy,
+    .mig_cannot = u_mig_cannot,
+    .mig_set_state = u_mig_set_state,
+    .mig_save = u_mig_save,
+    .mig_load = u_mig_load,
 };
 
 /* DMA_MAP every RAM region of `mem` with its memfd (IOVA = GPA). */

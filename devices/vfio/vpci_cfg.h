@@ -146,4 +146,44 @@ bool vpci_cfg_signal(struct vpci_cfg *v, enum vpci_irq_kind kind, unsigned vec);
 uint32_t vpci_cfg_rom_read(struct vpci_cfg *v);
 void vpci_cfg_rom_write(struct vpci_cfg *v, uint32_t val);
 
+/*
+ * The guest-programmed state of the view, in wisp's own byte format, for
+ * migration (vpci_cfg_state.c; docs/VFIO_USER.md "Migration"): what a
+ * guest wrote to config space 0x40-0xff (capability registers, MSI and
+ * MSI-X control), the ROM register, the MSI-X table and the pending bits.
+ * The type-0 header (command register, BARs) is the bus's, not in here.
+ *
+ *   u8[192]  config bytes 0x40-0xff as vpci_cfg_read returns them
+ *   le32     ROM register (vpci_cfg_rom_read)
+ *   le32     MSI-X vectors n (0 without MSI-X)
+ *   n x 16   MSI-X table entries (address low, high, data, control)
+ *   u8[(n + 7) / 8]  MSI-X pending bits
+ *   le32     MSI pending bits (vectors 0-31)
+ *
+ * Only call with the vCPUs stopped (no concurrent config access).
+ */
+#define VPCI_CFG_STATE_FIXED (VPCI_CFG_LEGACY - PCI_CFG_HEADER_END + 4U + 4U + 4U)
+#define VPCI_CFG_STATE_MAX                                                                         \
+    (VPCI_CFG_STATE_FIXED + VPCI_MSIX_MAX_VECTORS * VPCI_MSIX_ENTRY_SIZE +                         \
+     VPCI_MSIX_MAX_VECTORS / 8U)
+
+/* The exact size vpci_cfg_state_save writes for `v` (<= VPCI_CFG_STATE_MAX). */
+size_t vpci_cfg_state_size(const struct vpci_cfg *v);
+
+/* Write the state into `buf` (`cap` bytes).  0 and *len, or -ENOSPC. */
+int vpci_cfg_state_save(struct vpci_cfg *v, uint8_t *buf, size_t cap, size_t *len) __must_check;
+
+/*
+ * Apply a state saved by vpci_cfg_state_save on another wisp, replayed
+ * through the guest's own write paths (so it can set nothing a guest
+ * could not): MSI-X table entries first, then config space with the MSI
+ * and MSI-X message control last (enabling installs the vectors through
+ * the irq ops), the ROM register, then the pending bits.  Everything is
+ * checked before anything is applied: -EBADMSG for a length that is not
+ * exactly this view's, -EPROTO for another MSI-X vector count, with one
+ * line naming `id` in `err` (WISP_EXIT_USAGE); `v` is then unchanged.
+ */
+int vpci_cfg_state_load(struct vpci_cfg *v, const uint8_t *buf, size_t len, const char *id,
+                        struct errbuf *err) __must_check;
+
 #endif /* DEVICES_VFIO_VPCI_CFG_H */

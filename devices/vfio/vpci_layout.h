@@ -131,6 +131,10 @@ int vpci_layout_write(const struct vpci_layout *l, char *buf, size_t cap) __must
  */
 uint64_t vpci_layout_digest(const struct vpci_layout *l);
 
+/* The same hash over `len` bytes of canonical text (a layout carried in a
+ * migration stream, docs/VPCI_LAYOUT.md "Migration"). */
+uint64_t vpci_layout_digest_text(const char *text, size_t len);
+
 /* The name of capability id `id` in layout files ("pm", "msix"...), or NULL. */
 const char *vpci_layout_cap_name(uint8_t id);
 

@@ -116,19 +116,25 @@ int vpci_layout_write(const struct vpci_layout *l, char *buf, size_t cap)
     return o.full ? -ENOSPC : (int)o.len;
 }
 
+uint64_t vpci_layout_digest_text(const char *text, size_t len)
+{
+    uint64_t h = FNV64_OFFSET;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)text[i];
+        h *= FNV64_PRIME;
+    }
+    return h;
+}
+
 uint64_t vpci_layout_digest(const struct vpci_layout *l)
 {
     char *buf = malloc(VPCI_LAYOUT_MAX_FILE);
-    uint64_t h = FNV64_OFFSET;
     if (!buf)
         return 0;
     int n = vpci_layout_write(l, buf, VPCI_LAYOUT_MAX_FILE);
-    for (int i = 0; i < n; i++) {
-        h ^= (unsigned char)buf[i];
-        h *= FNV64_PRIME;
-    }
+    uint64_t h = n < 0 ? 0 : vpci_layout_digest_text(buf, (size_t)n);
     free(buf);
-    return n < 0 ? 0 : h;
+    return h;
 }
 
 int vpci_layout_load(const char *path, struct vpci_layout *out, struct errbuf *err)

@@ -9,7 +9,8 @@
  *
  * Devices known: QEMU's edu (1234:11e8; ID, liveness, factorial, DMA into
  * its buffer and back, MSI) and wisp's vfio-user test server (1b36:10f7;
- * ID, scratch, DMA engine with checksum, MSI-X vector 0).  The config
+ * ID, scratch, DMA engine with checksum, MSI-X vector 0; with loop=1 a
+ * DMA loop that never ends, for live migration).  The config
  * space it found is printed first (dump_cfg), so host tests can check that
  * a layout file gave the guest exactly what it says.
  */
@@ -173,6 +174,62 @@ static void wispdev_gone(u64 bar)
           "after the server died: ID 0x%08x", id);
 }
 
+/*
+ * loop=1: DMA forever (for live migration): iteration i fills the source
+ * buffer with pattern(i) and has the device copy it into ring slot i % 8.
+ * Each iteration checks the copy, the device's checksum against the
+ * guest's own FNV-1a, that the MSI-X interrupt arrived, and that every
+ * other slot still holds what an earlier iteration copied there: data
+ * copied before a migration must be intact after it.  "pcidev: loop N ok"
+ * every 64 iterations; a failure ends the loop with a failed check.
+ */
+#define RING 8
+/* One page per slot, written only by the device: KVM's dirty log never
+ * sees those writes, so only the device's own dirty report (or wisp's
+ * "all DMA-mapped memory" fallback) gets them to a destination. */
+static u8 ring[RING][4096] __attribute__((aligned(4096)));
+
+static u8 pattern(u32 i, u32 k)
+{
+    return (u8)(i * 31u + k * 7u + (i >> 8));
+}
+
+static void wispdev_loop(u64 bar)
+{
+    for (u32 i = 0;; i++) {
+        for (u32 k = 0; k < BUF_LEN; k++)
+            src_buf[k] = pattern(i, k);
+        u32 before = msi_count;
+        mmio_write32(bar + 0x10, (u32)(u64)src_buf);
+        mmio_write32(bar + 0x14, 0);
+        mmio_write32(bar + 0x18, (u32)(u64)ring[i % RING]);
+        mmio_write32(bar + 0x1c, 0);
+        mmio_write32(bar + 0x20, BUF_LEN);
+        mmio_write32(bar + 0x24, 1); /* synchronous: done when the write returns */
+        u32 status = mmio_read32(bar + 0x28), sum = mmio_read32(bar + 0x2c);
+        u32 want = fnv1a(src_buf, BUF_LEN);
+        bool irq = wait_msi(before, 2000);
+        u32 bad = RING;
+        for (u32 s = 0; s < RING && s <= i && bad == RING; s++) {
+            u32 j = i - ((i - s) % RING); /* the last iteration that wrote slot s */
+            for (u32 k = 0; k < BUF_LEN; k++)
+                if (ring[s][k] != pattern(j, k)) {
+                    bad = s;
+                    break;
+                }
+        }
+        if (status != 1 || sum != want || !irq || bad != RING) {
+            check("wispdev_loop", false,
+                  "iteration %u: status 0x%x, checksum 0x%08x (want 0x%08x), interrupt %s, "
+                  "slot %u %s",
+                  i, status, sum, want, irq ? "yes" : "no", bad, bad == RING ? "ok" : "corrupt");
+            return;
+        }
+        if (i % 64 == 63)
+            SAY("pcidev: loop %u ok", i + 1);
+    }
+}
+
 static void test_wispdev(u32 devfn, u64 bar)
 {
     u32 id = mmio_read32(bar);
@@ -230,6 +287,9 @@ static void test_wispdev(u32 devfn, u64 bar)
         check("wispdev_msix_pending", quiet && got && raised2 == raised + 1,
               "masked: %s; device raised %u -> %u; after unmask %u interrupt(s)",
               quiet ? "quiet" : "delivered anyway", raised, raised2, msi_count - before);
+        char v[8];
+        if (cmdline_get(boot.cmdline, "loop", v, sizeof v) && streq(v, "1"))
+            wispdev_loop(bar);
     }
 }
 

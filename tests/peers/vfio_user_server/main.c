@@ -2,7 +2,7 @@
  * vfio-user-server: a small vfio-user 0.2 device server, the peer of wisp's
  * client tests (docs/VFIO_USER.md, "The test server").
  *
- *   vfio-user-server --socket PATH [--misbehave MODE]
+ *   vfio-user-server --socket PATH [--misbehave MODE] [--no-migration]
  *
  * It listens on PATH, serves one client until it disconnects, and exits 0.
  * MODE makes it break the protocol on the first REGION_READ, so tests can
@@ -11,7 +11,8 @@
  * stall (no reply, ever), badid (a reply with the wrong id), syscall (a
  * system call the seccomp filter forbids: the server dies of SIGSYS).
  *
- * Migration v2 (STOP_COPY only) is in mig.c.  The codec, socket layer and
+ * Migration v2 (STOP_COPY only) is in mig.c; --no-migration answers
+ * DEVICE_FEATURE with ENOTSUP, a device that cannot migrate.  The codec, socket layer and
  * migration arc table are wisp's own (devices/vfio/vfio_user_*.c);
  * only the dispatch and the device are written here.
  */
@@ -418,18 +419,21 @@ static int confine(void)
 static int usage(void)
 {
     fprintf(stderr, "usage: vfio-user-server --socket PATH "
-                    "[--misbehave crash|garbage|fds|stall|badid|syscall]\n");
+                    "[--misbehave crash|garbage|fds|stall|badid|syscall] [--no-migration]\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
     const char *path = NULL;
+    bool no_migration = false;
     static const char *const modes[] = {"none",  "crash", "garbage", "fds",
                                         "stall", "badid", "syscall"};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--socket") && i + 1 < argc) {
             path = argv[++i];
+        } else if (!strcmp(argv[i], "--no-migration")) {
+            no_migration = true;
         } else if (!strcmp(argv[i], "--misbehave") && i + 1 < argc) {
             const char *m = argv[++i];
             size_t k = 0;
@@ -454,6 +458,7 @@ int main(int argc, char **argv)
         return 1;
     }
     static struct srv s = {.intx_fd = -1, .next_id = 1, .mig_state = VFIO_USER_MIG_RUNNING};
+    s.no_migration = no_migration;
     for (unsigned i = 0; i < SRV_MSIX_VECTORS; i++)
         s.msix_fd[i] = -1;
     srv_device_reset(&s);

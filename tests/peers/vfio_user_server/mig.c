@@ -54,7 +54,8 @@ int srv_feature(struct srv *s, const struct vfio_user_feature *f, uint8_t *out, 
 {
     uint32_t feature = f->flags & VFIO_USER_FEATURE_MASK;
     *out_len = 0;
-    if (feature != VFIO_USER_FEATURE_MIGRATION && feature != VFIO_USER_FEATURE_MIG_STATE)
+    if (s->no_migration ||
+        (feature != VFIO_USER_FEATURE_MIGRATION && feature != VFIO_USER_FEATURE_MIG_STATE))
         return -ENOTSUP;
     if (f->flags & VFIO_USER_FEATURE_PROBE)
         return 0;

@@ -65,6 +65,7 @@ struct srv {
     int msix_fd[SRV_MSIX_VECTORS];
     uint32_t bar0[SRV_BAR0_SIZE / 4];
     uint8_t config[SRV_CONFIG_SIZE];
+    bool no_migration;  /* --no-migration: DEVICE_FEATURE MIGRATION is unsupported */
     uint32_t mig_state; /* VFIO_USER_MIG_*, RUNNING at start */
     uint8_t mig_buf[SRV_MIG_SIZE];
     size_t mig_len, mig_pos;
