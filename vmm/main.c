@@ -9,18 +9,39 @@
 #include "vmm/error.h"
 #include "jailer/jail.h"
 #include "vmm/log.h"
+#include "vmm/metrics.h"
 #include "vmm/preboot.h"
 #include "vmm/preflight.h"
 #include "vmm/vm.h"
 #include "vmm/vpci_cli.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <string.h>
 #include <stdio.h>
 
 static int fail(const struct errbuf *err)
 {
     fprintf(stderr, "wisp: error: %s\n", err->msg);
     return err->exit_code;
+}
+
+/*
+ * Open the log file and the metrics sink the configuration names; the
+ * metrics sink only if cfg->metrics_path is not `opened` (the string
+ * already opened before the pre-boot phase).  Exit 2 with the reason.
+ */
+static int open_sinks(const struct vm_config *cfg, const char *opened, struct errbuf *err)
+{
+    int e = cfg->log_path ? -log_set_path(cfg->log_path) : 0;
+    if (e > 0)
+        return err_set(err, WISP_EXIT_USAGE, e, "log-path: cannot open %s: %s", cfg->log_path,
+                       e == ENXIO    ? "the FIFO has no reader (start the reader first)"
+                       : e == EINVAL ? "not a regular file, a FIFO or a character device"
+                                     : strerror(e));
+    if (cfg->metrics_path && cfg->metrics_path != opened)
+        return metrics_open(cfg->metrics_path, err);
+    return 0;
 }
 
 int main(int argc, char *argv[])
@@ -66,12 +87,23 @@ int main(int argc, char *argv[])
         break;
     }
     log_threshold = (enum log_level)cfg.log_level;
+    /* --metrics-path before the pre-boot phase, so FlushMetrics works there. */
+    if (cfg.metrics_path && metrics_open(cfg.metrics_path, &err) < 0) {
+        code = fail(&err);
+        goto out;
+    }
+    char *pre_metrics = cfg.metrics_path;
     /* --api-sock without a kernel: Firecracker's pre-boot phase fills cfg. */
     if (preboot_wanted(&cfg) && preboot_run(&cfg, &err) < 0) {
         code = fail(&err);
         goto out;
     }
     log_threshold = (enum log_level)cfg.log_level; /* PUT /logger may have set it */
+    /* --log-path, and what PUT /logger and PUT /metrics named. */
+    if (open_sinks(&cfg, pre_metrics, &err) < 0) {
+        code = fail(&err);
+        goto out;
+    }
     /* Every input is checked before the host is: a mistyped path is exit 2, not 3. */
     if (config_validate(&cfg, &err) < 0 || preflight_check(&cfg, &err) < 0) {
         code = fail(&err);

@@ -37,8 +37,8 @@ static int clear_stale(const struct sockaddr_un *sa, const char *what, struct er
     if (lstat(sa->sun_path, &st) < 0)
         return 0; /* gone meanwhile: retry */
     if (!S_ISSOCK(st.st_mode))
-        return err_set(err, WISP_EXIT_USAGE, EEXIST, "%s %s: path exists and is not a socket",
-                       what, sa->sun_path);
+        return err_set(err, WISP_EXIT_USAGE, EEXIST, "%s %s: path exists and is not a socket", what,
+                       sa->sun_path);
     int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (probe < 0)
         return err_set(err, WISP_EXIT_HOST, errno, "%s %s: socket: %s", what, sa->sun_path,
@@ -50,8 +50,8 @@ static int clear_stale(const struct sockaddr_un *sa, const char *what, struct er
         return err_set(err, WISP_EXIT_USAGE, EADDRINUSE, "%s %s: in use by another process", what,
                        sa->sun_path);
     if (unlink(sa->sun_path) < 0 && errno != ENOENT)
-        return err_set(err, WISP_EXIT_USAGE, errno, "%s %s: cannot remove: %s", what,
-                       sa->sun_path, strerror(errno));
+        return err_set(err, WISP_EXIT_USAGE, errno, "%s %s: cannot remove: %s", what, sa->sun_path,
+                       strerror(errno));
     return 0;
 }
 
