@@ -372,12 +372,11 @@ out:
 
 /* Every key config_set() accepts (kept in step with it; a unit test checks). */
 static const char *const all_keys[] = {
-    "kernel",      "initrd",       "cmdline",   "cpu-features", "cpu-template",
-    "serial",      "debug-exit",   "hugepages", "stats",        "memory",
-    "vcpus",       "boot",         "log-level", "device",       "seccomp",
-    "landlock",    "acpi",         "api-sock",  "snapshot-dir", "restore",
-    "restore-mem", "restore-lazy", "incoming",  "restore-wait", "pci",
-    "log-path",    "metrics-path", "metrics-period-ms"};
+    "kernel",       "initrd",    "cmdline",      "cpu-features",     "cpu-template", "serial",
+    "debug-exit",   "hugepages", "stats",        "memory",           "vcpus",        "boot",
+    "log-level",    "device",    "seccomp",      "landlock",         "acpi",         "api-sock",
+    "snapshot-dir", "restore",   "restore-mem",  "restore-lazy",     "incoming",     "restore-wait",
+    "pci",          "log-path",  "metrics-path", "metrics-period-ms"};
 
 bool config_key_known(const char *key)
 {

@@ -112,7 +112,8 @@ int metrics_open(const char *path, struct errbuf *err)
                                   : strerror(e));
     }
     struct stat st;
-    if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))) {
+    if (fstat(fd, &st) < 0 ||
+        !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))) {
         close(fd);
         return err_set(err, WISP_EXIT_USAGE, EINVAL,
                        "metrics: %s must be a regular file, a FIFO or a character device", path);
@@ -162,8 +163,9 @@ static int format_locked(size_t len, const uint64_t *cur, uint64_t (*dcur)[DEV_N
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     size_t pos = 0;
-    bool ok = put(len, &pos, "{\"utc_timestamp_ms\":%llu",
-                  (unsigned long long)ts.tv_sec * 1000ULL + (unsigned long long)ts.tv_nsec / 1000000ULL);
+    bool ok =
+        put(len, &pos, "{\"utc_timestamp_ms\":%llu",
+            (unsigned long long)ts.tv_sec * 1000ULL + (unsigned long long)ts.tv_nsec / 1000000ULL);
     const char *group = "";
     size_t glen = 0;
     for (unsigned i = 0; ok && i < METRICS_N; i++) {
@@ -172,8 +174,8 @@ static int format_locked(size_t len, const uint64_t *cur, uint64_t (*dcur)[DEV_N
         bool same = gl == glen && !strncmp(group, core_names[i], gl);
         if (!same)
             ok = put(len, &pos, "%s,\"%.*s\":{", glen ? "}" : "", (int)gl, core_names[i]);
-        ok = ok && put(len, &pos, "%s\"%s\":%" PRIu64, same ? "," : "", dot + 1,
-                       cur[i] - m.last[i]);
+        ok =
+            ok && put(len, &pos, "%s\"%s\":%" PRIu64, same ? "," : "", dot + 1, cur[i] - m.last[i]);
         group = core_names[i];
         glen = gl;
         if (ok && i == METRICS_LOG_WRITE_FAILS) /* logger's second field, outside the enum */
@@ -181,8 +183,8 @@ static int format_locked(size_t len, const uint64_t *cur, uint64_t (*dcur)[DEV_N
     }
     ok = ok && put(len, &pos, "},\"devices\":{");
     for (unsigned d = 0; ok && d < m.ndevs; d++) {
-        ok = put(len, &pos, "%s\"%s\":{\"type\":\"%s\"", d ? "," : "", m.devs[d].id,
-                 m.devs[d].type);
+        ok =
+            put(len, &pos, "%s\"%s\":{\"type\":\"%s\"", d ? "," : "", m.devs[d].id, m.devs[d].type);
         for (size_t f = 0; ok && f < DEV_NFIELDS; f++)
             ok = put(len, &pos, ",\"%s\":%" PRIu64, dev_fields[f].name,
                      dcur[d][f] - m.devs[d].last[f]);

@@ -72,8 +72,7 @@ struct metrics_dev {
     do {                                                                                           \
         struct metrics_dev *metrics_blk_ = (blk);                                                  \
         if (metrics_blk_)                                                                          \
-            atomic_fetch_add_explicit(&metrics_blk_->field, (uint64_t)(n),                         \
-                                      memory_order_relaxed);                                       \
+            atomic_fetch_add_explicit(&metrics_blk_->field, (uint64_t)(n), memory_order_relaxed);  \
     } while (0)
 
 #define METRICS_DEV_MAX 64 /* CONFIG_MAX_DEVICES is lower; a unit test checks */

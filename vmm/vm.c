@@ -492,8 +492,8 @@ static int setup_main_loop(struct vm *vm, struct errbuf *err)
     if (!ret && metrics_enabled()) { /* the timer is read in the loop: no new syscall */
         vm->metrics_tfd = metrics_timer_create(vm->cfg->metrics_period_ms);
         ret = vm->metrics_tfd < 0 ? vm->metrics_tfd
-                                  : evloop_add(&vm->loop, vm->metrics_tfd, EPOLLIN, metrics_on_timer,
-                                               (void *)(intptr_t)vm->metrics_tfd);
+                                  : evloop_add(&vm->loop, vm->metrics_tfd, EPOLLIN,
+                                               metrics_on_timer, (void *)(intptr_t)vm->metrics_tfd);
     }
     if (!ret && vm->cfg->serial == SERIAL_STDIO) {
         vm->term_raw = term_raw_enable(STDIN_FILENO);
@@ -644,8 +644,8 @@ void vm_destroy(struct vm *vm)
     arch_vm_destroy(vm->arch); /* also the devices arch_create_devices made */
     vm->arch = NULL;
     vm->serial = NULL;
-    int *fds[] = {&vm->stop_efd, &vm->serial_room_efd, &vm->signal_fd, &vm->metrics_tfd,
-                  &vm->vm_fd, &vm->kvm_fd};
+    int *fds[] = {&vm->stop_efd,    &vm->serial_room_efd, &vm->signal_fd,
+                  &vm->metrics_tfd, &vm->vm_fd,           &vm->kvm_fd};
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
         if (*fds[i] >= 0)
             close(*fds[i]);

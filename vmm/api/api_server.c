@@ -167,7 +167,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return queue_fault(conn, 500, "out of memory");
     req->started = s->fc && !was_started && s->fc->started;
     metrics_inc(METRICS_API_REQUESTS);
-    metrics_inc(r.status < 300 ? METRICS_API_STATUS_2XX
+    metrics_inc(r.status < 300   ? METRICS_API_STATUS_2XX
                 : r.status < 500 ? METRICS_API_STATUS_4XX
                                  : METRICS_API_STATUS_5XX);
     log_debug("api: %s %s -> %u", method, url, r.status);

@@ -126,7 +126,7 @@ Test(metrics, json_shape_every_field)
         {"metrics", "flushes", "write_fails"},
         {"logger", "write_fails", "rate_limited"},
     };
-    static const char *const dev_fields[] = {"activate_fails", "queue_events", "requests",
+    static const char *const dev_fields[] = {"activate_fails", "queue_events",  "requests",
                                              "bytes_read",     "bytes_written", "errors",
                                              "drops"};
     struct metrics_dev *blk = metrics_dev_register("blk", "rootfs");
