@@ -14,8 +14,8 @@
 
 _Atomic(enum log_level) log_threshold = LOG_WARN;
 
-/* Where lines go; a plain int set during setup, before other threads log. */
-static int log_fd = STDERR_FILENO;
+/* Where lines go; set during setup (log.h), atomic so a reader never tears it. */
+static _Atomic int log_fd = STDERR_FILENO;
 
 #define RL_WINDOW_NS (5ULL * 1000000000ULL)
 #define RL_BURST     10
@@ -40,7 +40,7 @@ static void vlog_line(const char *level, const char *fmt, va_list ap)
         len = sizeof(buf) - 2;
     buf[len++] = '\n';
     /* log_fd is O_NONBLOCK when it is a file of ours: a full FIFO drops the line. */
-    if (write(log_fd, buf, len) != (ssize_t)len)
+    if (write(atomic_load_explicit(&log_fd, memory_order_relaxed), buf, len) != (ssize_t)len)
         metrics_inc(METRICS_LOG_WRITE_FAILS);
 }
 
@@ -55,8 +55,7 @@ int log_set_path(const char *path)
         close(fd);
         return -EINVAL;
     }
-    int old = log_fd;
-    log_fd = fd;
+    int old = atomic_exchange(&log_fd, fd);
     if (old != STDERR_FILENO)
         close(old);
     return 0;
@@ -64,8 +63,7 @@ int log_set_path(const char *path)
 
 void log_reset_path(void)
 {
-    int old = log_fd;
-    log_fd = STDERR_FILENO;
+    int old = atomic_exchange(&log_fd, STDERR_FILENO);
     if (old != STDERR_FILENO)
         close(old);
 }

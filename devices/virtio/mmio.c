@@ -67,6 +67,7 @@ void virtio_mmio_deliver_notify(struct virtio_mmio *t, uint32_t q)
         return;
     if (!d->vq[q].active || d->vq[q].broken)
         return;
+    METRICS_ADD(d->metrics, queue_events, 1);
     d->ops->queue_notify(d, (uint16_t)q);
 }
 
@@ -143,7 +144,6 @@ static void kick_handler(void *opaque, uint32_t events)
             log_ratelimited(LOG_WARN, "virtio %s: reading queue %u kick eventfd: %s", d->id, k->q,
                             strerror(e));
     }
-    METRICS_ADD(d->metrics, queue_events, 1);
     pthread_mutex_lock(&d->lock);
     virtio_mmio_deliver_notify(k->t, k->q);
     pthread_mutex_unlock(&d->lock);

@@ -5,6 +5,7 @@
  * open, a full FIFO drops the line (counted, deltas kept for the next
  * line), a reader that went away is an error and not a SIGPIPE.
  */
+#include "vmm/api/api.h"
 #include "vmm/config.h"
 #include "vmm/log.h"
 #include "vmm/metrics.h"
@@ -331,4 +332,18 @@ Test(metrics, log_file_and_full_fifo, .timeout = 20)
     cr_assert_lt(now_s() - t0, 5.0);
     cr_assert_gt(metrics_core[METRICS_LOG_WRITE_FAILS], 0);
     close(rd);
+}
+
+Test(metrics, api_parse_errors_counted)
+{
+    char buf[160];
+    const char *msg;
+    json_object *o = api_parse_object("{\"a\": 1}", 8, buf, sizeof(buf), &msg);
+    cr_assert_not_null(o);
+    json_object_put(o);
+    cr_assert_eq(metrics_core[METRICS_API_PARSE_ERRORS], 0);
+    cr_assert_null(api_parse_object("{\"a\": ", 6, buf, sizeof(buf), &msg));
+    cr_assert_null(api_parse_object("[1]", 3, buf, sizeof(buf), &msg));
+    cr_assert_null(api_parse_object("", 0, buf, sizeof(buf), &msg));
+    cr_assert_eq(metrics_core[METRICS_API_PARSE_ERRORS], 3);
 }
