@@ -89,6 +89,14 @@ static _Atomic uint64_t *dev_ctr(struct dev_slot *s, size_t i)
     return (_Atomic uint64_t *)((char *)&s->blk + dev_fields[i].off);
 }
 
+/* Keep only characters that need no JSON escaping (ids are checked by config.c too). */
+static void json_safe(char *s)
+{
+    for (; *s; s++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", *s))
+            *s = '_';
+}
+
 struct metrics_dev *metrics_dev_register(const char *type, const char *id)
 {
     pthread_mutex_lock(&m.lock);
@@ -97,6 +105,8 @@ struct metrics_dev *metrics_dev_register(const char *type, const char *id)
         memset(s, 0, sizeof(*s));
         snprintf(s->type, sizeof(s->type), "%s", type ? type : "?");
         snprintf(s->id, sizeof(s->id), "%s", id ? id : s->type);
+        json_safe(s->type);
+        json_safe(s->id);
     }
     pthread_mutex_unlock(&m.lock);
     return s ? &s->blk : NULL;

@@ -132,6 +132,7 @@ Test(metrics, json_shape_every_field)
                                              "drops"};
     struct metrics_dev *blk = metrics_dev_register("blk", "rootfs");
     struct metrics_dev *rng = metrics_dev_register("rng", "rng0");
+    cr_assert_not_null(metrics_dev_register("x\"y", "a\\b\n"));
     cr_assert(blk && rng);
     METRICS_ADD(blk, bytes_read, 4096);
     METRICS_ADD(blk, requests, 1);
@@ -153,7 +154,8 @@ Test(metrics, json_shape_every_field)
     json_object *devs, *d, *v;
     cr_assert(json_object_object_get_ex(o, "devices", &devs));
     nfields++;
-    cr_assert_eq(json_object_object_length(devs), 2);
+    cr_assert_eq(json_object_object_length(devs), 3);
+    cr_assert(json_object_object_get_ex(devs, "a_b_", &d), "a name is never JSON-escaped");
     cr_assert(json_object_object_get_ex(devs, "rootfs", &d));
     cr_assert(json_object_object_get_ex(d, "type", &v));
     cr_assert_str_eq(json_object_get_string(v), "blk");
