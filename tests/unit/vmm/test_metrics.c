@@ -123,6 +123,7 @@ Test(metrics, json_shape_every_field)
          "exit_intr", "failures"},
         {"api", "requests", "status_2xx", "status_4xx", "status_5xx", "parse_errors"},
         {"snapshot", "created", "failed"},
+        {"migration", "sent", "failed", "received"},
         {"signals", "received"},
         {"metrics", "flushes", "write_fails"},
         {"logger", "write_fails", "rate_limited"},
