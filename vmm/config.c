@@ -7,6 +7,7 @@
 #include "devices/virtio/balloon.h"
 #include "devices/virtio/net.h"
 #include "vmm/log.h"
+#include "vmm/metrics.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -32,6 +33,7 @@ void config_init(struct vm_config *c)
     c->boot = BOOT_AUTO;
     c->acpi = true;
     c->log_level = LOG_WARN;
+    c->metrics_period_ms = METRICS_PERIOD_DEFAULT_MS;
 }
 
 void config_free(struct vm_config *c)
@@ -43,6 +45,8 @@ void config_free(struct vm_config *c)
     free(c->cpu_features);
     free(c->cpu_template);
     free(c->api_sock);
+    free(c->log_path);
+    free(c->metrics_path);
     free(c->snapshot_dir);
     free(c->restore);
     free(c->restore_mem);
@@ -379,11 +383,11 @@ out:
 
 /* Every key config_set() accepts (kept in step with it; a unit test checks). */
 static const char *const all_keys[] = {
-    "kernel",      "initrd",       "cmdline",   "cpu-features", "cpu-template",
-    "serial",      "debug-exit",   "hugepages", "stats",        "memory",
-    "vcpus",       "boot",         "log-level", "device",       "seccomp",
-    "landlock",    "acpi",         "api-sock",  "snapshot-dir", "restore",
-    "restore-mem", "restore-lazy", "incoming",  "restore-wait", "pci"};
+    "kernel",       "initrd",    "cmdline",      "cpu-features",     "cpu-template", "serial",
+    "debug-exit",   "hugepages", "stats",        "memory",           "vcpus",        "boot",
+    "log-level",    "device",    "seccomp",      "landlock",         "acpi",         "api-sock",
+    "snapshot-dir", "restore",   "restore-mem",  "restore-lazy",     "incoming",     "restore-wait",
+    "pci",          "log-path",  "metrics-path", "metrics-period-ms"};
 
 bool config_key_known(const char *key)
 {
@@ -444,6 +448,22 @@ int config_set(struct vm_config *c, const char *key, const char *value, struct e
     }
     if (!strcmp(key, "snapshot-dir"))
         return set_string(&c->snapshot_dir, key, value, err);
+    if (!strcmp(key, "log-path"))
+        return set_string(&c->log_path, key, value, err);
+    if (!strcmp(key, "metrics-path"))
+        return set_string(&c->metrics_path, key, value, err);
+    if (!strcmp(key, "metrics-period-ms")) {
+        char *end;
+        errno = 0;
+        unsigned long v = value ? strtoul(value, &end, 10) : 0;
+        if (!value || !isdigit((unsigned char)value[0]) || *end || errno ||
+            v < METRICS_PERIOD_MIN_MS || v > METRICS_PERIOD_MAX_MS)
+            return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                           "metrics-period-ms must be a number from %u to %u, not '%s'",
+                           METRICS_PERIOD_MIN_MS, METRICS_PERIOD_MAX_MS, value ? value : "");
+        c->metrics_period_ms = (unsigned)v;
+        return 0;
+    }
     if (!strcmp(key, "restore"))
         return set_string(&c->restore, key, value, err);
     if (!strcmp(key, "restore-mem"))

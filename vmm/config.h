@@ -88,7 +88,10 @@ struct vm_config {
     char *cpu_features; /* feature mask, e.g. "-xsave,-avx2"; NULL = host-supported set */
     char *cpu_template; /* "host" (NULL) or a named template (arch/x86_64/cpu_template.h) */
     int log_level;      /* enum log_level */
-    bool stats;         /* print a statistics line on exit */
+    char *log_path;     /* --log-path / PUT /logger log_path: log lines go there; NULL: stderr */
+    char *metrics_path; /* --metrics-path / PUT /metrics: the metrics sink (docs/METRICS.md) */
+    unsigned metrics_period_ms; /* --metrics-period-ms: periodic flush (default 60000) */
+    bool stats;                 /* print a statistics line on exit */
     /* Per-thread syscall filters (sandbox/sandbox.h): kill (default), log or off. */
     enum seccomp_mode seccomp;
     enum landlock_mode landlock;

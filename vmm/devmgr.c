@@ -14,6 +14,7 @@
 #include "devices/virtio/vsock.h"
 #include "vmm/kvm.h"
 #include "vmm/log.h"
+#include "vmm/metrics.h"
 #include "vmm/vm.h"
 
 #include <errno.h>
@@ -234,6 +235,7 @@ int devmgr_create(struct vm *vm, struct errbuf *err)
         ret = create_model(vm, e->spec, &e->dev, err);
         if (ret < 0)
             return ret;
+        e->dev->metrics = metrics_dev_register(e->dev->ops->type, e->spec->id);
         ret = virtio_mmio_create(e->dev, &dm->host, e->base, e->gsi, &e->mmio, err);
         if (ret < 0)
             return ret;

@@ -9,13 +9,17 @@
 #include "vmm/error.h"
 #include "jailer/jail.h"
 #include "vmm/log.h"
+#include "vmm/metrics.h"
 #include "vmm/preboot.h"
 #include "vmm/preflight.h"
 #include "vmm/vm.h"
 #include "vmm/vpci_cli.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <string.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static int fail(const struct errbuf *err)
 {
@@ -23,11 +27,37 @@ static int fail(const struct errbuf *err)
     return err->exit_code;
 }
 
+/* Nothing to open: no path, or the one already opened. */
+static bool same(const char *path, const char *done)
+{
+    return !path || (done && !strcmp(path, done));
+}
+
+/*
+ * Open the log file and the metrics sink the configuration names, unless
+ * they equal the paths `log_done` / `metrics_done` already opened (before
+ * the pre-boot phase, which may name others).  Exit 2 with the reason.
+ */
+static int open_sinks(const struct vm_config *cfg, const char *log_done, const char *metrics_done,
+                      struct errbuf *err)
+{
+    int e = same(cfg->log_path, log_done) ? 0 : -log_set_path(cfg->log_path);
+    if (e > 0)
+        return err_set(err, WISP_EXIT_USAGE, e, "log-path: cannot open %s: %s", cfg->log_path,
+                       e == ENXIO    ? "the FIFO has no reader (start the reader first)"
+                       : e == EINVAL ? "not a regular file, a FIFO or a character device"
+                                     : strerror(e));
+    if (!same(cfg->metrics_path, metrics_done))
+        return metrics_open(cfg->metrics_path, err);
+    return 0;
+}
+
 int main(int argc, char *argv[])
 {
     struct vm_config cfg;
     struct errbuf err = {0};
     enum cli_action action = CLI_RUN;
+    char *pre_log = NULL, *pre_metrics = NULL;
     int code;
 
     /* Past RLIMIT_FSIZE (the jailer's --rlimit fsize) a write or ftruncate
@@ -66,12 +96,30 @@ int main(int argc, char *argv[])
         break;
     }
     log_threshold = (enum log_level)cfg.log_level;
+    /* The command line's sinks before the pre-boot phase: FlushMetrics works there. */
+    if (open_sinks(&cfg, NULL, NULL, &err) < 0) {
+        code = fail(&err);
+        goto out;
+    }
+    /* Copies: the pre-boot phase may replace (and free) the strings. */
+    pre_log = cfg.log_path ? strdup(cfg.log_path) : NULL;
+    pre_metrics = cfg.metrics_path ? strdup(cfg.metrics_path) : NULL;
+    if ((cfg.log_path && !pre_log) || (cfg.metrics_path && !pre_metrics)) {
+        fprintf(stderr, "wisp: error: out of memory\n");
+        code = WISP_EXIT_FAILURE;
+        goto out;
+    }
     /* --api-sock without a kernel: Firecracker's pre-boot phase fills cfg. */
     if (preboot_wanted(&cfg) && preboot_run(&cfg, &err) < 0) {
         code = fail(&err);
         goto out;
     }
     log_threshold = (enum log_level)cfg.log_level; /* PUT /logger may have set it */
+    /* --log-path, and what PUT /logger and PUT /metrics named. */
+    if (open_sinks(&cfg, pre_log, pre_metrics, &err) < 0) {
+        code = fail(&err);
+        goto out;
+    }
     /* Every input is checked before the host is: a mistyped path is exit 2, not 3. */
     if (config_validate(&cfg, &err) < 0 || preflight_check(&cfg, &err) < 0) {
         code = fail(&err);
@@ -89,6 +137,8 @@ int main(int argc, char *argv[])
     vm_destroy(&vm);
 out:
     api_server_drop_handed(); /* a pre-boot socket no VM took over */
+    free(pre_log);
+    free(pre_metrics);
     config_free(&cfg);
     return code;
 }

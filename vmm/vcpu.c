@@ -13,6 +13,7 @@
  */
 #include "vmm/vcpu.h"
 #include "vmm/log.h"
+#include "vmm/metrics.h"
 #include "sandbox/sandbox.h"
 #include "vmm/vm.h"
 
@@ -143,19 +144,24 @@ static bool handle_exit(struct vcpu *v)
     struct kvm_run *run = v->run;
     switch (run->exit_reason) {
     case KVM_EXIT_IO:
+        metrics_inc(METRICS_VCPU_EXIT_IO);
         handle_io(v);
         return true;
     case KVM_EXIT_MMIO:
+        metrics_inc(METRICS_VCPU_EXIT_MMIO);
         handle_mmio(v);
         return true;
     case KVM_EXIT_INTR:
+        metrics_inc(METRICS_VCPU_EXIT_INTR);
         return true;
     case KVM_EXIT_HLT:
+        metrics_inc(METRICS_VCPU_EXIT_HLT);
         /* Only seen without an in-kernel local APIC: nothing can wake us. */
         log_info("vCPU %u: halted with no way to wake up; stopping", v->index);
         vm_request_stop(v->vm, VM_STOP_POWEROFF, WISP_EXIT_OK);
         return false;
     case KVM_EXIT_SHUTDOWN:
+        metrics_inc(METRICS_VCPU_EXIT_SHUTDOWN);
         /* Triple fault: on a PC this resets the machine. */
         /* A warning: Linux reaches this only when its other reset paths
          * failed, and a crashing guest reaches it by accident. */
@@ -163,18 +169,22 @@ static bool handle_exit(struct vcpu *v)
         vm_request_stop(v->vm, VM_STOP_RESET, WISP_EXIT_OK);
         return false;
     case KVM_EXIT_SYSTEM_EVENT:
+        metrics_inc(METRICS_VCPU_EXIT_SYSTEM_EVENT);
         handle_system_event(v);
         return false;
     case KVM_EXIT_INTERNAL_ERROR:
+        metrics_inc(METRICS_VCPU_FAILURES);
         report_internal_error(v);
         vm_request_stop(v->vm, VM_STOP_ERROR, WISP_EXIT_FAILURE);
         return false;
     case KVM_EXIT_FAIL_ENTRY:
+        metrics_inc(METRICS_VCPU_FAILURES);
         log_error("vCPU %u: VM entry failed, hardware reason 0x%llx", v->index,
                   (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
         vm_request_stop(v->vm, VM_STOP_ERROR, WISP_EXIT_FAILURE);
         return false;
     default:
+        metrics_inc(METRICS_VCPU_FAILURES);
         /* Fail closed on anything we do not understand. */
         log_error("vCPU %u: unexpected KVM exit reason %u", v->index, run->exit_reason);
         vm_request_stop(v->vm, VM_STOP_ERROR, WISP_EXIT_FAILURE);
@@ -230,6 +240,7 @@ static void *vcpu_thread(void *arg)
                 WRITE_ONCE(v->run->immediate_exit, 0);
                 continue;
             }
+            metrics_inc(METRICS_VCPU_FAILURES);
             log_error("vCPU %u: KVM_RUN failed: %s", v->index, strerror(errno));
             vm_request_stop(v->vm, VM_STOP_ERROR, WISP_EXIT_FAILURE);
             break;

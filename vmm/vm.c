@@ -11,6 +11,7 @@
 #include "vmm/kvm.h"
 #include "sandbox/landlock.h"
 #include "vmm/log.h"
+#include "vmm/metrics.h"
 #include "sandbox/sandbox.h"
 #include "vmm/stats.h"
 #include "vmm/term.h"
@@ -239,6 +240,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
     memset(vm, 0, sizeof(*vm));
     vm->cfg = cfg;
     vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->serial_room_efd = vm->signal_fd = -1;
+    vm->metrics_tfd = -1;
     vm->mem.fd = -1;
     vm->loop.epfd = -1;
     bus_init(&vm->pio, "pio");
@@ -393,6 +395,7 @@ static void on_signal(void *opaque, uint32_t events)
     (void)events;
     struct signalfd_siginfo si;
     if (read(vm->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        metrics_inc(METRICS_SIGNALS_RECEIVED);
         log_info("received signal %u, stopping", si.ssi_signo);
         vm_request_stop(vm, VM_STOP_SIGNAL, 128 + (int)si.ssi_signo);
     }
@@ -486,6 +489,12 @@ static int setup_main_loop(struct vm *vm, struct errbuf *err)
         ret = evloop_add(&vm->loop, vm->signal_fd, EPOLLIN, on_signal, vm);
     if (!ret)
         ret = evloop_add(&vm->loop, vm->serial_room_efd, EPOLLIN, on_serial_room, vm);
+    if (!ret && metrics_enabled()) { /* the timer is read in the loop: no new syscall */
+        vm->metrics_tfd = metrics_timer_create(vm->cfg->metrics_period_ms);
+        ret = vm->metrics_tfd < 0 ? vm->metrics_tfd
+                                  : evloop_add(&vm->loop, vm->metrics_tfd, EPOLLIN,
+                                               metrics_on_timer, (void *)(intptr_t)vm->metrics_tfd);
+    }
     if (!ret && vm->cfg->serial == SERIAL_STDIO) {
         vm->term_raw = term_raw_enable(STDIN_FILENO);
         /* stdin may be /dev/null or a file that epoll refuses: then no input. */
@@ -610,6 +619,7 @@ int vm_run(struct vm *vm, struct errbuf *err)
         vcpu_destroy(&vm->vcpus[i]);
     vm_mig_stop_lazy(vm);
     term_restore();
+    (void)metrics_flush(); /* the last deltas, as Firecracker does at exit */
     if (vm->cfg->stats)
         stats_print(vm);
     return atomic_load(&vm->exit_code);
@@ -638,7 +648,8 @@ void vm_destroy(struct vm *vm)
     arch_vm_destroy(vm->arch); /* also the devices arch_create_devices made */
     vm->arch = NULL;
     vm->serial = NULL;
-    int *fds[] = {&vm->stop_efd, &vm->serial_room_efd, &vm->signal_fd, &vm->vm_fd, &vm->kvm_fd};
+    int *fds[] = {&vm->stop_efd,    &vm->serial_room_efd, &vm->signal_fd,
+                  &vm->metrics_tfd, &vm->vm_fd,           &vm->kvm_fd};
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
         if (*fds[i] >= 0)
             close(*fds[i]);

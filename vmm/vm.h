@@ -60,6 +60,7 @@ struct vm {
     /* Main-loop state for console input. */
     int serial_room_efd; /* written when the UART can take input again */
     int signal_fd;       /* SIGINT, SIGTERM, SIGHUP */
+    int metrics_tfd;     /* periodic metrics flush (timerfd); -1 without a metrics sink */
     bool term_raw;       /* stdin is a terminal in raw mode (serial or console on stdio) */
     bool stdin_paused;   /* not reading stdin until the UART has room */
     bool stdin_eof;

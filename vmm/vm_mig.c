@@ -16,6 +16,7 @@
 #include "sandbox/sandbox.h"
 #include "vmm/devmgr.h"
 #include "vmm/log.h"
+#include "vmm/metrics.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
@@ -415,7 +416,9 @@ int vm_mig_snapshot(void *ctx, const struct vm_snapshot_req *req, struct vm_snap
         return -EINVAL;
     }
     struct snap_job sj = {.req = req, .res = res};
-    return vm_mig_run_job(vm, snapshot_job, &sj, VM_SNAPSHOT_TIMEOUT_MS, false, why, whylen);
+    int ret = vm_mig_run_job(vm, snapshot_job, &sj, VM_SNAPSHOT_TIMEOUT_MS, false, why, whylen);
+    metrics_inc(ret < 0 ? METRICS_SNAPSHOT_FAILED : METRICS_SNAPSHOT_CREATED);
+    return ret;
 }
 
 /* ---- restore ---- */

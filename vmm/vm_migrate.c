@@ -13,6 +13,7 @@
 #include "migration/socket.h"
 #include "vmm/kvm.h"
 #include "vmm/log.h"
+#include "vmm/metrics.h"
 #include "vmm/vm.h"
 #include "vmm/vm_mig.h"
 #include "vmm/vm_mig_internal.h"
@@ -94,6 +95,7 @@ static void finish_status(struct vm *vm, enum vm_migrate_state st, uint64_t t0, 
                           const char *error)
 {
     struct vm_mig *g = vm->mig;
+    metrics_inc(st == VM_MIGRATE_COMPLETED ? METRICS_MIGRATION_SENT : METRICS_MIGRATION_FAILED);
     pthread_mutex_lock(&g->lock);
     g->mstat.state = st;
     g->mstat.total_ms = vm_mig_now_ms() - t0;
@@ -400,6 +402,7 @@ int vm_mig_incoming(struct vm *vm, struct errbuf *err)
     }
     if (reader)
         mig_stream_reader_free(&r);
+    metrics_inc(e == 0 ? METRICS_MIGRATION_RECEIVED : METRICS_MIGRATION_FAILED);
     if (e == 0)
         log_info("migration: received and loaded in %llu ms; running",
                  (unsigned long long)(vm_mig_now_ms() - t0));

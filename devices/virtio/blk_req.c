@@ -67,32 +67,42 @@ static void account(struct virtio_blk *b, const struct blk_req *r, uint8_t st)
 {
     if (st == VIRTIO_BLK_S_IOERR) {
         b->stats.ioerr++;
+        METRICS_ADD(b->dev.metrics, errors, 1);
         return;
     }
     if (st == VIRTIO_BLK_S_UNSUPP) {
         b->stats.unsupp++;
+        METRICS_ADD(b->dev.metrics, errors, 1);
         return;
     }
     switch (r->type) {
     case VIRTIO_BLK_T_IN:
         b->stats.reads++;
+        METRICS_ADD(b->dev.metrics, requests, 1);
         b->stats.read_bytes += r->used_len - 1;
+        METRICS_ADD(b->dev.metrics, bytes_read, r->used_len - 1);
         break;
     case VIRTIO_BLK_T_OUT:
         b->stats.writes++;
+        METRICS_ADD(b->dev.metrics, requests, 1);
         b->stats.write_bytes += r->chain.out_len - HDR_LEN;
+        METRICS_ADD(b->dev.metrics, bytes_written, r->chain.out_len - HDR_LEN);
         break;
     case VIRTIO_BLK_T_FLUSH:
         b->stats.flushes++;
+        METRICS_ADD(b->dev.metrics, requests, 1);
         break;
     case VIRTIO_BLK_T_GET_ID:
         b->stats.get_ids++;
+        METRICS_ADD(b->dev.metrics, requests, 1);
         break;
     case VIRTIO_BLK_T_DISCARD:
         b->stats.discards++;
+        METRICS_ADD(b->dev.metrics, requests, 1);
         break;
     case VIRTIO_BLK_T_WRITE_ZEROES:
         b->stats.write_zeroes++;
+        METRICS_ADD(b->dev.metrics, requests, 1);
         break;
     }
 }
@@ -112,6 +122,7 @@ static void finish(struct virtio_blk *b, struct blk_req *r, uint8_t st)
 static void malformed(struct virtio_blk *b, struct blk_req *r, const char *why)
 {
     b->stats.malformed++;
+    METRICS_ADD(b->dev.metrics, errors, 1);
     log_ratelimited(LOG_WARN, "virtio %s: malformed request (%s); returned unanswered", b->dev.id,
                     why);
     virtq_push(&b->dev.vq[0], r->chain.head, 0);

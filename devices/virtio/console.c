@@ -107,11 +107,13 @@ static void flush(struct virtio_console *v)
         if (r > 0) {
             cbuf_consume(&v->tx, (size_t)r);
             v->stats.tx_bytes += (uint64_t)r;
+            METRICS_ADD(v->vdev.metrics, bytes_written, (uint64_t)r);
             continue;
         }
         if (r == -EPIPE) {
             /* The peer left: its pending output goes with it. */
             v->stats.tx_dropped += v->tx.len;
+            METRICS_ADD(v->vdev.metrics, drops, v->tx.len);
             v->tx.len = v->tx.head = 0;
         }
         break;
@@ -136,6 +138,7 @@ static void tx_take(struct virtio_console *v, const struct virtq_chain *c)
         left -= k;
     }
     v->stats.tx_dropped += left;
+    METRICS_ADD(v->vdev.metrics, drops, left);
 }
 
 static void tx_process(struct virtio_console *v)
@@ -157,7 +160,9 @@ static void tx_process(struct virtio_console *v)
                 tx_take(v, &v->chain);
             } else if (r == -E2BIG) {
                 v->stats.bad_chains++;
+                METRICS_ADD(v->vdev.metrics, errors, 1);
                 v->stats.tx_dropped += v->chain.out_len;
+                METRICS_ADD(v->vdev.metrics, drops, v->chain.out_len);
             } else {
                 virtio_dev_fail(d, "malformed transmit queue");
                 goto out;
@@ -236,9 +241,12 @@ static void rx_process(struct virtio_console *v)
             break;
         }
         uint32_t written = r > 0 ? rx_put(v, &v->chain) : 0;
-        if (written == 0)
+        if (written == 0) {
             v->stats.bad_chains++;
+            METRICS_ADD(v->vdev.metrics, errors, 1);
+        }
         v->stats.rx_bytes += written;
+        METRICS_ADD(v->vdev.metrics, bytes_read, written);
         virtq_push(q, v->chain.head, written);
         pushed = true;
         n++;
@@ -265,6 +273,7 @@ static void console_backend_event(void *opaque, uint32_t events)
     }
     if ((ev & CHARDEV_EV_DOWN) && !chardev_connected(v->cd)) {
         v->stats.tx_dropped += v->tx.len;
+        METRICS_ADD(v->vdev.metrics, drops, v->tx.len);
         v->tx.len = v->tx.head = 0;
     }
     if (ev & (CHARDEV_EV_OUT | CHARDEV_EV_DOWN | CHARDEV_EV_UP))

@@ -67,6 +67,7 @@ void virtio_mmio_deliver_notify(struct virtio_mmio *t, uint32_t q)
         return;
     if (!d->vq[q].active || d->vq[q].broken)
         return;
+    METRICS_ADD(d->metrics, queue_events, 1);
     d->ops->queue_notify(d, (uint16_t)q);
 }
 

@@ -301,6 +301,7 @@ static void activate(struct virtio_mmio *t)
     return;
 
 fail:
+    METRICS_ADD(d->metrics, activate_fails, 1);
     deactivate_queues(d);
     virtio_mmio_set_needs_reset(t);
 }

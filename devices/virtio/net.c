@@ -84,8 +84,10 @@ static void net_reset(struct virtio_dev *d)
 {
     struct virtio_net *n = to_net(d);
     /* The rings are gone: held chains and the frame in hand go with them. */
-    if (n->rx_len)
+    if (n->rx_len) {
         n->stats.rx_dropped++;
+        METRICS_ADD(n->vdev.metrics, drops, 1);
+    }
     n->rx_len = n->rx_off = 0;
     n->nheld = 0;
     n->nreturn = 0;

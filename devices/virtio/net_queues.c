@@ -69,6 +69,7 @@ static void tx_one(struct virtio_net *n, const struct virtq_chain *c)
     struct virtio_net_hdr_v1 hdr;
     if (c->out_len < NET_HDR) {
         n->stats.tx_errors++;
+        METRICS_ADD(n->vdev.metrics, errors, 1);
         log_ratelimited(LOG_WARN, "virtio %s: TX chain of %llu bytes has no complete header",
                         n->vdev.id, (unsigned long long)c->out_len);
         return;
@@ -76,12 +77,14 @@ static void tx_one(struct virtio_net *n, const struct virtq_chain *c)
     uint64_t frame_len = c->out_len - NET_HDR;
     if (frame_len < VIRTIO_NET_MIN_FRAME) {
         n->stats.tx_errors++;
+        METRICS_ADD(n->vdev.metrics, errors, 1);
         return;
     }
     /* Read once; the backend gets our own all-zero header, never the guest's
      * bytes, which could change after this check. */
     if (virtq_chain_read(c, 0, &hdr, sizeof(hdr)) != sizeof(hdr)) {
         n->stats.tx_errors++;
+        METRICS_ADD(n->vdev.metrics, errors, 1);
         return;
     }
     if (hdr.flags || hdr.gso_type != VIRTIO_NET_HDR_GSO_NONE || hdr.hdr_len || hdr.gso_size ||
@@ -106,13 +109,16 @@ static void tx_one(struct virtio_net *n, const struct virtq_chain *c)
     ssize_t r = n->be->ops->send(n->be, iov, cnt);
     if (r < 0) {
         n->stats.tx_dropped++;
+        METRICS_ADD(n->vdev.metrics, drops, 1);
         if (r != -EAGAIN && r != -ENOBUFS)
             log_ratelimited(LOG_WARN, "virtio %s: sending to %s: %s", n->vdev.id, n->be->name,
                             strerror((int)-r));
         return;
     }
     n->stats.tx_frames++;
+    METRICS_ADD(n->vdev.metrics, requests, 1);
     n->stats.tx_bytes += frame_len;
+    METRICS_ADD(n->vdev.metrics, bytes_written, frame_len);
 }
 
 void net_tx_process(struct virtio_net *n)
@@ -133,6 +139,7 @@ void net_tx_process(struct virtio_net *n)
                 break;
             if (r == -E2BIG) {
                 n->stats.tx_errors++;
+                METRICS_ADD(n->vdev.metrics, errors, 1);
                 log_ratelimited(LOG_WARN, "virtio %s: TX chain over %llu bytes refused", d->id,
                                 (unsigned long long)TX_CHAIN_MAX);
             } else if (r < 0) {
@@ -171,6 +178,7 @@ static void rx_drop_frame(struct virtio_net *n, bool *pushed)
     n->nheld = 0;
     n->rx_len = n->rx_off = 0;
     n->stats.rx_dropped++;
+    METRICS_ADD(n->vdev.metrics, drops, 1);
 }
 
 /*
@@ -200,6 +208,7 @@ static int rx_deliver(struct virtio_net *n, bool *pushed)
         }
         if (r == -E2BIG || c->in_len == 0 || (n->nheld == 0 && c->in_len < NET_HDR)) {
             n->stats.rx_bad_chains++;
+            METRICS_ADD(n->vdev.metrics, errors, 1);
             virtq_push(q, c->head, 0);
             *pushed = true;
             continue;
@@ -223,7 +232,9 @@ static int rx_deliver(struct virtio_net *n, bool *pushed)
         virtq_push(q, n->held[i].head, n->held[i].len);
     *pushed = true;
     n->stats.rx_frames++;
+    METRICS_ADD(n->vdev.metrics, requests, 1);
     n->stats.rx_bytes += n->rx_len - NET_HDR;
+    METRICS_ADD(n->vdev.metrics, bytes_read, n->rx_len - NET_HDR);
     n->nheld = 0;
     n->rx_len = n->rx_off = 0;
     return 1;
@@ -248,6 +259,7 @@ static int rx_read(struct virtio_net *n)
     }
     if ((size_t)r >= NET_RX_BUF_LEN || (size_t)r < NET_HDR + VIRTIO_NET_MIN_FRAME) {
         n->stats.rx_dropped++;
+        METRICS_ADD(n->vdev.metrics, drops, 1);
         return 2;
     }
     /* No offloads were negotiated: whatever the tap said (DATA_VALID, ...)

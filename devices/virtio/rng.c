@@ -91,7 +91,9 @@ static void process(struct virtio_rng *r)
             }
             virtq_push(q, r->chain.head, written);
             r->stats.requests++;
+            METRICS_ADD(r->vdev.metrics, requests, 1);
             r->stats.bytes += written;
+            METRICS_ADD(r->vdev.metrics, bytes_read, written);
             bytes += written;
             pushed = true;
             n++;

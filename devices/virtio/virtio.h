@@ -28,6 +28,7 @@
 #include "migration/vstate.h"
 #include "vmm/evloop.h"
 #include "vmm/gmem.h"
+#include "vmm/metrics.h"
 
 /* Device types (virtio 1.2 section 5). */
 #define VIRTIO_ID_NET     1
@@ -145,6 +146,9 @@ struct virtio_dev {
 
     const struct virtio_transport_ops *tops;
     void *transport;
+    /* Counters (vmm/metrics.h) handed over by the device manager after
+     * virtio_dev_init; NULL: nothing counted (tests, fuzzers). */
+    struct metrics_dev *metrics;
 };
 
 /*

@@ -58,18 +58,22 @@ static void tx_one(struct virtio_vsock *v, const struct virtq_chain *c)
     uint8_t hdr[VIRTIO_VSOCK_HDR_LEN];
     if (virtq_chain_read(c, 0, hdr, sizeof(hdr)) != sizeof(hdr)) {
         v->stats.bad_pkts++;
+        METRICS_ADD(v->vdev.metrics, errors, 1);
         return;
     }
     v->stats.tx_pkts++;
+    METRICS_ADD(v->vdev.metrics, requests, 1);
     uint32_t len = le32_get(hdr + VSOCK_HDR_LEN);
     if (le64_get(hdr + VSOCK_HDR_SRC_CID) != v->cid) {
         v->stats.bad_pkts++; /* not from this guest: no reply to a spoofed address */
+        METRICS_ADD(v->vdev.metrics, errors, 1);
         return;
     }
     if (len > VIRTIO_VSOCK_MAX_PKT || len > c->out_len - VIRTIO_VSOCK_HDR_LEN ||
         le16_get(hdr + VSOCK_HDR_TYPE) != VIRTIO_VSOCK_TYPE_STREAM ||
         le64_get(hdr + VSOCK_HDR_DST_CID) != VIRTIO_VSOCK_HOST_CID) {
         v->stats.bad_pkts++;
+        METRICS_ADD(v->vdev.metrics, errors, 1);
         vsock_rst_reply(v, hdr);
         return;
     }
@@ -97,6 +101,7 @@ static void tx_process(struct virtio_vsock *v)
                 tx_one(v, &v->txc);
             } else if (r == -E2BIG) {
                 v->stats.bad_pkts++;
+                METRICS_ADD(v->vdev.metrics, errors, 1);
             } else {
                 virtio_dev_fail(d, "malformed transmit queue");
                 goto out;
@@ -141,6 +146,7 @@ static void rx_process(struct virtio_vsock *v)
             }
             if (r < 0 || v->rxc.in_len < VIRTIO_VSOCK_HDR_LEN) {
                 v->stats.bad_pkts++;
+                METRICS_ADD(v->vdev.metrics, errors, 1);
                 virtq_push(q, v->rxc.head, 0);
                 pushed = true;
                 n++;
@@ -152,6 +158,7 @@ static void rx_process(struct virtio_vsock *v)
         if (len == 0)
             break; /* nothing to say: the chain waits for the next packet */
         v->stats.rx_pkts++;
+        METRICS_ADD(v->vdev.metrics, requests, 1);
         virtq_push(q, v->rxc.head, len);
         v->rxc_held = false;
         pushed = true;
@@ -186,6 +193,7 @@ static void evq_process(struct virtio_vsock *v)
             v->stats.reset_events++;
         } else {
             v->stats.bad_pkts++;
+            METRICS_ADD(v->vdev.metrics, errors, 1);
         }
     }
 }

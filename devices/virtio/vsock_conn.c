@@ -99,6 +99,7 @@ static void rst_push(struct virtio_vsock *v, uint64_t src_cid, uint32_t src_port
 {
     if (v->rst_len == VIRTIO_VSOCK_RST_RING) {
         v->stats.rsts_dropped++;
+        METRICS_ADD(v->vdev.metrics, drops, 1);
         return;
     }
     v->rst[(v->rst_head + v->rst_len++) % VIRTIO_VSOCK_RST_RING] =
@@ -192,6 +193,7 @@ static void conn_take(struct virtio_vsock *v, struct vsock_conn *c, const struct
 {
     if (c->len + (uint64_t)n > VIRTIO_VSOCK_CONN_BUF) {
         v->stats.credit_violations++;
+        METRICS_ADD(v->vdev.metrics, errors, 1);
         conn_reset(v, c);
         return;
     }

@@ -211,6 +211,9 @@ static void sg_api_seeds(void)
     sg_api("trailing", 1, 2, NULL, "{\"state\": \"Paused\"} {}");
     sg_api("raw-path", 0, 200, "/machine-config", "");
     sg_api("raw-path-long", 1, 201, "/vm/../vm/%2e%2e/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "{");
+    sg_api("patch-logger", 1, 200, "/logger", "{\"level\": \"Debug\"}");
+    sg_api("patch-logger-bad", 1, 200, "/logger", "{\"level\": \"Trace\", \"log_path\": \"/x\"}");
+    sg_api("flush-metrics", 2, 200, "/actions", "{\"action_type\": \"FlushMetrics\"}");
 }
 
 /* ---- fc: mode byte, then a config file or method byte, path byte, body ---- */
@@ -256,6 +259,10 @@ static void sg_fc_seeds(void)
     sg_fc("after-start", 7, 0, 3,
           "{\"drive_id\": \"x\", \"path_on_host\": \"/x\", \"is_root_device\": false}");
     sg_fc("raw-path", 1, 0, 200, "/drives/abc/../x");
+    sg_fc("put-logger", 1, 0, 9, "{\"log_path\": \"/l\", \"level\": \"Warning\"}");
+    sg_fc("patch-logger", 1, 2, 9, "{\"level\": \"Info\"}");
+    sg_fc("put-metrics", 1, 0, 10, "{\"metrics_path\": \"/m\"}");
+    sg_fc("flush-metrics", 1, 0, 11, "{\"action_type\": \"FlushMetrics\"}");
 }
 
 /* ---- serial ---- */

@@ -10,6 +10,7 @@
  * is also what --config-file (api_fc_file.c) applies section by section.
  */
 #include "vmm/api/api_fc.h"
+#include "vmm/log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -329,14 +330,29 @@ static int balloon(struct api_fc *fc, json_object *o, char *buf, size_t buflen, 
     return replace_device(fc->cfg, find_dev(fc->cfg, DEV_BALLOON, NULL), spec, buf, buflen, msg);
 }
 
+/* Firecracker's level names and wisp's; Trace is Debug, Off is Error (errors always print). */
+static const struct {
+    const char *fc, *wisp;
+    enum log_level level;
+} levels[] = {{"Error", "error", LOG_ERROR}, {"Warning", "warn", LOG_WARN},
+              {"Info", "info", LOG_INFO},    {"Debug", "debug", LOG_DEBUG},
+              {"Trace", "debug", LOG_DEBUG}, {"Off", "error", LOG_ERROR}};
+
+#define BAD_LEVEL "level must be \"Error\", \"Warning\", \"Info\", \"Debug\", \"Trace\" or \"Off\""
+
+static int level_index(const char *level)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(levels); i++)
+        if (!strcmp(level, levels[i].fc))
+            return (int)i;
+    return -1;
+}
+
 static int logger(struct api_fc *fc, json_object *o, char *buf, size_t buflen, const char **msg)
 {
-    static const char *const levels[][2] = {{"Error", "error"}, {"Warning", "warn"},
-                                            {"Info", "info"},   {"Debug", "debug"},
-                                            {"Trace", "debug"}, {"Off", "error"}};
-    const char *level = NULL;
+    const char *level = NULL, *path = NULL;
     const struct api_field f[] = {
-        {.name = "log_path", .kind = API_FIELD_STRING},
+        {.name = "log_path", .kind = API_FIELD_STRING, .str = &path},
         {.name = "level", .kind = API_FIELD_STRING, .str = &level},
         {.name = "show_level", .kind = API_FIELD_BOOL, .flag = &(bool){0}},
         {.name = "show_log_origin", .kind = API_FIELD_BOOL, .flag = &(bool){0}},
@@ -344,26 +360,53 @@ static int logger(struct api_fc *fc, json_object *o, char *buf, size_t buflen, c
     };
     if (!api_fields_get(o, f, ARRAY_SIZE(f), buf, buflen, msg))
         return -EINVAL;
-    if (!level)
-        return 0;
-    for (size_t i = 0; i < ARRAY_SIZE(levels); i++) {
-        if (!strcmp(level, levels[i][0])) {
-            struct errbuf err = {0};
-            if (config_set(fc->cfg, "log-level", levels[i][1], &err) < 0)
-                return from_err(&err, buf, buflen, msg);
-            return 0;
-        }
-    }
-    return fail("level must be \"Error\", \"Warning\", \"Info\", \"Debug\", \"Trace\" or \"Off\"",
-                msg);
+    int li = level ? level_index(level) : 0;
+    if (li < 0)
+        return fail(BAD_LEVEL, msg);
+    struct errbuf err = {0};
+    /* Checked first, applied after: a refused body changes nothing. */
+    if (path && (!path[0] || strlen(path) > API_FC_PATH_MAX))
+        return fail("log_path must be 1-4096 bytes", msg);
+    if (level && config_set(fc->cfg, "log-level", levels[li].wisp, &err) < 0)
+        return from_err(&err, buf, buflen, msg);
+    if (path && config_set(fc->cfg, "log-path", path, &err) < 0)
+        return from_err(&err, buf, buflen, msg);
+    return 0;
 }
 
-static int metrics(json_object *o, char *buf, size_t buflen, const char **msg)
+int api_fc_logger_level(struct vm_config *cfg, json_object *o, char *buf, size_t buflen,
+                        const char **msg)
 {
+    const char *level = NULL;
     const struct api_field f[] = {
-        {.name = "metrics_path", .kind = API_FIELD_STRING, .required = true},
+        {.name = "level", .kind = API_FIELD_STRING, .required = true, .str = &level},
     };
-    return api_fields_get(o, f, ARRAY_SIZE(f), buf, buflen, msg) ? 0 : -EINVAL;
+    if (!api_fields_get(o, f, ARRAY_SIZE(f), buf, buflen, msg))
+        return -EINVAL;
+    int li = level_index(level);
+    if (li < 0)
+        return fail(BAD_LEVEL, msg);
+    if (cfg)
+        cfg->log_level = (int)levels[li].level;
+    atomic_store_explicit(&log_threshold, levels[li].level, memory_order_relaxed);
+    log_info("log level set to %s", levels[li].wisp);
+    return 0;
+}
+
+static int metrics(struct api_fc *fc, json_object *o, char *buf, size_t buflen, const char **msg)
+{
+    const char *path = NULL;
+    const struct api_field f[] = {
+        {.name = "metrics_path", .kind = API_FIELD_STRING, .required = true, .str = &path},
+    };
+    if (!api_fields_get(o, f, ARRAY_SIZE(f), buf, buflen, msg))
+        return -EINVAL;
+    if (!path[0] || strlen(path) > API_FC_PATH_MAX)
+        return fail("metrics_path must be 1-4096 bytes", msg);
+    struct errbuf err = {0};
+    if (config_set(fc->cfg, "metrics-path", path, &err) < 0)
+        return from_err(&err, buf, buflen, msg);
+    return 0;
 }
 
 int api_fc_apply(struct api_fc *fc, const char *section, const char *id, json_object *o, char *buf,
@@ -386,7 +429,7 @@ int api_fc_apply(struct api_fc *fc, const char *section, const char *id, json_ob
     if (!strcmp(section, "logger"))
         return logger(fc, o, buf, buflen, msg);
     if (!strcmp(section, "metrics"))
-        return metrics(o, buf, buflen, msg);
+        return metrics(fc, o, buf, buflen, msg);
     *msg = "no such configuration section";
     return -ENOENT;
 }

@@ -81,6 +81,17 @@ int api_fc_runtime(const char *method, const char *path, const char *body, size_
 int api_fc_apply(struct api_fc *fc, const char *section, const char *id, json_object *o, char *buf,
                  size_t buflen, const char **msg) __must_check;
 
+/*
+ * PATCH /logger {"level": "Debug"} (wisp's addition: Firecracker's /logger
+ * is PUT before start only): the level changes at once, for every thread
+ * (log_threshold), and in `cfg` too when not NULL (pre-boot).  Only
+ * "level", required, Firecracker's names.  0 or -EINVAL with *msg.
+ */
+int api_fc_logger_level(struct vm_config *cfg, json_object *o, char *buf, size_t buflen,
+                        const char **msg) __must_check;
+
+#define API_FC_PATH_MAX 4096 /* log_path, metrics_path */
+
 /* PATCH /machine-config: the fields of the PUT, none required; 0 or -EINVAL. */
 int api_fc_patch_machine(struct api_fc *fc, json_object *o, char *buf, size_t buflen,
                          const char **msg) __must_check;

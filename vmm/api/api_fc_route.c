@@ -8,6 +8,7 @@
  * shared with --config-file); this one is only the HTTP side of it.
  */
 #include "vmm/api/api_fc.h"
+#include "vmm/metrics.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -46,7 +47,7 @@ static const struct {
     {"/network-interfaces/", FC_NET, "PUT, PATCH", "network-interfaces"},
     {"/vsock", FC_VSOCK, "PUT", "vsock"},
     {"/balloon", FC_BALLOON, "GET, PUT, PATCH", "balloon"},
-    {"/logger", FC_LOGGER, "PUT", "logger"},
+    {"/logger", FC_LOGGER, "PUT, PATCH", "logger"},
     {"/metrics", FC_METRICS, "PUT", "metrics"},
     {"/actions", FC_ACTIONS, "PUT", NULL},
     {"/vm", FC_RUNTIME, NULL, NULL},
@@ -157,6 +158,20 @@ static int get_balloon(const struct api_fc *fc, struct api_reply *out)
     return api_reply_json(out, 200, o);
 }
 
+/* FlushMetrics: write the line now; a sink that does not take it is a 400. */
+static int flush_metrics(struct api_reply *out)
+{
+    char buf[200];
+    int ret = metrics_flush();
+    if (ret == 0)
+        return no_content(out);
+    snprintf(buf, sizeof(buf),
+             "FlushMetrics: the metrics sink did not take the line (%s); it is counted in "
+             "metrics.write_fails and its counts go into the next line",
+             strerror(-ret));
+    return api_fault(out, 400, buf);
+}
+
 static int actions(struct api_fc *fc, json_object *o, char *buf, size_t buflen,
                    struct api_reply *out)
 {
@@ -167,7 +182,7 @@ static int actions(struct api_fc *fc, json_object *o, char *buf, size_t buflen,
     if (!api_fields_get(o, f, ARRAY_SIZE(f), buf, buflen, &msg))
         return api_fault(out, 400, msg);
     if (!strcmp(type, "FlushMetrics"))
-        return no_content(out); /* no metrics file yet: nothing to flush */
+        return flush_metrics(out);
     if (!strcmp(type, "SendCtrlAltDel"))
         return api_fault(out, 400, API_FC_NOT_RUNNING);
     if (strcmp(type, "InstanceStart") != 0)
@@ -255,7 +270,7 @@ int api_fc_route(struct api_fc *fc, const char *method, const char *path, const 
     }
     if (fc->started)
         return api_fault(out, 400, API_FC_AFTER_START);
-    if (patch && table[i].res != FC_MACHINE)
+    if (patch && table[i].res != FC_MACHINE && table[i].res != FC_LOGGER)
         return api_fault(out, 400,
                          "PATCH of this resource is only possible once the microVM runs; "
                          "wisp does not support it yet");
@@ -270,6 +285,9 @@ int api_fc_route(struct api_fc *fc, const char *method, const char *path, const 
     int ret;
     if (table[i].res == FC_ACTIONS) {
         ret = actions(fc, o, buf, sizeof(buf), out);
+    } else if (table[i].res == FC_LOGGER && patch) {
+        ret = api_fc_logger_level(fc->cfg, o, buf, sizeof(buf), &msg);
+        ret = ret < 0 ? api_fault(out, 400, msg) : no_content(out);
     } else if (table[i].res == FC_MACHINE && patch) {
         ret = api_fc_patch_machine(fc, o, buf, sizeof(buf), &msg);
         ret = ret < 0 ? api_fault(out, 400, msg) : no_content(out);
@@ -301,9 +319,15 @@ int api_fc_runtime(const char *method, const char *path, const char *body, size_
         out->allow = table[i].methods;
         return api_fault(out, 405, buf);
     }
-    if (table[i].res != FC_ACTIONS)
+    bool logger = table[i].res == FC_LOGGER && !strcmp(method, "PATCH");
+    if (table[i].res != FC_ACTIONS && !logger)
         return api_fault(out, 400, API_FC_AFTER_START);
     json_object *o = api_parse_object(body, len, buf, sizeof(buf), &msg);
+    if (logger) { /* PATCH /logger: the level, at run time too */
+        int r = o && api_fc_logger_level(NULL, o, buf, sizeof(buf), &msg) == 0;
+        json_object_put(o);
+        return r ? no_content(out) : api_fault(out, 400, msg);
+    }
     const char *type = NULL;
     const struct api_field f[] = {
         {.name = "action_type", .kind = API_FIELD_STRING, .required = true, .str = &type},
@@ -312,7 +336,7 @@ int api_fc_runtime(const char *method, const char *path, const char *body, size_
     if (!o || !api_fields_get(o, f, ARRAY_SIZE(f), buf, sizeof(buf), &msg))
         ret = api_fault(out, 400, msg);
     else if (!strcmp(type, "FlushMetrics"))
-        ret = no_content(out); /* no metrics file yet: nothing to flush */
+        ret = flush_metrics(out);
     else if (!strcmp(type, "InstanceStart"))
         ret = api_fault(out, 400, API_FC_AFTER_START);
     else if (!strcmp(type, "SendCtrlAltDel"))

@@ -10,6 +10,7 @@
  */
 #include "vmm/api/api.h"
 #include "vmm/api/api_fc.h"
+#include "vmm/metrics.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -106,8 +107,8 @@ static int get_machine_config(const struct vm_control *ctl, struct api_reply *ou
  * Parse `body` as exactly one JSON object and nothing after it (trailing
  * white space allowed).  On failure *msg gets a fault message in `buf`.
  */
-json_object *api_parse_object(const char *body, size_t len, char *buf, size_t buflen,
-                              const char **msg)
+static json_object *parse_object(const char *body, size_t len, char *buf, size_t buflen,
+                                 const char **msg)
 {
     if (len == 0) {
         *msg = "this request needs a JSON body";
@@ -153,6 +154,15 @@ json_object *api_parse_object(const char *body, size_t len, char *buf, size_t bu
         *msg = "the body must be a JSON object";
         return NULL;
     }
+    return o;
+}
+
+json_object *api_parse_object(const char *body, size_t len, char *buf, size_t buflen,
+                              const char **msg)
+{
+    json_object *o = parse_object(body, len, buf, buflen, msg);
+    if (!o)
+        metrics_inc(METRICS_API_PARSE_ERRORS);
     return o;
 }
 

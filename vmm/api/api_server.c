@@ -22,6 +22,7 @@
 #include "sandbox/sandbox.h"
 #include "vmm/api/api_fc.h"
 #include "vmm/log.h"
+#include "vmm/metrics.h"
 
 #include <errno.h>
 #include <microhttpd.h>
@@ -166,6 +167,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (routed < 0)
         return queue_fault(conn, 500, "out of memory");
     req->started = s->fc && !was_started && s->fc->started;
+    metrics_inc(METRICS_API_REQUESTS);
+    metrics_inc(r.status < 300   ? METRICS_API_STATUS_2XX
+                : r.status < 500 ? METRICS_API_STATUS_4XX
+                                 : METRICS_API_STATUS_5XX);
     log_debug("api: %s %s -> %u", method, url, r.status);
     enum MHD_Result ret = queue_reply(conn, &r);
     free(r.body);

@@ -21,6 +21,8 @@ TestSuite(virtio_mmio_queue, .init = setup, .fini = teardown, .timeout = 30);
 
 Test(virtio_mmio_queue, bring_up_and_io)
 {
+    struct metrics_dev m = {0};
+    fx.dev.dev.metrics = &m;
     go_live();
     wr(FAKE_MMIO_QUEUE_SEL, 0);
     cr_expect_eq(rd(FAKE_MMIO_QUEUE_READY), 1);
@@ -32,6 +34,8 @@ Test(virtio_mmio_queue, bring_up_and_io)
     cr_expect_eq(*(uint8_t *)gmem_ptr(&fx.mem, BUF0, 1), 0xd5, "device wrote the buffer");
     cr_expect_eq(rd(FAKE_MMIO_INT_STATUS), 1, "used-buffer interrupt");
     cr_expect_eq(fake_host_irqs(&fx.host), 1);
+    cr_expect_eq(m.queue_events, 1, "the notification is counted");
+    cr_expect_eq(m.activate_fails, 0);
 }
 
 /* ---- when queue registers may be written ---------------------------------- */
@@ -233,6 +237,8 @@ Test(virtio_mmio_queue, unready_queue_not_activated)
 
 Test(virtio_mmio_queue, device_activate_failure)
 {
+    struct metrics_dev m = {0};
+    fx.dev.dev.metrics = &m;
     fx.dev.activate_result = -EIO;
     cr_assert_eq(fake_mmio_negotiate(fx.t, VERSION_1_ONLY), ACK | DRV | FEAT_OK);
     fake_mmio_setup_queue(fx.t, 0, &r0);
@@ -243,4 +249,6 @@ Test(virtio_mmio_queue, device_activate_failure)
     cr_expect_not(fx.dev.dev.vq[0].active);
     wr(FAKE_MMIO_QUEUE_NOTIFY, 0);
     cr_expect_eq(fx.dev.notifies[0], 0);
+    cr_expect_eq(m.activate_fails, 1, "the refused DRIVER_OK is counted");
+    cr_expect_eq(m.queue_events, 0, "a kick to a dead queue is not");
 }

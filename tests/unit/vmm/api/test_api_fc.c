@@ -8,13 +8,18 @@
  * resulting struct vm_config with what the CLI would have built.
  */
 #include "vmm/api/api_fc.h"
+#include "vmm/log.h"
+#include "vmm/metrics.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static struct vm_config cfg;
 static struct api_fc fc;
@@ -309,10 +314,38 @@ Test(api_fc, logger_and_metrics)
     cr_assert_eq(cfg.log_level, 3);
     req("PUT", "/logger", "{\"level\": \"Loud\"}");
     expect_fault(400, "level must be");
+    cr_assert_str_eq(cfg.log_path, "/tmp/log.fifo", "log_path is honoured (main opens it)");
     req("PUT", "/metrics", "{\"metrics_path\": \"/tmp/metrics.fifo\"}");
     expect_204();
+    cr_assert_str_eq(cfg.metrics_path, "/tmp/metrics.fifo");
     req("PUT", "/metrics", "{}");
     expect_fault(400, "metrics_path is required");
+    req("PUT", "/metrics", "{\"metrics_path\": \"\"}");
+    expect_fault(400, "metrics_path must be 1-4096 bytes");
+    /* A refused logger body changes nothing. */
+    req("PUT", "/logger", "{\"log_path\": \"\", \"level\": \"Error\"}");
+    expect_fault(400, "log_path must be");
+    cr_assert_eq(cfg.log_level, 3);
+    cr_assert_str_eq(cfg.log_path, "/tmp/log.fifo");
+}
+
+/* wisp's PATCH /logger: the level at once, before and after InstanceStart. */
+Test(api_fc, patch_logger_level)
+{
+    log_threshold = LOG_WARN;
+    req("PATCH", "/logger", "{\"level\": \"Debug\"}");
+    expect_204();
+    cr_assert_eq(log_threshold, LOG_DEBUG);
+    cr_assert_eq(cfg.log_level, LOG_DEBUG);
+    req("PATCH", "/logger", "{\"level\": \"Loud\"}");
+    expect_fault(400, "level must be");
+    req("PATCH", "/logger", "{\"log_path\": \"/x\", \"level\": \"Info\"}");
+    expect_fault(400, "log_path");
+    cr_assert_eq(log_threshold, LOG_DEBUG, "a refused body changes nothing");
+    req("PATCH", "/logger", "{}");
+    expect_fault(400, "level is required");
+    req("GET", "/logger", NULL);
+    expect_fault(405, "allowed: PUT, PATCH");
 }
 
 static int fake_start(void *ctx, char *why, size_t whylen)
@@ -447,6 +480,21 @@ Test(api_fc, running_vm_refuses_preboot_resources)
     expect_fault(400, API_FC_AFTER_START);
     run_req("PUT", "/logger", "{}");
     expect_fault(400, API_FC_AFTER_START);
+    log_threshold = LOG_WARN;
+    run_req("PATCH", "/logger", "{\"level\": \"Info\"}");
+    expect_204();
+    cr_assert_eq(log_threshold, LOG_INFO);
+    run_req("PATCH", "/logger", "{\"level\": \"Trace\"}");
+    expect_204();
+    cr_assert_eq(log_threshold, LOG_DEBUG);
+    run_req("PATCH", "/logger", "{\"level\": \"Off\"}");
+    expect_204();
+    cr_assert_eq(log_threshold, LOG_ERROR);
+    run_req("PATCH", "/logger", "{\"level\": 3}");
+    expect_fault(400, "wrong type");
+    run_req("PATCH", "/logger", "nope");
+    expect_fault(400, "malformed JSON");
+    cr_assert_eq(log_threshold, LOG_ERROR);
     run_req("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
     expect_fault(400, API_FC_AFTER_START);
     run_req("PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}");
@@ -461,4 +509,35 @@ Test(api_fc, running_vm_refuses_preboot_resources)
     expect_fault(400, "not supported by wisp");
     run_req("GET", "/nowhere", NULL);
     expect_fault(404, "no resource at /nowhere");
+}
+
+/* FlushMetrics writes a line (pre-boot and running); a sink that cannot take it is a 400. */
+Test(api_fc, flush_metrics_writes_or_faults)
+{
+    char dir[] = "/tmp/wisp-fcm-XXXXXX", path[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/m", dir);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    int rd = open(path, O_RDONLY | O_NONBLOCK);
+    struct errbuf err = {0};
+    cr_assert_eq(metrics_open(path, &err), 0, "%s", err.msg);
+    req("PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}");
+    expect_204();
+    run_req("PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}");
+    expect_204();
+    char buf[8192];
+    ssize_t n = read(rd, buf, sizeof(buf) - 1);
+    cr_assert_gt(n, 0);
+    buf[n] = '\0';
+    cr_assert_eq(strchr(buf, '\n') - buf + 1 < n, true, "two lines: %s", buf);
+    /* Fill the FIFO, then FlushMetrics answers 400 at once. */
+    unsigned status = 204;
+    for (int i = 0; i < 100000 && status == 204; i++)
+        status = run_req("PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}");
+    expect_fault(400, "did not take the line");
+    cr_assert_geq(metrics_core[METRICS_WRITE_FAILS], 1);
+    metrics_reset();
+    close(rd);
+    unlink(path);
+    rmdir(dir);
 }
