@@ -96,7 +96,7 @@ static void start(struct vm *v, const char *name, const char *srv, const char *l
     memset(v, 0, sizeof(*v));
     snprintf(v->sock, sizeof(v->sock), "%s/%s.api", dir, name);
     snprintf(v->serial, sizeof(v->serial), "%s/%s.log", dir, name);
-    char dev[256], ser[128], cmd[1024], boot[512] = "", inc[160] = "";
+    char dev[256], ser[128], cmd[2048], boot[512] = "", inc[160] = "";
     snprintf(dev, sizeof(dev), "vfio-user,id=pt0,socket=%s%s%s", srv, layout ? ",layout=" : "",
              layout ? layout : "");
     snprintf(ser, sizeof(ser), "file:%s", v->serial);
@@ -104,10 +104,11 @@ static void start(struct vm *v, const char *name, const char *srv, const char *l
         snprintf(inc, sizeof(inc), "--incoming %s", incoming);
     else
         snprintf(boot, sizeof(boot), "--kernel %s --cmdline 'test=pcidev loop=1'", guest_elf());
-    snprintf(cmd, sizeof(cmd),
-             "exec %s run --debug-exit --memory 128M --pci on --device %s --serial %s "
-             "--api-sock %s --log-level info %s %s 2>&1",
-             wisp_bin(), dev, ser, v->sock, boot, inc);
+    int n = snprintf(cmd, sizeof(cmd),
+                     "exec %s run --debug-exit --memory 128M --pci on --device %s --serial %s "
+                     "--api-sock %s --log-level info %s %s 2>&1",
+                     wisp_bin(), dev, ser, v->sock, boot, inc);
+    cr_assert(n > 0 && (size_t)n < sizeof(cmd), "command line too long");
     char *argv[] = {"/bin/sh", "-c", cmd, NULL};
     cr_assert_eq(sandbox_proc_start(&v->p, argv, NULL), 0);
     v->running = true;
