@@ -104,6 +104,9 @@ struct vm_config {
     char *restore;
     char *restore_mem;
     bool restore_lazy; /* fill guest memory on demand through userfaultfd */
+    /* Firecracker's PUT /snapshot/load with "resume_vm": false in the pre-boot
+     * phase: the restored VM starts paused.  Not an option key. */
+    bool restore_paused;
     /* --restore-wait: serve the API and wait for PUT /snapshot/load. */
     bool restore_wait;
     /* --incoming tcp:ADDR:PORT|unix:PATH: receive a live migration instead of booting. */
