@@ -96,6 +96,13 @@ static void start_preboot_in(struct fc_vm *vm, const char *dir, bool bare)
         cr_assert_lt(i, WISP_TIMEOUT_MS / 20, "the API socket never appeared");
         sleep_ms(20);
     }
+    /* The file exists from bind(); connections are taken from listen() on. */
+    int fd;
+    for (int i = 0; (fd = api_http_connect(vm->sock)) < 0; i++) {
+        cr_assert_lt(i, WISP_TIMEOUT_MS / 20, "the API socket never accepted");
+        sleep_ms(20);
+    }
+    close(fd);
 }
 
 static void start_preboot(struct fc_vm *vm)
@@ -462,6 +469,28 @@ Test(fc_api, instance_snapshot_load_in_a_bare_process, .timeout = 240)
     call(&b, "GET", "/", NULL, 200, "\"state\":\"Running\"");
     call(&b, "PATCH", "/vm", "{\"state\": \"Paused\"}", 204, NULL);
     call(&b, "GET", "/", NULL, 200, "\"state\":\"Paused\"");
+    kill(b.p.pid, SIGTERM); /* not stop(): the directory and serial file stay */
+    sandbox_proc_finish(&b.p, NULL, WISP_TIMEOUT_MS, &r);
+    live.pid = 0;
+    cr_assert_eq(r.status, 128 + SIGTERM, "status %d\n%s", r.status, r.err);
+    proc_result_free(&r);
+
+    /* resume_vm false (Firecracker's default): restored paused, no tick
+     * until PATCH /vm Resumed. */
+    struct fc_vm c;
+    start_preboot_in(&c, vm.dir, true);
+    snprintf(json, sizeof(json),
+             "{\"snapshot_path\": \"%s/vm.state\", \"mem_file_path\": \"%s/vm.mem\"}", vm.dir,
+             vm.dir);
+    call(&c, "PUT", "/snapshot/load", json, 204, NULL);
+    call(&c, "GET", "/", NULL, 200, "\"state\":\"Paused\"");
+    unsigned paused = ticks(c.serial);
+    sleep_ms(1500);
+    cr_assert_eq(ticks(c.serial), paused, "a guest restored paused ticked");
+    call(&c, "PATCH", "/vm", "{\"state\": \"Resumed\"}", 204, NULL);
+    for (int i = 0; i < WISP_TIMEOUT_MS / 50 && ticks(c.serial) < paused + 2; i++)
+        sleep_ms(50);
+    cr_assert_geq(ticks(c.serial), paused + 2, "the resumed guest did not tick");
     unlink(disk);
     char p[160];
     snprintf(p, sizeof(p), "%s/vm.state", vm.dir);
@@ -469,5 +498,6 @@ Test(fc_api, instance_snapshot_load_in_a_bare_process, .timeout = 240)
     snprintf(p, sizeof(p), "%s/vm.mem", vm.dir);
     unlink(p);
     unlink(vm.sock);
-    stop(&b, 128 + SIGTERM);
+    unlink(b.sock);
+    stop(&c, 128 + SIGTERM);
 }
