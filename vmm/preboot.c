@@ -128,6 +128,11 @@ static int on_load(void *ctx, const struct api_fc_load *req, char *why, size_t w
  */
 static int prepare_load(struct vm_config *cfg, const struct api_fc_load *req, struct errbuf *err)
 {
+    /* The snapshot brings every device: ones from the command line would be added to them. */
+    if (cfg->ndevices)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                       "a snapshot brings its own devices: start wisp with --api-sock and no "
+                       "--device to load one this way");
     int fd = open(req->state_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0)
         return err_set(err, WISP_EXIT_USAGE, errno, "snapshot state file %s: %s", req->state_path,

@@ -61,6 +61,9 @@ static void sleep_ms(long ms)
     nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
 }
 
+/* A --device for the next start_preboot_in() (NULL: none beyond the bare set). */
+static const char *extra_device;
+
 /*
  * Start wisp with --api-sock and no kernel; wait for the socket.  `dir`:
  * the directory of an earlier wisp to share (NULL: a new one); `bare`: only
@@ -74,16 +77,20 @@ static void start_preboot_in(struct fc_vm *vm, const char *dir, bool bare)
     snprintf(vm->serial, sizeof(vm->serial), "%s/serial.log", vm->dir);
     char serial_arg[128];
     snprintf(serial_arg, sizeof(serial_arg), "file:%s", vm->serial);
-    char *argv[] = {(char *)(uintptr_t)wisp_bin(),
-                    "run",
-                    "--api-sock",
-                    vm->sock,
-                    bare ? NULL : "--serial",
-                    serial_arg,
-                    "--debug-exit",
-                    "--snapshot-dir",
-                    vm->dir,
-                    NULL};
+    char *argv[12] = {(char *)(uintptr_t)wisp_bin(), "run", "--api-sock", vm->sock};
+    size_t n = 4;
+    if (extra_device) {
+        argv[n++] = "--device";
+        argv[n++] = (char *)(uintptr_t)extra_device;
+    }
+    if (!bare) {
+        argv[n++] = "--serial";
+        argv[n++] = serial_arg;
+        argv[n++] = "--debug-exit";
+        argv[n++] = "--snapshot-dir";
+        argv[n++] = vm->dir;
+    }
+    argv[n] = NULL;
     cr_assert_eq(sandbox_proc_start(&vm->p, argv, NULL), 0);
     live.pid = vm->p.pid;
     memcpy(live.dir, vm->dir, sizeof(live.dir));
@@ -394,6 +401,25 @@ Test(fc_api, preboot_load_of_a_bad_file_ends_with_2, .timeout = 60)
     cr_assert(strstr(r.err, "snapshot load failed"), "%s", r.err);
     proc_result_free(&r);
     unlink(state);
+    rmdir(vm.dir);
+}
+
+/* A --device on the command line would be added to the snapshot's own:
+ * the load is refused (400, then status 2). */
+Test(fc_api, preboot_load_with_a_command_line_device_refused, .timeout = 60)
+{
+    struct fc_vm vm;
+    extra_device = "rng";
+    start_preboot_in(&vm, NULL, true);
+    extra_device = NULL;
+    call(&vm, "PUT", "/snapshot/load",
+         "{\"snapshot_path\": \"/nonexistent/s\", \"mem_file_path\": \"/nonexistent/m\"}", 400,
+         "brings its own devices");
+    struct proc_result r;
+    sandbox_proc_finish(&vm.p, NULL, WISP_TIMEOUT_MS, &r);
+    live.pid = 0;
+    cr_assert_eq(r.status, 2, "status %d\n%s", r.status, r.err);
+    proc_result_free(&r);
     rmdir(vm.dir);
 }
 
