@@ -165,6 +165,9 @@ struct mig_machine;
 int arch_mig_register(struct arch_vm *a, const int *vcpu_fds, unsigned nvcpus,
                       struct mig_registry *reg, struct errbuf *err) __must_check;
 
+/* This architecture's id in migration streams (enum mig_arch), for readers without a VM. */
+uint16_t arch_mig_id(void);
+
 /* Fill the architecture id and the CPU template name of a machine description. */
 void arch_mig_describe(const struct arch_vm *a, struct mig_machine *m);
 

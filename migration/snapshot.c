@@ -97,7 +97,8 @@ int mig_snapshot_write_mem(int fd, const struct mig_ram_host *r, unsigned n,
 }
 
 int mig_snapshot_write_state(int fd, struct mig_registry *reg, const struct mig_machine *m,
-                             struct mig_snapshot_stats *st, struct errbuf *err)
+                             const struct mig_config *cfg, struct mig_snapshot_stats *st,
+                             struct errbuf *err)
 {
     if (ftruncate(fd, 0) < 0)
         return err_set(err, WISP_EXIT_FAILURE, errno, PFX "cannot truncate the state file: %s",
@@ -110,6 +111,8 @@ int mig_snapshot_write_state(int fd, struct mig_registry *reg, const struct mig_
     struct mig_stream_writer w;
     mig_stream_writer_init(&w, &t);
     e = mig_save_begin(reg, &w, m, MIG_STREAM_F_SNAPSHOT, err);
+    if (e == 0 && cfg)
+        e = mig_config_write(&w, cfg, err);
     if (e == 0)
         e = mig_save_finish(reg, &w, err);
     if (e < 0)
@@ -153,5 +156,53 @@ int mig_snapshot_read_state(int fd, struct mig_registry *reg, const struct mig_m
         err_set(err, WISP_EXIT_USAGE, -e, PFX "state file: %s", strerror(-e));
     mig_stream_reader_free(&r);
     free(stream_m);
+    return e;
+}
+
+int mig_snapshot_read_config(int fd, uint16_t arch, struct mig_config *cfg, struct errbuf *err)
+{
+    static const struct mig_section_desc known[] = {
+        {MIG_SEC_MACHINE, "machine", MIG_MACHINE_VERSION, MIG_MACHINE_VERSION, MIG_MACHINE_MAX_LEN},
+        {MIG_SEC_CONFIG, "config", MIG_CONFIG_VERSION, MIG_CONFIG_VERSION, MIG_CONFIG_MAX_LEN},
+    };
+    struct mig_fd_transport ft;
+    struct mig_transport t;
+    int e = mig_fd_transport_init(&ft, &t, fd, SNAPSHOT_FILE_TIMEOUT_MS);
+    if (e < 0)
+        return err_set(err, WISP_EXIT_FAILURE, -e, PFX "state file: %s", strerror(-e));
+    struct mig_stream_reader r;
+    struct mig_section s;
+    struct errbuf rerr = {0}; /* the reader's own words, kept when they say more */
+    mig_stream_reader_init(&r, &t, known, ARRAY_SIZE(known), arch, &rerr);
+    e = mig_stream_read_header(&r, NULL);
+    if (e == 0)
+        e = mig_stream_read_section(&r, &s);
+    if (e == 0 && s.id != MIG_SEC_MACHINE)
+        e = err_set(&rerr, WISP_EXIT_USAGE, EBADMSG,
+                    PFX "the state file does not start with "
+                        "its machine section");
+    if (e < 0) {
+        err_set(err, WISP_EXIT_USAGE, -e, "%s",
+                rerr.msg[0] ? rerr.msg : PFX "state file unreadable");
+        goto out;
+    }
+    /* The next section: CONFIG, or (an older wisp's file) a device's
+     * mandatory state, which this reader refuses, or END. */
+    e = mig_stream_read_section(&r, &s);
+    if (e == 0 && s.id == MIG_SEC_CONFIG) {
+        e = mig_config_decode(&s, cfg, err);
+        goto out;
+    }
+    bool older = e == 0 || (e == -EPROTO && strstr(rerr.msg, "unknown mandatory section"));
+    if (e < 0 && !older) {
+        err_set(err, WISP_EXIT_USAGE, -e, "%s",
+                rerr.msg[0] ? rerr.msg : PFX "state file unreadable");
+        goto out;
+    }
+    e = err_set(err, WISP_EXIT_USAGE, ENOENT,
+                PFX "the state file carries no machine configuration (written by an older "
+                    "wisp); restore it with --restore and the options it was taken with");
+out:
+    mig_stream_reader_free(&r);
     return e;
 }

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "migration/hooks.h"
+#include "migration/stream_config.h"
 
 /* One RAM range as the source sees it. */
 struct mig_ram_host {
@@ -49,11 +50,25 @@ int mig_snapshot_write_mem(int fd, const struct mig_ram_host *r, unsigned n,
 /*
  * Write the state file to `fd` (a regular file, truncated first): the
  * header with MIG_STREAM_F_SNAPSHOT, MACHINE (`m` plus the registry's
- * devices) and every device's state.  The devices must be quiesced and the
- * vCPUs parked.  0 or -errno with one line in err.
+ * devices), CONFIG (`cfg`, the machine's options; none when NULL) and every
+ * device's state.  The devices must be quiesced and the vCPUs parked.  0 or
+ * -errno with one line in err.
  */
 int mig_snapshot_write_state(int fd, struct mig_registry *reg, const struct mig_machine *m,
-                             struct mig_snapshot_stats *st, struct errbuf *err) __must_check;
+                             const struct mig_config *cfg, struct mig_snapshot_stats *st,
+                             struct errbuf *err) __must_check;
+
+/*
+ * Read only the configuration of a state file from `fd` (read from its
+ * current offset): the header (this wisp's `arch`), MACHINE, which must come
+ * first, then the CONFIG section that follows it, decoded into `cfg`
+ * (initialised, empty).  A state file without one (written by a wisp older
+ * than the section) gives -ENOENT with a line saying how to restore it.
+ * Nothing else is read; the caller reopens or rewinds the file for the
+ * restore itself.  0 or -errno with one line in err.
+ */
+int mig_snapshot_read_config(int fd, uint16_t arch, struct mig_config *cfg,
+                             struct errbuf *err) __must_check;
 
 /*
  * Read a state file from `fd` into the registered devices: header and

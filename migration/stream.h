@@ -67,6 +67,7 @@ enum mig_arch {
 enum mig_section_id {
     MIG_SEC_MACHINE = 0x01,     /* compatibility description, always first */
     MIG_SEC_RAM = 0x02,         /* guest RAM pages (any number of sections) */
+    MIG_SEC_CONFIG = 0x03,      /* snapshots: the machine's options (stream_config.h), optional */
     MIG_SEC_VCPU = 0x100,       /* one per vCPU */
     MIG_SEC_VM = 0x101,         /* VM-wide state KVM keeps (x86: PIC, IOAPIC, PIT, clock) */
     MIG_SEC_TSC = 0x102,        /* x86: kvmclock and every vCPU's TSC offset, taken together */

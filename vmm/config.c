@@ -182,6 +182,12 @@ static const char *const device_type_names[] = {
     [DEV_CONSOLE] = "console", [DEV_VFIO] = "vfio",  [DEV_VFIO_USER] = "vfio-user",
     [DEV_BALLOON] = "balloon", [DEV_VSOCK] = "vsock"};
 
+const char *config_device_type_name(enum device_type t)
+{
+    return (size_t)t < ARRAY_SIZE(device_type_names) && device_type_names[t] ? device_type_names[t]
+                                                                             : "unknown";
+}
+
 /* A decimal number 0..max (digits only). */
 static int set_u32(uint32_t *dst, const char *key, const char *val, uint32_t max,
                    struct errbuf *err)

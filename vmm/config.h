@@ -104,6 +104,9 @@ struct vm_config {
     char *restore;
     char *restore_mem;
     bool restore_lazy; /* fill guest memory on demand through userfaultfd */
+    /* Firecracker's PUT /snapshot/load with "resume_vm": false in the pre-boot
+     * phase: the restored VM starts paused.  Not an option key. */
+    bool restore_paused;
     /* --restore-wait: serve the API and wait for PUT /snapshot/load. */
     bool restore_wait;
     /* --incoming tcp:ADDR:PORT|unix:PATH: receive a live migration instead of booting. */
@@ -133,6 +136,18 @@ unsigned config_virtio_devices(const struct vm_config *c);
 
 /* Parse one device description (the value of --device) and append it. */
 int config_add_device(struct vm_config *c, const char *spec, struct errbuf *err) __must_check;
+
+/* The --device type name of `t` ("blk"), or "unknown". */
+const char *config_device_type_name(enum device_type t);
+
+/*
+ * Write the canonical --device description of `d` ("blk,id=root,path=a.img,
+ * readonly=on") into buf (len bytes, NUL-terminated): every field that
+ * config_add_device() accepts, so that parsing the text again gives the same
+ * device (vmm/config_spec.c).  -EINVAL when a value holds a ',' (the list
+ * separator, so it could not be parsed back), -ENOSPC when buf is too small.
+ */
+int config_device_spec(const struct device_spec *d, char *buf, size_t len) __must_check;
 
 /* Is `key` an option config_set() knows? */
 bool config_key_known(const char *key);

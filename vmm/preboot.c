@@ -13,14 +13,19 @@
  * checks need syscalls the `api` role does not allow.
  */
 #include "vmm/preboot.h"
+#include "arch/arch.h"
+#include "migration/snapshot.h"
 #include "sandbox/sandbox.h"
 #include "vmm/api/api.h"
 #include "vmm/api/api_fc.h"
 #include "vmm/log.h"
 #include "vmm/preflight.h"
 #include "vmm/vm.h"
+#include "vmm/vm_mig_config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -46,6 +51,13 @@ struct preboot {
     pthread_mutex_t lock;
     pthread_cond_t cond; /* main thread -> API thread: the check is done */
     enum check_state check;
+    bool is_load;     /* the asked check is a snapshot load (else InstanceStart) */
+    bool load_failed; /* end wisp once the answer is out */
+    /* The load's request, copied: a check that outlives its request (timed
+     * out) must not read the request's memory. */
+    char load_state[API_FC_PATH_MAX + 1];
+    char load_mem[API_FC_PATH_MAX + 1];
+    bool load_resume;
     int verdict; /* 0 or -errno, once CHECK_DONE */
     char why[sizeof(((struct errbuf *)0)->msg)];
     bool answered; /* the accepted InstanceStart's answer is sent */
@@ -62,15 +74,20 @@ static void poke(struct preboot *pb)
     ssize_t r __unused = write(pb->efd, &one, sizeof(one));
 }
 
-/* API thread: InstanceStart with a valid configuration.  Ask main to check it. */
-static int on_start(void *ctx, char *why, size_t whylen)
+/* API thread: ask main to check a start (load NULL) or a snapshot load, and wait. */
+static int ask(struct preboot *pb, const struct api_fc_load *load, char *why, size_t whylen)
 {
-    struct preboot *pb = ctx;
     struct timespec deadline;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += PREBOOT_CHECK_TIMEOUT_S;
     pthread_mutex_lock(&pb->lock);
     pb->check = CHECK_ASKED;
+    pb->is_load = load != NULL;
+    if (load) {
+        snprintf(pb->load_state, sizeof(pb->load_state), "%s", load->state_path);
+        snprintf(pb->load_mem, sizeof(pb->load_mem), "%s", load->mem_path);
+        pb->load_resume = load->resume;
+    }
     poke(pb);
     int ret = 0;
     while (pb->check == CHECK_ASKED && ret != ETIMEDOUT)
@@ -86,8 +103,63 @@ static int on_start(void *ctx, char *why, size_t whylen)
         if (ret < 0)
             snprintf(why, whylen, "%s", pb->why);
     }
+    if (load && ret < 0)
+        pb->load_failed = true;
     pthread_mutex_unlock(&pb->lock);
     return ret;
+}
+
+/* API thread: InstanceStart with a valid configuration. */
+static int on_start(void *ctx, char *why, size_t whylen)
+{
+    return ask(ctx, NULL, why, whylen);
+}
+
+/* API thread: PUT /snapshot/load before anything was configured. */
+static int on_load(void *ctx, const struct api_fc_load *req, char *why, size_t whylen)
+{
+    return ask(ctx, req, why, whylen);
+}
+
+/*
+ * Main thread: rebuild the configuration from the snapshot's CONFIG section
+ * and make it a --restore of the two files (the same path as the command
+ * line's --restore from here on), then the start checks.
+ */
+static int prepare_load(struct vm_config *cfg, const struct api_fc_load *req, struct errbuf *err)
+{
+    /* The snapshot brings every device: ones from the command line would be added to them. */
+    if (cfg->ndevices)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                       "a snapshot brings its own devices: start wisp with --api-sock and no "
+                       "--device to load one this way");
+    int fd = open(req->state_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0)
+        return err_set(err, WISP_EXIT_USAGE, errno, "snapshot state file %s: %s", req->state_path,
+                       strerror(errno));
+    struct mig_config *mc = calloc(1, sizeof(*mc));
+    int e = mc ? mig_snapshot_read_config(fd, arch_mig_id(), mc, err)
+               : err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
+    close(fd);
+    if (e == 0)
+        e = vm_mig_config_apply(mc, cfg, err);
+    if (mc)
+        mig_config_free(mc);
+    free(mc);
+    char *s = NULL, *m = NULL;
+    if (e == 0 && (!(s = strdup(req->state_path)) || !(m = strdup(req->mem_path)))) {
+        free(s);
+        e = err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
+    }
+    if (e < 0)
+        return e;
+    free(cfg->restore);
+    free(cfg->restore_mem);
+    cfg->restore = s;
+    cfg->restore_mem = m;
+    cfg->restore_paused = !req->resume;
+    e = config_validate(cfg, err);
+    return e < 0 ? e : preflight_check(cfg, err);
 }
 
 /* API thread: the 204 to InstanceStart has been sent. */
@@ -132,14 +204,19 @@ static int serve(struct preboot *pb, struct api_server *srv, struct errbuf *err)
         }
         pthread_mutex_lock(&pb->lock);
         bool asked = pb->check == CHECK_ASKED, done = pb->answered;
+        bool is_load = pb->is_load, failed = pb->load_failed;
+        struct api_fc_load load = {pb->load_state, pb->load_mem, pb->load_resume};
         pthread_mutex_unlock(&pb->lock);
+        if (done && failed) /* as a failed --restore-wait load: the answer is out, wisp ends */
+            return err_set(err, WISP_EXIT_USAGE, EINVAL, "snapshot load failed: %s", pb->why);
         if (done)
             return 0;
         if (!asked)
             continue;
-        /* The API thread waits inside the request: the configuration holds still. */
+        /* The API thread waits inside the request: the configuration (and
+         * the load request it points to) hold still. */
         struct errbuf e = {0};
-        int verdict = preflight_check(pb->cfg, &e);
+        int verdict = is_load ? prepare_load(pb->cfg, &load, &e) : preflight_check(pb->cfg, &e);
         pthread_mutex_lock(&pb->lock);
         if (pb->check == CHECK_ASKED) {
             pb->check = CHECK_DONE;
@@ -161,6 +238,7 @@ int preboot_run(struct vm_config *cfg, struct errbuf *err)
     int ret;
     api_fc_init(&pb.fc, cfg);
     pb.fc.start = on_start;
+    pb.fc.load = on_load;
     pb.fc.answered = on_answered;
     pb.fc.ctx = &pb;
     pthread_condattr_init(&ca);

@@ -562,6 +562,13 @@ int vm_run(struct vm *vm, struct errbuf *err)
      * issue every KVM ioctl (no filter yet). */
     if (vm->cfg->restore && vm_mig_restore(vm, err) < 0)
         return err->exit_code;
+    if (vm->cfg->restore && vm->cfg->restore_paused) {
+        /* As vm_mig_await_load does: the vCPUs park as soon as they start. */
+        pthread_mutex_lock(&vm->pause_lock);
+        atomic_store(&vm->pause_requested, true);
+        vm->paused = true;
+        pthread_mutex_unlock(&vm->pause_lock);
+    }
     if (vm->cfg->incoming && vm_mig_incoming(vm, err) < 0)
         return err->exit_code;
     /* Before the vCPU threads exist, so that they inherit it. */

@@ -19,6 +19,7 @@
 #include "vmm/metrics.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
+#include "vmm/vm_mig_config.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -328,6 +329,7 @@ static int snapshot_job(struct vm *vm, void *arg, char *why, size_t whylen)
     int state_fd = -1, mem_fd = -1;
     struct mig_registry *reg = calloc(1, sizeof(*reg));
     struct mig_machine *m = calloc(1, sizeof(*m));
+    struct mig_config *cfg = NULL;
     struct mig_ram_host ram[GMEM_MAX_REGIONS];
     struct mig_snapshot_stats st = {0};
     bool was_paused = vm_state(vm) == VM_STATE_PAUSED, quiesced = false;
@@ -365,8 +367,17 @@ static int snapshot_job(struct vm *vm, void *arg, char *why, size_t whylen)
                                   vm->mem.regions[i].hva, vm->mem.fd, vm->mem.regions[i].fd_offset};
     if (e == 0)
         e = mig_snapshot_write_mem(mem_fd, ram, vm->mem.nregions, &st, &err);
+    /* The options that rebuild this machine go with it (PUT /snapshot/load
+     * in a bare process); one that cannot be carried fails the snapshot. */
+    if (e == 0 && !(cfg = calloc(1, sizeof(*cfg))))
+        e = err_set(&err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
     if (e == 0)
-        e = mig_snapshot_write_state(state_fd, reg, m, &st, &err);
+        e = vm_mig_config_from(vm->cfg, cfg, &err);
+    if (e == 0)
+        e = mig_snapshot_write_state(state_fd, reg, m, cfg, &st, &err);
+    if (cfg)
+        mig_config_free(cfg);
+    free(cfg);
     if (quiesced)
         mig_resume_devices(reg);
     sj->res->paused_ms = vm_mig_now_ms() - t0;

@@ -84,6 +84,11 @@ int arch_mig_register(struct arch_vm *a, const int *vcpu_fds, unsigned nvcpus,
                    "snapshots and migration are not supported on aarch64 yet");
 }
 
+uint16_t arch_mig_id(void)
+{
+    return MIG_ARCH_AARCH64;
+}
+
 void arch_mig_describe(const struct arch_vm *a, struct mig_machine *m)
 {
     (void)a;

@@ -383,6 +383,11 @@ int arch_mig_register(struct arch_vm *a, const int *vcpu_fds, unsigned nvcpus,
     return e;
 }
 
+uint16_t arch_mig_id(void)
+{
+    return MIG_ARCH_X86_64;
+}
+
 void arch_mig_describe(const struct arch_vm *a, struct mig_machine *m)
 {
     m->arch = MIG_ARCH_X86_64;

@@ -12,7 +12,8 @@
  *            into a fake VM (two RAM ranges, three fake devices);
  *            1 a stream through the bare reader (known test sections);
  *            2 a RAM section payload through mig_ram_load;
- *            3 a MACHINE payload through mig_machine_decode
+ *            3 a MACHINE payload through mig_machine_decode, or with
+ *              bit 3 a snapshot's CONFIG payload through mig_config_decode
  *   bit 2:   for modes 0 and 1, recompute the header and every section's
  *            CRC-32C (and the END count) so mutations get past the checksums
  * Checked: a refusal is one printable line and a known negative errno;
@@ -28,6 +29,7 @@
 
 #include "migration/hooks.h"
 #include "migration/stream.h"
+#include "migration/stream_config.h"
 #include "migration/stream_sections.h"
 #include "migration/vstate.h"
 
@@ -276,6 +278,29 @@ static void fz_mode_machine(const uint8_t *p, size_t len)
     FZ_CHECK(mig_compat_check(&m, &m, &err) == 0, "not compatible with itself: %s", err.msg);
 }
 
+/* CONFIG: refused with one line and nothing kept, or accepted and re-encoded to the same bytes. */
+static void fz_mode_config(const uint8_t *p, size_t len)
+{
+    static struct mig_config c;
+    struct errbuf err = {0};
+    struct mig_section s = {
+        .id = MIG_SEC_CONFIG, .version = 1, .len = (uint32_t)len, .payload = len ? p : NULL};
+    if (len > MIG_CONFIG_MAX_LEN)
+        return;
+    int e = mig_config_decode(&s, &c, &err);
+    if (e < 0) {
+        fz_check_refusal(e, &err);
+        FZ_CHECK(c.n == 0, "a refused CONFIG kept %u entries", c.n);
+        return;
+    }
+    struct vstate_out o;
+    vstate_out_init(&o);
+    FZ_CHECK(mig_config_encode(&c, &o) == 0, "an accepted CONFIG does not encode");
+    FZ_CHECK(o.len == len && !memcmp(o.buf, p, len), "non-canonical CONFIG payload accepted");
+    vstate_out_free(&o);
+    mig_config_free(&c);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
@@ -299,7 +324,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fz_mode_ram(p, len);
         break;
     default:
-        fz_mode_machine(p, len);
+        if (flags & 8)
+            fz_mode_config(p, len);
+        else
+            fz_mode_machine(p, len);
         break;
     }
     free(p);

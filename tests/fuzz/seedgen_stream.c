@@ -8,6 +8,7 @@
 
 #include "migration/hooks.h"
 #include "migration/stream.h"
+#include "migration/stream_config.h"
 #include "migration/stream_sections.h"
 #include "migration/vstate.h"
 #include "tests/fuzz/seedgen.h"
@@ -127,5 +128,19 @@ void sg_stream_seeds(void)
     sg_put(&b, o.buf, o.len);
     sg_emit(SG_TARGET, "machine", &b);
     vstate_out_free(&o);
+
+    /* A snapshot's CONFIG payload (mode 3 with bit 3). */
+    struct mig_config cfg;
+    mig_config_init(&cfg);
+    sg_check(mig_config_add(&cfg, "memory", "134217728"), "config");
+    sg_check(mig_config_add(&cfg, "vcpus", "2"), "config");
+    sg_check(mig_config_add(&cfg, "device", "blk,id=data,path=/tmp/d.img"), "config");
+    vstate_out_init(&o);
+    sg_check(mig_config_encode(&cfg, &o), "config");
+    sg_u8(&b, FZ_MIG_MODE_MACHINE | 8);
+    sg_put(&b, o.buf, o.len);
+    sg_emit(SG_TARGET, "config", &b);
+    vstate_out_free(&o);
+    mig_config_free(&cfg);
     sg_free(&b);
 }

@@ -63,23 +63,36 @@ static void sleep_ms(long ms)
     nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
 }
 
-/* Start wisp with --api-sock and no kernel; wait for the socket. */
-static void start_preboot(struct fc_vm *vm)
+/* A --device for the next start_preboot_in() (NULL: none beyond the bare set). */
+static const char *extra_device;
+
+/*
+ * Start wisp with --api-sock and no kernel; wait for the socket.  `dir`:
+ * the directory of an earlier wisp to share (NULL: a new one); `bare`: only
+ * --api-sock, as a Firecracker client starts the process it restores into.
+ */
+static void start_preboot_in(struct fc_vm *vm, const char *dir, bool bare)
 {
-    snprintf(vm->dir, sizeof(vm->dir), "/tmp/wisp-fcapi-XXXXXX");
-    cr_assert_not_null(mkdtemp(vm->dir));
-    snprintf(vm->sock, sizeof(vm->sock), "%s/fc.sock", vm->dir);
+    snprintf(vm->dir, sizeof(vm->dir), "%s", dir ? dir : "/tmp/wisp-fcapi-XXXXXX");
+    cr_assert(dir || mkdtemp(vm->dir));
+    snprintf(vm->sock, sizeof(vm->sock), "%s/fc%s.sock", vm->dir, bare ? "-bare" : "");
     snprintf(vm->serial, sizeof(vm->serial), "%s/serial.log", vm->dir);
     char serial_arg[128];
     snprintf(serial_arg, sizeof(serial_arg), "file:%s", vm->serial);
-    char *argv[] = {(char *)(uintptr_t)wisp_bin(),
-                    "run",
-                    "--api-sock",
-                    vm->sock,
-                    "--serial",
-                    serial_arg,
-                    "--debug-exit",
-                    NULL};
+    char *argv[12] = {(char *)(uintptr_t)wisp_bin(), "run", "--api-sock", vm->sock};
+    size_t n = 4;
+    if (extra_device) {
+        argv[n++] = "--device";
+        argv[n++] = (char *)(uintptr_t)extra_device;
+    }
+    if (!bare) {
+        argv[n++] = "--serial";
+        argv[n++] = serial_arg;
+        argv[n++] = "--debug-exit";
+        argv[n++] = "--snapshot-dir";
+        argv[n++] = vm->dir;
+    }
+    argv[n] = NULL;
     cr_assert_eq(sandbox_proc_start(&vm->p, argv, NULL), 0);
     live.pid = vm->p.pid;
     memcpy(live.dir, vm->dir, sizeof(live.dir));
@@ -94,6 +107,18 @@ static void start_preboot(struct fc_vm *vm)
         cr_assert_lt(i, WISP_TIMEOUT_MS / 20, "the API never answered GET /");
         sleep_ms(20);
     }
+    /* The file exists from bind(); connections are taken from listen() on. */
+    int fd;
+    for (int i = 0; (fd = api_http_connect(vm->sock)) < 0; i++) {
+        cr_assert_lt(i, WISP_TIMEOUT_MS / 20, "the API socket never accepted");
+        sleep_ms(20);
+    }
+    close(fd);
+}
+
+static void start_preboot(struct fc_vm *vm)
+{
+    start_preboot_in(vm, NULL, false);
 }
 
 /* SIGTERM, reap, check the status and that the socket file is gone. */
@@ -331,4 +356,176 @@ Test(fc_api, instance_start_config_file_boots, .timeout = 180)
     cr_assert_eq(r.status, GUEST_PASS, "status %d\n%s\n%s", r.status, r.out, r.err);
     cr_assert(strstr(r.out, "RESULT PASS") && strstr(r.out, "cpus=2 online"), "%s", r.out);
     proc_result_free(&r);
+}
+
+/* ---- PUT /snapshot/load before any configuration (docs/API.md) ---- */
+
+#define LOAD_AFTER_CONFIG                                                                          \
+    "Loading a microVM snapshot not allowed after configuring boot-specific resources."
+
+/* Without KVM: a load after a machine resource is refused with Firecracker's
+ * fault, and the process keeps serving the pre-boot API. */
+Test(fc_api, preboot_load_after_config_refused, .timeout = 60)
+{
+    struct fc_vm vm;
+    start_preboot(&vm);
+    call(&vm, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 128}", 204, NULL);
+    call(&vm, "PUT", "/snapshot/load",
+         "{\"snapshot_path\": \"/nonexistent/s\", \"mem_file_path\": \"/nonexistent/m\"}", 400,
+         LOAD_AFTER_CONFIG);
+    call(&vm, "GET", "/", NULL, 200, "\"state\":\"Not started\"");
+    stop(&vm, 128 + SIGTERM);
+}
+
+/* Without KVM: a state file that is not a snapshot is a 400 with one line,
+ * and wisp then ends with status 2, as a failed --restore-wait load does. */
+Test(fc_api, preboot_load_of_a_bad_file_ends_with_2, .timeout = 60)
+{
+    struct fc_vm vm;
+    start_preboot_in(&vm, NULL, true);
+    char state[128], mem[128], json[512];
+    snprintf(state, sizeof(state), "%s/bad.state", vm.dir);
+    snprintf(mem, sizeof(mem), "%s/bad.mem", vm.dir);
+    FILE *f = fopen(state, "w");
+    cr_assert_not_null(f);
+    fputs("not a snapshot at all", f);
+    fclose(f);
+    snprintf(json, sizeof(json),
+             "{\"snapshot_path\": \"%s\", \"mem_backend\": {\"backend_path\": \"%s\", "
+             "\"backend_type\": \"File\"}, \"resume_vm\": true}",
+             state, mem);
+    call(&vm, "PUT", "/snapshot/load", json, 400, "bad magic");
+    struct proc_result r;
+    sandbox_proc_finish(&vm.p, NULL, WISP_TIMEOUT_MS, &r);
+    live.pid = 0;
+    cr_assert_not(r.timed_out, "wisp did not end after the failed load");
+    cr_assert_eq(r.status, 2, "status %d\n%s", r.status, r.err);
+    cr_assert(strstr(r.err, "snapshot load failed"), "%s", r.err);
+    proc_result_free(&r);
+    unlink(state);
+    rmdir(vm.dir);
+}
+
+/* A --device on the command line would be added to the snapshot's own:
+ * the load is refused (400, then status 2). */
+Test(fc_api, preboot_load_with_a_command_line_device_refused, .timeout = 60)
+{
+    struct fc_vm vm;
+    extra_device = "rng";
+    start_preboot_in(&vm, NULL, true);
+    extra_device = NULL;
+    call(&vm, "PUT", "/snapshot/load",
+         "{\"snapshot_path\": \"/nonexistent/s\", \"mem_file_path\": \"/nonexistent/m\"}", 400,
+         "brings its own devices");
+    struct proc_result r;
+    sandbox_proc_finish(&vm.p, NULL, WISP_TIMEOUT_MS, &r);
+    live.pid = 0;
+    cr_assert_eq(r.status, 2, "status %d\n%s", r.status, r.err);
+    proc_result_free(&r);
+    rmdir(vm.dir);
+}
+
+/* The count of "tick " in the serial file. */
+static unsigned ticks(const char *path)
+{
+    size_t len;
+    char *text = read_file(path, &len);
+    unsigned n = 0;
+    for (const char *p = text; p && (p = strstr(p, "tick ")) != NULL; p++)
+        n++;
+    free(text);
+    return n;
+}
+
+/* KVM: Firecracker's whole flow.  Configure (boot source, machine, a
+ * drive), start, pause, snapshot, kill; a new wisp with only --api-sock
+ * loads the snapshot as its first request and the guest ticks on. */
+Test(fc_api, instance_snapshot_load_in_a_bare_process, .timeout = 240)
+{
+    struct fc_vm vm;
+    char json[1024], disk[128];
+    start_preboot(&vm);
+    snprintf(disk, sizeof(disk), "%s/disk.img", vm.dir);
+    FILE *f = fopen(disk, "w");
+    cr_assert_not_null(f);
+    cr_assert_eq(ftruncate(fileno(f), 1 << 20), 0);
+    fclose(f);
+    snprintf(json, sizeof(json), "{\"kernel_image_path\": \"%s\", \"boot_args\": \"test=tick\"}",
+             guest_elf());
+    call(&vm, "PUT", "/boot-source", json, 204, NULL);
+    call(&vm, "PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 128}", 204, NULL);
+    snprintf(json, sizeof(json),
+             "{\"drive_id\": \"data\", \"path_on_host\": \"%s\", \"is_root_device\": false, "
+             "\"is_read_only\": false}",
+             disk);
+    call(&vm, "PUT", "/drives/data", json, 204, NULL);
+    call(&vm, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", 204, NULL);
+    for (int i = 0; i < WISP_TIMEOUT_MS / 50 && ticks(vm.serial) < 2; i++)
+        sleep_ms(50);
+    cr_assert_geq(ticks(vm.serial), 2, "the guest never ticked");
+    call(&vm, "PATCH", "/vm", "{\"state\": \"Paused\"}", 204, NULL);
+    call(&vm, "PUT", "/snapshot/create",
+         "{\"snapshot_type\": \"Full\", \"snapshot_path\": \"vm.state\", "
+         "\"mem_file_path\": \"vm.mem\"}",
+         200, "\"state_bytes\"");
+    /* Killed, as a client would discard the source. */
+    kill(vm.p.pid, SIGKILL);
+    struct proc_result r;
+    sandbox_proc_finish(&vm.p, NULL, WISP_TIMEOUT_MS, &r);
+    live.pid = 0;
+    proc_result_free(&r);
+    unsigned before = ticks(vm.serial);
+
+    struct fc_vm b;
+    start_preboot_in(&b, vm.dir, true);
+    snprintf(json, sizeof(json),
+             "{\"snapshot_path\": \"%s/vm.state\", \"mem_backend\": {\"backend_path\": "
+             "\"%s/vm.mem\", \"backend_type\": \"File\"}, \"enable_diff_snapshots\": false, "
+             "\"resume_vm\": true}",
+             vm.dir, vm.dir);
+    call(&b, "PUT", "/snapshot/load", json, 204, NULL);
+    /* Configuration after the load is refused; the runtime API serves. */
+    call(&b, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 128}", 400, NULL);
+    call(&b, "PUT", "/snapshot/load", json, 400, NULL);
+    const char *mc = call(&b, "GET", "/machine-config", NULL, 200, NULL);
+    cr_assert(strstr(mc, "\"vcpu_count\":2") && strstr(mc, "\"mem_size_mib\":128"), "%s", mc);
+    /* The guest goes on from where it was: more ticks in the same serial file. */
+    for (int i = 0; i < WISP_TIMEOUT_MS / 50 && ticks(b.serial) < before + 2; i++)
+        sleep_ms(50);
+    cr_assert_geq(ticks(b.serial), before + 2, "the restored guest did not tick (%u before)",
+                  before);
+    call(&b, "GET", "/", NULL, 200, "\"state\":\"Running\"");
+    call(&b, "PATCH", "/vm", "{\"state\": \"Paused\"}", 204, NULL);
+    call(&b, "GET", "/", NULL, 200, "\"state\":\"Paused\"");
+    kill(b.p.pid, SIGTERM); /* not stop(): the directory and serial file stay */
+    sandbox_proc_finish(&b.p, NULL, WISP_TIMEOUT_MS, &r);
+    live.pid = 0;
+    cr_assert_eq(r.status, 128 + SIGTERM, "status %d\n%s", r.status, r.err);
+    proc_result_free(&r);
+
+    /* resume_vm false (Firecracker's default): restored paused, no tick
+     * until PATCH /vm Resumed. */
+    struct fc_vm c;
+    start_preboot_in(&c, vm.dir, true);
+    snprintf(json, sizeof(json),
+             "{\"snapshot_path\": \"%s/vm.state\", \"mem_file_path\": \"%s/vm.mem\"}", vm.dir,
+             vm.dir);
+    call(&c, "PUT", "/snapshot/load", json, 204, NULL);
+    call(&c, "GET", "/", NULL, 200, "\"state\":\"Paused\"");
+    unsigned paused = ticks(c.serial);
+    sleep_ms(1500);
+    cr_assert_eq(ticks(c.serial), paused, "a guest restored paused ticked");
+    call(&c, "PATCH", "/vm", "{\"state\": \"Resumed\"}", 204, NULL);
+    for (int i = 0; i < WISP_TIMEOUT_MS / 50 && ticks(c.serial) < paused + 2; i++)
+        sleep_ms(50);
+    cr_assert_geq(ticks(c.serial), paused + 2, "the resumed guest did not tick");
+    unlink(disk);
+    char p[160];
+    snprintf(p, sizeof(p), "%s/vm.state", vm.dir);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s/vm.mem", vm.dir);
+    unlink(p);
+    unlink(vm.sock);
+    unlink(b.sock);
+    stop(&c, 128 + SIGTERM);
 }

@@ -29,11 +29,24 @@
 #define API_FC_MAX_VCPUS 32         /* Firecracker's limit for vcpu_count */
 #define API_FC_MAX_MIB   (1U << 20) /* mem_size_mib: 1 TiB, CONFIG_MAX_MEMORY */
 
+/* Firecracker's answer to PUT /snapshot/load after a machine resource was configured. */
+#define API_FC_LOAD_AFTER_CONFIG                                                                   \
+    "Loading a microVM snapshot not allowed after configuring boot-specific resources."
+
+/* A pre-boot PUT /snapshot/load, checked (absolute paths, File backend). */
+struct api_fc_load {
+    const char *state_path; /* snapshot_path */
+    const char *mem_path;   /* mem_backend.backend_path or mem_file_path */
+    bool resume;            /* resume_vm */
+};
+
 /* The pre-boot state: what the requests have set so far. */
 struct api_fc {
     struct vm_config *cfg; /* filled by the requests; owned by the caller */
     bool has_boot_source;
-    bool started;                    /* InstanceStart was accepted */
+    bool started;                    /* InstanceStart or a snapshot load was accepted */
+    bool configured;                 /* a machine, boot or device resource was PUT */
+    bool load_failed;                /* a load was tried and failed: wisp ends after the answer */
     char root_id[CONFIG_ID_MAX + 1]; /* the drive with is_root_device, or "" */
     char root_partuuid[40];          /* its partuuid, or "" for /dev/vda */
     bool root_ro;                    /* is_read_only of the root drive */
@@ -43,7 +56,15 @@ struct api_fc {
      * in `why`; then the answer is 400 with it and nothing is started.
      */
     int (*start)(void *ctx, char *why, size_t whylen);
-    /* Called once the answer to the accepted InstanceStart is sent (may be NULL). */
+    /*
+     * Called by PUT /snapshot/load before anything was configured (NULL: the
+     * load is refused).  Rebuilds the configuration from the snapshot.  0,
+     * or -errno with one line in `why`; either way the instance is then
+     * started (on failure wisp ends once the 400 is sent, as a failed
+     * --restore-wait load does).
+     */
+    int (*load)(void *ctx, const struct api_fc_load *req, char *why, size_t whylen);
+    /* Called once the answer to the accepted InstanceStart or load is sent (may be NULL). */
     void (*answered)(void *ctx);
     void *ctx;
 };

@@ -29,6 +29,7 @@ enum fc_res {
     FC_LOGGER,
     FC_METRICS,
     FC_ACTIONS,
+    FC_LOAD,        /* PUT /snapshot/load: before anything is configured */
     FC_RUNTIME,     /* exists once the VM runs */
     FC_UNSUPPORTED, /* a Firecracker resource wisp does not offer */
 };
@@ -52,7 +53,7 @@ static const struct {
     {"/actions", FC_ACTIONS, "PUT", NULL},
     {"/vm", FC_RUNTIME, NULL, NULL},
     {"/snapshot/create", FC_RUNTIME, NULL, NULL},
-    {"/snapshot/load", FC_RUNTIME, NULL, NULL},
+    {"/snapshot/load", FC_LOAD, "PUT", NULL},
     {"/migration", FC_RUNTIME, NULL, NULL},
     {"/balloon/statistics", FC_RUNTIME, NULL, NULL},
     {"/mmds", FC_UNSUPPORTED, NULL, NULL},
@@ -209,6 +210,75 @@ static int actions(struct api_fc *fc, json_object *o, char *buf, size_t buflen,
     return no_content(out);
 }
 
+/* An absolute path of 1..API_FC_PATH_MAX bytes without control bytes. */
+static bool abs_path_ok(const char *p)
+{
+    size_t n = strnlen(p, API_FC_PATH_MAX + 1);
+    if (n < 2 || n > API_FC_PATH_MAX || p[0] != '/')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+            return false;
+    return true;
+}
+
+/*
+ * PUT /snapshot/load before InstanceStart (docs/API.md): Firecracker's body,
+ * the older mem_file_path too; the paths absolute (the client started this
+ * process, as it would give --restore paths).  The load itself is the
+ * caller's (fc->load).
+ */
+static int load(struct api_fc *fc, json_object *o, char *buf, size_t buflen, struct api_reply *out)
+{
+    const char *state = NULL, *mem_file = NULL, *bpath = NULL, *btype = NULL, *msg = NULL;
+    bool resume = false, diff = false, track = false;
+    const struct api_field f[] = {
+        {.name = "snapshot_path", .kind = API_FIELD_STRING, .required = true, .str = &state},
+        {.name = "mem_backend", .kind = API_FIELD_OBJECT},
+        {.name = "mem_file_path", .kind = API_FIELD_STRING, .str = &mem_file},
+        {.name = "enable_diff_snapshots", .kind = API_FIELD_BOOL, .flag = &diff},
+        {.name = "track_dirty_pages", .kind = API_FIELD_BOOL, .flag = &track},
+        {.name = "resume_vm", .kind = API_FIELD_BOOL, .flag = &resume},
+    };
+    const struct api_field b[] = {
+        {.name = "backend_path", .kind = API_FIELD_STRING, .required = true, .str = &bpath},
+        {.name = "backend_type", .kind = API_FIELD_STRING, .required = true, .str = &btype},
+    };
+    if (fc->started)
+        return api_fault(out, 400, API_FC_AFTER_START);
+    if (fc->configured)
+        return api_fault(out, 400, API_FC_LOAD_AFTER_CONFIG);
+    if (!api_fields_get(o, f, ARRAY_SIZE(f), buf, buflen, &msg))
+        return api_fault(out, 400, msg);
+    json_object *mb = NULL;
+    if (json_object_object_get_ex(o, "mem_backend", &mb) && mb &&
+        !api_fields_get(mb, b, ARRAY_SIZE(b), buf, buflen, &msg))
+        return api_fault(out, 400, msg);
+    if (!mb == !mem_file)
+        return api_fault(out, 400, "exactly one of mem_backend and mem_file_path is required");
+    if (btype && !strcmp(btype, "Uffd"))
+        return api_fault(out, 400,
+                         "backend_type Uffd (a page-fault handler process on a UNIX socket) is "
+                         "not supported; use File (wisp restores from the file itself)");
+    if (btype && strcmp(btype, "File") != 0)
+        return api_fault(out, 400, "backend_type must be \"File\" or \"Uffd\"");
+    struct api_fc_load req = {state, mb ? bpath : mem_file, resume};
+    if (!abs_path_ok(req.state_path) || !abs_path_ok(req.mem_path) ||
+        !strcmp(req.state_path, req.mem_path))
+        return api_fault(out, 400,
+                         "snapshot_path and the memory file must be two different absolute "
+                         "paths");
+    if (!fc->load)
+        return api_fault(out, 400, "this wisp cannot load a snapshot here");
+    int ret = fc->load(fc->ctx, &req, buf, buflen);
+    fc->started = true; /* loaded, or failed and ending: nothing more to configure */
+    if (ret < 0) {
+        fc->load_failed = true;
+        return ret == -ENOMEM ? ret : api_fault(out, 400, buf);
+    }
+    return no_content(out);
+}
+
 /* Does `path` name table entry i?  *id gets the id after a prefix entry. */
 static bool match(size_t i, const char *path, const char **id)
 {
@@ -285,14 +355,19 @@ int api_fc_route(struct api_fc *fc, const char *method, const char *path, const 
     int ret;
     if (table[i].res == FC_ACTIONS) {
         ret = actions(fc, o, buf, sizeof(buf), out);
+    } else if (table[i].res == FC_LOAD) {
+        ret = load(fc, o, buf, sizeof(buf), out);
     } else if (table[i].res == FC_LOGGER && patch) {
         ret = api_fc_logger_level(fc->cfg, o, buf, sizeof(buf), &msg);
         ret = ret < 0 ? api_fault(out, 400, msg) : no_content(out);
     } else if (table[i].res == FC_MACHINE && patch) {
         ret = api_fc_patch_machine(fc, o, buf, sizeof(buf), &msg);
+        fc->configured |= ret == 0;
         ret = ret < 0 ? api_fault(out, 400, msg) : no_content(out);
     } else {
         ret = api_fc_apply(fc, table[i].section, id, o, buf, sizeof(buf), &msg);
+        /* Logger and metrics are the host's, not the machine's: a load may follow. */
+        fc->configured |= ret == 0 && table[i].res != FC_LOGGER && table[i].res != FC_METRICS;
         ret = ret < 0 ? api_fault(out, 400, msg) : no_content(out);
     }
     json_object_put(o);
@@ -307,8 +382,8 @@ int api_fc_runtime(const char *method, const char *path, const char *body, size_
     size_t i = 0;
     while (i < ARRAY_SIZE(table) && !match(i, path, &id))
         i++;
-    if (i == ARRAY_SIZE(table) || table[i].res == FC_RUNTIME || table[i].res == FC_INSTANCE ||
-        table[i].res == FC_VERSION || table[i].res == FC_BALLOON)
+    if (i == ARRAY_SIZE(table) || table[i].res == FC_RUNTIME || table[i].res == FC_LOAD ||
+        table[i].res == FC_INSTANCE || table[i].res == FC_VERSION || table[i].res == FC_BALLOON)
         return 1; /* the running VM's router knows these, or nobody does */
     memset(out, 0, sizeof(*out));
     if (table[i].res == FC_UNSUPPORTED)

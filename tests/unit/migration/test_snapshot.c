@@ -161,7 +161,7 @@ Test(snapshot, state_round_trip_and_corruption)
     struct mig_snapshot_stats st = {0};
     struct errbuf err = {0};
     dev_value = 0x12345678;
-    cr_assert_eq(mig_snapshot_write_state(fd, &reg, &m, &st, &err), 0, "%s", err.msg);
+    cr_assert_eq(mig_snapshot_write_state(fd, &reg, &m, NULL, &st, &err), 0, "%s", err.msg);
     cr_assert_gt(st.state_bytes, 40);
     dev_value = 0;
     cr_assert_eq(lseek(fd, 0, SEEK_SET), 0);
