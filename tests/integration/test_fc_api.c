@@ -107,13 +107,6 @@ static void start_preboot_in(struct fc_vm *vm, const char *dir, bool bare)
         cr_assert_lt(i, WISP_TIMEOUT_MS / 20, "the API never answered GET /");
         sleep_ms(20);
     }
-    /* The file exists from bind(); connections are taken from listen() on. */
-    int fd;
-    for (int i = 0; (fd = api_http_connect(vm->sock)) < 0; i++) {
-        cr_assert_lt(i, WISP_TIMEOUT_MS / 20, "the API socket never accepted");
-        sleep_ms(20);
-    }
-    close(fd);
 }
 
 static void start_preboot(struct fc_vm *vm)
