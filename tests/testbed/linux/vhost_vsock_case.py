@@ -181,7 +181,8 @@ def vhost_vsock_case(res, args, case, kernel, initrd, guest_cls):
                                {"snapshot_path": "s.state", "mem_file_path": "s.mem"})
         ok, detail = host_to_guest(1)
         res.check(name + "/snapshot-refused",
-                  400 <= status < 500 and "vsock0" in body and "\n" not in body.strip() and ok,
+                  400 <= status < 500 and "device virtio-vsock 0 cannot migrate" in body and
+                  "\n" not in body.strip() and ok,
                   "HTTP %d %s; then %s" % (status, body.strip()[-160:], detail))
 
         # Poweroff: the main thread stops the rings under its filter and wisp exits 0.
