@@ -117,6 +117,15 @@ int arch_create_devices(struct arch_vm *a, struct errbuf *err) __must_check;
 struct serial *arch_serial(const struct arch_vm *a);
 
 /*
+ * Press Ctrl+Alt+Del on the board's keyboard (Firecracker's SendCtrlAltDel;
+ * a Linux guest then reboots, which ends wisp).  Any thread.  0 once the
+ * keys are queued; -ENOTSUP where the board has no keyboard (aarch64);
+ * -ENODEV without one yet or with the guest's keyboard scanning off;
+ * -EAGAIN while the keyboard still holds earlier bytes.
+ */
+int arch_send_ctrl_alt_del(struct arch_vm *a);
+
+/*
  * Load kernel, initrd and `cmdline` (the final guest command line) and build
  * the boot-time tables.
  */

@@ -113,6 +113,13 @@ struct vm_control {
     int (*resume)(void *ctx);
     enum vm_run_state (*state)(void *ctx);
     /*
+     * Press Ctrl+Alt+Del on the guest's keyboard (arch_send_ctrl_alt_del);
+     * NULL behaves as -ENOTSUP.  Any thread; does not block.  0 once queued
+     * (a paused guest sees it when resumed); -ESHUTDOWN, -ENOTSUP, -ENODEV,
+     * -EAGAIN as arch_send_ctrl_alt_del says.
+     */
+    int (*send_ctrl_alt_del)(void *ctx);
+    /*
      * Write a snapshot (pause, device and vCPU state, memory, then resume
      * unless the VM was paused before or req->stop).  Runs on the VM's
      * migration thread; the caller waits.  0, or -errno with one line in

@@ -180,6 +180,14 @@ static enum vm_run_state ctl_state(void *ctx)
     return vm_state(ctx);
 }
 
+static int ctl_send_ctrl_alt_del(void *ctx)
+{
+    struct vm *vm = ctx;
+    if (vm_state(vm) == VM_STATE_STOPPING)
+        return -ESHUTDOWN;
+    return arch_send_ctrl_alt_del(vm->arch);
+}
+
 /* ---- services handed to arch code (vmm/services.h) ------------------------ */
 
 static void svc_register_pio(void *ctx, uint16_t base, uint16_t len, const char *name,
@@ -260,6 +268,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
         .pause = ctl_pause,
         .resume = ctl_resume,
         .state = ctl_state,
+        .send_ctrl_alt_del = ctl_send_ctrl_alt_del,
         .snapshot_create = vm_mig_snapshot,
         .snapshot_load = vm_mig_snapshot_load,
         .migrate_start = vm_mig_migrate_start,

@@ -162,6 +162,12 @@ struct serial *arch_serial(const struct arch_vm *a)
     return a ? a->serial : NULL;
 }
 
+int arch_send_ctrl_alt_del(struct arch_vm *a)
+{
+    (void)a;
+    return -ENOTSUP; /* no PS/2 keyboard on this board */
+}
+
 int arch_load_guest(struct arch_vm *a, const char *cmdline, struct errbuf *err)
 {
     return a64_load(a, cmdline ? cmdline : "", err);

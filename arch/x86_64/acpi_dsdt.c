@@ -4,6 +4,7 @@
  *
  *   Scope (\_SB) {
  *       Device (COM1) { _HID PNP0501, _UID 0, _CRS IO 0x3F8/8 + IRQNoFlags {4} }
+ *       Device (KBD0) { _HID PNP0303, _UID 0, _CRS IO 0x60/1 + IO 0x64/1 + IRQNoFlags {1} }
  *       Device (VRxx) { _HID "LNRO0005", _UID xx, _CRS Memory32Fixed + Interrupt }
  *       Device (PCI0) { _HID PNP0A08, _CID PNP0A03, _SEG, _BBN, _UID, _CRS windows,
  *                       _PRT INTx -> GSI (if given) }
@@ -11,6 +12,9 @@
  *   }
  *   Name (_S5, Package () { X86_ACPI_S5_SLP_TYP, 0 })
  *
+ * KBD0 is the i8042 and its keyboard: a hardware-reduced guest finds a PS/2
+ * controller only through a PNP0303 device (Linux's i8042 driver asks ACPI
+ * PnP first), and SendCtrlAltDel needs the guest's keyboard driver bound.
  * "LNRO0005" is the id Linux's virtio_mmio driver matches.  A hardware-
  * reduced guest powers off by writing _S5's first element (SLP_TYPa) to the
  * FADT's sleep control register; the second (SLP_TYPb) is unused there.
@@ -34,6 +38,21 @@ static void com1(struct aml_buf *b)
     aml_restemplate_open(b);
     aml_res_io16(b, X86_COM1_PORT, X86_COM1_PORT, 0, 8);
     aml_res_irq_noflags(b, 1U << X86_COM1_IRQ);
+    aml_close(b);
+    aml_close(b);
+}
+
+static void kbd(struct aml_buf *b)
+{
+    aml_device_open(b, "KBD0");
+    aml_name_decl(b, "_HID");
+    aml_eisaid(b, "PNP0303");
+    aml_name_integer(b, "_UID", 0);
+    aml_name_decl(b, "_CRS");
+    aml_restemplate_open(b);
+    aml_res_io16(b, X86_I8042_DATA_PORT, X86_I8042_DATA_PORT, 0, 1);
+    aml_res_io16(b, X86_I8042_CMD_PORT, X86_I8042_CMD_PORT, 0, 1);
+    aml_res_irq_noflags(b, 1U << X86_I8042_IRQ);
     aml_close(b);
     aml_close(b);
 }
@@ -124,6 +143,7 @@ void x86_acpi_dsdt_aml(struct aml_buf *b, const struct x86_acpi_desc *d)
      * iasl emits, so a disassembly recompiles to the same bytes. */
     aml_scope_open(b, "_SB");
     com1(b);
+    kbd(b);
     for (unsigned i = 0; i < d->nvirtio; i++)
         virtio_dev(b, i, &d->virtio[i]);
     if (d->pci)

@@ -51,7 +51,8 @@
 #define FADT_F_SLP_BUTTON      (1U << 5) /* no fixed-feature sleep button */
 #define FADT_F_RESET_REG_SUP   (1U << 10)
 #define FADT_F_HW_REDUCED_ACPI (1U << 20)
-/* IA-PC boot architecture flags, 5.2.9.3; the 8042 bit (1) stays clear. */
+/* IA-PC boot architecture flags, 5.2.9.3: an 8042 (the i8042 with its keyboard, DSDT KBD0). */
+#define FADT_BOOT_8042            (1U << 1)
 #define FADT_BOOT_VGA_NOT_PRESENT (1U << 2)
 #define FADT_BOOT_CMOS_RTC_ABSENT (1U << 5)
 
@@ -170,7 +171,8 @@ void x86_acpi_fadt(uint8_t *area, const struct acpi_layout *l)
     x86_acpi_header(t, "FACP", ACPI_FADT_LEN, FADT_REVISION);
     le32_put(t + FADT_DSDT, dsdt <= UINT32_MAX ? (uint32_t)dsdt : 0);
     le16_put(t + FADT_SCI_INT, 0);
-    le16_put(t + FADT_IAPC_BOOT_ARCH, FADT_BOOT_VGA_NOT_PRESENT | FADT_BOOT_CMOS_RTC_ABSENT);
+    le16_put(t + FADT_IAPC_BOOT_ARCH,
+             FADT_BOOT_8042 | FADT_BOOT_VGA_NOT_PRESENT | FADT_BOOT_CMOS_RTC_ABSENT);
     le32_put(t + FADT_FLAGS,
              FADT_F_HW_REDUCED_ACPI | FADT_F_RESET_REG_SUP | FADT_F_PWR_BUTTON | FADT_F_SLP_BUTTON);
     gas_io8(t + FADT_RESET_REG, X86_ACPI_RESET_PORT);

@@ -148,7 +148,7 @@ int arch_vm_init(const struct arch_host *host, struct arch_vm **out, struct errb
     if (!a)
         return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
     a->host = *host;
-    a->serial_irqfd = a->serial_out_fd = -1;
+    a->serial_irqfd = a->serial_out_fd = a->i8042_irqfd = -1;
     int vm_fd = host->vm_fd;
 
     /* VMX needs three pages for the real-mode TSS and one for the identity
@@ -195,6 +195,12 @@ static void serial_irq(void *opaque)
 {
     struct arch_vm *a = opaque;
     kvm_irq_pulse(a->serial_irqfd);
+}
+
+static void i8042_irq_cb(void *opaque)
+{
+    struct arch_vm *a = opaque;
+    kvm_irq_pulse(a->i8042_irqfd);
 }
 
 static void i8042_reset_cb(void *opaque)
@@ -248,7 +254,11 @@ int arch_create_devices(struct arch_vm *a, struct errbuf *err)
     svc->register_pio(svc->ctx, X86_COM1_PORT, 8, "com1", serial_pio_read, serial_pio_write,
                       a->serial);
 
-    a->i8042 = i8042_create(i8042_reset_cb, a);
+    ret = svc->irqfd_create(svc->ctx, X86_I8042_IRQ, &a->i8042_irqfd, err);
+    if (ret < 0)
+        return ret;
+    static const struct i8042_ops i8042_ops = {.reset = i8042_reset_cb, .irq = i8042_irq_cb};
+    a->i8042 = i8042_create(&i8042_ops, a);
     if (!a->i8042)
         return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "cannot create i8042 device");
     svc->register_pio(svc->ctx, X86_I8042_DATA_PORT, 1, "i8042-data", i8042_data_read,
@@ -284,6 +294,11 @@ int arch_create_devices(struct arch_vm *a, struct errbuf *err)
 struct serial *arch_serial(const struct arch_vm *a)
 {
     return a ? a->serial : NULL;
+}
+
+int arch_send_ctrl_alt_del(struct arch_vm *a)
+{
+    return a && a->i8042 ? i8042_send_ctrl_alt_del(a->i8042) : -ENODEV;
 }
 
 /* ---- guest image -------------------------------------------------------- */
@@ -422,6 +437,8 @@ void arch_vm_destroy(struct arch_vm *a)
     }
     if (a->serial_irqfd >= 0)
         close(a->serial_irqfd);
+    if (a->i8042_irqfd >= 0)
+        close(a->i8042_irqfd);
     if (a->serial_out_owned && a->serial_out_fd >= 0)
         close(a->serial_out_fd);
     irq_routing_free(a->irq_routing);

@@ -36,6 +36,7 @@ struct arch_vm {
      * arch_irq_routing() and re-commit. */
     struct irq_routing *irq_routing;
     int serial_irqfd;      /* KVM irqfd for the UART's interrupt line */
+    int i8042_irqfd;       /* KVM irqfd for the keyboard's line (ISA IRQ 1) */
     int serial_out_fd;     /* where guest console output goes, -1 = discarded */
     bool serial_out_owned; /* serial_out_fd was opened by us (file:PATH) */
     bool guest_loaded;     /* arch_load_guest() ran: the boot vCPU gets entry registers */

@@ -81,6 +81,7 @@
 /* Legacy I/O ports wisp emulates. */
 #define X86_COM1_PORT       0x3f8
 #define X86_COM1_IRQ        4
+#define X86_I8042_IRQ       1
 #define X86_I8042_DATA_PORT 0x60
 #define X86_I8042_CMD_PORT  0x64
 #define X86_DEBUG_EXIT_PORT 0xf4

@@ -12,13 +12,16 @@
  *   FZ_OP_DEV:   check the status register against the model below
  *   FZ_OP_STATE: arg even: save, load into a fresh controller, save again
  *                (encodings equal, the run continues on the copy);
- *                arg odd: device reset.
+ *                arg 1 mod 4: device reset; arg 3 mod 4: SendCtrlAltDel
+ *                (0, or -ENODEV / -EAGAIN, never anything else).
  * Checked: reads fill exactly `len` bytes; command 0xFE at offset 0 calls
  * the reset callback exactly once per write, nothing else does; status bit
  * 4 (keyboard unlocked) is always set and bit 1 (input full) never; every
  * reachable state round-trips through save/load.
  */
 #include "tests/fuzz/fuzz.h"
+
+#include <errno.h>
 
 #include "devices/legacy/i8042.h"
 #include "migration/vstate.h"
@@ -36,6 +39,11 @@ static void fz_reset_cb(void *opaque)
     fz_resets++;
 }
 
+static void fz_irq_cb(void *opaque)
+{
+    (void)opaque;
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
@@ -45,7 +53,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static struct i8042 *fz_new(void)
 {
-    struct i8042 *k = i8042_create(fz_reset_cb, NULL);
+    static const struct i8042_ops ops = {.reset = fz_reset_cb, .irq = fz_irq_cb};
+    struct i8042 *k = i8042_create(&ops, NULL);
     FZ_CHECK(k, "i8042_create failed");
     return k;
 }
@@ -109,7 +118,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fz_check_status(k);
             break;
         default:
-            if (op.arg & 1)
+            if ((op.arg & 3) == 3) {
+                int r = i8042_send_ctrl_alt_del(k);
+                FZ_CHECK(r == 0 || r == -ENODEV || r == -EAGAIN, "ctrl-alt-del: %d", r);
+            } else if (op.arg & 1)
                 i8042_device_ops.reset(k);
             else
                 k = fz_round_trip(k);

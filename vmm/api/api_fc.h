@@ -85,11 +85,12 @@ int api_fc_route(struct api_fc *fc, const char *method, const char *path, const 
  * The running VM's answer to the pre-boot resources (called by api_route()
  * before its 404): PUT /boot-source, /drives/{id}, /machine-config... are
  * 400 API_FC_AFTER_START; PUT /actions: FlushMetrics 204, InstanceStart
- * 400, SendCtrlAltDel 400 (not supported yet).  0 or -ENOMEM with *out
- * filled; 1 if `path` is none of them (out untouched).
+ * 400, SendCtrlAltDel 204 through ctl->send_ctrl_alt_del (400 with the
+ * reason when refused, 409 while stopping; ctl may be NULL: refused).
+ * 0 or -ENOMEM with *out filled; 1 if `path` is none of them (out untouched).
  */
-int api_fc_runtime(const char *method, const char *path, const char *body, size_t len,
-                   struct api_reply *out) __must_check;
+int api_fc_runtime(const struct vm_control *ctl, const char *method, const char *path,
+                   const char *body, size_t len, struct api_reply *out) __must_check;
 
 /*
  * Apply one section of a Firecracker configuration, as a PUT of the same

@@ -374,8 +374,33 @@ int api_fc_route(struct api_fc *fc, const char *method, const char *path, const 
     return ret;
 }
 
-int api_fc_runtime(const char *method, const char *path, const char *body, size_t len,
-                   struct api_reply *out)
+/* SendCtrlAltDel on a running VM: Firecracker's 204 once the keys are on their way. */
+static int send_ctrl_alt_del(const struct vm_control *ctl, struct api_reply *out)
+{
+    int ret = ctl && ctl->send_ctrl_alt_del ? ctl->send_ctrl_alt_del(ctl->ctx) : -ENOTSUP;
+    switch (ret) {
+    case 0:
+        return no_content(out);
+    case -ENOTSUP:
+        return api_fault(out, 400,
+                         "SendCtrlAltDel needs the i8042 keyboard, which only x86_64 guests have");
+    case -ENODEV:
+        return api_fault(out, 400,
+                         "the guest turned its keyboard off (PS/2 scanning disabled): Ctrl+Alt+Del "
+                         "was not sent");
+    case -EAGAIN:
+        return api_fault(out, 400,
+                         "the guest has not read the keys sent before: Ctrl+Alt+Del was not sent "
+                         "(is its i8042/atkbd driver loaded?)");
+    case -ESHUTDOWN:
+        return api_fault(out, 409, "the VM is stopping");
+    default:
+        return api_fault(out, 500, "SendCtrlAltDel failed");
+    }
+}
+
+int api_fc_runtime(const struct vm_control *ctl, const char *method, const char *path,
+                   const char *body, size_t len, struct api_reply *out)
 {
     char buf[480];
     const char *id = NULL, *msg = NULL;
@@ -415,9 +440,7 @@ int api_fc_runtime(const char *method, const char *path, const char *body, size_
     else if (!strcmp(type, "InstanceStart"))
         ret = api_fault(out, 400, API_FC_AFTER_START);
     else if (!strcmp(type, "SendCtrlAltDel"))
-        ret = api_fault(out, 400,
-                        "SendCtrlAltDel is not supported by wisp yet (its i8042 has no keyboard "
-                        "port); use the guest's ACPI power button or shutdown");
+        ret = send_ctrl_alt_del(ctl, out);
     else
         ret = api_fault(out, 400,
                         "action_type must be \"InstanceStart\", \"SendCtrlAltDel\" or "

@@ -301,7 +301,7 @@ int api_route(const struct vm_control *ctl, const char *method, const char *path
             return api_balloon(ctl, method, resources[i].res == RES_BALLOON_STATS, body, len, out);
         }
     }
-    int ret = api_fc_runtime(method, path, body, len, out);
+    int ret = api_fc_runtime(ctl, method, path, body, len, out);
     if (ret <= 0)
         return ret; /* a Firecracker pre-boot resource, answered */
     snprintf(buf, sizeof(buf), "no resource at %.80s", path);

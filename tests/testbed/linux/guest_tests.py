@@ -48,7 +48,7 @@ import time
 from balloon_case import balloon_case
 from vsock_case import vsock_case
 from vsock_mig_case import vsock_mig_case
-from vhost_vsock_case import vhost_vsock_case
+from vhost_vsock_case import api_put, vhost_vsock_case
 
 BOOT_TIMEOUT = 180  # s; 10-20 s typical in the testbed
 CMD_TIMEOUT = 60
@@ -97,7 +97,8 @@ NET_HOST, NET_GUEST, NET_PREFIX = "10.0.2.1", "10.0.2.15", 24
 Case = collections.namedtuple("Case", "name vmm ver image vcpus devices end acpi peer migrate balloon",
                               defaults=(False, False))
 CASES = [
-    Case("linux-6.1-bzimage-2cpu", "wisp", "6.1", "bzimage", 2, ALL_DEVICES, "poweroff", True, None),
+    # Ends with Firecracker's SendCtrlAltDel through the API: the i8042's keyboard (DSDT KBD0).
+    Case("linux-6.1-bzimage-2cpu", "wisp", "6.1", "bzimage", 2, ALL_DEVICES, "ctrl-alt-del", True, None),
     Case("linux-6.12-pvh-2cpu", "wisp", "6.12", "pvh", 2, ALL_DEVICES, "reboot", True, None),
     Case("linux-6.1-pvh-1cpu", "wisp", "6.1", "pvh", 1, ("rng",), "panic", True, None),
     Case("linux-6.12-bzimage-2cpu", "wisp", "6.12", "bzimage", 2, ALL_DEVICES, "panic", True, None),
@@ -383,6 +384,8 @@ def vmm_argv(args, case, kernel, initrd, cmdline, disk, tap, sock):
             argv += ["--acpi", "off"]
         if case.name == PCI_CASE:
             argv += ["--pci", "on"]
+        if case.end == "ctrl-alt-del":
+            argv += ["--api-sock", os.path.join(os.path.dirname(sock), "api.sock")]
         for d in case.devices:
             argv += ["--device", {"blk": "blk,path=%s" % disk, "net": "net,tap=%s" % tap,
                                   "rng": "rng", "console": "console,socket=%s" % sock}[d]]
@@ -453,6 +456,17 @@ CMD_NET = ("dev=$(ls /sys/class/net | grep -v '^lo$' | head -n1); echo net-dev $
 def ping_summary(text):
     m = re.search(r"(\d+) packets transmitted, (\d+) (?:packets )?received", text or "")
     return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+def ctrl_alt_del(res, g, name, api):
+    """The guest's keyboard driver bound to wisp's i8042, then SendCtrlAltDel through the API."""
+    out = g.run("cat /sys/class/input/input*/name 2>/dev/null; dmesg | grep -E 'serio: i8042 KBD'")
+    res.check(name + "/keyboard", out is not None and "AT Translated Set 2 keyboard" in out and
+              "i8042 KBD port at 0x60,0x64 irq" in out,
+              " | ".join(l.strip() for l in (out or "no answer").splitlines()[-3:]))
+    status, body = api_put(api, "/actions", {"action_type": "SendCtrlAltDel"})
+    res.check(name + "/send-ctrl-alt-del", status == 204, "PUT /actions SendCtrlAltDel: HTTP %d %s" %
+              (status, body.strip()[-120:]))
 
 
 def session_checks(res, args, case, g, name, disk, tokens, sock, net, seen):
@@ -589,13 +603,21 @@ def boot_case(res, args, case, kernel, initrd, seen):
                   if found is not None and not bad
                   else "; ".join(bad[:4]) if bad else "dmesg did not finish")
 
-        g.send({"poweroff": "poweroff -f", "reboot": "reboot -f",
-                "panic": "echo c > /proc/sysrq-trigger"}[case.end])
+        if case.end == "ctrl-alt-del":
+            ctrl_alt_del(res, g, name, os.path.join(sockdir, "api.sock"))
+        else:
+            g.send({"poweroff": "poweroff -f", "reboot": "reboot -f",
+                    "panic": "echo c > /proc/sysrq-trigger"}[case.end])
         t0 = time.monotonic()
         st = g.wait_exit(END_TIMEOUT)
         detail = ("exit status %s after %.1f s" % (st, time.monotonic() - t0)
                   if st is not None else "still running after %d s" % END_TIMEOUT)
         ok = st == 0
+        if case.end == "ctrl-alt-del":
+            # No init here turns C_A_D off: the kernel restarts at once (ACPI reset register).
+            logged = re.search(r"reboot: Restarting system", g.text()) is not None
+            ok = ok and logged
+            detail += ", the guest restarted" if logged else ", no restart line in the log"
         if case.end == "panic":
             # With panic=-1 on the command line a panic restarts at once;
             # the VMM sees the reset and exits 0 (README, "Exit status").

@@ -211,16 +211,39 @@ static void check_com1(const struct dev *d)
     res_count(d, 2);
 }
 
+/* The i8042: both ports one byte each, then ISA IRQ 1 (what Linux's i8042 PnP probe reads). */
+static void check_kbd(const struct dev *d)
+{
+    size_t len;
+    cr_assert_str_eq(d->name, "KBD0");
+    cr_assert_eq(d->hid, 0x0303D041, "EISAID PNP0303");
+    cr_assert_eq(d->uid, 0);
+    const uint8_t data_want[] = {0x47, 0x01, 0x60, 0x00, 0x60, 0x00, 0x00, 0x01};
+    const uint8_t cmd_want[] = {0x47, 0x01, 0x64, 0x00, 0x64, 0x00, 0x00, 0x01};
+    const uint8_t *io = res(d, 0, &len);
+    cr_assert_eq(len, sizeof(data_want));
+    cr_assert_eq(memcmp(io, data_want, len), 0, "IO (Decode16, 0x60, 0x60, 0, 1)");
+    io = res(d, 1, &len);
+    cr_assert_eq(len, sizeof(cmd_want));
+    cr_assert_eq(memcmp(io, cmd_want, len), 0, "IO (Decode16, 0x64, 0x64, 0, 1)");
+    const uint8_t *irq = res(d, 2, &len);
+    cr_assert_eq(len, 3);
+    cr_assert_eq(irq[0], 0x22, "IRQNoFlags");
+    cr_assert_eq(le16_get(irq + 1), 1U << X86_I8042_IRQ);
+    res_count(d, 3);
+}
+
 static void check_devices(unsigned n)
 {
     static struct dsdt ds;
     struct x86_acpi_desc desc = ta_desc(2, n, NULL);
     parse(&desc, &ds);
-    cr_assert_eq(ds.ndevs, 1 + n, "COM1 and %u virtio devices", n);
+    cr_assert_eq(ds.ndevs, 2 + n, "COM1, KBD0 and %u virtio devices", n);
     check_com1(&ds.devs[0]);
+    check_kbd(&ds.devs[1]);
 
     for (unsigned i = 0; i < n; i++) {
-        const struct dev *d = &ds.devs[1 + i];
+        const struct dev *d = &ds.devs[2 + i];
         char want[16];
         size_t len;
         snprintf(want, sizeof(want), "VR%02X", i);
@@ -303,9 +326,9 @@ Test(x86_acpi_dsdt, pci_host_bridge)
     p.bus_end = 0x2f;
     struct x86_acpi_desc desc = ta_desc(2, 3, &p);
     parse(&desc, &ds);
-    cr_assert_eq(ds.ndevs, 1 + 3 + 2);
+    cr_assert_eq(ds.ndevs, 2 + 3 + 2);
 
-    const struct dev *h = &ds.devs[4];
+    const struct dev *h = &ds.devs[5];
     size_t len;
     cr_assert_str_eq(h->name, "PCI0");
     cr_assert_eq(h->hid, 0x080AD041, "PNP0A08");
@@ -327,7 +350,7 @@ Test(x86_acpi_dsdt, pci_host_bridge)
                p.mmio64_base + p.mmio64_size - 1);
     res_count(h, 4);
 
-    const struct dev *m = &ds.devs[5];
+    const struct dev *m = &ds.devs[6];
     cr_assert_str_eq(m->name, "ECAM");
     cr_assert_eq(m->hid, 0x020CD041, "PNP0C02");
     e = res(m, 0, &len);
@@ -344,8 +367,8 @@ Test(x86_acpi_dsdt, pci_without_optional_windows)
     p.io_size = 0;
     struct x86_acpi_desc desc = ta_desc(1, 0, &p);
     parse(&desc, &ds);
-    cr_assert_eq(ds.ndevs, 3);
-    const struct dev *h = &ds.devs[1];
+    cr_assert_eq(ds.ndevs, 4);
+    const struct dev *h = &ds.devs[2];
     size_t len;
     cr_assert_str_eq(h->name, "PCI0");
     const uint8_t *e = res(h, 0, &len);

@@ -500,7 +500,7 @@ Test(api_fc, running_vm_refuses_preboot_resources)
     run_req("PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}");
     expect_204();
     run_req("PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}");
-    expect_fault(400, "not supported by wisp yet");
+    expect_fault(400, "only x86_64 guests have"); /* a VM without the hook has no keyboard */
     run_req("PUT", "/actions", "{\"action_type\": 1}");
     expect_fault(400, "wrong type");
     run_req("GET", "/actions", NULL);
@@ -509,6 +509,46 @@ Test(api_fc, running_vm_refuses_preboot_resources)
     expect_fault(400, "not supported by wisp");
     run_req("GET", "/nowhere", NULL);
     expect_fault(404, "no resource at /nowhere");
+}
+
+static int cad_ret;
+static unsigned cad_calls;
+
+static int fake_cad(void *ctx)
+{
+    cr_assert_eq(ctx, &cad_calls);
+    cad_calls++;
+    return cad_ret;
+}
+
+/* SendCtrlAltDel on a running VM: 204 once queued, each refusal its own line and status. */
+Test(api_fc, send_ctrl_alt_del_reaches_the_vm)
+{
+    const struct vm_control vm = {.ctx = &cad_calls, .send_ctrl_alt_del = fake_cad};
+    static const struct {
+        int ret;
+        unsigned status;
+        const char *fault;
+    } cases[] = {
+        {0, 204, NULL},
+        {-ENOTSUP, 400, "only x86_64 guests have"},
+        {-ENODEV, 400, "turned its keyboard off"},
+        {-EAGAIN, 400, "has not read the keys sent before"},
+        {-ESHUTDOWN, 409, "the VM is stopping"},
+        {-EIO, 500, "SendCtrlAltDel failed"},
+    };
+    const char *body = "{\"action_type\": \"SendCtrlAltDel\"}";
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cad_ret = cases[i].ret;
+        free(reply.body);
+        memset(&reply, 0, sizeof(reply));
+        cr_assert_eq(api_route(&vm, "PUT", "/actions", body, strlen(body), &reply), 0);
+        cr_assert_eq(cad_calls, i + 1, "one call per request");
+        if (cases[i].fault)
+            expect_fault(cases[i].status, cases[i].fault);
+        else
+            expect_204();
+    }
 }
 
 /* FlushMetrics writes a line (pre-boot and running); a sink that cannot take it is a 400. */

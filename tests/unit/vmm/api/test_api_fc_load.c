@@ -207,5 +207,5 @@ Test(api_fc_load, failed_load_is_400_and_ends_the_instance)
 Test(api_fc_load, the_running_vm_answers_load_itself)
 {
     struct api_reply r = {0};
-    cr_assert_eq(api_fc_runtime("PUT", "/snapshot/load", LOAD, strlen(LOAD), &r), 1);
+    cr_assert_eq(api_fc_runtime(NULL, "PUT", "/snapshot/load", LOAD, strlen(LOAD), &r), 1);
 }
