@@ -1,28 +1,20 @@
 /*
  * VM configuration (see config.h).  config_set() interprets every key; the
  * command line and the JSON loader both funnel into it, so they accept the
- * same keys and values and produce the same error messages.
+ * same keys and values and produce the same error messages.  The --device
+ * parser is in config_device.c, the JSON loader in config_json.c.
  */
 #include "vmm/config.h"
-#include "devices/virtio/balloon.h"
-#include "devices/virtio/net.h"
+#include "vmm/config_internal.h"
 #include "vmm/log.h"
 #include "vmm/metrics.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <json-c/json.h>
-#include <limits.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#define MAX_VCPUS_CONFIG 1024          /* sanity cap; the VM applies the real limit */
-#define MAX_JSON_FILE    (1024 * 1024) /* a VM description is a few hundred bytes */
-#define MAX_STRING_VALUE 65536
+#define MAX_VCPUS_CONFIG 1024 /* sanity cap; the VM applies the real limit */
 
 void config_init(struct vm_config *c)
 {
@@ -108,11 +100,11 @@ int config_parse_size(const char *s, uint64_t *out)
     return 0;
 }
 
-static int set_string(char **dst, const char *key, const char *value, struct errbuf *err)
+int config_set_string(char **dst, const char *key, const char *value, struct errbuf *err)
 {
     if (!value)
         return err_set(err, WISP_EXIT_USAGE, EINVAL, "option '%s' needs a value", key);
-    if (strlen(value) > MAX_STRING_VALUE)
+    if (strlen(value) > CONFIG_MAX_STRING_VALUE)
         return err_set(err, WISP_EXIT_USAGE, EINVAL, "value of '%s' is too long", key);
     char *d = strdup(value);
     if (!d)
@@ -122,7 +114,7 @@ static int set_string(char **dst, const char *key, const char *value, struct err
     return 0;
 }
 
-static int set_bool(bool *dst, const char *key, const char *value, struct errbuf *err)
+int config_set_bool(bool *dst, const char *key, const char *value, struct errbuf *err)
 {
     if (!value || !strcmp(value, "on") || !strcmp(value, "true") || !strcmp(value, "yes")) {
         *dst = true;
@@ -158,7 +150,7 @@ static int set_serial(struct vm_config *c, const char *value, struct errbuf *err
     } else if (!strcmp(value, "none")) {
         c->serial = SERIAL_NONE;
     } else if (!strncmp(value, "file:", 5) && value[5] != '\0') {
-        int ret = set_string(&c->serial_path, "serial", value + 5, err);
+        int ret = config_set_string(&c->serial_path, "serial", value + 5, err);
         if (ret < 0)
             return ret;
         c->serial = SERIAL_FILE;
@@ -174,218 +166,6 @@ static const struct {
     enum log_level level;
 } log_levels[] = {
     {"error", LOG_ERROR}, {"warn", LOG_WARN}, {"info", LOG_INFO}, {"debug", LOG_DEBUG}};
-
-/* ---- --device TYPE[,key=value...] ---------------------------------------- */
-
-static const char *const device_type_names[] = {
-    [DEV_BLK] = "blk",         [DEV_NET] = "net",    [DEV_RNG] = "rng",
-    [DEV_CONSOLE] = "console", [DEV_VFIO] = "vfio",  [DEV_VFIO_USER] = "vfio-user",
-    [DEV_BALLOON] = "balloon", [DEV_VSOCK] = "vsock"};
-
-const char *config_device_type_name(enum device_type t)
-{
-    return (size_t)t < ARRAY_SIZE(device_type_names) && device_type_names[t] ? device_type_names[t]
-                                                                             : "unknown";
-}
-
-/* A decimal number 0..max (digits only). */
-static int set_u32(uint32_t *dst, const char *key, const char *val, uint32_t max,
-                   struct errbuf *err)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(val, &end, 10);
-    if (!val[0] || strspn(val, "0123456789") != strlen(val) || errno || *end || v > max)
-        return err_set(err, WISP_EXIT_USAGE, EINVAL, "%s must be a number from 0 to %u, not '%s'",
-                       key, max, val);
-    *dst = (uint32_t)v;
-    return 0;
-}
-
-/* Apply one key=value of a balloon description (Firecracker's names). */
-static int balloon_kv(struct device_spec *d, const char *key, const char *val, struct errbuf *err)
-{
-    if (!strcmp(key, "amount_mib"))
-        return set_u32(&d->amount_mib, key, val, (uint32_t)(CONFIG_MAX_MEMORY / MiB), err);
-    if (!strcmp(key, "deflate_on_oom"))
-        return set_bool(&d->deflate_on_oom, key, val, err);
-    if (!strcmp(key, "stats_polling_interval_s"))
-        return set_u32(&d->stats_interval_s, key, val, BALLOON_MAX_INTERVAL, err);
-    if (!strcmp(key, "free_page_reporting"))
-        return set_bool(&d->free_page_reporting, key, val, err);
-    return 1; /* not a balloon key */
-}
-
-/* Apply one key=value of a device description. */
-static int device_kv(struct device_spec *d, const char *key, const char *val, struct errbuf *err)
-{
-    const char *type = device_type_names[d->type];
-    bool is_blk = d->type == DEV_BLK, is_net = d->type == DEV_NET;
-    if (!strcmp(key, "id")) {
-        if (!val[0] || strlen(val) > CONFIG_ID_MAX ||
-            strspn(val, "abcdefghijklmnopqrstuvwxyz"
-                        "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                        "0123456789-_") != strlen(val))
-            return err_set(err, WISP_EXIT_USAGE, EINVAL,
-                           "device id '%s' must be 1-%d letters, digits, '-' or '_'", val,
-                           CONFIG_ID_MAX);
-        memcpy(d->id, val, strlen(val) + 1);
-        return 0;
-    }
-    if ((is_blk || d->type == DEV_VFIO) && !strcmp(key, "path"))
-        return set_string(&d->path, "path", val, err);
-    if (is_blk && !strcmp(key, "readonly"))
-        return set_bool(&d->readonly, "readonly", val, err);
-    if (is_net && !strcmp(key, "tap")) {
-        if (!val[0] || strlen(val) >= 16)
-            return err_set(err, WISP_EXIT_USAGE, EINVAL, "tap name '%s' must be 1 to 15 characters",
-                           val);
-        return set_string(&d->tap, "tap", val, err);
-    }
-    if (is_net && !strcmp(key, "mac")) {
-        if (virtio_net_parse_mac(val, d->mac) < 0)
-            return err_set(err, WISP_EXIT_USAGE, EINVAL,
-                           "mac '%s' must be a unicast address like 52:54:00:12:34:56", val);
-        d->has_mac = true;
-        return 0;
-    }
-    if (is_blk && !strcmp(key, "vhost-user")) {
-        if (!val[0] || strlen(val) >= 108) /* sizeof(sun_path) */
-            return err_set(err, WISP_EXIT_USAGE, EINVAL,
-                           "blk vhost-user socket path must be 1 to 107 bytes");
-        return set_string(&d->socket, "vhost-user", val, err);
-    }
-    if (d->type == DEV_BALLOON) {
-        int r = balloon_kv(d, key, val, err);
-        if (r <= 0)
-            return r;
-    }
-    if ((d->type == DEV_CONSOLE || d->type == DEV_VFIO_USER) && !strcmp(key, "socket")) {
-        if (!val[0] || strlen(val) >= 108) /* sizeof(sun_path) */
-            return err_set(err, WISP_EXIT_USAGE, EINVAL, "%s socket path must be 1 to 107 bytes",
-                           type);
-        return set_string(&d->socket, "socket", val, err);
-    }
-    if (DEV_IS_PCI(d->type) && !strcmp(key, "layout"))
-        return set_string(&d->layout, "layout", val, err);
-    if (d->type == DEV_VSOCK && !strcmp(key, "uds_path")) {
-        /* "<uds_path>_<port>" must fit sun_path too (devices/backends/vsock_uds.h). */
-        if (!val[0] || strlen(val) > 96)
-            return err_set(err, WISP_EXIT_USAGE, EINVAL, "vsock uds_path must be 1 to 96 bytes");
-        return set_string(&d->socket, "uds_path", val, err);
-    }
-    if (d->type == DEV_VSOCK && !strcmp(key, "backend")) {
-        if (strcmp(val, "vhost") && strcmp(val, "uds"))
-            return err_set(err, WISP_EXIT_USAGE, EINVAL,
-                           "vsock backend must be uds or vhost, not '%s'", val);
-        d->vhost = !strcmp(val, "vhost");
-        return 0;
-    }
-    if (d->type == DEV_VSOCK && !strcmp(key, "cid")) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(val, &end, 10);
-        if (errno || end == val || *end || val[0] == '-' || v < 3 || v > 0xfffffffeULL)
-            return err_set(err, WISP_EXIT_USAGE, EINVAL,
-                           "vsock cid must be a number from 3 to 4294967294, not '%s'", val);
-        d->cid = v;
-        return 0;
-    }
-    return err_set(err, WISP_EXIT_USAGE, EINVAL, "device %s has no option '%s'", type, key);
-}
-
-int config_add_device(struct vm_config *c, const char *spec, struct errbuf *err)
-{
-    if (!spec || !spec[0])
-        return err_set(err, WISP_EXIT_USAGE, EINVAL,
-                       "option 'device' needs a value like blk,path=disk.img");
-    if (c->ndevices >= CONFIG_MAX_DEVICES)
-        return err_set(err, WISP_EXIT_USAGE, EINVAL, "at most %d devices are supported",
-                       CONFIG_MAX_DEVICES);
-    if (strlen(spec) > MAX_STRING_VALUE)
-        return err_set(err, WISP_EXIT_USAGE, EINVAL, "device description is too long");
-    char *copy = strdup(spec);
-    if (!copy)
-        return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
-    struct device_spec *d = &c->devices[c->ndevices];
-    memset(d, 0, sizeof(*d));
-    int ret = 0;
-    char *save = NULL;
-    char *tok = strtok_r(copy, ",", &save);
-    for (size_t t = 1; tok && t < ARRAY_SIZE(device_type_names); t++)
-        if (!strcmp(tok, device_type_names[t]))
-            d->type = (enum device_type)t;
-    if (!d->type) {
-        ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
-                      "unknown device type '%s' (blk, net, rng, console, balloon, vsock, vfio or "
-                      "vfio-user)",
-                      tok ? tok : "");
-        goto out;
-    }
-    while ((tok = strtok_r(NULL, ",", &save)) != NULL) {
-        char *eq = strchr(tok, '=');
-        if (!eq) {
-            ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
-                          "device option '%s' needs a value (key=value)", tok);
-            goto out;
-        }
-        *eq = '\0';
-        ret = device_kv(d, tok, eq + 1, err);
-        if (ret < 0)
-            goto out;
-    }
-    if (d->type == DEV_BLK && !d->path && !d->socket)
-        ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
-                      "blk device needs path=IMAGE or vhost-user=SOCKET");
-    else if (d->type == DEV_BLK && d->path && d->socket)
-        ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
-                      "blk device takes path=IMAGE or vhost-user=SOCKET, not both");
-    else if (d->type == DEV_BLK && d->socket && d->readonly)
-        ret =
-            err_set(err, WISP_EXIT_USAGE, EINVAL,
-                    "blk over vhost-user: readonly is the backend's choice (export writable=off)");
-    else if (d->type == DEV_NET && !d->tap)
-        ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "net device needs tap=NAME");
-    else if (d->type == DEV_VFIO && !d->path)
-        ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
-                      "vfio device needs path=/sys/bus/pci/devices/DDDD:BB:DD.F or "
-                      "path=/dev/vfio/devices/vfioN");
-    else if (d->type == DEV_VFIO_USER && !d->socket)
-        ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "vfio-user device needs socket=PATH");
-    else if (d->type == DEV_VSOCK && d->vhost && d->socket)
-        ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
-                      "vsock backend=vhost takes no uds_path (host programs use AF_VSOCK)");
-    else if (d->type == DEV_VSOCK && (!d->cid || (!d->socket && !d->vhost)))
-        ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
-                      "vsock device needs cid=N and uds_path=PATH or backend=vhost");
-    for (unsigned i = 0; ret == 0 && d->type == DEV_VSOCK && i < c->ndevices; i++)
-        if (c->devices[i].type == DEV_VSOCK)
-            ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "only one vsock device is supported");
-    for (unsigned i = 0; ret == 0 && d->type == DEV_BALLOON && i < c->ndevices; i++)
-        if (c->devices[i].type == DEV_BALLOON)
-            ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "only one balloon device is supported");
-    if (ret == 0 && !d->id[0]) {
-        unsigned same = 0;
-        for (unsigned i = 0; i < c->ndevices; i++)
-            same += c->devices[i].type == d->type;
-        snprintf(d->id, sizeof(d->id), "%s%u", device_type_names[d->type], same);
-    }
-    for (unsigned i = 0; ret == 0 && i < c->ndevices; i++)
-        if (!strcmp(c->devices[i].id, d->id))
-            ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "device id '%s' is used twice", d->id);
-out:
-    if (ret < 0) {
-        free(d->path);
-        free(d->tap);
-        free(d->socket);
-        free(d->layout);
-        memset(d, 0, sizeof(*d));
-    } else {
-        c->ndevices++;
-    }
-    free(copy);
-    return ret;
-}
 
 /* Every key config_set() accepts (kept in step with it; a unit test checks). */
 static const char *const all_keys[] = {
@@ -434,30 +214,30 @@ unsigned config_stdio_consoles(const struct vm_config *c)
 int config_set(struct vm_config *c, const char *key, const char *value, struct errbuf *err)
 {
     if (!strcmp(key, "kernel"))
-        return set_string(&c->kernel, key, value, err);
+        return config_set_string(&c->kernel, key, value, err);
     if (!strcmp(key, "device"))
         return config_add_device(c, value, err);
     if (!strcmp(key, "initrd"))
-        return set_string(&c->initrd, key, value, err);
+        return config_set_string(&c->initrd, key, value, err);
     if (!strcmp(key, "cmdline"))
-        return set_string(&c->cmdline, key, value, err);
+        return config_set_string(&c->cmdline, key, value, err);
     if (!strcmp(key, "cpu-features"))
-        return set_string(&c->cpu_features, key, value, err);
+        return config_set_string(&c->cpu_features, key, value, err);
     if (!strcmp(key, "cpu-template"))
-        return set_string(&c->cpu_template, key, value, err);
+        return config_set_string(&c->cpu_template, key, value, err);
     if (!strcmp(key, "serial"))
         return set_serial(c, value, err);
     if (!strcmp(key, "api-sock")) {
         if (!value || !value[0] || strlen(value) >= 108) /* sizeof(sun_path) */
             return err_set(err, WISP_EXIT_USAGE, EINVAL, "api-sock path must be 1 to 107 bytes");
-        return set_string(&c->api_sock, key, value, err);
+        return config_set_string(&c->api_sock, key, value, err);
     }
     if (!strcmp(key, "snapshot-dir"))
-        return set_string(&c->snapshot_dir, key, value, err);
+        return config_set_string(&c->snapshot_dir, key, value, err);
     if (!strcmp(key, "log-path"))
-        return set_string(&c->log_path, key, value, err);
+        return config_set_string(&c->log_path, key, value, err);
     if (!strcmp(key, "metrics-path"))
-        return set_string(&c->metrics_path, key, value, err);
+        return config_set_string(&c->metrics_path, key, value, err);
     if (!strcmp(key, "metrics-period-ms")) {
         char *end;
         errno = 0;
@@ -471,25 +251,25 @@ int config_set(struct vm_config *c, const char *key, const char *value, struct e
         return 0;
     }
     if (!strcmp(key, "restore"))
-        return set_string(&c->restore, key, value, err);
+        return config_set_string(&c->restore, key, value, err);
     if (!strcmp(key, "restore-mem"))
-        return set_string(&c->restore_mem, key, value, err);
+        return config_set_string(&c->restore_mem, key, value, err);
     if (!strcmp(key, "incoming"))
-        return set_string(&c->incoming, key, value, err);
+        return config_set_string(&c->incoming, key, value, err);
     if (!strcmp(key, "restore-wait"))
-        return set_bool(&c->restore_wait, key, value, err);
+        return config_set_bool(&c->restore_wait, key, value, err);
     if (!strcmp(key, "restore-lazy"))
-        return set_bool(&c->restore_lazy, key, value, err);
+        return config_set_bool(&c->restore_lazy, key, value, err);
     if (!strcmp(key, "debug-exit"))
-        return set_bool(&c->debug_exit, key, value, err);
+        return config_set_bool(&c->debug_exit, key, value, err);
     if (!strcmp(key, "hugepages"))
-        return set_bool(&c->hugepages, key, value, err);
+        return config_set_bool(&c->hugepages, key, value, err);
     if (!strcmp(key, "stats"))
-        return set_bool(&c->stats, key, value, err);
+        return config_set_bool(&c->stats, key, value, err);
     if (!strcmp(key, "acpi"))
-        return set_bool(&c->acpi, key, value, err);
+        return config_set_bool(&c->acpi, key, value, err);
     if (!strcmp(key, "pci"))
-        return set_bool(&c->pci, key, value, err);
+        return config_set_bool(&c->pci, key, value, err);
     if (!strcmp(key, "seccomp")) {
         static const char *const modes[] = {
             [SECCOMP_KILL] = "kill", [SECCOMP_LOG] = "log", [SECCOMP_OFF] = "off"};
@@ -548,220 +328,6 @@ int config_set(struct vm_config *c, const char *key, const char *value, struct e
                        value ? value : "");
     }
     return err_set(err, WISP_EXIT_USAGE, EINVAL, "unknown option '%s'", key);
-}
-
-/* Line number of byte offset `pos` in `text`, for JSON error messages. */
-static unsigned line_of(const char *text, size_t pos)
-{
-    unsigned line = 1;
-    for (size_t i = 0; i < pos && text[i]; i++)
-        line += text[i] == '\n';
-    return line;
-}
-
-static int json_value_to_string(json_object *v, const char *key, char *buf, size_t len,
-                                const char **out, struct errbuf *err)
-{
-    switch (json_object_get_type(v)) {
-    case json_type_string:
-        *out = json_object_get_string(v);
-        return 0;
-    case json_type_boolean:
-        *out = json_object_get_boolean(v) ? "on" : "off";
-        return 0;
-    case json_type_int: {
-        int64_t n = json_object_get_int64(v);
-        if (n < 0)
-            return err_set(err, WISP_EXIT_USAGE, EINVAL, "config: '%s' must not be negative", key);
-        /* A bare number for memory means MiB ("memory": 512). */
-        snprintf(buf, len, "%lld%s", (long long)n, strcmp(key, "memory") ? "" : "M");
-        *out = buf;
-        return 0;
-    }
-    default:
-        return err_set(err, WISP_EXIT_USAGE, EINVAL,
-                       "config: '%s' must be a string, number or boolean", key);
-    }
-}
-
-/*
- * JSON form of --device: a string "blk,path=x", an object {"type": "blk",
- * "path": "x", "readonly": true}, or an array of either.  Objects are turned
- * into the string form, so both go through config_add_device().
- */
-static int json_device_one(struct vm_config *c, json_object *v, struct errbuf *err)
-{
-    if (json_object_is_type(v, json_type_string))
-        return config_add_device(c, json_object_get_string(v), err);
-    if (!json_object_is_type(v, json_type_object))
-        return err_set(err, WISP_EXIT_USAGE, EINVAL,
-                       "config: each device must be a string or an object");
-    json_object *type;
-    if (!json_object_object_get_ex(v, "type", &type) ||
-        !json_object_is_type(type, json_type_string))
-        return err_set(err, WISP_EXIT_USAGE, EINVAL, "config: a device object needs \"type\"");
-    char spec[4096];
-    size_t off = (size_t)snprintf(spec, sizeof(spec), "%s", json_object_get_string(type));
-    json_object_object_foreach(v, k, val)
-    {
-        if (!strcmp(k, "type"))
-            continue;
-        char num[32];
-        const char *s = NULL;
-        int ret = json_value_to_string(val, k, num, sizeof(num), &s, err);
-        if (ret < 0)
-            return ret;
-        if (strchr(s, ',') || strchr(k, ',') || strchr(k, '='))
-            return err_set(err, WISP_EXIT_USAGE, EINVAL,
-                           "config: device option '%s' must not contain ',' or '='", k);
-        int n = snprintf(spec + off, sizeof(spec) - off, ",%s=%s", k, s);
-        if (n < 0 || (size_t)n >= sizeof(spec) - off)
-            return err_set(err, WISP_EXIT_USAGE, EINVAL, "config: device description too long");
-        off += (size_t)n;
-    }
-    return config_add_device(c, spec, err);
-}
-
-static int json_devices(struct vm_config *c, json_object *v, struct errbuf *err)
-{
-    if (!json_object_is_type(v, json_type_array))
-        return json_device_one(c, v, err);
-    size_t n = json_object_array_length(v);
-    for (size_t i = 0; i < n; i++) {
-        int ret = json_device_one(c, json_object_array_get_idx(v, i), err);
-        if (ret < 0)
-            return ret;
-    }
-    return 0;
-}
-
-int config_parse_json(struct vm_config *c, const char *text, size_t len, struct errbuf *err)
-{
-    if (len > MAX_JSON_FILE)
-        return err_set(err, WISP_EXIT_USAGE, EFBIG, "config is larger than %d bytes",
-                       MAX_JSON_FILE);
-    json_tokener *tok = json_tokener_new_ex(16); /* nesting depth: we need 1 */
-    if (!tok)
-        return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
-    json_object *root = json_tokener_parse_ex(tok, text, (int)len);
-    enum json_tokener_error jerr = json_tokener_get_error(tok);
-    int ret = 0;
-    if (!root || jerr != json_tokener_success) {
-        if (jerr == json_tokener_continue)
-            ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "config: JSON ends unexpectedly");
-        else
-            ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "config: invalid JSON at line %u: %s",
-                          line_of(text, json_tokener_get_parse_end(tok)),
-                          json_tokener_error_desc(jerr));
-        goto out;
-    }
-    /* Nothing but white space may follow the object. */
-    for (size_t i = json_tokener_get_parse_end(tok); i < len; i++) {
-        if (!isspace((unsigned char)text[i])) {
-            ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
-                          "config: unexpected text after the JSON object at line %u",
-                          line_of(text, i));
-            goto out;
-        }
-    }
-    if (!json_object_is_type(root, json_type_object)) {
-        ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "config: top level must be a JSON object");
-        goto out;
-    }
-    json_object_object_foreach(root, key, val)
-    {
-        char num[32];
-        const char *s = NULL;
-        if (!strcmp(key, "config")) {
-            ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "config: files cannot include others");
-            goto out;
-        }
-        if (config_key_is_flag(key) && !json_object_is_type(val, json_type_boolean)) {
-            ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "config: '%s' must be true or false", key);
-            goto out;
-        }
-        if (!strcmp(key, "device")) {
-            ret = json_devices(c, val, err);
-            if (ret < 0)
-                goto out;
-            continue;
-        }
-        ret = json_value_to_string(val, key, num, sizeof(num), &s, err);
-        if (ret < 0)
-            goto out;
-        ret = config_set(c, key, s, err);
-        if (ret < 0) {
-            /* Prefix the message so the user knows it came from the file. */
-            static const char prefix[] = "config: ";
-            size_t keep = sizeof(err->msg) - sizeof(prefix);
-            memmove(err->msg + sizeof(prefix) - 1, err->msg, keep);
-            memcpy(err->msg, prefix, sizeof(prefix) - 1);
-            err->msg[sizeof(err->msg) - 1] = '\0';
-            goto out;
-        }
-    }
-out:
-    if (root)
-        json_object_put(root);
-    json_tokener_free(tok);
-    return ret;
-}
-
-int config_read_file(const char *path, char **text, size_t *len, struct errbuf *err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) /* a FIFO must not block us */;
-    if (fd < 0)
-        return err_set(err, WISP_EXIT_USAGE, errno, "cannot open config file %s: %s", path,
-                       strerror(errno));
-    struct stat st;
-    char *buf = NULL;
-    int ret;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "config file %s is not a regular file", path);
-        goto out;
-    }
-    if (st.st_size > MAX_JSON_FILE) {
-        ret = err_set(err, WISP_EXIT_USAGE, EFBIG, "config file %s is larger than %d bytes", path,
-                      MAX_JSON_FILE);
-        goto out;
-    }
-    buf = malloc((size_t)st.st_size + 1);
-    if (!buf) {
-        ret = err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
-        goto out;
-    }
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            ret = err_set(err, WISP_EXIT_USAGE, n < 0 ? errno : EIO, "cannot read config file %s",
-                          path);
-            goto out;
-        }
-        got += (size_t)n;
-    }
-    buf[got] = '\0';
-    *text = buf;
-    *len = got;
-    buf = NULL;
-    ret = 0;
-out:
-    free(buf);
-    close(fd);
-    return ret;
-}
-
-int config_load_json(struct vm_config *c, const char *path, struct errbuf *err)
-{
-    char *text = NULL;
-    size_t len = 0;
-    int ret = config_read_file(path, &text, &len, err);
-    if (ret == 0)
-        ret = config_parse_json(c, text, len, err);
-    free(text);
-    return ret;
 }
 
 int config_validate(const struct vm_config *c, struct errbuf *err)

@@ -92,7 +92,7 @@ static _Atomic uint64_t *dev_ctr(struct dev_slot *s, size_t i)
     return (_Atomic uint64_t *)((char *)&s->blk + dev_fields[i].off);
 }
 
-/* Keep only characters that need no JSON escaping (ids are checked by config.c too). */
+/* Keep only characters that need no JSON escaping (ids are checked by config_device.c too). */
 static void json_safe(char *s)
 {
     for (; *s; s++)

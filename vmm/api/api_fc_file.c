@@ -6,7 +6,7 @@
  * api_fc_apply(), the handler of the matching PUT request, so the file and
  * the API accept exactly the same values.
  *
- * Why apart from vmm/config.c: wisp's own JSON format (--config) has flat
+ * Why apart from vmm/config_json.c: wisp's own JSON format (--config) has flat
  * keys named like the command-line options; this layout is Firecracker's
  * and is told apart by the option that names the file, never by guessing.
  */
