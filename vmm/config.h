@@ -137,6 +137,15 @@ unsigned config_virtio_devices(const struct vm_config *c);
 /* Parse one device description (the value of --device) and append it. */
 int config_add_device(struct vm_config *c, const char *spec, struct errbuf *err) __must_check;
 
+/*
+ * Give the net device whose id is `id` the tap `tap` instead of its own
+ * (Firecracker's network_overrides on a snapshot load).  0; -EINVAL for a
+ * tap name that is not 1-15 bytes, -ENOENT when no net device has that id;
+ * both WISP_EXIT_USAGE with one line.  The device is unchanged on error.
+ */
+int config_override_net_tap(struct vm_config *c, const char *id, const char *tap,
+                            struct errbuf *err) __must_check;
+
 /* The --device type name of `t` ("blk"), or "unknown". */
 const char *config_device_type_name(enum device_type t);
 

@@ -223,3 +223,18 @@ out:
     free(copy);
     return ret;
 }
+
+int config_override_net_tap(struct vm_config *c, const char *id, const char *tap,
+                            struct errbuf *err)
+{
+    if (!tap[0] || strlen(tap) >= 16)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL, "tap name '%.40s' must be 1 to 15 characters",
+                       tap);
+    for (unsigned i = 0; i < c->ndevices; i++) {
+        struct device_spec *d = &c->devices[i];
+        if (d->type != DEV_NET || strcmp(d->id, id) != 0)
+            continue;
+        return config_set_string(&d->tap, "tap", tap, err);
+    }
+    return err_set(err, WISP_EXIT_USAGE, ENOENT, "there is no network interface '%.40s'", id);
+}

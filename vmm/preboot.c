@@ -58,6 +58,8 @@ struct preboot {
     char load_state[API_FC_PATH_MAX + 1];
     char load_mem[API_FC_PATH_MAX + 1];
     bool load_resume;
+    unsigned load_nnet; /* network_overrides */
+    struct api_fc_net_override load_net[API_FC_MAX_NET_OVERRIDES];
     int verdict; /* 0 or -errno, once CHECK_DONE */
     char why[sizeof(((struct errbuf *)0)->msg)];
     bool answered; /* the accepted InstanceStart's answer is sent */
@@ -87,6 +89,8 @@ static int ask(struct preboot *pb, const struct api_fc_load *load, char *why, si
         snprintf(pb->load_state, sizeof(pb->load_state), "%s", load->state_path);
         snprintf(pb->load_mem, sizeof(pb->load_mem), "%s", load->mem_path);
         pb->load_resume = load->resume;
+        pb->load_nnet = load->nnet;
+        memcpy(pb->load_net, load->net, sizeof(pb->load_net));
     }
     poke(pb);
     int ret = 0;
@@ -143,6 +147,17 @@ static int prepare_load(struct vm_config *cfg, const struct api_fc_load *req, st
     close(fd);
     if (e == 0)
         e = vm_mig_config_apply(mc, cfg, err);
+    /* network_overrides: the snapshot's interfaces on this host's taps. */
+    for (unsigned i = 0; e == 0 && i < req->nnet; i++) {
+        struct errbuf oe = {0};
+        e = config_override_net_tap(cfg, req->net[i].iface_id, req->net[i].host_dev_name, &oe);
+        if (e == -ENOENT)
+            err_set(err, WISP_EXIT_USAGE, ENOENT,
+                    "network_overrides: the snapshot has no network interface '%s'",
+                    req->net[i].iface_id);
+        else if (e < 0)
+            err_set(err, WISP_EXIT_USAGE, -e, "network_overrides: %s", oe.msg);
+    }
     if (mc)
         mig_config_free(mc);
     free(mc);
@@ -205,7 +220,11 @@ static int serve(struct preboot *pb, struct api_server *srv, struct errbuf *err)
         pthread_mutex_lock(&pb->lock);
         bool asked = pb->check == CHECK_ASKED, done = pb->answered;
         bool is_load = pb->is_load, failed = pb->load_failed;
-        struct api_fc_load load = {pb->load_state, pb->load_mem, pb->load_resume};
+        struct api_fc_load load = {.state_path = pb->load_state,
+                                   .mem_path = pb->load_mem,
+                                   .resume = pb->load_resume,
+                                   .nnet = pb->load_nnet};
+        memcpy(load.net, pb->load_net, sizeof(load.net));
         pthread_mutex_unlock(&pb->lock);
         if (done && failed) /* as a failed --restore-wait load: the answer is out, wisp ends */
             return err_set(err, WISP_EXIT_USAGE, EINVAL, "snapshot load failed: %s", pb->why);

@@ -11,6 +11,7 @@
  * boot the test guest and need KVM (the testbed).
  */
 #include "tests/lib/api_http.h"
+#include "tests/lib/netns.h"
 #include "tests/lib/sandbox_proc.h"
 #include "tests/lib/wisp_run.h"
 
@@ -521,4 +522,109 @@ Test(fc_api, instance_snapshot_load_in_a_bare_process, .timeout = 240)
     unlink(vm.sock);
     unlink(b.sock);
     stop(&c, 128 + SIGTERM);
+}
+
+/* Does process `pid` hold tap `name` (a /dev/net/tun fd whose fdinfo names it)? */
+static bool holds_tap(pid_t pid, const char *name)
+{
+    char want[40], path[64], link[64], info[512];
+    snprintf(want, sizeof(want), "iff:\t%s\n", name);
+    for (int fd = 0; fd < 256; fd++) {
+        snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+        ssize_t n = readlink(path, link, sizeof(link) - 1);
+        if (n < 0)
+            continue;
+        link[n] = '\0';
+        if (strcmp(link, "/dev/net/tun") != 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)pid, fd);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t got = fread(info, 1, sizeof(info) - 1, f);
+        fclose(f);
+        info[got] = '\0';
+        if (strstr(info, want))
+            return true;
+    }
+    return false;
+}
+
+/*
+ * Firecracker's network_overrides: a VM snapshotted on tap A is restored on
+ * tap B (the override is what wisp attaches to, not the saved name); an
+ * override naming an interface the snapshot lacks is a 400 and exit 2.
+ */
+Test(fc_api, snapshot_load_network_overrides, .timeout = 240)
+{
+    char why[128];
+    cr_assert(netns_enter(why, sizeof(why)), "%s", why);
+    cr_assert_eq(netns_tap_create("wfc-a"), 0);
+    cr_assert_eq(netns_tap_create("wfc-b"), 0);
+    struct fc_vm vm;
+    char json[1024];
+    start_preboot(&vm);
+    snprintf(json, sizeof(json), "{\"kernel_image_path\": \"%s\", \"boot_args\": \"test=tick\"}",
+             guest_elf());
+    call(&vm, "PUT", "/boot-source", json, 204, NULL);
+    call(&vm, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 128}", 204, NULL);
+    call(&vm, "PUT", "/network-interfaces/eth0",
+         "{\"iface_id\": \"eth0\", \"host_dev_name\": \"wfc-a\", "
+         "\"guest_mac\": \"06:00:ac:10:00:02\"}",
+         204, NULL);
+    call(&vm, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", 204, NULL);
+    for (int i = 0; i < WISP_TIMEOUT_MS / 50 && ticks(vm.serial) < 2; i++)
+        sleep_ms(50);
+    cr_assert_geq(ticks(vm.serial), 2, "the guest never ticked");
+    cr_assert(holds_tap(vm.p.pid, "wfc-a"), "the source is not on its tap");
+    call(&vm, "PATCH", "/vm", "{\"state\": \"Paused\"}", 204, NULL);
+    call(&vm, "PUT", "/snapshot/create",
+         "{\"snapshot_type\": \"Full\", \"snapshot_path\": \"vm.state\", "
+         "\"mem_file_path\": \"vm.mem\"}",
+         200, "\"state_bytes\"");
+    kill(vm.p.pid, SIGKILL);
+    struct proc_result r;
+    sandbox_proc_finish(&vm.p, NULL, WISP_TIMEOUT_MS, &r);
+    live.pid = 0;
+    proc_result_free(&r);
+    unsigned before = ticks(vm.serial);
+
+    /* An interface the snapshot does not have: refused, one line, exit 2. */
+    struct fc_vm bad;
+    start_preboot_in(&bad, vm.dir, true);
+    snprintf(json, sizeof(json),
+             "{\"snapshot_path\": \"%s/vm.state\", \"mem_file_path\": \"%s/vm.mem\", "
+             "\"network_overrides\": [{\"iface_id\": \"eth7\", \"host_dev_name\": \"wfc-b\"}]}",
+             vm.dir, vm.dir);
+    call(&bad, "PUT", "/snapshot/load", json, 400, "the snapshot has no network interface 'eth7'");
+    sandbox_proc_finish(&bad.p, NULL, WISP_TIMEOUT_MS, &r);
+    live.pid = 0;
+    cr_assert_eq(r.status, 2, "status %d\n%s", r.status, r.err);
+    proc_result_free(&r);
+
+    struct fc_vm b;
+    start_preboot_in(&b, vm.dir, true);
+    snprintf(json, sizeof(json),
+             "{\"snapshot_path\": \"%s/vm.state\", \"mem_file_path\": \"%s/vm.mem\", "
+             "\"resume_vm\": true, "
+             "\"network_overrides\": [{\"iface_id\": \"eth0\", \"host_dev_name\": \"wfc-b\"}]}",
+             vm.dir, vm.dir);
+    call(&b, "PUT", "/snapshot/load", json, 204, NULL);
+    for (int i = 0; i < WISP_TIMEOUT_MS / 50 && ticks(b.serial) < before + 2; i++)
+        sleep_ms(50);
+    cr_assert_geq(ticks(b.serial), before + 2, "the restored guest did not tick");
+    cr_assert(holds_tap(b.p.pid, "wfc-b"), "the restored VM is not on the override's tap");
+    cr_assert_not(holds_tap(b.p.pid, "wfc-a"), "the restored VM opened the saved tap");
+    kill(b.p.pid, SIGTERM);
+    sandbox_proc_finish(&b.p, NULL, WISP_TIMEOUT_MS, &r);
+    live.pid = 0;
+    cr_assert_eq(r.status, 128 + SIGTERM, "status %d\n%s", r.status, r.err);
+    proc_result_free(&r);
+    char p[160];
+    snprintf(p, sizeof(p), "%s/vm.state", vm.dir);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s/vm.mem", vm.dir);
+    unlink(p);
+    unlink(vm.serial);
+    rmdir(vm.dir);
 }

@@ -59,8 +59,15 @@ struct json_object *api_parse_object(const char *body, size_t len, char *buf, si
                                      const char **msg);
 
 /* One accepted field of a request body (api_fields_get). */
-/* API_FIELD_OBJECT: any JSON object, accepted and ignored (rate limiters). */
-enum api_field_kind { API_FIELD_STRING, API_FIELD_BOOL, API_FIELD_UINT, API_FIELD_OBJECT };
+/* API_FIELD_OBJECT: any JSON object, accepted and ignored (rate limiters).
+ * API_FIELD_ARRAY: any JSON array, type-checked only (the caller walks it). */
+enum api_field_kind {
+    API_FIELD_STRING,
+    API_FIELD_BOOL,
+    API_FIELD_UINT,
+    API_FIELD_OBJECT,
+    API_FIELD_ARRAY
+};
 struct api_field {
     const char *name;
     enum api_field_kind kind;

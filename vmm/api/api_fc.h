@@ -33,11 +33,21 @@
 #define API_FC_LOAD_AFTER_CONFIG                                                                   \
     "Loading a microVM snapshot not allowed after configuring boot-specific resources."
 
+/* network_overrides: at most one per net device; a tap name is 1-15 bytes. */
+#define API_FC_MAX_NET_OVERRIDES CONFIG_MAX_DEVICES
+#define API_FC_TAP_MAX           15
+struct api_fc_net_override {
+    char iface_id[CONFIG_ID_MAX + 1];       /* a network interface of the snapshot */
+    char host_dev_name[API_FC_TAP_MAX + 1]; /* the tap it uses here instead */
+};
+
 /* A pre-boot PUT /snapshot/load, checked (absolute paths, File backend). */
 struct api_fc_load {
     const char *state_path; /* snapshot_path */
     const char *mem_path;   /* mem_backend.backend_path or mem_file_path */
     bool resume;            /* resume_vm */
+    unsigned nnet;          /* network_overrides, distinct iface_ids, copied */
+    struct api_fc_net_override net[API_FC_MAX_NET_OVERRIDES];
 };
 
 /* The pre-boot state: what the requests have set so far. */

@@ -10,6 +10,7 @@
 #include "vmm/api/api_fc.h"
 #include "vmm/metrics.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,6 +223,81 @@ static bool abs_path_ok(const char *p)
     return true;
 }
 
+/* A tap name: 1-15 bytes, none of them a control byte, space, '/', ',' or '='. */
+static bool tap_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > API_FC_TAP_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c == 0x7f || c == '/' || c == ',' || c == '=')
+            return false;
+    }
+    return true;
+}
+
+static bool iface_id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > CONFIG_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
+            return false;
+    return true;
+}
+
+/*
+ * network_overrides: [{"iface_id": ID, "host_dev_name": TAP}, ...], each
+ * id once, copied into req.  0, or -EINVAL with *msg (maybe in buf).
+ */
+static int net_overrides(json_object *arr, struct api_fc_load *req, char *buf, size_t buflen,
+                         const char **msg)
+{
+    size_t n = json_object_array_length(arr);
+    if (n > API_FC_MAX_NET_OVERRIDES) {
+        snprintf(buf, buflen, "network_overrides: at most %u entries (one per network interface)",
+                 API_FC_MAX_NET_OVERRIDES);
+        *msg = buf;
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_object *e = json_object_array_get_idx(arr, i);
+        const char *id = NULL, *tap = NULL;
+        const struct api_field f[] = {
+            {.name = "iface_id", .kind = API_FIELD_STRING, .required = true, .str = &id},
+            {.name = "host_dev_name", .kind = API_FIELD_STRING, .required = true, .str = &tap},
+        };
+        if (!e || !json_object_is_type(e, json_type_object)) {
+            *msg = "network_overrides: each entry must be an object with iface_id and "
+                   "host_dev_name";
+            return -EINVAL;
+        }
+        if (!api_fields_get(e, f, ARRAY_SIZE(f), buf, buflen, msg))
+            return -EINVAL;
+        if (!iface_id_ok(id)) {
+            *msg = "network_overrides: iface_id must be 1-20 letters, digits, '-' or '_'";
+            return -EINVAL;
+        }
+        if (!tap_name_ok(tap)) {
+            *msg = "network_overrides: host_dev_name must be a tap name of 1-15 bytes without "
+                   "spaces, control bytes, '/', ',' or '='";
+            return -EINVAL;
+        }
+        for (unsigned j = 0; j < req->nnet; j++)
+            if (!strcmp(req->net[j].iface_id, id)) {
+                snprintf(buf, buflen, "network_overrides: iface_id '%s' is given twice", id);
+                *msg = buf;
+                return -EINVAL;
+            }
+        struct api_fc_net_override *o = &req->net[req->nnet++];
+        snprintf(o->iface_id, sizeof(o->iface_id), "%s", id);
+        snprintf(o->host_dev_name, sizeof(o->host_dev_name), "%s", tap);
+    }
+    return 0;
+}
+
 /*
  * PUT /snapshot/load before InstanceStart (docs/API.md): Firecracker's body,
  * the older mem_file_path too; the paths absolute (the client started this
@@ -239,6 +315,7 @@ static int load(struct api_fc *fc, json_object *o, char *buf, size_t buflen, str
         {.name = "enable_diff_snapshots", .kind = API_FIELD_BOOL, .flag = &diff},
         {.name = "track_dirty_pages", .kind = API_FIELD_BOOL, .flag = &track},
         {.name = "resume_vm", .kind = API_FIELD_BOOL, .flag = &resume},
+        {.name = "network_overrides", .kind = API_FIELD_ARRAY},
     };
     const struct api_field b[] = {
         {.name = "backend_path", .kind = API_FIELD_STRING, .required = true, .str = &bpath},
@@ -262,7 +339,12 @@ static int load(struct api_fc *fc, json_object *o, char *buf, size_t buflen, str
                          "not supported; use File (wisp restores from the file itself)");
     if (btype && strcmp(btype, "File") != 0)
         return api_fault(out, 400, "backend_type must be \"File\" or \"Uffd\"");
-    struct api_fc_load req = {state, mb ? bpath : mem_file, resume};
+    struct api_fc_load req = {
+        .state_path = state, .mem_path = mb ? bpath : mem_file, .resume = resume};
+    json_object *no = NULL;
+    if (json_object_object_get_ex(o, "network_overrides", &no) && no &&
+        net_overrides(no, &req, buf, buflen, &msg) < 0)
+        return api_fault(out, 400, msg);
     if (!abs_path_ok(req.state_path) || !abs_path_ok(req.mem_path) ||
         !strcmp(req.state_path, req.mem_path))
         return api_fault(out, 400,

@@ -26,6 +26,7 @@ static void list_fields(const struct api_field *f, size_t n, char *buf, size_t b
             w = snprintf(buf + *pos, buflen - *pos, "%s%s (%s)", sep, f[i].name,
                          f[i].kind == API_FIELD_BOOL     ? "boolean"
                          : f[i].kind == API_FIELD_OBJECT ? "object"
+                         : f[i].kind == API_FIELD_ARRAY  ? "array"
                                                          : "string");
         if (w < 0)
             return;
@@ -57,6 +58,8 @@ static bool take(const struct api_field *f, json_object *val, char *buf, size_t 
         return true;
     case API_FIELD_OBJECT:
         return json_object_is_type(val, json_type_object);
+    case API_FIELD_ARRAY:
+        return json_object_is_type(val, json_type_array);
     case API_FIELD_UINT: {
         if (!json_object_is_type(val, json_type_int))
             return false;

@@ -3,6 +3,7 @@
 #include "vmm/config.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -586,4 +587,30 @@ Test(config, balloon_device_json)
     cr_assert_eq(cfg.devices[0].amount_mib, 32);
     cr_assert(cfg.devices[0].deflate_on_oom);
     cr_assert_not(cfg.devices[0].free_page_reporting);
+}
+
+/* network_overrides' core: the net device with that id gets the tap, nothing else changes. */
+Test(config, override_net_tap)
+{
+    cr_assert_eq(config_add_device(&cfg, "net,id=eth0,tap=tapA,mac=02:00:00:00:00:01", &err), 0);
+    cr_assert_eq(config_add_device(&cfg, "net,tap=tapB", &err), 0);
+    cr_assert_eq(config_add_device(&cfg, "rng,id=eth9", &err), 0);
+    cr_assert_eq(config_override_net_tap(&cfg, "eth0", "tapZ", &err), 0, "%s", err.msg);
+    cr_assert_str_eq(cfg.devices[0].tap, "tapZ");
+    cr_assert_str_eq(cfg.devices[1].tap, "tapB", "the other interface keeps its tap");
+    cr_assert_str_eq(cfg.devices[0].id, "eth0");
+
+    cr_assert_eq(config_override_net_tap(&cfg, "eth9", "tapY", &err), -ENOENT,
+                 "an rng device with that id is not a network interface");
+    assert_one_line();
+    memset(&err, 0, sizeof(err));
+    cr_assert_eq(config_override_net_tap(&cfg, "nope", "tapY", &err), -ENOENT);
+    cr_assert(strstr(err.msg, "'nope'"), "%s", err.msg);
+    memset(&err, 0, sizeof(err));
+    cr_assert_eq(config_override_net_tap(&cfg, "eth0", "abcdefghijklmnop", &err), -EINVAL);
+    assert_one_line();
+    memset(&err, 0, sizeof(err));
+    cr_assert_eq(config_override_net_tap(&cfg, "eth0", "", &err), -EINVAL);
+    cr_assert_str_eq(cfg.devices[0].tap, "tapZ", "a refused override leaves the device alone");
+    cr_assert_eq(err.exit_code, WISP_EXIT_USAGE);
 }

@@ -5,7 +5,8 @@
  * ignored), absolute paths only, the Uffd backend refused; a load after a
  * machine resource was configured refused with Firecracker's fault
  * message, and configuration after a load refused; a failed load leaves
- * the instance ending (load_failed).
+ * the instance ending (load_failed); network_overrides parsed, bounded and
+ * copied into the request.
  */
 #include "vmm/api/api_fc.h"
 
@@ -22,6 +23,7 @@ static struct api_reply reply;
 static int load_calls, load_ret;
 static char got_state[256], got_mem[256];
 static bool got_resume;
+static struct api_fc_load got;
 
 static int fake_load(void *ctx, const struct api_fc_load *r, char *why, size_t whylen)
 {
@@ -30,6 +32,7 @@ static int fake_load(void *ctx, const struct api_fc_load *r, char *why, size_t w
     snprintf(got_state, sizeof(got_state), "%s", r->state_path);
     snprintf(got_mem, sizeof(got_mem), "%s", r->mem_path);
     got_resume = r->resume;
+    got = *r;
     if (load_ret < 0)
         snprintf(why, whylen, "snapshot: the state file carries no machine configuration");
     return load_ret;
@@ -176,7 +179,7 @@ Test(api_fc_load, bad_bodies)
         {"{\"snapshot_path\": 5, \"mem_file_path\": \"/a/m\"}", "snapshot_path"},
         {"{\"snapshot_path\": \"/a/s\", \"mem_file_path\": \"/a/m\", \"resume_vm\": 1}",
          "resume_vm"},
-        {"{\"snapshot_path\": \"/a/s\", \"mem_file_path\": \"/a/m\", \"network_overrides\": []}",
+        {"{\"snapshot_path\": \"/a/s\", \"mem_file_path\": \"/a/m\", \"network_overrides\": {}}",
          "network_overrides"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -208,4 +211,84 @@ Test(api_fc_load, the_running_vm_answers_load_itself)
 {
     struct api_reply r = {0};
     cr_assert_eq(api_fc_runtime(NULL, "PUT", "/snapshot/load", LOAD, strlen(LOAD), &r), 1);
+}
+
+static void load_with_overrides(const char *overrides)
+{
+    char body[4096];
+    snprintf(body, sizeof(body),
+             "{\"snapshot_path\": \"/srv/s/vm.state\", \"mem_file_path\": \"/srv/s/vm.mem\", "
+             "\"network_overrides\": %s}",
+             overrides);
+    req("PUT", "/snapshot/load", body);
+}
+
+Test(api_fc_load, network_overrides_reach_the_load)
+{
+    load_with_overrides("[{\"iface_id\": \"eth0\", \"host_dev_name\": \"vmtap7\"}, "
+                        "{\"iface_id\": \"net_1\", \"host_dev_name\": \"tap-b.2\"}]");
+    cr_assert_eq(reply.status, 204, "%s", reply.body ? reply.body : "");
+    cr_assert_eq(load_calls, 1);
+    cr_assert_eq(got.nnet, 2);
+    cr_assert_str_eq(got.net[0].iface_id, "eth0");
+    cr_assert_str_eq(got.net[0].host_dev_name, "vmtap7");
+    cr_assert_str_eq(got.net[1].iface_id, "net_1");
+    cr_assert_str_eq(got.net[1].host_dev_name, "tap-b.2");
+}
+
+Test(api_fc_load, empty_network_overrides)
+{
+    load_with_overrides("[]");
+    cr_assert_eq(reply.status, 204);
+    cr_assert_eq(got.nnet, 0);
+}
+
+Test(api_fc_load, bad_network_overrides_are_refused_before_the_load)
+{
+    static const struct {
+        const char *json, *fault;
+    } bad[] = {
+        {"{}", "wrong type: 'network_overrides'"},
+        {"\"eth0=tap0\"", "wrong type: 'network_overrides'"},
+        {"[1]", "each entry must be an object"},
+        {"[null]", "each entry must be an object"},
+        {"[{\"iface_id\": \"eth0\"}]", "host_dev_name"},
+        {"[{\"host_dev_name\": \"tap0\"}]", "iface_id"},
+        {"[{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"mac\": \"x\"}]",
+         "unknown field"},
+        {"[{\"iface_id\": \"eth 0\", \"host_dev_name\": \"tap0\"}]", "iface_id must be"},
+        {"[{\"iface_id\": \"\", \"host_dev_name\": \"tap0\"}]", "iface_id must be"},
+        {"[{\"iface_id\": \"abcdefghijklmnopqrstu\", \"host_dev_name\": \"tap0\"}]",
+         "iface_id must be"},
+        {"[{\"iface_id\": \"eth0\", \"host_dev_name\": \"\"}]", "host_dev_name must be"},
+        {"[{\"iface_id\": \"eth0\", \"host_dev_name\": \"abcdefghijklmnop\"}]",
+         "host_dev_name must be"},
+        {"[{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap,mac=1\"}]", "host_dev_name must be"},
+        {"[{\"iface_id\": \"eth0\", \"host_dev_name\": \"../tap\"}]", "host_dev_name must be"},
+        {"[{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap\\n0\"}]", "host_dev_name must be"},
+        {"[{\"iface_id\": \"eth0\", \"host_dev_name\": \"a\"}, "
+         "{\"iface_id\": \"eth0\", \"host_dev_name\": \"b\"}]",
+         "'eth0' is given twice"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        setup();
+        load_with_overrides(bad[i].json);
+        expect_fault(bad[i].fault);
+        cr_assert_eq(load_calls, 0, "%s reached the load", bad[i].json);
+        cr_assert_not(fc.started, "a refused body does not start the instance");
+        teardown();
+    }
+    /* One more entry than there can be net devices. */
+    setup();
+    char many[4096];
+    size_t pos = 0;
+    many[pos++] = '[';
+    for (unsigned i = 0; i <= API_FC_MAX_NET_OVERRIDES; i++)
+        pos += (size_t)snprintf(many + pos, sizeof(many) - pos,
+                                "%s{\"iface_id\": \"n%u\", \"host_dev_name\": \"t%u\"}",
+                                i ? ", " : "", i, i);
+    snprintf(many + pos, sizeof(many) - pos, "]");
+    load_with_overrides(many);
+    expect_fault("at most 16 entries");
+    cr_assert_eq(load_calls, 0);
 }
