@@ -52,6 +52,41 @@ static int open_sinks(const struct vm_config *cfg, const char *log_done, const c
     return 0;
 }
 
+/* What main() hands the pre-boot phase's build hook. */
+struct main_build {
+    struct vm_config *cfg;
+    struct vm *vm;
+    const char *pre_log, *pre_metrics; /* the sinks opened before the pre-boot phase */
+};
+
+/*
+ * Everything between a complete configuration and a VM ready to run but
+ * its control API server: the level and sinks PUT /logger and PUT /metrics
+ * set, the checks, vm_build().  The command line and the pre-boot phase's
+ * build hook both come through here.
+ */
+static int build(struct main_build *b, struct errbuf *err)
+{
+    log_threshold = (enum log_level)b->cfg->log_level; /* PUT /logger may have set it */
+    /* --log-path, and what PUT /logger and PUT /metrics named. */
+    if (open_sinks(b->cfg, b->pre_log, b->pre_metrics, err) < 0)
+        return -EINVAL;
+    /* Every input is checked before the host is: a mistyped path is exit 2, not 3. */
+    if (config_validate(b->cfg, err) < 0 || preflight_check(b->cfg, err) < 0)
+        return -EINVAL;
+    return vm_build(b->vm, b->cfg, err);
+}
+
+static int build_hook(void *ctx, struct errbuf *err)
+{
+    return build(ctx, err);
+}
+
+static void unbuild_hook(void *ctx)
+{
+    vm_destroy(((struct main_build *)ctx)->vm);
+}
+
 int main(int argc, char *argv[])
 {
     struct vm_config cfg;
@@ -109,25 +144,13 @@ int main(int argc, char *argv[])
         code = WISP_EXIT_FAILURE;
         goto out;
     }
-    /* --api-sock without a kernel: Firecracker's pre-boot phase fills cfg. */
-    if (preboot_wanted(&cfg) && preboot_run(&cfg, &err) < 0) {
-        code = fail(&err);
-        goto out;
-    }
-    log_threshold = (enum log_level)cfg.log_level; /* PUT /logger may have set it */
-    /* --log-path, and what PUT /logger and PUT /metrics named. */
-    if (open_sinks(&cfg, pre_log, pre_metrics, &err) < 0) {
-        code = fail(&err);
-        goto out;
-    }
-    /* Every input is checked before the host is: a mistyped path is exit 2, not 3. */
-    if (config_validate(&cfg, &err) < 0 || preflight_check(&cfg, &err) < 0) {
-        code = fail(&err);
-        goto out;
-    }
-
     struct vm vm;
-    if (vm_create(&vm, &cfg, &err) < 0) {
+    struct main_build b = {&cfg, &vm, pre_log, pre_metrics};
+    /* --api-sock without a kernel: Firecracker's pre-boot phase fills cfg
+     * and builds the machine before it answers InstanceStart. */
+    const struct preboot_hooks hooks = {build_hook, unbuild_hook, &b};
+    int built = preboot_wanted(&cfg) ? preboot_run(&cfg, &hooks, &err) : build(&b, &err);
+    if (built < 0 || vm_open_api(&vm, &err) < 0) {
         code = fail(&err);
         goto out;
     }

@@ -2,15 +2,16 @@
  * The pre-boot phase (preboot.h).  Two threads: the API server thread
  * (under the `api` seccomp role, like the running VM's) applies requests
  * to the configuration through api_fc_route(); the main thread sleeps on
- * an eventfd and does the one thing the API thread may not: on
- * InstanceStart it runs preflight_check() (files, /dev/kvm), whose verdict
- * becomes the request's answer.  Once that answer is sent the main thread
- * hands the listening socket over and returns to main(), which builds the
- * VM with vm_create() and vm_run() as for the command line.
+ * an eventfd and does what the API thread may not: on InstanceStart it
+ * runs preflight_check() (files, /dev/kvm) and builds the machine through
+ * the caller's hook (vm_build), and that verdict becomes the request's
+ * answer.  Once the answer is sent the main thread hands the listening
+ * socket over and returns to main(), which opens the VM's own API server
+ * and runs the VM as for the command line.
  *
  * Why the API thread waits for the main thread (bounded): Firecracker
  * answers InstanceStart only once the start succeeded or failed, and the
- * checks need syscalls the `api` role does not allow.
+ * checks and the build need syscalls the `api` role does not allow.
  */
 #include "vmm/preboot.h"
 #include "arch/arch.h"
@@ -36,8 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* How long InstanceStart waits for the main thread's checks. */
-#define PREBOOT_CHECK_TIMEOUT_S 10
+/* How long InstanceStart waits for the main thread's checks and build. */
+#define PREBOOT_CHECK_TIMEOUT_S 30
 /* How often the main thread checks that the API thread still serves. */
 #define PREBOOT_ALIVE_CHECK_MS 1000
 
@@ -45,6 +46,7 @@ enum check_state { CHECK_IDLE, CHECK_ASKED, CHECK_DONE };
 
 struct preboot {
     struct vm_config *cfg;
+    const struct preboot_hooks *hooks;
     struct api_fc fc;
     int efd; /* API thread -> main thread: a check is asked, or the answer is out */
     int sfd; /* SIGINT, SIGTERM, SIGHUP: end wisp before the VM exists */
@@ -63,6 +65,7 @@ struct preboot {
     int verdict; /* 0 or -errno, once CHECK_DONE */
     char why[sizeof(((struct errbuf *)0)->msg)];
     bool answered; /* the accepted InstanceStart's answer is sent */
+    bool built;    /* hooks->build succeeded for the accepted request (main thread only) */
 };
 
 bool preboot_wanted(const struct vm_config *cfg)
@@ -236,22 +239,32 @@ static int serve(struct preboot *pb, struct api_server *srv, struct errbuf *err)
          * the load request it points to) hold still. */
         struct errbuf e = {0};
         int verdict = is_load ? prepare_load(pb->cfg, &load, &e) : preflight_check(pb->cfg, &e);
+        const struct preboot_hooks *h = pb->hooks;
+        if (verdict == 0 && h && h->build)
+            verdict = h->build(h->ctx, &e);
         pthread_mutex_lock(&pb->lock);
-        if (pb->check == CHECK_ASKED) {
+        bool late = pb->check != CHECK_ASKED;
+        if (!late) {
             pb->check = CHECK_DONE;
             pb->verdict = verdict;
             snprintf(pb->why, sizeof(pb->why), "%s", e.msg);
             pthread_cond_signal(&pb->cond);
         }
         pthread_mutex_unlock(&pb->lock);
+        if (late && verdict == 0 && h && h->unbuild) {
+            log_warn("pre-boot: the machine was built after its request timed out; released");
+            h->unbuild(h->ctx);
+        } else if (!late && verdict == 0) {
+            pb->built = h && h->build;
+        }
         if (verdict < 0)
             log_info("pre-boot: InstanceStart refused: %s", e.msg);
     }
 }
 
-int preboot_run(struct vm_config *cfg, struct errbuf *err)
+int preboot_run(struct vm_config *cfg, const struct preboot_hooks *hooks, struct errbuf *err)
 {
-    struct preboot pb = {.cfg = cfg, .efd = -1, .sfd = -1};
+    struct preboot pb = {.cfg = cfg, .hooks = hooks, .efd = -1, .sfd = -1};
     struct api_server *srv = NULL;
     pthread_condattr_t ca;
     int ret;
@@ -296,8 +309,12 @@ int preboot_run(struct vm_config *cfg, struct errbuf *err)
         goto out;
     log_info("pre-boot: waiting for the configuration on %s", cfg->api_sock);
     ret = serve(&pb, srv, err);
-    if (ret < 0)
+    if (ret < 0) {
+        /* A signal between the build and the answer: the caller gets nothing built. */
+        if (pb.built && hooks->unbuild)
+            hooks->unbuild(hooks->ctx);
         goto out;
+    }
     ret = api_server_hand_over(srv);
     srv = NULL; /* freed by the hand-over in every case */
     if (ret < 0)

@@ -102,6 +102,23 @@ static void serial_room(void *opaque)
 
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
 {
+    int ret = vm_build(vm, cfg, err);
+    return ret < 0 ? ret : vm_open_api(vm, err);
+}
+
+int vm_open_api(struct vm *vm, struct errbuf *err)
+{
+    if (!vm->cfg->api_sock || vm->api)
+        return 0;
+    /* Last: the socket appears only once everything else is in place. */
+    int ret = api_server_create(vm->cfg->api_sock, &vm->ctl, &vm->api, err);
+    if (ret < 0)
+        vm_destroy(vm);
+    return ret;
+}
+
+int vm_build(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
+{
     int ret;
     memset(vm, 0, sizeof(*vm));
     vm->cfg = cfg;
@@ -215,14 +232,6 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
     ret = devmgr_create(vm, err);
     if (ret < 0)
         goto fail;
-
-    /* Last: the socket appears only once everything else is in place. */
-    if (cfg->api_sock) {
-        ret = api_server_create(cfg->api_sock, &vm->ctl, &vm->api, err);
-        if (ret < 0)
-            goto fail;
-    }
-
     return 0;
 fail:
     vm_destroy(vm);

@@ -105,6 +105,18 @@ struct vm {
 /* Build the VM described by `cfg`.  On failure nothing is left behind. */
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct errbuf *err) __must_check;
 
+/*
+ * vm_create() in two steps, for the pre-boot phase, which answers
+ * InstanceStart only once the machine is built while its own API server
+ * still holds the socket: vm_build() is everything but the control API
+ * server; vm_open_api() then creates that server on cfg->api_sock (taking
+ * over the pre-boot server's handed-over socket; nothing without
+ * --api-sock).  Each leaves nothing behind on failure (vm_open_api
+ * destroys the built VM then).
+ */
+int vm_build(struct vm *vm, const struct vm_config *cfg, struct errbuf *err) __must_check;
+int vm_open_api(struct vm *vm, struct errbuf *err) __must_check;
+
 /* The seccomp options vm_run() prepares the sandbox with for `cfg`. */
 struct sandbox_opts;
 void vm_sandbox_opts(const struct vm_config *cfg, struct sandbox_opts *o);

@@ -96,7 +96,7 @@ static void vm_discard(struct wisp_vm *w)
 }
 
 /* The steps of vmm/main.c from a filled configuration to a built VM. */
-static int vm_build(struct wisp_vm *w, struct wisp_error *err)
+static int lw_vm_build(struct wisp_vm *w, struct wisp_error *err)
 {
     struct errbuf e = {0};
     int ret;
@@ -133,7 +133,7 @@ int wisp_vm_create(const struct wisp_config *cfg, struct wisp_vm **out, struct w
     int ret = vm_new(&cfg->cfg, &w, err);
     if (ret < 0)
         return ret;
-    ret = vm_build(w, err);
+    ret = lw_vm_build(w, err);
     if (ret < 0) {
         vm_discard(w);
         return ret;
@@ -156,7 +156,7 @@ int wisp_vm_restore(const struct wisp_config *cfg, const char *state_path, const
     ret = config_set(&w->cfg, "restore", state_path, &e);
     if (ret == 0)
         ret = config_set(&w->cfg, "restore-mem", mem_path, &e);
-    ret = ret < 0 ? lw_from_errbuf(err, ret, &e) : vm_build(w, err);
+    ret = ret < 0 ? lw_from_errbuf(err, ret, &e) : lw_vm_build(w, err);
     if (ret < 0) {
         vm_discard(w);
         return ret;
