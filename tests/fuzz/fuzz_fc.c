@@ -19,7 +19,9 @@
  * accepts, or refused with one usage line; a request gets a known status,
  * 204 without a body, every other answer one JSON object, a fault exactly
  * {"fault_message": string}, 405 with Allow; after start nothing changes
- * the configuration; the configuration stays within its bounds.
+ * the configuration; the configuration stays within its bounds; a
+ * PUT /snapshot/load that reaches the load hook carries two different
+ * absolute paths and bounded, distinct network_overrides (fz_load).
  */
 #include "tests/fuzz/fuzz.h"
 
@@ -45,7 +47,8 @@ static const char *const fz_paths[] = {"/",
                                        "/version",
                                        "/drives/a/b",
                                        "/drives",
-                                       "/balloon/statistics"};
+                                       "/balloon/statistics",
+                                       "/snapshot/load"};
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -96,6 +99,34 @@ static void fz_file(const uint8_t *data, size_t size)
     free(text);
 }
 
+/*
+ * The pre-boot load hook: whatever body got here was checked, so the
+ * request must hold two absolute paths and at most API_FC_MAX_NET_OVERRIDES
+ * distinct, bounded network_overrides.  Accepts (0): the instance starts.
+ */
+static int fz_load(void *ctx, const struct api_fc_load *req, char *why, size_t whylen)
+{
+    (void)ctx;
+    (void)why;
+    (void)whylen;
+    FZ_CHECK(req->state_path && req->state_path[0] == '/' && req->mem_path &&
+                 req->mem_path[0] == '/' && strcmp(req->state_path, req->mem_path) != 0,
+             "load with unchecked paths");
+    FZ_CHECK(req->nnet <= API_FC_MAX_NET_OVERRIDES, "%u network_overrides", req->nnet);
+    for (unsigned i = 0; i < req->nnet; i++) {
+        const struct api_fc_net_override *o = &req->net[i];
+        size_t il = strnlen(o->iface_id, sizeof(o->iface_id));
+        size_t tl = strnlen(o->host_dev_name, sizeof(o->host_dev_name));
+        FZ_CHECK(il >= 1 && il <= CONFIG_ID_MAX, "iface_id length %zu", il);
+        FZ_CHECK(tl >= 1 && tl <= API_FC_TAP_MAX, "host_dev_name length %zu", tl);
+        FZ_CHECK(!strpbrk(o->host_dev_name, " ,=/"), "host_dev_name '%s'", o->host_dev_name);
+        for (unsigned j = 0; j < i; j++)
+            FZ_CHECK(strcmp(o->iface_id, req->net[j].iface_id) != 0, "iface_id '%s' twice",
+                     o->iface_id);
+    }
+    return 0;
+}
+
 static void fz_request(const uint8_t *data, size_t size)
 {
     if (size < 3)
@@ -107,6 +138,7 @@ static void fz_request(const uint8_t *data, size_t size)
     if (data[0] & 2)
         fc.has_boot_source = !config_set(&c, "kernel", "/k", &(struct errbuf){0});
     fc.started = data[0] & 4;
+    fc.load = fz_load;
     const char *method = fz_methods[data[1] % ARRAY_SIZE(fz_methods)];
     char path[128];
     size_t used = 3;

@@ -263,6 +263,10 @@ static void sg_fc_seeds(void)
     sg_fc("patch-logger", 1, 2, 9, "{\"level\": \"Info\"}");
     sg_fc("put-metrics", 1, 0, 10, "{\"metrics_path\": \"/m\"}");
     sg_fc("flush-metrics", 1, 0, 11, "{\"action_type\": \"FlushMetrics\"}");
+    sg_fc("load-net-overrides", 1, 0, 18,
+          "{\"snapshot_path\": \"/s/vm.state\", \"mem_file_path\": \"/s/vm.mem\", "
+          "\"network_overrides\": [{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap1\"}, "
+          "{\"iface_id\": \"net1\", \"host_dev_name\": \"tap2\"}]}");
 }
 
 /* ---- serial ---- */
