@@ -124,6 +124,22 @@ int api_migration(const struct vm_control *ctl, const char *method, const char *
 int api_balloon(const struct vm_control *ctl, const char *method, bool stats, const char *body,
                 size_t len, struct api_reply *out) __must_check;
 
+/* PUT /balloon's body, Firecracker's fields, before and after InstanceStart alike. */
+struct api_balloon_put {
+    uint64_t amount_mib;               /* required, at most API_BALLOON_MAX_MIB */
+    bool deflate_on_oom;               /* required */
+    uint64_t stats_polling_interval_s; /* optional (0: no statistics), at most one day */
+};
+#define API_BALLOON_MAX_MIB        (1U << 20) /* 1 TiB; the device checks against guest RAM */
+#define API_BALLOON_MAX_INTERVAL_S (24U * 3600)
+
+/*
+ * Walk `o` (an object) as a PUT /balloon body (api_fields_get's rules)
+ * into *b.  True, or false with *msg set (maybe in buf).
+ */
+bool api_balloon_put_fields(struct json_object *o, struct api_balloon_put *b, char *buf,
+                            size_t buflen, const char **msg);
+
 /* Make json-c's one-time hash seed now (it may call getrandom), not in the
  * sandboxed thread.  Called by api_server_create(). */
 void api_route_warm_up(void);

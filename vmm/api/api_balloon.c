@@ -17,8 +17,6 @@
 #include <string.h>
 
 /* Bounds, as in devices/virtio/balloon.h (the API layer does not include it). */
-#define MAX_AMOUNT_MIB (1U << 20) /* the device checks against guest RAM */
-#define MAX_INTERVAL_S (24U * 3600)
 
 #define NOT_CONFIGURED "no balloon device is configured (--device balloon)"
 #define AFTER_START                                                                                \
@@ -64,30 +62,41 @@ static int get_config(const struct vm_control *ctl, struct api_reply *out)
     return api_reply_json(out, 200, o);
 }
 
-static int put_config(const struct vm_control *ctl, const char *body, size_t len,
-                      struct api_reply *out)
+bool api_balloon_put_fields(json_object *o, struct api_balloon_put *b, char *buf, size_t buflen,
+                            const char **msg)
 {
-    uint64_t mib = 0, interval = 0;
-    bool doom = false;
+    memset(b, 0, sizeof(*b));
     const struct api_field f[] = {
         {.name = "amount_mib",
          .kind = API_FIELD_UINT,
          .required = true,
-         .num = &mib,
-         .max = MAX_AMOUNT_MIB},
-        {.name = "deflate_on_oom", .kind = API_FIELD_BOOL, .required = true, .flag = &doom},
+         .num = &b->amount_mib,
+         .max = API_BALLOON_MAX_MIB},
+        {.name = "deflate_on_oom",
+         .kind = API_FIELD_BOOL,
+         .required = true,
+         .flag = &b->deflate_on_oom},
         {.name = "stats_polling_interval_s",
          .kind = API_FIELD_UINT,
-         .num = &interval,
-         .max = MAX_INTERVAL_S},
+         .num = &b->stats_polling_interval_s,
+         .max = API_BALLOON_MAX_INTERVAL_S},
     };
-    int ret = 0;
-    json_object *o = api_body_fields(body, len, f, ARRAY_SIZE(f), out, &ret);
-    if (!o)
-        return ret;
-    json_object_put(o);
+    return api_fields_get(o, f, ARRAY_SIZE(f), buf, buflen, msg);
+}
+
+/* A valid body is still refused: the balloon is configured before start (Firecracker's rule). */
+static int put_config(const struct vm_control *ctl, const char *body, size_t len,
+                      struct api_reply *out)
+{
+    char buf[200];
+    const char *msg = NULL;
+    struct api_balloon_put b;
     (void)ctl;
-    return api_fault(out, 400, AFTER_START);
+    json_object *o = api_parse_object(body, len, buf, sizeof(buf), &msg);
+    bool ok = o && api_balloon_put_fields(o, &b, buf, sizeof(buf), &msg);
+    int ret = api_fault(out, 400, ok ? AFTER_START : msg);
+    json_object_put(o);
+    return ret;
 }
 
 static int patch_config(const struct vm_control *ctl, const char *body, size_t len,
@@ -99,7 +108,7 @@ static int patch_config(const struct vm_control *ctl, const char *body, size_t l
          .kind = API_FIELD_UINT,
          .required = true,
          .num = &mib,
-         .max = MAX_AMOUNT_MIB},
+         .max = API_BALLOON_MAX_MIB},
     };
     int ret = 0;
     json_object *o = api_body_fields(body, len, f, ARRAY_SIZE(f), out, &ret);
@@ -148,7 +157,7 @@ static int patch_stats(const struct vm_control *ctl, const char *body, size_t le
          .required = true,
          .num = &s,
          .min = 1,
-         .max = MAX_INTERVAL_S},
+         .max = API_BALLOON_MAX_INTERVAL_S},
     };
     int ret = 0;
     json_object *o = api_body_fields(body, len, f, ARRAY_SIZE(f), out, &ret);

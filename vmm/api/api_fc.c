@@ -307,26 +307,14 @@ static int vsock(struct api_fc *fc, json_object *o, char *buf, size_t buflen, co
 
 static int balloon(struct api_fc *fc, json_object *o, char *buf, size_t buflen, const char **msg)
 {
-    uint64_t mib = 0, interval = 0;
-    bool doom = false;
-    const struct api_field f[] = {
-        {.name = "amount_mib",
-         .kind = API_FIELD_UINT,
-         .required = true,
-         .num = &mib,
-         .max = API_FC_MAX_MIB},
-        {.name = "deflate_on_oom", .kind = API_FIELD_BOOL, .required = true, .flag = &doom},
-        {.name = "stats_polling_interval_s",
-         .kind = API_FIELD_UINT,
-         .num = &interval,
-         .max = 24 * 3600},
-    };
-    if (!api_fields_get(o, f, ARRAY_SIZE(f), buf, buflen, msg))
+    struct api_balloon_put b;
+    if (!api_balloon_put_fields(o, &b, buf, buflen, msg))
         return -EINVAL;
     char spec[160];
     snprintf(spec, sizeof(spec),
              "balloon,amount_mib=%llu,deflate_on_oom=%s,stats_polling_interval_s=%llu",
-             (unsigned long long)mib, doom ? "on" : "off", (unsigned long long)interval);
+             (unsigned long long)b.amount_mib, b.deflate_on_oom ? "on" : "off",
+             (unsigned long long)b.stats_polling_interval_s);
     return replace_device(fc->cfg, find_dev(fc->cfg, DEV_BALLOON, NULL), spec, buf, buflen, msg);
 }
 
