@@ -39,8 +39,7 @@ static int fail(const char *text, const char **msg)
     return -EINVAL;
 }
 
-/* 1-CONFIG_ID_MAX characters of ID_CHARS. */
-static bool id_ok(const char *id)
+bool api_fc_id_ok(const char *id)
 {
     size_t n = strlen(id);
     return n && n <= CONFIG_ID_MAX && strspn(id, ID_CHARS) == n;
@@ -213,7 +212,7 @@ static int drive(struct api_fc *fc, const char *path_id, json_object *o, char *b
         return -EINVAL;
     if (path_id && strcmp(id, path_id) != 0)
         return fail("drive_id in the body differs from the one in the path", msg);
-    if (!id_ok(id))
+    if (!api_fc_id_ok(id))
         return fail("drive_id must be 1-20 letters, digits, '-' or '_'", msg);
     if (sock)
         return fail("socket (vhost-user drives) is not supported through this API; use "
@@ -265,7 +264,7 @@ static int net(struct api_fc *fc, const char *path_id, json_object *o, char *buf
         return -EINVAL;
     if (path_id && strcmp(id, path_id) != 0)
         return fail("iface_id in the body differs from the one in the path", msg);
-    if (!id_ok(id))
+    if (!api_fc_id_ok(id))
         return fail("iface_id must be 1-20 letters, digits, '-' or '_'", msg);
     int ret = plain("host_dev_name", tap, buf, buflen, msg);
     if (ret == 0 && mac)

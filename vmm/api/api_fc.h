@@ -33,6 +33,9 @@
 #define API_FC_LOAD_AFTER_CONFIG                                                                   \
     "Loading a microVM snapshot not allowed after configuring boot-specific resources."
 
+/* A drive_id or iface_id: 1-CONFIG_ID_MAX letters, digits, '-' or '_'. */
+bool api_fc_id_ok(const char *id);
+
 /* network_overrides: at most one per net device; a tap name is 1-15 bytes. */
 #define API_FC_MAX_NET_OVERRIDES CONFIG_MAX_DEVICES
 #define API_FC_TAP_MAX           15

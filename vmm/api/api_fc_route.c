@@ -10,7 +10,6 @@
 #include "vmm/api/api_fc.h"
 #include "vmm/metrics.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,17 +236,6 @@ static bool tap_name_ok(const char *s)
     return true;
 }
 
-static bool iface_id_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > CONFIG_ID_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
-            return false;
-    return true;
-}
-
 /*
  * network_overrides: [{"iface_id": ID, "host_dev_name": TAP}, ...], each
  * id once, copied into req.  0, or -EINVAL with *msg (maybe in buf).
@@ -276,7 +264,7 @@ static int net_overrides(json_object *arr, struct api_fc_load *req, char *buf, s
         }
         if (!api_fields_get(e, f, ARRAY_SIZE(f), buf, buflen, msg))
             return -EINVAL;
-        if (!iface_id_ok(id)) {
+        if (!api_fc_id_ok(id)) {
             *msg = "network_overrides: iface_id must be 1-20 letters, digits, '-' or '_'";
             return -EINVAL;
         }
