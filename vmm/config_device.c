@@ -53,6 +53,15 @@ static int balloon_kv(struct device_spec *d, const char *key, const char *val, s
     return 1; /* not a balloon key */
 }
 
+/* A net device's tap=: an interface name, 1-15 bytes (IFNAMSIZ less its NUL). */
+static int set_tap(struct device_spec *d, const char *val, struct errbuf *err)
+{
+    if (!val[0] || strlen(val) >= 16)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL, "tap name '%.40s' must be 1 to 15 characters",
+                       val);
+    return config_set_string(&d->tap, "tap", val, err);
+}
+
 /* Apply one key=value of a device description. */
 static int device_kv(struct device_spec *d, const char *key, const char *val, struct errbuf *err)
 {
@@ -73,12 +82,8 @@ static int device_kv(struct device_spec *d, const char *key, const char *val, st
         return config_set_string(&d->path, "path", val, err);
     if (is_blk && !strcmp(key, "readonly"))
         return config_set_bool(&d->readonly, "readonly", val, err);
-    if (is_net && !strcmp(key, "tap")) {
-        if (!val[0] || strlen(val) >= 16)
-            return err_set(err, WISP_EXIT_USAGE, EINVAL, "tap name '%s' must be 1 to 15 characters",
-                           val);
-        return config_set_string(&d->tap, "tap", val, err);
-    }
+    if (is_net && !strcmp(key, "tap"))
+        return set_tap(d, val, err);
     if (is_net && !strcmp(key, "mac")) {
         if (virtio_net_parse_mac(val, d->mac) < 0)
             return err_set(err, WISP_EXIT_USAGE, EINVAL,
@@ -227,14 +232,10 @@ out:
 int config_override_net_tap(struct vm_config *c, const char *id, const char *tap,
                             struct errbuf *err)
 {
-    if (!tap[0] || strlen(tap) >= 16)
-        return err_set(err, WISP_EXIT_USAGE, EINVAL, "tap name '%.40s' must be 1 to 15 characters",
-                       tap);
     for (unsigned i = 0; i < c->ndevices; i++) {
         struct device_spec *d = &c->devices[i];
-        if (d->type != DEV_NET || strcmp(d->id, id) != 0)
-            continue;
-        return config_set_string(&d->tap, "tap", tap, err);
+        if (d->type == DEV_NET && !strcmp(d->id, id))
+            return set_tap(d, tap, err);
     }
     return err_set(err, WISP_EXIT_USAGE, ENOENT, "there is no network interface '%.40s'", id);
 }
