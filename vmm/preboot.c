@@ -55,13 +55,12 @@ struct preboot {
     enum check_state check;
     bool is_load;     /* the asked check is a snapshot load (else InstanceStart) */
     bool load_failed; /* end wisp once the answer is out */
-    /* The load's request, copied: a check that outlives its request (timed
-     * out) must not read the request's memory. */
+    /* The load's request, copied (its paths into load_state and load_mem):
+     * a check that outlives its request (timed out) must not read the
+     * request's memory. */
+    struct api_fc_load load;
     char load_state[API_FC_PATH_MAX + 1];
     char load_mem[API_FC_PATH_MAX + 1];
-    bool load_resume;
-    unsigned load_nnet; /* network_overrides */
-    struct api_fc_net_override load_net[API_FC_MAX_NET_OVERRIDES];
     int verdict; /* 0 or -errno, once CHECK_DONE */
     char why[sizeof(((struct errbuf *)0)->msg)];
     bool answered; /* the accepted InstanceStart's answer is sent */
@@ -91,9 +90,9 @@ static int ask(struct preboot *pb, const struct api_fc_load *load, char *why, si
     if (load) {
         snprintf(pb->load_state, sizeof(pb->load_state), "%s", load->state_path);
         snprintf(pb->load_mem, sizeof(pb->load_mem), "%s", load->mem_path);
-        pb->load_resume = load->resume;
-        pb->load_nnet = load->nnet;
-        memcpy(pb->load_net, load->net, sizeof(pb->load_net));
+        pb->load = *load;
+        pb->load.state_path = pb->load_state;
+        pb->load.mem_path = pb->load_mem;
     }
     poke(pb);
     int ret = 0;
@@ -223,11 +222,7 @@ static int serve(struct preboot *pb, struct api_server *srv, struct errbuf *err)
         pthread_mutex_lock(&pb->lock);
         bool asked = pb->check == CHECK_ASKED, done = pb->answered;
         bool is_load = pb->is_load, failed = pb->load_failed;
-        struct api_fc_load load = {.state_path = pb->load_state,
-                                   .mem_path = pb->load_mem,
-                                   .resume = pb->load_resume,
-                                   .nnet = pb->load_nnet};
-        memcpy(load.net, pb->load_net, sizeof(load.net));
+        struct api_fc_load load = pb->load;
         pthread_mutex_unlock(&pb->lock);
         if (done && failed) /* as a failed --restore-wait load: the answer is out, wisp ends */
             return err_set(err, WISP_EXIT_USAGE, EINVAL, "snapshot load failed: %s", pb->why);
