@@ -69,12 +69,13 @@ static int build(struct main_build *b, struct errbuf *err)
 {
     log_threshold = (enum log_level)b->cfg->log_level; /* PUT /logger may have set it */
     /* --log-path, and what PUT /logger and PUT /metrics named. */
-    if (open_sinks(b->cfg, b->pre_log, b->pre_metrics, err) < 0)
-        return -EINVAL;
+    int ret = open_sinks(b->cfg, b->pre_log, b->pre_metrics, err);
     /* Every input is checked before the host is: a mistyped path is exit 2, not 3. */
-    if (config_validate(b->cfg, err) < 0 || preflight_check(b->cfg, err) < 0)
-        return -EINVAL;
-    return vm_build(b->vm, b->cfg, err);
+    if (ret == 0)
+        ret = config_validate(b->cfg, err);
+    if (ret == 0)
+        ret = preflight_check(b->cfg, err);
+    return ret < 0 ? ret : vm_build(b->vm, b->cfg, err);
 }
 
 static int build_hook(void *ctx, struct errbuf *err)
