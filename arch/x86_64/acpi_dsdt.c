@@ -28,33 +28,39 @@
 #define PCI_ECAM_BUS_SHIFT 20
 #define PCI_PRT_DEVICES    32U
 
-static void com1(struct aml_buf *b)
+/* A legacy port range: IO (Decode16, base, base, 0, len). */
+struct isa_io {
+    uint16_t base;
+    uint8_t len;
+};
+
+/* Device (name) { _HID EISAID(hid), _UID 0, _CRS the port ranges + IRQNoFlags {irq} } */
+static void isa_dev(struct aml_buf *b, const char *name, const char *hid, const struct isa_io *io,
+                    unsigned nio, unsigned irq)
 {
-    aml_device_open(b, "COM1");
+    aml_device_open(b, name);
     aml_name_decl(b, "_HID");
-    aml_eisaid(b, "PNP0501");
+    aml_eisaid(b, hid);
     aml_name_integer(b, "_UID", 0);
     aml_name_decl(b, "_CRS");
     aml_restemplate_open(b);
-    aml_res_io16(b, X86_COM1_PORT, X86_COM1_PORT, 0, 8);
-    aml_res_irq_noflags(b, 1U << X86_COM1_IRQ);
+    for (unsigned i = 0; i < nio; i++)
+        aml_res_io16(b, io[i].base, io[i].base, 0, io[i].len);
+    aml_res_irq_noflags(b, (uint16_t)(1U << irq));
     aml_close(b);
     aml_close(b);
 }
 
+static void com1(struct aml_buf *b)
+{
+    const struct isa_io io[] = {{X86_COM1_PORT, 8}};
+    isa_dev(b, "COM1", "PNP0501", io, 1, X86_COM1_IRQ);
+}
+
 static void kbd(struct aml_buf *b)
 {
-    aml_device_open(b, "KBD0");
-    aml_name_decl(b, "_HID");
-    aml_eisaid(b, "PNP0303");
-    aml_name_integer(b, "_UID", 0);
-    aml_name_decl(b, "_CRS");
-    aml_restemplate_open(b);
-    aml_res_io16(b, X86_I8042_DATA_PORT, X86_I8042_DATA_PORT, 0, 1);
-    aml_res_io16(b, X86_I8042_CMD_PORT, X86_I8042_CMD_PORT, 0, 1);
-    aml_res_irq_noflags(b, 1U << X86_I8042_IRQ);
-    aml_close(b);
-    aml_close(b);
+    const struct isa_io io[] = {{X86_I8042_DATA_PORT, 1}, {X86_I8042_CMD_PORT, 1}};
+    isa_dev(b, "KBD0", "PNP0303", io, 2, X86_I8042_IRQ);
 }
 
 static void virtio_dev(struct aml_buf *b, unsigned i, const struct x86_acpi_mmio_dev *v)
