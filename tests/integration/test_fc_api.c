@@ -160,6 +160,31 @@ static unsigned ticks(const char *path)
     return n;
 }
 
+/* Wait (at most WISP_TIMEOUT_MS) until `serial` holds `want` ticks; the count seen. */
+static unsigned wait_ticks(const char *serial, unsigned want)
+{
+    for (int i = 0; i < WISP_TIMEOUT_MS / 50 && ticks(serial) < want; i++)
+        sleep_ms(50);
+    return ticks(serial);
+}
+
+/* A running VM: pause, snapshot to vm.state and vm.mem in its directory,
+ * then SIGKILL it, as a client discards the source.  Its ticks so far. */
+static unsigned snapshot_and_kill(struct fc_vm *vm)
+{
+    call(vm, "PATCH", "/vm", "{\"state\": \"Paused\"}", 204, NULL);
+    call(vm, "PUT", "/snapshot/create",
+         "{\"snapshot_type\": \"Full\", \"snapshot_path\": \"vm.state\", "
+         "\"mem_file_path\": \"vm.mem\"}",
+         200, "\"state_bytes\"");
+    kill(vm->p.pid, SIGKILL);
+    struct proc_result r;
+    sandbox_proc_finish(&vm->p, NULL, WISP_TIMEOUT_MS, &r);
+    live.pid = 0;
+    proc_result_free(&r);
+    return ticks(vm->serial);
+}
+
 /* Configure everything the pre-boot phase takes. */
 static void configure(struct fc_vm *vm, const char *kernel)
 {
@@ -338,9 +363,7 @@ Test(fc_api, instance_start_build_failure_is_a_400_and_can_be_retried, .timeout 
     call(&vm, "PUT", "/network-interfaces/eth0",
          "{\"iface_id\": \"eth0\", \"host_dev_name\": \"wfc-ok\"}", 204, NULL);
     call(&vm, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", 204, NULL);
-    for (int i = 0; i < WISP_TIMEOUT_MS / 50 && ticks(vm.serial) < 2; i++)
-        sleep_ms(50);
-    cr_assert_geq(ticks(vm.serial), 2, "the guest never ticked after the second start");
+    cr_assert_geq(wait_ticks(vm.serial, 2), 2, "the guest never ticked after the second start");
     call(&vm, "GET", "/", NULL, 200, "\"state\":\"Running\"");
     const char *mc = call(&vm, "GET", "/machine-config", NULL, 200, NULL);
     cr_assert(strstr(mc, "\"vcpu_count\":1"), "%s", mc);
@@ -485,21 +508,9 @@ Test(fc_api, instance_snapshot_load_in_a_bare_process, .timeout = 240)
              disk);
     call(&vm, "PUT", "/drives/data", json, 204, NULL);
     call(&vm, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", 204, NULL);
-    for (int i = 0; i < WISP_TIMEOUT_MS / 50 && ticks(vm.serial) < 2; i++)
-        sleep_ms(50);
-    cr_assert_geq(ticks(vm.serial), 2, "the guest never ticked");
-    call(&vm, "PATCH", "/vm", "{\"state\": \"Paused\"}", 204, NULL);
-    call(&vm, "PUT", "/snapshot/create",
-         "{\"snapshot_type\": \"Full\", \"snapshot_path\": \"vm.state\", "
-         "\"mem_file_path\": \"vm.mem\"}",
-         200, "\"state_bytes\"");
-    /* Killed, as a client would discard the source. */
-    kill(vm.p.pid, SIGKILL);
+    cr_assert_geq(wait_ticks(vm.serial, 2), 2, "the guest never ticked");
+    unsigned before = snapshot_and_kill(&vm);
     struct proc_result r;
-    sandbox_proc_finish(&vm.p, NULL, WISP_TIMEOUT_MS, &r);
-    live.pid = 0;
-    proc_result_free(&r);
-    unsigned before = ticks(vm.serial);
 
     struct fc_vm b;
     start_preboot_in(&b, vm.dir, true);
@@ -515,10 +526,8 @@ Test(fc_api, instance_snapshot_load_in_a_bare_process, .timeout = 240)
     const char *mc = call(&b, "GET", "/machine-config", NULL, 200, NULL);
     cr_assert(strstr(mc, "\"vcpu_count\":2") && strstr(mc, "\"mem_size_mib\":128"), "%s", mc);
     /* The guest goes on from where it was: more ticks in the same serial file. */
-    for (int i = 0; i < WISP_TIMEOUT_MS / 50 && ticks(b.serial) < before + 2; i++)
-        sleep_ms(50);
-    cr_assert_geq(ticks(b.serial), before + 2, "the restored guest did not tick (%u before)",
-                  before);
+    cr_assert_geq(wait_ticks(b.serial, before + 2), before + 2,
+                  "the restored guest did not tick (%u before)", before);
     call(&b, "GET", "/", NULL, 200, "\"state\":\"Running\"");
     call(&b, "PATCH", "/vm", "{\"state\": \"Paused\"}", 204, NULL);
     call(&b, "GET", "/", NULL, 200, "\"state\":\"Paused\"");
@@ -541,9 +550,7 @@ Test(fc_api, instance_snapshot_load_in_a_bare_process, .timeout = 240)
     sleep_ms(1500);
     cr_assert_eq(ticks(c.serial), paused, "a guest restored paused ticked");
     call(&c, "PATCH", "/vm", "{\"state\": \"Resumed\"}", 204, NULL);
-    for (int i = 0; i < WISP_TIMEOUT_MS / 50 && ticks(c.serial) < paused + 2; i++)
-        sleep_ms(50);
-    cr_assert_geq(ticks(c.serial), paused + 2, "the resumed guest did not tick");
+    cr_assert_geq(wait_ticks(c.serial, paused + 2), paused + 2, "the resumed guest did not tick");
     unlink(disk);
     char p[160];
     snprintf(p, sizeof(p), "%s/vm.state", vm.dir);
@@ -604,21 +611,10 @@ Test(fc_api, snapshot_load_network_overrides, .timeout = 240)
          "\"guest_mac\": \"06:00:ac:10:00:02\"}",
          204, NULL);
     call(&vm, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", 204, NULL);
-    for (int i = 0; i < WISP_TIMEOUT_MS / 50 && ticks(vm.serial) < 2; i++)
-        sleep_ms(50);
-    cr_assert_geq(ticks(vm.serial), 2, "the guest never ticked");
+    cr_assert_geq(wait_ticks(vm.serial, 2), 2, "the guest never ticked");
     cr_assert(holds_tap(vm.p.pid, "wfc-a"), "the source is not on its tap");
-    call(&vm, "PATCH", "/vm", "{\"state\": \"Paused\"}", 204, NULL);
-    call(&vm, "PUT", "/snapshot/create",
-         "{\"snapshot_type\": \"Full\", \"snapshot_path\": \"vm.state\", "
-         "\"mem_file_path\": \"vm.mem\"}",
-         200, "\"state_bytes\"");
-    kill(vm.p.pid, SIGKILL);
+    unsigned before = snapshot_and_kill(&vm);
     struct proc_result r;
-    sandbox_proc_finish(&vm.p, NULL, WISP_TIMEOUT_MS, &r);
-    live.pid = 0;
-    proc_result_free(&r);
-    unsigned before = ticks(vm.serial);
 
     /* An interface the snapshot does not have: refused, one line, exit 2. */
     struct fc_vm bad;
@@ -641,9 +637,7 @@ Test(fc_api, snapshot_load_network_overrides, .timeout = 240)
              "\"network_overrides\": [{\"iface_id\": \"eth0\", \"host_dev_name\": \"wfc-b\"}]}",
              vm.dir, vm.dir);
     call(&b, "PUT", "/snapshot/load", json, 204, NULL);
-    for (int i = 0; i < WISP_TIMEOUT_MS / 50 && ticks(b.serial) < before + 2; i++)
-        sleep_ms(50);
-    cr_assert_geq(ticks(b.serial), before + 2, "the restored guest did not tick");
+    cr_assert_geq(wait_ticks(b.serial, before + 2), before + 2, "the restored guest did not tick");
     cr_assert(holds_tap(b.p.pid, "wfc-b"), "the restored VM is not on the override's tap");
     cr_assert_not(holds_tap(b.p.pid, "wfc-a"), "the restored VM opened the saved tap");
     kill(b.p.pid, SIGTERM);
