@@ -46,6 +46,12 @@ struct api_server {
     const struct vm_control *ctl;
     struct api_fc *fc; /* the pre-boot phase: requests go to api_fc_route() */
     bool keep_listen;  /* api_server_hand_over(): the thread keeps the listening socket */
+    /* The pre-boot start or load is answered: accept no new connection, so
+     * that the next client waits in the backlog for the VM's own server
+     * instead of reaching this one while it is handed over (quiesced_fd:
+     * the listening socket libmicrohttpd gave back, or -1). */
+    bool quiesce, quiesced;
+    int quiesced_fd;
     atomic_bool ended; /* the thread left its loop (stopped, or gave up) */
     struct MHD_Daemon *mhd;
     int listen_fd; /* owned by libmicrohttpd once mhd exists */
@@ -184,9 +190,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct api_request *req = *con_cls;
     (void)conn;
     (void)toe;
-    /* The InstanceStart answer is out (or its client gone): the VM may be built. */
-    if (req && req->started && s->fc && s->fc->answered)
-        s->fc->answered(s->fc->ctx);
+    /* The InstanceStart answer is out (or its client gone): the VM may run. */
+    if (req && req->started && s->fc) {
+        s->quiesce = true;
+        if (s->fc->answered)
+            s->fc->answered(s->fc->ctx);
+    }
     free(*con_cls);
     *con_cls = NULL;
 }
@@ -222,7 +231,7 @@ int api_server_create(const char *path, const struct vm_control *ctl, struct api
     if (!s)
         return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
     s->ctl = ctl;
-    s->listen_fd = s->stop_efd = s->ep = -1;
+    s->listen_fd = s->stop_efd = s->ep = s->quiesced_fd = -1;
     int ret = 0;
     if (handed.fd >= 0 && !strcmp(handed.path, path)) {
         /* The pre-boot phase's socket: clients never see it go away. */
@@ -297,11 +306,15 @@ static void *api_thread(void *arg)
         if (stop)
             break;
         MHD_run(s->mhd);
+        if (s->quiesce && !s->quiesced) {
+            s->quiesced_fd = MHD_quiesce_daemon(s->mhd);
+            s->quiesced = true;
+        }
     }
 out:
     /* Quiescing gives the listening socket back instead of closing it. */
     atomic_store(&s->ended, true);
-    s->listen_fd = s->keep_listen ? MHD_quiesce_daemon(s->mhd) : -1;
+    s->listen_fd = s->quiesced ? s->quiesced_fd : s->keep_listen ? MHD_quiesce_daemon(s->mhd) : -1;
     /* Here, under our filter: closing client connections is this role's work. */
     MHD_stop_daemon(s->mhd);
     s->mhd = NULL;
