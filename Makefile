@@ -236,7 +236,7 @@ test-vfio: $(VFIO_EDU) $(WISP) $(BUILD)/tests/integration $(GUEST_ELF) $(GUEST_B
 	tests/testbed/run -- tests/testbed/vfio/run $(abspath $(BUILD))
 
 # The vhost-vdpa layer against a VDUSE block device, in the testbed (tests/run-all's vdpa stage).
-test-vdpa: $(VDPA_BLK)
+test-vdpa: $(VDPA_BLK) $(WISP) $(GUEST_ELF)
 	tests/testbed/run -- tests/testbed/vdpa/run $(abspath $(BUILD))
 
 # The aarch64 wisp boots Debian's stock arm64 kernel in the arm64 testbed

@@ -53,6 +53,7 @@ enum sandbox_role {
     SANDBOX_MIGRATION, /* snapshots and migration (wisp-mig, vmm/vm_mig.c) */
     SANDBOX_IO_WORKER, /* device I/O worker (no thread yet) */
     SANDBOX_UFFD,      /* lazy restore: the userfaultfd page server (wisp-uffd) */
+    SANDBOX_VDPA,      /* a vDPA device's worker (wisp-vdpa, devices/vhost/vdpa_dp.c) */
     SANDBOX_NROLES
 };
 
@@ -85,7 +86,7 @@ struct sandbox_opts {
  */
 #define SANDBOX_THREAD_ROLES                                                                       \
     ((1u << SANDBOX_MAIN) | (1u << SANDBOX_VCPU) | (1u << SANDBOX_API) |                           \
-     (1u << SANDBOX_MIGRATION) | (1u << SANDBOX_UFFD))
+     (1u << SANDBOX_MIGRATION) | (1u << SANDBOX_UFFD) | (1u << SANDBOX_VDPA))
 
 /* Upper bound on the rules one role can have (common + role + extras). */
 #define SANDBOX_MAX_RULES 128
@@ -133,7 +134,7 @@ int sandbox_enter(enum sandbox_role role, struct errbuf *err) __must_check;
  */
 void sandbox_thread_signals(int keep);
 
-/* "main", "vcpu", "api", "migration", "io-worker"; "?" if out of range. */
+/* "main", "vcpu", "api", "migration", "io-worker", "uffd", "vdpa"; "?" if out of range. */
 const char *sandbox_role_name(enum sandbox_role role);
 
 /*

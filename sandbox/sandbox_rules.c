@@ -318,6 +318,25 @@ static const struct sandbox_rule io_worker_rules[] = {
 };
 
 /*
+ * A vDPA device's worker (--device vdpa, devices/vhost/vdpa_dp.c): every
+ * call into the device after it was opened, so that no vCPU waits on a
+ * VDUSE server.  IOTLB messages and its kicks are plain writes (common).
+ */
+static const struct sandbox_rule vdpa_rules[] = {
+    IOCTL(VHOST_VDPA_SET_STATUS, "DRIVER_OK sequence and guest resets: the device status"),
+    IOCTL(VHOST_VDPA_GET_STATUS, "each status is read back"),
+    IOCTL(VHOST_SET_FEATURES, "FEATURES_OK: the guest's acked features"),
+    IOCTL(VHOST_SET_VRING_NUM, "DRIVER_OK: ring size"),
+    IOCTL(VHOST_SET_VRING_BASE, "DRIVER_OK: ring start position"),
+    IOCTL(VHOST_SET_VRING_ADDR, "DRIVER_OK: ring addresses (guest-physical, through the IOTLB)"),
+    IOCTL(VHOST_SET_VRING_KICK, "DRIVER_OK: the queue's QueueNotify eventfd"),
+    IOCTL(VHOST_SET_VRING_CALL, "DRIVER_OK: wisp's call eventfd"),
+    IOCTL(VHOST_VDPA_SET_VRING_ENABLE, "DRIVER_OK: the queue is enabled"),
+    IOCTL(VHOST_VDPA_SET_CONFIG, "the driver wrote the config space"),
+    RULE(close, "teardown: the device is closed (after status 0)"),
+};
+
+/*
  * Lazy restore (--restore-lazy): the userfaultfd page server
  * (migration/uffd.c) answers each first touch of a guest page by copying
  * it from the snapshot's memory file.
@@ -372,6 +391,7 @@ static const struct role_def roles[SANDBOX_NROLES] = {
     [SANDBOX_MIGRATION] = {"migration", migration_rules, ARRAY_SIZE(migration_rules)},
     [SANDBOX_IO_WORKER] = {"io-worker", io_worker_rules, ARRAY_SIZE(io_worker_rules)},
     [SANDBOX_UFFD] = {"uffd", uffd_rules, ARRAY_SIZE(uffd_rules)},
+    [SANDBOX_VDPA] = {"vdpa", vdpa_rules, ARRAY_SIZE(vdpa_rules)},
 };
 
 const char *sandbox_role_name(enum sandbox_role role)

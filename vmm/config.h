@@ -28,6 +28,7 @@ enum device_type {
     DEV_VFIO_USER,
     DEV_BALLOON,
     DEV_VSOCK,
+    DEV_VDPA, /* a virtio-mmio device whose type and queues a vDPA device provides */
 };
 
 /* Is `t` a PCI passthrough function (not a virtio-mmio device)? */
@@ -43,14 +44,16 @@ enum device_type {
  * "balloon,amount_mib=64,deflate_on_oom=on,stats_polling_interval_s=1,free_page_reporting=on"
  * (Firecracker's field names; at most one balloon).
  * "vsock,cid=3,uds_path=/run/vm.vsock", "vsock,cid=3,backend=vhost" (/dev/vhost-vsock).
+ * "vdpa,path=/dev/vhost-vdpa-0" (the device type comes from the vDPA device; blk today).
  */
 struct device_spec {
     enum device_type type;
     char id[CONFIG_ID_MAX + 1]; /* unique; defaults to TYPE + index ("blk0") */
-    char *path;                 /* blk: image file; vfio: /sys/bus/pci/devices/DDDD:BB:DD.F */
-    bool readonly;              /* blk */
-    char *tap;                  /* net: tap interface name */
-    bool has_mac;               /* net */
+    char
+        *path; /* blk: image file; vfio: /sys/bus/pci/devices/DDDD:BB:DD.F; vdpa: its char device */
+    bool readonly; /* blk */
+    char *tap;     /* net: tap interface name */
+    bool has_mac;  /* net */
     uint8_t mac[6];
     char *socket; /* console: UNIX socket path; NULL = stdio; vfio-user: the server's socket;
                    * blk: the vhost-user backend's socket (then path is NULL); vsock: uds_path */

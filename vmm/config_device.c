@@ -15,9 +15,9 @@
 #include <string.h>
 
 static const char *const device_type_names[] = {
-    [DEV_BLK] = "blk",         [DEV_NET] = "net",    [DEV_RNG] = "rng",
-    [DEV_CONSOLE] = "console", [DEV_VFIO] = "vfio",  [DEV_VFIO_USER] = "vfio-user",
-    [DEV_BALLOON] = "balloon", [DEV_VSOCK] = "vsock"};
+    [DEV_BLK] = "blk",         [DEV_NET] = "net",     [DEV_RNG] = "rng",
+    [DEV_CONSOLE] = "console", [DEV_VFIO] = "vfio",   [DEV_VFIO_USER] = "vfio-user",
+    [DEV_BALLOON] = "balloon", [DEV_VSOCK] = "vsock", [DEV_VDPA] = "vdpa"};
 
 const char *config_device_type_name(enum device_type t)
 {
@@ -78,7 +78,7 @@ static int device_kv(struct device_spec *d, const char *key, const char *val, st
         memcpy(d->id, val, strlen(val) + 1);
         return 0;
     }
-    if ((is_blk || d->type == DEV_VFIO) && !strcmp(key, "path"))
+    if ((is_blk || d->type == DEV_VFIO || d->type == DEV_VDPA) && !strcmp(key, "path"))
         return config_set_string(&d->path, "path", val, err);
     if (is_blk && !strcmp(key, "readonly"))
         return config_set_bool(&d->readonly, "readonly", val, err);
@@ -159,8 +159,8 @@ int config_add_device(struct vm_config *c, const char *spec, struct errbuf *err)
             d->type = (enum device_type)t;
     if (!d->type) {
         ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
-                      "unknown device type '%s' (blk, net, rng, console, balloon, vsock, vfio or "
-                      "vfio-user)",
+                      "unknown device type '%s' (blk, net, rng, console, balloon, vsock, vdpa, "
+                      "vfio or vfio-user)",
                       tok ? tok : "");
         goto out;
     }
@@ -192,6 +192,8 @@ int config_add_device(struct vm_config *c, const char *spec, struct errbuf *err)
         ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
                       "vfio device needs path=/sys/bus/pci/devices/DDDD:BB:DD.F or "
                       "path=/dev/vfio/devices/vfioN");
+    else if (d->type == DEV_VDPA && !d->path)
+        ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "vdpa device needs path=/dev/vhost-vdpa-N");
     else if (d->type == DEV_VFIO_USER && !d->socket)
         ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "vfio-user device needs socket=PATH");
     else if (d->type == DEV_VSOCK && d->vhost && d->socket)

@@ -72,6 +72,9 @@ int config_device_spec(const struct device_spec *d, char *buf, size_t len)
         put_str(&b, "path", d->path);
         put_str(&b, "layout", d->layout);
         break;
+    case DEV_VDPA:
+        put_str(&b, "path", d->path);
+        break;
     case DEV_BALLOON:
         put(&b,
             ",amount_mib=%u,deflate_on_oom=%s,stats_polling_interval_s=%u,"

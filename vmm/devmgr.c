@@ -3,6 +3,7 @@
 #include "arch/arch.h"
 #include "devices/backends/chardev.h"
 #include "devices/vfio/vfio_pci.h"
+#include "devices/vhost/vdpa_dp.h"
 #include "devices/vhost/vhost_user_dp.h"
 #include "devices/vhost/vhost_vsock.h"
 #include "devices/virtio/blk.h"
@@ -15,6 +16,7 @@
 #include "vmm/kvm.h"
 #include "vmm/log.h"
 #include "vmm/metrics.h"
+#include "sandbox/sandbox.h"
 #include "vmm/vm.h"
 
 #include <errno.h>
@@ -134,6 +136,8 @@ static int create_model(struct vm *vm, const struct device_spec *s, struct virti
     case DEV_VFIO:
     case DEV_VFIO_USER:
         break; /* create_pci() */
+    case DEV_VDPA:
+        break; /* create_vdpa() */
     case DEV_CONSOLE: {
         struct virtio_console_config c = {
             .id = s->id,
@@ -153,6 +157,59 @@ static int create_model(struct vm *vm, const struct device_spec *s, struct virti
     }
     }
     return err_set(err, WISP_EXIT_USAGE, EINVAL, "unknown device type %d", (int)s->type);
+}
+
+/* A vDPA device's worker, first thing: its own seccomp role (docs/SECURITY.md). */
+static int vdpa_worker_enter(void)
+{
+    struct errbuf err = {0};
+    int ret = sandbox_enter(SANDBOX_VDPA, &err);
+    if (ret < 0)
+        log_error("%s", err.msg);
+    return ret;
+}
+
+/* --device vdpa: the device model for the type the vDPA device reports, over it. */
+static int create_vdpa(struct vm *vm, struct devmgr_entry *e, struct errbuf *err)
+{
+    const struct device_spec *s = e->spec;
+    struct vdpa_dp_env env = {.enter = vdpa_worker_enter};
+    void *dp;
+    uint32_t type;
+    int ret = vdpa_dp_create(s->path, &env, &vm->mem, &dp, &type, err);
+    if (ret < 0)
+        return ret;
+    const struct virtio_dp_type *t = type == VIRTIO_ID_BLOCK ? &virtio_dp_blk : NULL;
+    const struct vdpa_dev *d = vdpa_dp_dev(dp);
+    if (!t)
+        ret = err_set(err, WISP_EXIT_USAGE, ENOTSUP,
+                      "vdpa %s: a virtio-%s device (type %u); wisp serves only blk over vDPA",
+                      s->path, vdpa_type_name(type), type);
+    else if (d->vring_max < t->ops->queue_max_size)
+        ret = err_set(err, WISP_EXIT_HOST, ENOTSUP,
+                      "vdpa %s: queues of at most %u entries; the %s transport offers %u", s->path,
+                      d->vring_max, t->ops->type, t->ops->queue_max_size);
+    if (ret < 0) {
+        vdpa_dp_ops.destroy(dp);
+        return ret;
+    }
+    ret = virtio_dp_create(t, s->id, &vdpa_dp_ops, dp, &vm->mem, &vm->loop, &e->dev, err);
+    if (ret == 0)
+        e->vdpa = dp;
+    return ret;
+}
+
+int devmgr_start_threads(struct vm *vm, struct errbuf *err)
+{
+    struct devmgr *dm = vm->devs;
+    for (unsigned i = 0; dm && i < dm->n; i++) {
+        if (!dm->dev[i].vdpa)
+            continue;
+        int ret = vdpa_dp_start_worker(dm->dev[i].vdpa, err);
+        if (ret < 0)
+            return ret;
+    }
+    return 0;
 }
 
 /* Passthrough functions: on the PCI bus from 00:01.0 up, then BARs assigned again. */
@@ -232,7 +289,8 @@ int devmgr_create(struct vm *vm, struct errbuf *err)
         struct devmgr_entry *e = &dm->dev[i];
         if (DEV_IS_PCI(e->spec->type))
             continue;
-        ret = create_model(vm, e->spec, &e->dev, err);
+        ret = e->spec->type == DEV_VDPA ? create_vdpa(vm, e, err)
+                                        : create_model(vm, e->spec, &e->dev, err);
         if (ret < 0)
             return ret;
         e->dev->metrics = metrics_dev_register(e->dev->ops->type, e->spec->id);

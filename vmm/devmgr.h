@@ -24,6 +24,7 @@ struct devmgr_entry {
     struct virtio_dev *dev;
     struct virtio_mmio *mmio;
     struct vfio_pci *pci; /* a passthrough function (DEV_IS_PCI) instead of the above */
+    void *vdpa;           /* DEV_VDPA: its data plane (devices/vhost/vdpa_dp.h), owned by dev */
 };
 
 struct devmgr {
@@ -41,6 +42,14 @@ int devmgr_plan(struct vm *vm, char **cmdline, struct errbuf *err) __must_check;
 
 /* Open backends, create the device models and their transports. */
 int devmgr_create(struct vm *vm, struct errbuf *err) __must_check;
+
+/*
+ * Start the devices' own threads (a vDPA device's worker).  vm_run calls it
+ * once the sandbox is prepared and Landlock applies, before the vCPUs run
+ * and before the main thread's filter, so each thread inherits Landlock and
+ * then enters its own seccomp role.  0 or -errno with `err` set.
+ */
+int devmgr_start_threads(struct vm *vm, struct errbuf *err) __must_check;
 
 /* Tear down transports, then devices.  vCPUs must be stopped.  Safe if partly created. */
 void devmgr_destroy(struct vm *vm);

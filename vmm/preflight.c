@@ -143,6 +143,21 @@ static int check_socket(const char *path, const char *what, struct errbuf *err)
     return 0;
 }
 
+/* --device vdpa: the vhost-vdpa node exists, is a character device, and may be opened. */
+static int check_vdpa(const struct device_spec *d, struct errbuf *err)
+{
+    struct stat st;
+    if (stat(d->path, &st) < 0)
+        return err_set(err, WISP_EXIT_USAGE, errno, "vdpa device %s: %s", d->path, strerror(errno));
+    if (!S_ISCHR(st.st_mode))
+        return err_set(err, WISP_EXIT_USAGE, ENODEV,
+                       "vdpa device %s is not a character device (want /dev/vhost-vdpa-N)",
+                       d->path);
+    if (access(d->path, R_OK | W_OK) < 0)
+        return err_set(err, WISP_EXIT_USAGE, errno, "vdpa device %s: %s", d->path, strerror(errno));
+    return 0;
+}
+
 static int check_vfio_user(const struct device_spec *d, struct errbuf *err)
 {
     return check_socket(d->socket, "vfio-user", err);
@@ -232,6 +247,8 @@ int preflight_check(const struct vm_config *cfg, struct errbuf *err)
             ret = check_vfio(d, err);
         else if (d->type == DEV_VFIO_USER)
             ret = check_vfio_user(d, err);
+        else if (d->type == DEV_VDPA)
+            ret = check_vdpa(d, err);
         if (ret == 0 && d->layout)
             ret = check_layout(d->layout, err);
     }

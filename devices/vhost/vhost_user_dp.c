@@ -70,7 +70,10 @@ static int vhu_dp_stop(void *dp, const struct virtio_dp_queue *q, unsigned n, ui
 {
     struct vhu_dp *v = dp;
     for (unsigned i = 0; i < n; i++) {
-        int rc = vhu_vring_stop(&v->c, q[i].index, &next[i]);
+        uint16_t pos;
+        int rc = vhu_vring_stop(&v->c, q[i].index, &pos);
+        if (rc == 0 && next)
+            next[i] = pos;
         if (rc < 0)
             return rc;
     }

@@ -183,7 +183,8 @@ static int vhv_stop(void *dp, const struct virtio_dp_queue *q, unsigned n, uint1
             return rc;
         if (st.num > 0xffff)
             return -EIO; /* split ring: last_avail_idx is 16 bits */
-        next[i] = (uint16_t)st.num;
+        if (next)
+            next[i] = (uint16_t)st.num;
     }
     for (unsigned i = 0; i < VHV_NQUEUES; i++)
         vhv_detach(v, i);

@@ -4,7 +4,8 @@
  *
  * Why: a virtio-mmio device's rings can be served by wisp (the built-in
  * models, devices/virtio/<dev>.c), by a vhost-user backend process
- * (devices/vhost/vhost_user_dp.c) or, later, by a vDPA device.  The guest
+ * (devices/vhost/vhost_user_dp.c) or by a vDPA device
+ * (devices/vhost/vdpa_dp.c).  The guest
  * must see the same virtio-mmio device either way, so the transport
  * (mmio.c) must not change per data plane.  An external data plane is
  * wrapped by one generic device model (virtio_dp.c) that implements
@@ -14,7 +15,9 @@
  *
  * Calls are made with the device's lock held, from a vCPU thread (status
  * writes) or the main loop; an implementation talking to another process
- * must bound every wait (vhost-user: VHU_DEFAULT_TIMEOUT_MS per request).
+ * must bound every wait (vhost-user: VHU_DEFAULT_TIMEOUT_MS per request) or
+ * hand the work to a thread of its own (vhost-vdpa: start, guest resets and
+ * config writes run on its worker, failures come back through watch_fd).
  *
  * Queue positions: stop() reports each queue's next available index, the
  * position a data plane resumes from.  In-flight requests: stop() returns
@@ -42,7 +45,7 @@ struct virtio_dp_queue {
 };
 
 struct virtio_dataplane_ops {
-    const char *kind; /* "vhost-user" */
+    const char *kind; /* "vhost-user", "vDPA", "vhost-vsock" */
     /* Features the data plane offers (device-specific and transport bits). */
     uint64_t (*features)(void *dp);
     /* Read / write `len` bytes of the device's config space at `off`.  0 or -errno. */
@@ -56,7 +59,11 @@ struct virtio_dataplane_ops {
     /*
      * Stop serving every started queue; next_avail[i] receives queue
      * q[i].index's resume position.  Nothing is in flight afterwards.
-     * 0 or -errno (the data plane is then considered dead).
+     * next_avail NULL: the caller needs no positions (a guest reset), and
+     * the data plane may finish the stop later, on a thread of its own, as
+     * long as it finishes before its next start (vhost-vdpa, whose kernel
+     * calls may wait for a userspace VDUSE server).  0 or -errno (the data
+     * plane is then considered dead).
      */
     int (*stop)(void *dp, const struct virtio_dp_queue *q, unsigned n, uint16_t *next_avail);
     /* An fd the main loop watches for the data plane's death (-1: none). */

@@ -88,8 +88,8 @@ static void virtio_dp_unhand(struct virtio_dp_dev *v)
 static void virtio_dp_stop(struct virtio_dp_dev *v)
 {
     if (v->nstarted && !v->dead) {
-        uint16_t next[VIRTIO_MAX_QUEUES];
-        if (v->dpo->stop(v->dp, v->started, v->nstarted, next) < 0)
+        /* A guest reset or teardown: the positions are not needed. */
+        if (v->dpo->stop(v->dp, v->started, v->nstarted, NULL) < 0)
             virtio_dp_die(v, "data plane failed to stop its queues");
     }
     v->nstarted = 0;
@@ -228,7 +228,7 @@ static const struct virtio_dev_ops virtio_dp_blk_ops = {
     .reset = virtio_dp_reset,
     .save = virtio_dp_save,
     .load = virtio_dp_load,
-    .unmigratable = "its queues are served by an external data plane (vhost-user); "
+    .unmigratable = "its queues are served by an external data plane (vhost-user or vDPA); "
                     "migrating or snapshotting it is not implemented yet",
     .destroy = virtio_dp_destroy,
 };

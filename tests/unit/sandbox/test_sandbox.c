@@ -127,7 +127,7 @@ static struct role_case role_cases[] = {
     {SANDBOX_MAIN, true, false},       {SANDBOX_VCPU, false, false},
     {SANDBOX_VCPU, true, false},       {SANDBOX_API, false, false},
     {SANDBOX_MIGRATION, false, false}, {SANDBOX_IO_WORKER, false, false},
-    {SANDBOX_UFFD, false, false},
+    {SANDBOX_UFFD, false, false},      {SANDBOX_VDPA, false, false},
 };
 
 ParameterizedTestParameters(sandbox, filter_matches_table)

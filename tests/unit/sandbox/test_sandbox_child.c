@@ -38,6 +38,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <linux/userfaultfd.h>
+#include <linux/vhost.h>
 #include <termios.h>
 #include <unistd.h>
 #include <time.h>
@@ -195,13 +196,21 @@ static void allowed_calls(int role, int arg)
         MUST(ioctl(fds.null, UFFDIO_WAKE, NULL) < 0 && errno == ENOTTY);
         break;
     }
+    case SANDBOX_VDPA: {
+        /* The worker's device calls reach the kernel (ENOTTY on /dev/null), and close. */
+        uint8_t st = 0;
+        MUST(ioctl(fds.null, VHOST_VDPA_SET_STATUS, &st) < 0 && errno == ENOTTY);
+        MUST(ioctl(fds.null, VHOST_SET_VRING_KICK, NULL) < 0 && errno == ENOTTY);
+        MUST(close(-1) < 0 && errno == EBADF);
+        break;
+    }
     }
 }
 
 ParameterizedTestParameters(sandbox, child_allowed_calls)
 {
-    static int roles[] = {SANDBOX_MAIN,      SANDBOX_VCPU,      SANDBOX_API,
-                          SANDBOX_MIGRATION, SANDBOX_IO_WORKER, SANDBOX_UFFD};
+    static int roles[] = {SANDBOX_MAIN,      SANDBOX_VCPU, SANDBOX_API, SANDBOX_MIGRATION,
+                          SANDBOX_IO_WORKER, SANDBOX_UFFD, SANDBOX_VDPA};
     return cr_make_param_array(int, roles, ARRAY_SIZE(roles));
 }
 

@@ -87,8 +87,8 @@ static void restore_terminal(int role, int arg)
 
 ParameterizedTestParameters(sandbox, terminal_restore_in_every_role)
 {
-    static int roles[] = {SANDBOX_MAIN,      SANDBOX_VCPU,      SANDBOX_API,
-                          SANDBOX_MIGRATION, SANDBOX_IO_WORKER, SANDBOX_UFFD};
+    static int roles[] = {SANDBOX_MAIN,      SANDBOX_VCPU, SANDBOX_API, SANDBOX_MIGRATION,
+                          SANDBOX_IO_WORKER, SANDBOX_UFFD, SANDBOX_VDPA};
     return cr_make_param_array(int, roles, ARRAY_SIZE(roles));
 }
 

@@ -328,6 +328,34 @@ Test(config, blk_vhost_user)
     cr_assert_str_eq(cfg.devices[0].id, "vd");
 }
 
+Test(config, vdpa_device)
+{
+    cr_assert_eq(config_add_device(&cfg, "vdpa,path=/dev/vhost-vdpa-3", &err), 0, "%s", err.msg);
+    cr_assert_eq(cfg.devices[0].type, DEV_VDPA);
+    cr_assert_str_eq(cfg.devices[0].path, "/dev/vhost-vdpa-3");
+    cr_assert_str_eq(cfg.devices[0].id, "vdpa0");
+    char spec[128];
+    cr_assert_eq(config_device_spec(&cfg.devices[0], spec, sizeof(spec)), 0);
+    cr_assert_str_eq(spec, "vdpa,id=vdpa0,path=/dev/vhost-vdpa-3", "the spec round-trips");
+    struct {
+        const char *spec;
+        const char *needle;
+    } cases[] = {
+        {"vdpa", "needs path=/dev/vhost-vdpa-N"},
+        {"vdpa,id=x", "needs path=/dev/vhost-vdpa-N"},
+        {"vdpa,path=/dev/vhost-vdpa-0,readonly=on", "has no option 'readonly'"},
+        {"vdpa,socket=/x", "has no option 'socket'"},
+        {"vdpa,path=/dev/vhost-vdpa-1,id=vdpa0", "used twice"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        memset(&err, 0, sizeof(err));
+        cr_assert_lt(config_add_device(&cfg, cases[i].spec, &err), 0, "case %zu", i);
+        cr_assert(strstr(err.msg, cases[i].needle), "case %zu: '%s'", i, err.msg);
+        assert_one_line();
+    }
+    cr_assert_eq(cfg.ndevices, 1);
+}
+
 Test(config, vsock_device)
 {
     cr_assert_eq(config_add_device(&cfg, "vsock,cid=4294967294,uds_path=/tmp/v.sock", &err), 0,

@@ -117,6 +117,26 @@ Test(preflight, disk_opened_as_configured)
     cr_assert_eq(preflight_check(&cfg, &err), 0, "%s", err.msg);
 }
 
+Test(preflight, vdpa_node)
+{
+    cr_assert_eq(config_set(&cfg, "device", "vdpa,path=/no/such/vhost-vdpa-9", &err), 0);
+    expect_usage("vdpa device /no/such/vhost-vdpa-9: No such file");
+    config_free(&cfg);
+    config_init(&cfg);
+    memset(&err, 0, sizeof(err));
+    cr_assert_eq(config_set(&cfg, "kernel", kernel, &err), 0, "%s", err.msg);
+    char dev[96];
+    snprintf(dev, sizeof(dev), "vdpa,path=%s", disk);
+    cr_assert_eq(config_set(&cfg, "device", dev, &err), 0, "%s", err.msg);
+    expect_usage("is not a character device");
+    config_free(&cfg);
+    config_init(&cfg);
+    memset(&err, 0, sizeof(err));
+    cr_assert_eq(config_set(&cfg, "kernel", kernel, &err), 0, "%s", err.msg);
+    cr_assert_eq(config_set(&cfg, "device", "vdpa,path=/dev/null", &err), 0, "%s", err.msg);
+    cr_assert_eq(preflight_check(&cfg, &err), 0, "a character device passes: %s", err.msg);
+}
+
 Test(preflight, serial_directory)
 {
     cr_assert_eq(config_set(&cfg, "serial", "file:/no/such/dir/out", &err), 0);
