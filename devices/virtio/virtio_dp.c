@@ -7,6 +7,7 @@
 #include "devices/virtio/virtio_dp.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -27,6 +28,8 @@ struct virtio_dp_call {
 
 struct virtio_dp_dev {
     struct virtio_dev dev; /* first: the ops get &dev */
+    struct virtio_dev_ops ops; /* the type's, with this data plane's reason not to migrate */
+    char unmigratable[192];
     const struct virtio_dataplane_ops *dpo;
     void *dp;
     uint32_t vmm_queues; /* the type's queues the data plane never gets */
@@ -228,8 +231,7 @@ static const struct virtio_dev_ops virtio_dp_blk_ops = {
     .reset = virtio_dp_reset,
     .save = virtio_dp_save,
     .load = virtio_dp_load,
-    .unmigratable = "its queues are served by an external data plane (vhost-user or vDPA); "
-                    "migrating or snapshotting it is not implemented yet",
+    .unmigratable = NULL, /* per device: virtio_dp_create names the data plane */
     .destroy = virtio_dp_destroy,
 };
 
@@ -288,7 +290,14 @@ int virtio_dp_create(const struct virtio_dp_type *type, const char *id,
         dpo->destroy(dp);
         return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
     }
-    virtio_dev_init(&v->dev, type->ops, id, mem, loop, 0);
+    v->ops = *type->ops;
+    if (!v->ops.unmigratable) {
+        snprintf(v->unmigratable, sizeof(v->unmigratable),
+                 "its queues are served by an external data plane (%s): %s", dpo->kind,
+                 dpo->unmigratable ? dpo->unmigratable : "it has no portable state");
+        v->ops.unmigratable = v->unmigratable;
+    }
+    virtio_dev_init(&v->dev, &v->ops, id, mem, loop, 0);
     v->dev.host_features = f & type->offer_mask & ~VIRTIO_F_NEVER_OFFERED;
     v->dpo = dpo;
     v->dp = dp;

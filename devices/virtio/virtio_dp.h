@@ -37,7 +37,8 @@
 
 /* Per-type description of a device over a data plane. */
 struct virtio_dp_type {
-    const struct virtio_dev_ops *ops; /* from virtio_dp_ops_for() */
+    /* Its unmigratable NULL: each device says why from its data plane's kind and reason. */
+    const struct virtio_dev_ops *ops;
     uint64_t offer_mask;              /* features that may be offered to the driver */
     /*
      * Queues the VMM keeps (bit per queue): never handed to the data plane,
