@@ -48,6 +48,7 @@ void config_free(struct vm_config *c)
         free(c->devices[i].tap);
         free(c->devices[i].socket);
         free(c->devices[i].layout);
+        free(c->devices[i].tag);
     }
     config_init(c);
 }

@@ -29,6 +29,7 @@ enum device_type {
     DEV_BALLOON,
     DEV_VSOCK,
     DEV_VDPA, /* a virtio-mmio device whose type and queues a vDPA device provides */
+    DEV_FS,   /* virtio-fs, served by a vhost-user backend (virtiofsd) */
 };
 
 /* Is `t` a PCI passthrough function (not a virtio-mmio device)? */
@@ -45,6 +46,7 @@ enum device_type {
  * (Firecracker's field names; at most one balloon).
  * "vsock,cid=3,uds_path=/run/vm.vsock", "vsock,cid=3,backend=vhost" (/dev/vhost-vsock).
  * "vdpa,path=/dev/vhost-vdpa-0" (the device type comes from the vDPA device; blk today).
+ * "fs,vhost-user=/run/vfs.sock,tag=share" (virtiofsd; the guest mounts -t virtiofs share).
  */
 struct device_spec {
     enum device_type type;
@@ -56,7 +58,9 @@ struct device_spec {
     bool has_mac;  /* net */
     uint8_t mac[6];
     char *socket; /* console: UNIX socket path; NULL = stdio; vfio-user: the server's socket;
-                   * blk: the vhost-user backend's socket (then path is NULL); vsock: uds_path */
+                   * blk, fs: the vhost-user backend's socket (blk: then path is NULL);
+                   * vsock: uds_path */
+    char *tag;    /* fs: the tag the guest mounts (1..36 bytes) */
     char *layout; /* vfio, vfio-user: a vPCI layout file (docs/VPCI_LAYOUT.md); NULL = none */
     /* balloon (devices/virtio/balloon.h) */
     uint32_t amount_mib;       /* initial target; checked against RAM when created */

@@ -15,9 +15,11 @@
 #include <string.h>
 
 static const char *const device_type_names[] = {
-    [DEV_BLK] = "blk",         [DEV_NET] = "net",     [DEV_RNG] = "rng",
-    [DEV_CONSOLE] = "console", [DEV_VFIO] = "vfio",   [DEV_VFIO_USER] = "vfio-user",
-    [DEV_BALLOON] = "balloon", [DEV_VSOCK] = "vsock", [DEV_VDPA] = "vdpa"};
+    [DEV_BLK] = "blk",         [DEV_NET] = "net",
+    [DEV_RNG] = "rng",         [DEV_CONSOLE] = "console",
+    [DEV_VFIO] = "vfio",       [DEV_VFIO_USER] = "vfio-user",
+    [DEV_BALLOON] = "balloon", [DEV_VSOCK] = "vsock",
+    [DEV_VDPA] = "vdpa",       [DEV_FS] = "fs"};
 
 const char *config_device_type_name(enum device_type t)
 {
@@ -91,11 +93,16 @@ static int device_kv(struct device_spec *d, const char *key, const char *val, st
         d->has_mac = true;
         return 0;
     }
-    if (is_blk && !strcmp(key, "vhost-user")) {
+    if ((is_blk || d->type == DEV_FS) && !strcmp(key, "vhost-user")) {
         if (!val[0] || strlen(val) >= 108) /* sizeof(sun_path) */
             return err_set(err, WISP_EXIT_USAGE, EINVAL,
-                           "blk vhost-user socket path must be 1 to 107 bytes");
+                           "%s vhost-user socket path must be 1 to 107 bytes", type);
         return config_set_string(&d->socket, "vhost-user", val, err);
+    }
+    if (d->type == DEV_FS && !strcmp(key, "tag")) {
+        if (!val[0] || strlen(val) > 36) /* the config space's tag field */
+            return err_set(err, WISP_EXIT_USAGE, EINVAL, "fs tag must be 1 to 36 bytes");
+        return config_set_string(&d->tag, "tag", val, err);
     }
     if (d->type == DEV_BALLOON) {
         int r = balloon_kv(d, key, val, err);
@@ -159,8 +166,8 @@ int config_add_device(struct vm_config *c, const char *spec, struct errbuf *err)
             d->type = (enum device_type)t;
     if (!d->type) {
         ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
-                      "unknown device type '%s' (blk, net, rng, console, balloon, vsock, vdpa, "
-                      "vfio or vfio-user)",
+                      "unknown device type '%s' (blk, net, rng, console, balloon, vsock, fs, "
+                      "vdpa, vfio or vfio-user)",
                       tok ? tok : "");
         goto out;
     }
@@ -192,6 +199,9 @@ int config_add_device(struct vm_config *c, const char *spec, struct errbuf *err)
         ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
                       "vfio device needs path=/sys/bus/pci/devices/DDDD:BB:DD.F or "
                       "path=/dev/vfio/devices/vfioN");
+    else if (d->type == DEV_FS && (!d->socket || !d->tag))
+        ret =
+            err_set(err, WISP_EXIT_USAGE, EINVAL, "fs device needs vhost-user=SOCKET and tag=NAME");
     else if (d->type == DEV_VDPA && !d->path)
         ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "vdpa device needs path=/dev/vhost-vdpa-N");
     else if (d->type == DEV_VFIO_USER && !d->socket)
@@ -223,6 +233,7 @@ out:
         free(d->tap);
         free(d->socket);
         free(d->layout);
+        free(d->tag);
         memset(d, 0, sizeof(*d));
     } else {
         c->ndevices++;

@@ -75,6 +75,10 @@ int config_device_spec(const struct device_spec *d, char *buf, size_t len)
     case DEV_VDPA:
         put_str(&b, "path", d->path);
         break;
+    case DEV_FS:
+        put_str(&b, "vhost-user", d->socket);
+        put_str(&b, "tag", d->tag);
+        break;
     case DEV_BALLOON:
         put(&b,
             ",amount_mib=%u,deflate_on_oom=%s,stats_polling_interval_s=%u,"

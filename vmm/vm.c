@@ -393,13 +393,15 @@ void vm_sandbox_opts(const struct vm_config *cfg, struct sandbox_opts *o)
 {
     *o = (struct sandbox_opts){.mode = cfg->seccomp, .stats = cfg->stats};
     /* Only a VM with a passthrough device gets the filters that allow its run-time calls.
-     * A vhost-user device needs the same socket calls (sendmsg/recvmsg/poll) on its vCPUs, and
-     * gets that set too for now (docs/VHOST.md: a narrower set of its own is still to do); a
-     * vDPA device needs its epoll_ctl (the kick hand-over at DRIVER_OK) and gets the same set. */
+     * A vhost-user device (blk or fs) needs the same socket calls (sendmsg/recvmsg/poll) on its
+     * vCPUs, and gets that set too for now (docs/VHOST.md: a narrower set of its own is still to
+     * do); a vDPA device needs its epoll_ctl (the kick hand-over at DRIVER_OK) and gets the same
+     * set. */
     for (unsigned i = 0; i < cfg->ndevices; i++) {
         const struct device_spec *d = &cfg->devices[i];
         o->passthrough = o->passthrough || DEV_IS_PCI(d->type) ||
-                         (d->type == DEV_BLK && d->socket) || d->type == DEV_VDPA;
+                         (d->type == DEV_BLK && d->socket) || d->type == DEV_FS ||
+                         d->type == DEV_VDPA;
         /* vhost-vsock: its own narrow set (its ioctls on vCPUs and main only). */
         o->vhost_vsock = o->vhost_vsock || (d->type == DEV_VSOCK && d->vhost);
     }

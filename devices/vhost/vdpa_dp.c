@@ -38,8 +38,8 @@ struct vdpa_dp {
     uint64_t features;
     unsigned n;
     struct virtio_dp_queue q[VDPA_DP_MAX_QUEUES];
-    uint32_t cfg_lo, cfg_hi; /* bytes of cfg[] the device has not been sent (lo >= hi: none) */
-    int failed;              /* first failure (-errno), 0 while fine */
+    uint32_t cfg_lo, cfg_hi;      /* bytes of cfg[] the device has not been sent (lo >= hi: none) */
+    int failed;                   /* first failure (-errno), 0 while fine */
     uint8_t cfg[VDPA_MAX_CONFIG]; /* the config space as the driver sees it */
 };
 
@@ -126,7 +126,7 @@ static void *dp_worker(void *arg)
 {
     struct vdpa_dp *v = arg;
     pthread_setname_np(pthread_self(), "wisp-vdpa"); /* before the filter: its log name */
-    int rc = v->enter ? v->enter() : 0;               /* under its own filter before any device call */
+    int rc = v->enter ? v->enter() : 0; /* under its own filter before any device call */
     bool filtered = rc == 0;
     pthread_mutex_lock(&v->mu);
     v->busy = false; /* set by vdpa_dp_start_worker: entering counts as work */

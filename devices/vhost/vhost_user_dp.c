@@ -14,6 +14,8 @@
 struct vhu_dp {
     struct vhu_conn c;
     const struct gmem *mem;
+    uint32_t own_len; /* > 0: wisp serves the config space (own[]), read-only */
+    uint8_t own[VHU_DP_MAX_OWN_CONFIG];
 };
 
 static uint64_t vhu_dp_features(void *dp)
@@ -24,12 +26,22 @@ static uint64_t vhu_dp_features(void *dp)
 
 static int vhu_dp_config_read(void *dp, uint32_t off, void *buf, uint32_t len)
 {
-    return vhu_get_config(&((struct vhu_dp *)dp)->c, off, len, buf);
+    struct vhu_dp *v = dp;
+    if (!v->own_len)
+        return vhu_get_config(&v->c, off, len, buf);
+    /* Bytes past what wisp built read as zero (the transport bounds off + len). */
+    memset(buf, 0, len);
+    if (off < v->own_len)
+        memcpy(buf, v->own + off, len < v->own_len - off ? len : v->own_len - off);
+    return 0;
 }
 
 static int vhu_dp_config_write(void *dp, uint32_t off, const void *buf, uint32_t len)
 {
-    return vhu_set_config(&((struct vhu_dp *)dp)->c, off, len, buf);
+    struct vhu_dp *v = dp;
+    if (v->own_len)
+        return 0; /* read-only (virtio-fs has no writable field): ignored, as by QEMU */
+    return vhu_set_config(&v->c, off, len, buf);
 }
 
 /* wisp's host address of a ring of `len` bytes at `gpa`, or 0 if not in RAM. */
@@ -125,9 +137,12 @@ const struct virtio_dataplane_ops vhu_dp_ops = {
     .destroy = vhu_dp_destroy,
 };
 
-int vhu_dp_create(const char *path, const struct gmem *mem, int timeout_ms, void **out,
-                  struct errbuf *err)
+int vhu_dp_create(const char *path, const struct gmem *mem, int timeout_ms, const void *config,
+                  uint32_t config_len, void **out, struct errbuf *err)
 {
+    if (config && (config_len == 0 || config_len > VHU_DP_MAX_OWN_CONFIG))
+        return err_set(err, WISP_EXIT_FAILURE, EINVAL, "internal: vhost-user config of %u bytes",
+                       config_len);
     if (mem->fd < 0)
         return err_set(err, WISP_EXIT_HOST, EINVAL,
                        "vhost-user %s: guest RAM is not shareable (no memfd)", path);
@@ -135,6 +150,10 @@ int vhu_dp_create(const char *path, const struct gmem *mem, int timeout_ms, void
     if (!v)
         return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
     v->mem = mem;
+    if (config) {
+        memcpy(v->own, config, config_len);
+        v->own_len = config_len;
+    }
     int rc = vhu_connect(&v->c, path, timeout_ms);
     if (rc < 0) {
         err_set(err, WISP_EXIT_HOST, -rc, "vhost-user %s: cannot connect: %s", path, strerror(-rc));
@@ -146,7 +165,7 @@ int vhu_dp_create(const char *path, const struct gmem *mem, int timeout_ms, void
                 strerror(-rc));
         goto fail;
     }
-    if (!vhu_has_protocol(&v->c, VHU_PF_CONFIG)) {
+    if (!config && !vhu_has_protocol(&v->c, VHU_PF_CONFIG)) {
         rc = -ENOTSUP;
         err_set(err, WISP_EXIT_HOST, ENOTSUP,
                 "vhost-user %s: the backend does not offer its config space (CONFIG)", path);

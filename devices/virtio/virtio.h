@@ -37,6 +37,7 @@
 #define VIRTIO_ID_RNG     4
 #define VIRTIO_ID_BALLOON 5
 #define VIRTIO_ID_VSOCK   19
+#define VIRTIO_ID_FS      26
 
 /* Device status bits. */
 #define VIRTIO_STATUS_ACKNOWLEDGE        1

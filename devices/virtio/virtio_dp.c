@@ -27,7 +27,7 @@ struct virtio_dp_call {
 };
 
 struct virtio_dp_dev {
-    struct virtio_dev dev; /* first: the ops get &dev */
+    struct virtio_dev dev;     /* first: the ops get &dev */
     struct virtio_dev_ops ops; /* the type's, with this data plane's reason not to migrate */
     char unmigratable[192];
     const struct virtio_dataplane_ops *dpo;
@@ -273,6 +273,42 @@ const struct virtio_dp_type virtio_dp_vsock = {
                   VIRTIO_BIT(VIRTIO_F_EVENT_IDX) | VIRTIO_BIT(VIRTIO_F_VERSION_1),
     .vmm_queues = 1u << VSOCK_EVENT_QUEUE,
 };
+
+/* virtio-fs (virtio 1.2 §5.11): hiprio (0) and one request queue (1); tag[36] + le32. */
+static const struct virtio_dev_ops virtio_dp_fs_ops = {
+    .type = "fs",
+    .device_id = VIRTIO_ID_FS,
+    .num_queues = 2,
+    .queue_max_size = 128, /* QEMU's vhost-user-fs default */
+    .config_size = VIRTIO_FS_CONFIG_SIZE,
+    .config_read = virtio_dp_config_read,
+    .config_write = virtio_dp_config_write,
+    .activate = virtio_dp_activate,
+    .queue_notify = virtio_dp_queue_notify,
+    .reset = virtio_dp_reset,
+    .save = virtio_dp_save,
+    .load = virtio_dp_load,
+    .unmigratable = NULL,
+    .destroy = virtio_dp_destroy,
+};
+
+const struct virtio_dp_type virtio_dp_fs = {
+    .ops = &virtio_dp_fs_ops,
+    /* No device features (NOTIFICATION is not offered): the ring features only. */
+    .offer_mask = VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) |
+                  VIRTIO_BIT(VIRTIO_F_VERSION_1),
+};
+
+int virtio_dp_fs_config(const char *tag, uint8_t out[VIRTIO_FS_CONFIG_SIZE])
+{
+    size_t n = tag ? strlen(tag) : 0;
+    if (n == 0 || n > VIRTIO_FS_TAG_MAX)
+        return -EINVAL;
+    memset(out, 0, VIRTIO_FS_CONFIG_SIZE);
+    memcpy(out, tag, n); /* not NUL-terminated when it takes all 36 bytes (the spec's rule) */
+    out[VIRTIO_FS_TAG_MAX] = 1; /* num_request_queues, le32 */
+    return 0;
+}
 
 int virtio_dp_create(const struct virtio_dp_type *type, const char *id,
                      const struct virtio_dataplane_ops *dpo, void *dp, const struct gmem *mem,

@@ -39,7 +39,7 @@
 struct virtio_dp_type {
     /* Its unmigratable NULL: each device says why from its data plane's kind and reason. */
     const struct virtio_dev_ops *ops;
-    uint64_t offer_mask;              /* features that may be offered to the driver */
+    uint64_t offer_mask; /* features that may be offered to the driver */
     /*
      * Queues the VMM keeps (bit per queue): never handed to the data plane,
      * their kicks stay on the main loop and are ignored (vsock's event queue:
@@ -53,6 +53,19 @@ extern const struct virtio_dp_type virtio_dp_blk;
 
 /* vsock: rx (0) and tx (1) on the data plane, the event queue (2) kept; 8 bytes of config. */
 extern const struct virtio_dp_type virtio_dp_vsock;
+
+/* fs: hiprio and one request queue of up to 128; the config wisp builds (virtio_dp_fs_config). */
+extern const struct virtio_dp_type virtio_dp_fs;
+
+#define VIRTIO_FS_TAG_MAX     36 /* the config's tag field */
+#define VIRTIO_FS_CONFIG_SIZE 40 /* tag[36], le32 num_request_queues */
+
+/*
+ * Build a virtio-fs config space: `tag` (1..36 bytes, the name the guest
+ * mounts) and one request queue.  For backends without a config space of
+ * their own (virtiofsd).  0, or -EINVAL for a bad tag.
+ */
+int virtio_dp_fs_config(const char *tag, uint8_t out[VIRTIO_FS_CONFIG_SIZE]) __must_check;
 
 /*
  * Create a device of `type` over data plane (dpo, dp), of which it takes

@@ -116,6 +116,7 @@ VIRTIO_OPS(console_ops, MIG_SEC_VIRTIO_CONSOLE, "virtio-console");
 VIRTIO_OPS(rng_ops, MIG_SEC_VIRTIO_RNG, "virtio-rng");
 VIRTIO_OPS(balloon_ops, MIG_SEC_VIRTIO_BALLOON, "virtio-balloon");
 VIRTIO_OPS(vsock_ops, MIG_SEC_VIRTIO_VSOCK, "virtio-vsock");
+VIRTIO_OPS(fs_ops, MIG_SEC_VIRTIO_FS, "virtio-fs");
 
 int virtio_mig_register(struct virtio_mig *m, struct virtio_dev *dev, struct virtio_mmio *mmio,
                         struct gmem *mem, uint32_t instance, struct mig_registry *reg,
@@ -140,6 +141,9 @@ int virtio_mig_register(struct virtio_mig *m, struct virtio_dev *dev, struct vir
         break;
     case VIRTIO_ID_VSOCK:
         ops = &vsock_ops;
+        break;
+    case VIRTIO_ID_FS:
+        ops = &fs_ops;
         break;
     default:
         return err_set(err, WISP_EXIT_FAILURE, EINVAL,

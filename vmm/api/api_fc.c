@@ -62,6 +62,7 @@ static void spec_free(struct device_spec *d)
     free(d->tap);
     free(d->socket);
     free(d->layout);
+    free(d->tag);
 }
 
 /* Index of the device of type t (with that id, unless id is NULL), or -1. */

@@ -48,6 +48,7 @@ from vsock_case import vsock_case
 from vsock_mig_case import vsock_mig_case
 from vhost_vsock_case import api_put, vhost_vsock_case
 from vdpa_case import vdpa_case
+from vhost_user_fs_case import vhost_user_fs_case
 from linux_common import (BAD_LOG, BENIGN_LOG, BOOT_TIMEOUT, END_TIMEOUT, NET_GUEST, NET_HOST,
                           NET_PREFIX, NO_ACPI_LOG, PCI_CASE, Guest, NetNs, Results, console_talk,
                           make_disk, unexplained, vmm_argv)
@@ -96,6 +97,9 @@ CASES = [
          None),
     # blk on a real vDPA device in L1 (VDUSE; vdpa_case.py): the guest's own virtio_blk driver.
     Case("linux-6.12-bzimage-1cpu-vdpa-blk", "wisp", "6.12", "bzimage", 1, (), "poweroff", True, None),
+    # virtio-fs on Debian's virtiofsd over vhost-user (vhost_user_fs_case.py).
+    Case("linux-6.12-bzimage-1cpu-vhost-user-fs", "wisp", "6.12", "bzimage", 1, (), "poweroff", True,
+         None),
     Case("qemu-microvm-6.1-bzimage-2cpu", "qemu", "6.1", "bzimage", 2, ALL_DEVICES, "poweroff", True,
          "linux-6.1-bzimage-2cpu"),
 ]
@@ -428,6 +432,8 @@ def main():
                                              boot_timeout=args.boot_timeout,
                                              log_patterns=BAD_LOG + BENIGN_LOG,
                                              log_filter=unexplained)
+            elif case.name.endswith("-vhost-user-fs"):
+                run_case = functools.partial(vhost_user_fs_case, guest_cls=Guest)
             elif case.name.endswith("-vdpa-blk"):
                 run_case = functools.partial(vdpa_case, guest_cls=Guest)
             elif case.name.endswith("-vhost-vsock"):

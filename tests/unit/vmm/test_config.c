@@ -356,6 +356,41 @@ Test(config, vdpa_device)
     cr_assert_eq(cfg.ndevices, 1);
 }
 
+Test(config, fs_device)
+{
+    cr_assert_eq(config_add_device(&cfg, "fs,vhost-user=/run/vfs.sock,tag=share", &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(cfg.devices[0].type, DEV_FS);
+    cr_assert_str_eq(cfg.devices[0].socket, "/run/vfs.sock");
+    cr_assert_str_eq(cfg.devices[0].tag, "share");
+    cr_assert_str_eq(cfg.devices[0].id, "fs0");
+    char spec[160];
+    cr_assert_eq(config_device_spec(&cfg.devices[0], spec, sizeof(spec)), 0);
+    cr_assert_str_eq(spec, "fs,id=fs0,vhost-user=/run/vfs.sock,tag=share");
+    struct {
+        const char *spec;
+        const char *needle;
+    } cases[] = {
+        {"fs,tag=x", "needs vhost-user=SOCKET and tag=NAME"},
+        {"fs,vhost-user=/s", "needs vhost-user=SOCKET and tag=NAME"},
+        {"fs,vhost-user=/s,tag=", "1 to 36 bytes"},
+        {"fs,vhost-user=/s,tag=0123456789012345678901234567890123456", "1 to 36 bytes"},
+        {"fs,vhost-user=,tag=x", "fs vhost-user socket path must be 1 to 107 bytes"},
+        {"fs,path=/x,tag=x", "has no option 'path'"},
+        {"blk,path=/x,tag=x", "has no option 'tag'"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        memset(&err, 0, sizeof(err));
+        cr_assert_lt(config_add_device(&cfg, cases[i].spec, &err), 0, "case %zu", i);
+        cr_assert(strstr(err.msg, cases[i].needle), "case %zu: '%s'", i, err.msg);
+        assert_one_line();
+    }
+    cr_assert_eq(
+        config_add_device(&cfg, "fs,vhost-user=/s,tag=012345678901234567890123456789012345", &err),
+        0, "36 bytes fit: %s", err.msg);
+    cr_assert_eq(cfg.ndevices, 2);
+}
+
 Test(config, vsock_device)
 {
     cr_assert_eq(config_add_device(&cfg, "vsock,cid=4294967294,uds_path=/tmp/v.sock", &err), 0,

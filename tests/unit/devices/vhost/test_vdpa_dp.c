@@ -160,8 +160,8 @@ Test(vdpa_dp, start_runs_the_driver_ok_sequence_on_the_worker)
     struct virtio_dp_queue q = queue();
     cr_assert_eq(vdpa_dp_ops.start(dp, version1, &q, 1), 0);
     cr_assert_eq(vdpa_dp_wait_idle(dp, 5000), 0);
-    cr_assert_eq(g.f.status, VDPA_S_ACKNOWLEDGE | VDPA_S_DRIVER | VDPA_S_FEATURES_OK |
-                                 VDPA_S_DRIVER_OK);
+    cr_assert_eq(g.f.status,
+                 VDPA_S_ACKNOWLEDGE | VDPA_S_DRIVER | VDPA_S_FEATURES_OK | VDPA_S_DRIVER_OK);
     cr_assert_eq(g.f.acked, version1 | (1ull << VDPA_F_ACCESS_PLATFORM),
                  "the guest's features, with ACCESS_PLATFORM towards the device");
     cr_assert(g.f.vq[0].enabled);
