@@ -168,6 +168,7 @@ static const struct sandbox_rule passthrough_main_rules[] = {
     RULE(poll, "vfio-user teardown: waits for the server with a deadline"),
     RULE(recvfrom, "vhost-user: the main loop peeks at the backend socket (EOF = backend gone)"),
     RULE(shutdown, "vhost-user: a failed backend connection is shut down"),
+    RULE(getsockopt, "vhost-user reconnect: the result of a connect that had to wait"),
 };
 
 static const struct sandbox_rule passthrough_vcpu_rules[] = {

@@ -93,7 +93,7 @@ static int create_model(struct vm *vm, const struct device_spec *s, struct virti
     case DEV_BLK: {
         if (s->socket) { /* the queues are served by a vhost-user backend */
             void *dp;
-            int ret = vhu_dp_create(s->socket, &vm->mem, 0, NULL, 0, &dp, err);
+            int ret = vhu_dp_create(s->socket, &vm->mem, 0, NULL, 0, true, &dp, err);
             if (ret < 0)
                 return ret;
             return virtio_dp_create(&virtio_dp_blk, s->id, &vhu_dp_ops, dp, &vm->mem, &vm->loop,
@@ -143,7 +143,7 @@ static int create_model(struct vm *vm, const struct device_spec *s, struct virti
         if (virtio_dp_fs_config(s->tag, cfg) < 0)
             return err_set(err, WISP_EXIT_USAGE, EINVAL, "fs tag must be 1 to 36 bytes");
         void *dp;
-        int ret = vhu_dp_create(s->socket, &vm->mem, 0, cfg, sizeof(cfg), &dp, err);
+        int ret = vhu_dp_create(s->socket, &vm->mem, 0, cfg, sizeof(cfg), false, &dp, err);
         if (ret < 0)
             return ret;
         return virtio_dp_create(&virtio_dp_fs, s->id, &vhu_dp_ops, dp, &vm->mem, &vm->loop, out,

@@ -300,6 +300,43 @@ int vhu_vring_stop(struct vhu_conn *c, uint32_t idx, uint16_t *base)
     return 0;
 }
 
+int vhu_get_inflight(struct vhu_conn *c, uint16_t num_queues, uint16_t queue_size, int *fd,
+                     struct vhu_inflight *out)
+{
+    if (!vhu_has_protocol(c, VHU_PF_INFLIGHT_SHMFD))
+        return -ENOTSUP;
+    struct vhu_inflight ask = {.num_queues = num_queues, .queue_size = queue_size};
+    int rc = vhu_send(c, vhu_build_inflight(c->buf, sizeof(c->buf), VHU_GET_INFLIGHT_FD, 0, &ask),
+                      NULL, 0);
+    if (rc < 0)
+        return rc;
+    int fdsin[VHU_MAX_FDS];
+    unsigned nin = 0;
+    int n = vhu_sock_recv(c->sock, c->buf, sizeof(c->buf), fdsin, 1, &nin, c->timeout_ms);
+    if (n < 0)
+        return vhu_fail(c, VHU_GET_INFLIGHT_FD, n);
+    struct vhu_reply r;
+    rc = vhu_reply_parse(c->buf, (size_t)n, nin, VHU_GET_INFLIGHT_FD, VHU_REPLY_INFLIGHT, 0, 0, &r);
+    if (rc == 0 && (r.inflight.num_queues != num_queues || r.inflight.queue_size != queue_size))
+        rc = -EPROTO;
+    if (rc < 0) {
+        fdsock_close_fds(fdsin, nin);
+        return vhu_fail(c, VHU_GET_INFLIGHT_FD, rc);
+    }
+    *fd = fdsin[0];
+    *out = r.inflight;
+    return 0;
+}
+
+int vhu_set_inflight(struct vhu_conn *c, int fd, const struct vhu_inflight *in)
+{
+    if (!vhu_has_protocol(c, VHU_PF_INFLIGHT_SHMFD) || fd < 0)
+        return -EINVAL;
+    return vhu_send(
+        c, vhu_build_inflight(c->buf, sizeof(c->buf), VHU_SET_INFLIGHT_FD, vhu_ack_flag(c), in),
+        &fd, 1);
+}
+
 void vhu_disconnect(struct vhu_conn *c)
 {
     if (c->sock >= 0)

@@ -30,7 +30,8 @@
 
 /* Protocol features wisp asks for (intersected with the backend's). */
 #define VHU_WANTED_PROTOCOL                                                                        \
-    ((1ull << VHU_PF_MQ) | (1ull << VHU_PF_REPLY_ACK) | (1ull << VHU_PF_CONFIG))
+    ((1ull << VHU_PF_MQ) | (1ull << VHU_PF_REPLY_ACK) | (1ull << VHU_PF_CONFIG) |                  \
+     (1ull << VHU_PF_INFLIGHT_SHMFD))
 
 struct vhu_conn {
     int sock;                   /* -1 when not connected */
@@ -114,6 +115,24 @@ int vhu_vring_start(struct vhu_conn *c, uint32_t idx, const struct vhu_vring *v)
  * base below 65536.
  */
 int vhu_vring_stop(struct vhu_conn *c, uint32_t idx, uint16_t *base);
+
+/*
+ * GET_INFLIGHT_FD (needs INFLIGHT_SHMFD): the backend creates the shared
+ * area in which it records the requests it has taken but not completed,
+ * for `num_queues` rings of `queue_size`.  On success *fd is the area's fd
+ * (the caller owns it and keeps it for as long as the device runs, across
+ * backend restarts) and *out its description, which must echo num_queues
+ * and queue_size (-EPROTO otherwise).
+ */
+int vhu_get_inflight(struct vhu_conn *c, uint16_t num_queues, uint16_t queue_size, int *fd,
+                     struct vhu_inflight *out);
+
+/*
+ * SET_INFLIGHT_FD: hand the area (fd and description, as GET_INFLIGHT_FD
+ * gave them) to a backend, before its rings start, so that a restarted
+ * backend resubmits the requests that were in flight when the last one died.
+ */
+int vhu_set_inflight(struct vhu_conn *c, int fd, const struct vhu_inflight *in);
 
 /* Closes the socket; the struct may be reconnected afterwards. */
 void vhu_disconnect(struct vhu_conn *c);

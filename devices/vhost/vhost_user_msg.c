@@ -120,12 +120,31 @@ int vhu_build_config(uint8_t *buf, size_t cap, uint32_t req, uint32_t flags, uin
     return n;
 }
 
+int vhu_build_inflight(uint8_t *buf, size_t cap, uint32_t req, uint32_t flags,
+                       const struct vhu_inflight *in)
+{
+    if (req != VHU_GET_INFLIGHT_FD && req != VHU_SET_INFLIGHT_FD)
+        return -EINVAL;
+    int n = put_hdr(buf, cap, req, flags, VHU_INFLIGHT_SIZE);
+    if (n < 0)
+        return n;
+    uint8_t *p = buf + VHU_HDR_SIZE;
+    memset(p, 0, VHU_INFLIGHT_SIZE);
+    le64_put(p, in->mmap_size);
+    le64_put(p + 8, in->mmap_offset);
+    p[16] = (uint8_t)in->num_queues;
+    p[17] = (uint8_t)(in->num_queues >> 8);
+    p[18] = (uint8_t)in->queue_size;
+    p[19] = (uint8_t)(in->queue_size >> 8);
+    return n;
+}
+
 int vhu_reply_parse(const uint8_t *msg, size_t len, unsigned nfds, uint32_t req,
                     enum vhu_reply_kind kind, uint32_t cfg_offset, uint32_t cfg_size,
                     struct vhu_reply *r)
 {
     memset(r, 0, sizeof(*r));
-    if (nfds != 0 || len < VHU_HDR_SIZE)
+    if (nfds != (kind == VHU_REPLY_INFLIGHT ? 1u : 0u) || len < VHU_HDR_SIZE)
         return -EPROTO;
     struct vhu_hdr h;
     vhu_hdr_decode(msg, len, &h);
@@ -162,6 +181,21 @@ int vhu_reply_parse(const uint8_t *msg, size_t len, unsigned nfds, uint32_t req,
         r->cfg_size = size;
         return 0;
     }
+    case VHU_REPLY_INFLIGHT: {
+        if (h.size != VHU_INFLIGHT_SIZE)
+            return -EPROTO;
+        struct vhu_inflight *in = &r->inflight;
+        in->mmap_size = le64_get(p);
+        in->mmap_offset = le64_get(p + 8);
+        in->num_queues = (uint16_t)(p[16] | p[17] << 8);
+        in->queue_size = (uint16_t)(p[18] | p[19] << 8);
+        if (in->mmap_size == 0 || in->mmap_size > VHU_MAX_INFLIGHT_MMAP ||
+            in->mmap_offset > UINT64_MAX - in->mmap_size || in->num_queues == 0 ||
+            in->num_queues > VHU_MAX_QUEUES || in->queue_size == 0 ||
+            (in->queue_size & (in->queue_size - 1)))
+            return -EPROTO;
+        return 0;
+    }
     }
     return -EPROTO;
 }
@@ -187,6 +221,8 @@ const char *vhu_req_name(uint32_t req, char *buf, size_t cap)
         [VHU_SET_VRING_ENABLE] = "SET_VRING_ENABLE",
         [VHU_GET_CONFIG] = "GET_CONFIG",
         [VHU_SET_CONFIG] = "SET_CONFIG",
+        [VHU_GET_INFLIGHT_FD] = "GET_INFLIGHT_FD",
+        [VHU_SET_INFLIGHT_FD] = "SET_INFLIGHT_FD",
         [VHU_SET_STATUS] = "SET_STATUS",
         [VHU_GET_STATUS] = "GET_STATUS",
     };

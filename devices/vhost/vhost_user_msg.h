@@ -50,6 +50,8 @@ enum vhu_req {
     VHU_SET_VRING_ENABLE = 18,
     VHU_GET_CONFIG = 24,
     VHU_SET_CONFIG = 25,
+    VHU_GET_INFLIGHT_FD = 31,
+    VHU_SET_INFLIGHT_FD = 32,
     VHU_SET_STATUS = 39,
     VHU_GET_STATUS = 40,
 };
@@ -79,6 +81,20 @@ enum vhu_req {
 #define VHU_CONFIG_HDR      12  /* u32 offset, u32 size, u32 flags */
 #define VHU_MAX_PAYLOAD     (VHU_CONFIG_HDR + VHU_MAX_CONFIG) /* largest payload either way */
 #define VHU_MEM_REGION_SIZE 32 /* u64 gpa, size, uaddr, mmap_offset */
+/* GET/SET_INFLIGHT_FD: u64 mmap_size, u64 mmap_offset, u16 num_queues, u16 queue_size, and
+ * 4 bytes of padding (the C struct backends use is 8-byte aligned: 24 bytes on the wire). */
+#define VHU_INFLIGHT_SIZE 24
+/* The largest inflight area wisp accepts: 8 queues of 32768 descriptors at 16 bytes each
+ * plus headers fit well below it. */
+#define VHU_MAX_INFLIGHT_MMAP (16ull << 20)
+
+/* The inflight area's description (GET_INFLIGHT_FD reply, SET_INFLIGHT_FD request). */
+struct vhu_inflight {
+    uint64_t mmap_size;
+    uint64_t mmap_offset;
+    uint16_t num_queues;
+    uint16_t queue_size;
+};
 
 struct vhu_hdr {
     uint32_t request;
@@ -128,11 +144,16 @@ int vhu_build_mem_table(uint8_t *buf, size_t cap, uint32_t flags, const struct v
 int vhu_build_config(uint8_t *buf, size_t cap, uint32_t req, uint32_t flags, uint32_t offset,
                      uint32_t size, const void *data);
 
+/* GET_INFLIGHT_FD (the fd-less request; mmap fields 0) or SET_INFLIGHT_FD (its fd separate). */
+int vhu_build_inflight(uint8_t *buf, size_t cap, uint32_t req, uint32_t flags,
+                       const struct vhu_inflight *in);
+
 /* What the reply to a request must look like. */
 enum vhu_reply_kind {
-    VHU_REPLY_U64,    /* GET_FEATURES, GET_PROTOCOL_FEATURES, GET_QUEUE_NUM, acks */
-    VHU_REPLY_STATE,  /* GET_VRING_BASE: {u32 index, u32 num} */
-    VHU_REPLY_CONFIG, /* GET_CONFIG: {offset, size, flags, bytes} echoing the request */
+    VHU_REPLY_U64,      /* GET_FEATURES, GET_PROTOCOL_FEATURES, GET_QUEUE_NUM, acks */
+    VHU_REPLY_STATE,    /* GET_VRING_BASE: {u32 index, u32 num} */
+    VHU_REPLY_CONFIG,   /* GET_CONFIG: {offset, size, flags, bytes} echoing the request */
+    VHU_REPLY_INFLIGHT, /* GET_INFLIGHT_FD: the area's description and exactly one fd */
 };
 
 /* A checked reply. */
@@ -142,6 +163,7 @@ struct vhu_reply {
     uint32_t num;       /* VHU_REPLY_STATE */
     const uint8_t *cfg; /* VHU_REPLY_CONFIG: cfg_size bytes inside the reply buffer */
     uint32_t cfg_size;
+    struct vhu_inflight inflight; /* VHU_REPLY_INFLIGHT */
 };
 
 /*
@@ -150,7 +172,10 @@ struct vhu_reply {
  * reply must: carry version 1 and the REPLY flag and no unknown flag bit;
  * echo the request code; have a size field equal to the payload actually
  * received and to the exact size `kind` needs; carry no fds (nfds: how many
- * arrived with it; wisp never expects one in a reply).  For
+ * arrived with it), except VHU_REPLY_INFLIGHT, which must carry exactly one
+ * and describe a non-empty area of at most VHU_MAX_INFLIGHT_MMAP bytes
+ * whose offset + size does not wrap, with num_queues 1..VHU_MAX_QUEUES and
+ * a power-of-two queue_size (the values asked are checked by the caller).  For
  * VHU_REPLY_CONFIG the echoed offset and size must equal cfg_offset and
  * cfg_size (the spec: a size of 0 means the backend failed) and flags be 0
  * or 1.  Returns 0, -EPROTO for any violation, -EIO for a config reply of

@@ -25,6 +25,12 @@ void qsd_peer_start(struct qsd_peer *p, size_t bytes)
     cr_assert_geq(fd, 0);
     cr_assert_eq(ftruncate(fd, (off_t)bytes), 0);
     close(fd);
+    qsd_peer_restart(p);
+}
+
+void qsd_peer_restart(struct qsd_peer *p)
+{
+    unlink(p->sock); /* a killed daemon leaves its socket file behind */
     char bd[256], ex[256];
     snprintf(bd, sizeof(bd), "driver=file,node-name=d,filename=%s", p->img);
     snprintf(ex, sizeof(ex),

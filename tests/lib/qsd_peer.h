@@ -22,6 +22,8 @@ struct qsd_peer {
 
 /* Create the directory and an image of `bytes` zeroes, start the daemon, wait for its socket. */
 void qsd_peer_start(struct qsd_peer *p, size_t bytes);
+/* Start a new daemon on the same image and socket path (after qsd_peer_kill), wait for it. */
+void qsd_peer_restart(struct qsd_peer *p);
 /* SIGKILL the daemon now and reap it (a backend dying mid-run). */
 void qsd_peer_kill(struct qsd_peer *p);
 /* Stop the daemon (SIGTERM) if running and remove the directory. */

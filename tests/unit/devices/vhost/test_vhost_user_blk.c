@@ -45,7 +45,7 @@ static void setup(void)
     fake_host_init(&h);
     struct errbuf err = {0};
     void *dp = NULL;
-    cr_assert_eq(vhu_dp_create(p.sock, &b.mem, 2000, NULL, 0, &dp, &err), 0, "%s", err.msg);
+    cr_assert_eq(vhu_dp_create(p.sock, &b.mem, 2000, NULL, 0, false, &dp, &err), 0, "%s", err.msg);
     cr_assert_eq(
         virtio_dp_create(&virtio_dp_blk, "vblk0", &vhu_dp_ops, dp, &b.mem, &h.loop, &d, &err), 0,
         "%s", err.msg);

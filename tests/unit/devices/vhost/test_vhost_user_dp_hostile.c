@@ -117,7 +117,7 @@ static void start(enum fake_mode m)
     fake_host_init(&h);
     struct errbuf err = {0};
     void *dp = NULL;
-    cr_assert_eq(vhu_dp_create(path, &b.mem, 1000, NULL, 0, &dp, &err), 0, "%s", err.msg);
+    cr_assert_eq(vhu_dp_create(path, &b.mem, 1000, NULL, 0, false, &dp, &err), 0, "%s", err.msg);
     cr_assert_eq(virtio_dp_create(&virtio_dp_blk, "hb", &vhu_dp_ops, dp, &b.mem, &h.loop, &d, &err),
                  0, "%s", err.msg);
     cr_assert_eq(virtio_mmio_create(d, &h.host, BASE, 5, &t, &err), 0, "%s", err.msg);

@@ -65,6 +65,63 @@ Test(vhost_user_msg, a_good_u64_reply)
     cr_assert_eq(r.u64, 0x140000000ull);
 }
 
+Test(vhost_user_msg, inflight_request_and_reply)
+{
+    struct vhu_inflight in = {
+        .mmap_size = 0x1234, .mmap_offset = 8, .num_queues = 2, .queue_size = 256};
+    int n = vhu_build_inflight(m, sizeof(m), VHU_SET_INFLIGHT_FD, 0, &in);
+    cr_assert_eq(n, VHU_HDR_SIZE + VHU_INFLIGHT_SIZE);
+    cr_assert_eq(le32_get(m), VHU_SET_INFLIGHT_FD);
+    cr_assert_eq(le32_get(m + 8), VHU_INFLIGHT_SIZE, "24 bytes: the backends' struct is padded");
+    cr_assert_eq(le64_get(m + VHU_HDR_SIZE), 0x1234);
+    cr_assert_eq(le64_get(m + VHU_HDR_SIZE + 8), 8);
+    cr_assert_eq(m[VHU_HDR_SIZE + 16], 2);
+    cr_assert_eq(m[VHU_HDR_SIZE + 18] | m[VHU_HDR_SIZE + 19] << 8, 256);
+    cr_assert_eq(vhu_build_inflight(m, sizeof(m), VHU_GET_CONFIG, 0, &in), -EINVAL);
+
+    struct vhu_reply r;
+    size_t len = mk(VHU_GET_INFLIGHT_FD, OK, VHU_INFLIGHT_SIZE, VHU_INFLIGHT_SIZE);
+    uint8_t *p = m + VHU_HDR_SIZE;
+    le64_put(p, 4096);
+    p[16] = 1;
+    p[18] = 0; /* 256, little-endian */
+    p[19] = 1;
+    cr_assert_eq(vhu_reply_parse(m, len, 1, VHU_GET_INFLIGHT_FD, VHU_REPLY_INFLIGHT, 0, 0, &r), 0);
+    cr_assert_eq(r.inflight.mmap_size, 4096);
+    cr_assert_eq(r.inflight.num_queues, 1);
+    cr_assert_eq(r.inflight.queue_size, 256);
+    cr_assert_eq(vhu_reply_parse(m, len, 0, VHU_GET_INFLIGHT_FD, VHU_REPLY_INFLIGHT, 0, 0, &r),
+                 -EPROTO, "the area's fd must come with it");
+    cr_assert_eq(vhu_reply_parse(m, len, 2, VHU_GET_INFLIGHT_FD, VHU_REPLY_INFLIGHT, 0, 0, &r),
+                 -EPROTO, "one fd, not two");
+    le64_put(p, 0);
+    cr_assert_eq(vhu_reply_parse(m, len, 1, VHU_GET_INFLIGHT_FD, VHU_REPLY_INFLIGHT, 0, 0, &r),
+                 -EPROTO, "an empty area");
+    le64_put(p, VHU_MAX_INFLIGHT_MMAP + 1);
+    cr_assert_eq(vhu_reply_parse(m, len, 1, VHU_GET_INFLIGHT_FD, VHU_REPLY_INFLIGHT, 0, 0, &r),
+                 -EPROTO, "too large");
+    le64_put(p, 4096);
+    le64_put(p + 8, UINT64_MAX - 100);
+    cr_assert_eq(vhu_reply_parse(m, len, 1, VHU_GET_INFLIGHT_FD, VHU_REPLY_INFLIGHT, 0, 0, &r),
+                 -EPROTO, "offset + size wraps");
+    le64_put(p + 8, 0);
+    p[18] = 3;
+    p[19] = 0;
+    cr_assert_eq(vhu_reply_parse(m, len, 1, VHU_GET_INFLIGHT_FD, VHU_REPLY_INFLIGHT, 0, 0, &r),
+                 -EPROTO, "queue size not a power of two");
+    p[18] = 0;
+    p[19] = 1;
+    p[16] = 9;
+    cr_assert_eq(vhu_reply_parse(m, len, 1, VHU_GET_INFLIGHT_FD, VHU_REPLY_INFLIGHT, 0, 0, &r),
+                 -EPROTO, "more queues than wisp has");
+    len = mk(VHU_GET_INFLIGHT_FD, OK, 20, 20);
+    cr_assert_eq(vhu_reply_parse(m, len, 1, VHU_GET_INFLIGHT_FD, VHU_REPLY_INFLIGHT, 0, 0, &r),
+                 -EPROTO, "20 bytes: unpadded");
+    len = mk(VHU_GET_FEATURES, OK, 8, 8);
+    cr_assert_eq(vhu_reply_parse(m, len, 1, VHU_GET_FEATURES, VHU_REPLY_U64, 0, 0, &r), -EPROTO,
+                 "no other reply may carry an fd");
+}
+
 Test(vhost_user_msg, malformed_replies_are_refused)
 {
     struct vhu_reply r;

@@ -19,8 +19,8 @@ Test(fs_config, tag_and_one_request_queue)
     cr_assert_eq(memcmp(c, "share", 5), 0);
     for (unsigned i = 5; i < VIRTIO_FS_TAG_MAX; i++)
         cr_assert_eq(c[i], 0, "byte %u padded", i);
-    uint32_t nq = (uint32_t)c[36] | (uint32_t)c[37] << 8 | (uint32_t)c[38] << 16 |
-                  (uint32_t)c[39] << 24;
+    uint32_t nq =
+        (uint32_t)c[36] | (uint32_t)c[37] << 8 | (uint32_t)c[38] << 16 | (uint32_t)c[39] << 24;
     cr_assert_eq(nq, 1, "num_request_queues (le32)");
     cr_assert_eq(virtio_dp_fs.ops->config_size, VIRTIO_FS_CONFIG_SIZE);
     cr_assert_eq(virtio_dp_fs.ops->num_queues, 2, "hiprio and one request queue");
