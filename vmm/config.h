@@ -58,7 +58,8 @@ struct device_spec {
     bool has_mac;  /* net */
     uint8_t mac[6];
     char *socket; /* console: UNIX socket path; NULL = stdio; vfio-user: the server's socket;
-                   * blk, fs: the vhost-user backend's socket (blk: then path is NULL);
+                   * blk, net, fs: the vhost-user backend's socket (blk: then path is NULL;
+                   * net: then tap is NULL);
                    * vsock: uds_path */
     char *tag;    /* fs: the tag the guest mounts (1..36 bytes) */
     char *layout; /* vfio, vfio-user: a vPCI layout file (docs/VPCI_LAYOUT.md); NULL = none */

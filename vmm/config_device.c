@@ -93,7 +93,7 @@ static int device_kv(struct device_spec *d, const char *key, const char *val, st
         d->has_mac = true;
         return 0;
     }
-    if ((is_blk || d->type == DEV_FS) && !strcmp(key, "vhost-user")) {
+    if ((is_blk || is_net || d->type == DEV_FS) && !strcmp(key, "vhost-user")) {
         if (!val[0] || strlen(val) >= 108) /* sizeof(sun_path) */
             return err_set(err, WISP_EXIT_USAGE, EINVAL,
                            "%s vhost-user socket path must be 1 to 107 bytes", type);
@@ -193,8 +193,12 @@ int config_add_device(struct vm_config *c, const char *spec, struct errbuf *err)
         ret =
             err_set(err, WISP_EXIT_USAGE, EINVAL,
                     "blk over vhost-user: readonly is the backend's choice (export writable=off)");
-    else if (d->type == DEV_NET && !d->tap)
-        ret = err_set(err, WISP_EXIT_USAGE, EINVAL, "net device needs tap=NAME");
+    else if (d->type == DEV_NET && !d->tap && !d->socket)
+        ret =
+            err_set(err, WISP_EXIT_USAGE, EINVAL, "net device needs tap=NAME or vhost-user=SOCKET");
+    else if (d->type == DEV_NET && d->tap && d->socket)
+        ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
+                      "net device takes tap=NAME or vhost-user=SOCKET, not both");
     else if (d->type == DEV_VFIO && !d->path)
         ret = err_set(err, WISP_EXIT_USAGE, EINVAL,
                       "vfio device needs path=/sys/bus/pci/devices/DDDD:BB:DD.F or "

@@ -59,6 +59,7 @@ int config_device_spec(const struct device_spec *d, char *buf, size_t len)
         break;
     case DEV_NET:
         put_str(&b, "tap", d->tap);
+        put_str(&b, "vhost-user", d->socket);
         if (d->has_mac)
             put(&b, ",mac=%02x:%02x:%02x:%02x:%02x:%02x", d->mac[0], d->mac[1], d->mac[2],
                 d->mac[3], d->mac[4], d->mac[5]);

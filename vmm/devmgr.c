@@ -20,6 +20,7 @@
 #include "vmm/vm.h"
 
 #include <errno.h>
+#include <sys/random.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,24 @@ static int create_model(struct vm *vm, const struct device_spec *s, struct virti
         return virtio_blk_create(&c, &vm->mem, &vm->loop, out, err);
     }
     case DEV_NET: {
+        if (s->socket) { /* rx and tx served by a vhost-user backend (e.g. DPDK's net_vhost) */
+            uint8_t mac[6], cfg[VIRTIO_NET_DP_CONFIG_SIZE];
+            if (s->has_mac) {
+                memcpy(mac, s->mac, 6);
+            } else if (getrandom(mac, 6, 0) != 6) {
+                return err_set(err, WISP_EXIT_HOST, errno, "net %s: getrandom: %s", s->id,
+                               strerror(errno));
+            } else {
+                mac[0] = (uint8_t)((mac[0] & 0xfc) | 0x02); /* unicast, locally administered */
+            }
+            virtio_dp_net_config(mac, cfg);
+            void *dp;
+            int ret = vhu_dp_create(s->socket, &vm->mem, 0, cfg, sizeof(cfg), false, &dp, err);
+            if (ret < 0)
+                return ret;
+            return virtio_dp_create(&virtio_dp_net, s->id, &vhu_dp_ops, dp, &vm->mem, &vm->loop,
+                                    out, err);
+        }
         struct virtio_net_config c = {.id = s->id, .tap = s->tap, .has_mac = s->has_mac};
         memcpy(c.mac, s->mac, sizeof(c.mac));
         return virtio_net_create(&c, &vm->mem, &vm->loop, out, err);

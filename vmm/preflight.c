@@ -235,8 +235,11 @@ int preflight_check(const struct vm_config *cfg, struct errbuf *err)
         ret = check_parent_dir(cfg->api_sock, "API socket", err);
     for (unsigned i = 0; ret == 0 && i < cfg->ndevices; i++) {
         const struct device_spec *d = &cfg->devices[i];
-        if ((d->type == DEV_BLK || d->type == DEV_FS) && d->socket)
-            ret = check_socket(d->socket, d->type == DEV_FS ? "fs vhost-user" : "blk vhost-user",
+        if ((d->type == DEV_BLK || d->type == DEV_FS || d->type == DEV_NET) && d->socket)
+            ret = check_socket(d->socket,
+                               d->type == DEV_FS    ? "fs vhost-user"
+                               : d->type == DEV_NET ? "net vhost-user"
+                                                    : "blk vhost-user",
                                err);
         else if (d->type == DEV_BLK)
             ret = check_disk(d, err);

@@ -400,8 +400,8 @@ void vm_sandbox_opts(const struct vm_config *cfg, struct sandbox_opts *o)
     for (unsigned i = 0; i < cfg->ndevices; i++) {
         const struct device_spec *d = &cfg->devices[i];
         o->passthrough = o->passthrough || DEV_IS_PCI(d->type) ||
-                         (d->type == DEV_BLK && d->socket) || d->type == DEV_FS ||
-                         d->type == DEV_VDPA;
+                         ((d->type == DEV_BLK || d->type == DEV_NET) && d->socket) ||
+                         d->type == DEV_FS || d->type == DEV_VDPA;
         /* vhost-vsock: its own narrow set (its ioctls on vCPUs and main only). */
         o->vhost_vsock = o->vhost_vsock || (d->type == DEV_VSOCK && d->vhost);
     }

@@ -30,6 +30,7 @@ struct virtio_dp_dev {
     struct virtio_dev dev;     /* first: the ops get &dev */
     struct virtio_dev_ops ops; /* the type's, with this data plane's reason not to migrate */
     char unmigratable[192];
+    uint64_t vmm_features; /* the type's: never sent to the data plane */
     const struct virtio_dataplane_ops *dpo;
     void *dp;
     uint32_t vmm_queues; /* the type's queues the data plane never gets */
@@ -125,7 +126,7 @@ static int virtio_dp_activate(struct virtio_dev *d)
                                                    .kick_fd = kick,
                                                    .call_fd = v->call[q].fd};
     }
-    if (v->dpo->start(v->dp, d->guest_features, v->started, n) < 0) {
+    if (v->dpo->start(v->dp, d->guest_features & ~v->vmm_features, v->started, n) < 0) {
         virtio_dp_die(v, "data plane failed to start");
         goto fail;
     }
@@ -274,6 +275,56 @@ const struct virtio_dp_type virtio_dp_vsock = {
     .vmm_queues = 1u << VSOCK_EVENT_QUEUE,
 };
 
+/* virtio-net (virtio 1.2 §5.1) over a data plane: rx and tx, no control queue. */
+#define NET_F_CSUM       0
+#define NET_F_GUEST_CSUM 1
+#define NET_F_GUEST_TSO4 7
+#define NET_F_GUEST_TSO6 8
+#define NET_F_GUEST_UFO  10
+#define NET_F_HOST_TSO4  11
+#define NET_F_HOST_TSO6  12
+#define NET_F_HOST_UFO   14
+#define NET_F_MAC        5
+#define NET_F_MRG_RXBUF  15
+#define NET_F_STATUS     16
+#define NET_S_LINK_UP    1
+
+static const struct virtio_dev_ops virtio_dp_net_ops = {
+    .type = "net",
+    .device_id = VIRTIO_ID_NET,
+    .num_queues = 2,
+    .queue_max_size = 256,
+    .config_size = VIRTIO_NET_DP_CONFIG_SIZE,
+    .config_read = virtio_dp_config_read,
+    .config_write = virtio_dp_config_write,
+    .activate = virtio_dp_activate,
+    .queue_notify = virtio_dp_queue_notify,
+    .reset = virtio_dp_reset,
+    .save = virtio_dp_save,
+    .load = virtio_dp_load,
+    .unmigratable = NULL,
+    .destroy = virtio_dp_destroy,
+};
+
+const struct virtio_dp_type virtio_dp_net = {
+    .ops = &virtio_dp_net_ops,
+    .offer_mask = VIRTIO_BIT(NET_F_CSUM) | VIRTIO_BIT(NET_F_GUEST_CSUM) |
+                  VIRTIO_BIT(NET_F_GUEST_TSO4) | VIRTIO_BIT(NET_F_GUEST_TSO6) |
+                  VIRTIO_BIT(NET_F_GUEST_UFO) | VIRTIO_BIT(NET_F_HOST_TSO4) |
+                  VIRTIO_BIT(NET_F_HOST_TSO6) | VIRTIO_BIT(NET_F_HOST_UFO) |
+                  VIRTIO_BIT(NET_F_MRG_RXBUF) | VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) |
+                  VIRTIO_BIT(VIRTIO_F_EVENT_IDX) | VIRTIO_BIT(VIRTIO_F_VERSION_1),
+    .vmm_features = VIRTIO_BIT(NET_F_MAC) | VIRTIO_BIT(NET_F_STATUS),
+};
+
+void virtio_dp_net_config(const uint8_t mac[6], uint8_t out[VIRTIO_NET_DP_CONFIG_SIZE])
+{
+    memset(out, 0, VIRTIO_NET_DP_CONFIG_SIZE);
+    memcpy(out, mac, 6);
+    out[6] = NET_S_LINK_UP; /* status, le16 */
+    out[8] = 1;             /* max_virtqueue_pairs (without MQ: informational) */
+}
+
 /* virtio-fs (virtio 1.2 §5.11): hiprio (0) and one request queue (1); tag[36] + le32. */
 static const struct virtio_dev_ops virtio_dp_fs_ops = {
     .type = "fs",
@@ -334,7 +385,8 @@ int virtio_dp_create(const struct virtio_dp_type *type, const char *id,
         v->ops.unmigratable = v->unmigratable;
     }
     virtio_dev_init(&v->dev, &v->ops, id, mem, loop, 0);
-    v->dev.host_features = f & type->offer_mask & ~VIRTIO_F_NEVER_OFFERED;
+    v->dev.host_features = ((f & type->offer_mask) | type->vmm_features) & ~VIRTIO_F_NEVER_OFFERED;
+    v->vmm_features = type->vmm_features;
     v->dpo = dpo;
     v->dp = dp;
     v->vmm_queues = type->vmm_queues;

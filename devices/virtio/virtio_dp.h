@@ -46,6 +46,12 @@ struct virtio_dp_type {
      * wisp has no event to send, since the device cannot be restored).
      */
     uint32_t vmm_queues;
+    /*
+     * Features wisp itself implements for this type (they describe config
+     * fields wisp serves, e.g. net's MAC and STATUS): offered to the driver
+     * whatever the data plane offers, never passed to it at start.
+     */
+    uint64_t vmm_features;
 };
 
 /* blk: one queue of up to 256, 60 bytes of config, no MQ. */
@@ -53,6 +59,18 @@ extern const struct virtio_dp_type virtio_dp_blk;
 
 /* vsock: rx (0) and tx (1) on the data plane, the event queue (2) kept; 8 bytes of config. */
 extern const struct virtio_dp_type virtio_dp_vsock;
+
+/*
+ * net: rx (0) and tx (1), no control queue or multiqueue; MAC and STATUS
+ * are wisp's (its config space: virtio_dp_net_config), the offloads and
+ * MRG_RXBUF the data plane's.
+ */
+extern const struct virtio_dp_type virtio_dp_net;
+
+#define VIRTIO_NET_DP_CONFIG_SIZE 12 /* mac[6], le16 status, max_virtqueue_pairs, mtu */
+
+/* Build a net config space: `mac`, link up, one queue pair. */
+void virtio_dp_net_config(const uint8_t mac[6], uint8_t out[VIRTIO_NET_DP_CONFIG_SIZE]);
 
 /* fs: hiprio and one request queue of up to 128; the config wisp builds (virtio_dp_fs_config). */
 extern const struct virtio_dp_type virtio_dp_fs;

@@ -50,6 +50,7 @@ from vhost_vsock_case import api_put, vhost_vsock_case
 from vdpa_case import vdpa_case
 from vhost_user_fs_case import vhost_user_fs_case
 from vhost_user_restart_case import vhost_user_restart_case
+from vhost_user_net_case import vhost_user_net_case
 from linux_common import (BAD_LOG, BENIGN_LOG, BOOT_TIMEOUT, END_TIMEOUT, NET_GUEST, NET_HOST,
                           NET_PREFIX, NO_ACPI_LOG, PCI_CASE, Guest, NetNs, Results, console_talk,
                           make_disk, unexplained, vmm_argv)
@@ -104,6 +105,9 @@ CASES = [
     # blk over vhost-user, the daemon killed and restarted mid-stream (vhost_user_restart_case.py).
     Case("linux-6.12-bzimage-1cpu-vhost-user-blk-restart", "wisp", "6.12", "bzimage", 1, (),
          "poweroff", True, None),
+    # net over vhost-user: DPDK's testpmd (net_vhost, macswap) in L1 (vhost_user_net_case.py).
+    Case("linux-6.12-bzimage-1cpu-vhost-user-net", "wisp", "6.12", "bzimage", 1, (), "poweroff", True,
+         None),
     Case("qemu-microvm-6.1-bzimage-2cpu", "qemu", "6.1", "bzimage", 2, ALL_DEVICES, "poweroff", True,
          "linux-6.1-bzimage-2cpu"),
 ]
@@ -438,6 +442,8 @@ def main():
                                              log_filter=unexplained)
             elif case.name.endswith("-vhost-user-blk-restart"):
                 run_case = functools.partial(vhost_user_restart_case, guest_cls=Guest)
+            elif case.name.endswith("-vhost-user-net"):
+                run_case = functools.partial(vhost_user_net_case, guest_cls=Guest)
             elif case.name.endswith("-vhost-user-fs"):
                 run_case = functools.partial(vhost_user_fs_case, guest_cls=Guest)
             elif case.name.endswith("-vdpa-blk"):

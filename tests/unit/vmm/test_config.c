@@ -307,7 +307,9 @@ Test(config, devices_errors)
         {"blk,vhost-user=", "1 to 107"},
         {"blk,path=x,vhost-user=/s", "not both"},
         {"blk,vhost-user=/s,readonly=on", "backend's choice"},
-        {"net,tap=t,vhost-user=/s", "has no option 'vhost-user'"},
+        {"net,tap=t,vhost-user=/s", "tap=NAME or vhost-user=SOCKET, not both"},
+        {"net,mac=52:54:00:12:34:56", "needs tap=NAME or vhost-user=SOCKET"},
+        {"rng,vhost-user=/s", "has no option 'vhost-user'"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         memset(&err, 0, sizeof(err));
@@ -354,6 +356,19 @@ Test(config, vdpa_device)
         assert_one_line();
     }
     cr_assert_eq(cfg.ndevices, 1);
+}
+
+Test(config, net_vhost_user)
+{
+    cr_assert_eq(
+        config_add_device(&cfg, "net,vhost-user=/run/vhn.sock,mac=52:54:00:00:00:07", &err), 0,
+        "%s", err.msg);
+    cr_assert_eq(cfg.devices[0].type, DEV_NET);
+    cr_assert_str_eq(cfg.devices[0].socket, "/run/vhn.sock");
+    cr_assert_null(cfg.devices[0].tap);
+    char spec[160];
+    cr_assert_eq(config_device_spec(&cfg.devices[0], spec, sizeof(spec)), 0);
+    cr_assert_str_eq(spec, "net,id=net0,vhost-user=/run/vhn.sock,mac=52:54:00:00:00:07");
 }
 
 Test(config, fs_device)
