@@ -80,4 +80,7 @@ int vm_mig_run_job(struct vm *vm, int (*fn)(struct vm *, void *, char *, size_t)
 /* CLOCK_MONOTONIC in ms. */
 uint64_t vm_mig_now_ms(void);
 
+/* A plain file name inside --snapshot-dir: no path, no dot names (create and load). */
+bool vm_mig_name_ok(const char *n);
+
 #endif /* VMM_VM_MIG_INTERNAL_H */
