@@ -59,6 +59,9 @@ static const struct {
     {"bytes_written", offsetof(struct metrics_dev, bytes_written)},
     {"errors", offsetof(struct metrics_dev, errors)},
     {"drops", offsetof(struct metrics_dev, drops)},
+    {"dataplane_calls", offsetof(struct metrics_dev, dataplane_calls)},
+    {"dataplane_failures", offsetof(struct metrics_dev, dataplane_failures)},
+    {"dataplane_reconnects", offsetof(struct metrics_dev, dataplane_reconnects)},
 };
 #define DEV_NFIELDS ARRAY_SIZE(dev_fields)
 

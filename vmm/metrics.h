@@ -69,6 +69,10 @@ struct metrics_dev {
     _Atomic uint64_t bytes_written;  /* bytes the guest gave the device */
     _Atomic uint64_t errors;         /* requests refused or failed (bad chain, host I/O) */
     _Atomic uint64_t drops;          /* data dropped: no guest buffer, host peer gone */
+    /* Devices on an external data plane (vhost-user, vDPA, vhost-vsock). */
+    _Atomic uint64_t dataplane_calls;      /* used-buffer signals relayed to the guest */
+    _Atomic uint64_t dataplane_failures;   /* the data plane failed: DEVICE_NEEDS_RESET */
+    _Atomic uint64_t dataplane_reconnects; /* a restarted backend took the rings over */
 };
 
 #define METRICS_ADD(blk, field, n)                                                                 \

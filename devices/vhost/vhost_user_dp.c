@@ -288,7 +288,7 @@ static int vhu_dp_lost(struct vhu_dp *v)
     return 0;
 }
 
-/* A retry tick while the backend is away: 0 (back, or still waiting), or -errno (give up). */
+/* A retry tick while the backend is away: 1 (back), 0 (still waiting), or -errno (give up). */
 static int vhu_dp_retry(struct vhu_dp *v)
 {
     uint64_t n;
@@ -324,7 +324,7 @@ static int vhu_dp_retry(struct vhu_dp *v)
     v->reconnects++;
     log_warn("vhost-user %s: the backend is back after %llu ms; the rings go on", v->path,
              (unsigned long long)waited);
-    return 0;
+    return 1;
 }
 
 /*

@@ -68,7 +68,11 @@ struct virtio_dataplane_ops {
     int (*stop)(void *dp, const struct virtio_dp_queue *q, unsigned n, uint16_t *next_avail);
     /* An fd the main loop watches for the data plane's death (-1: none). */
     int (*watch_fd)(void *dp);
-    /* The watch fd fired: 0 if the data plane is fine, -errno if it is gone. */
+    /*
+     * The watch fd fired: 0 if the data plane is fine (or still recovering),
+     * 1 if it has just recovered (a restarted backend took the rings over),
+     * -errno if it is gone.
+     */
     int (*check)(void *dp);
     /* Non-NULL: why a device on this data plane cannot migrate or snapshot now. */
     const char *unmigratable;

@@ -16,6 +16,7 @@
 
 #include "devices/virtio/vsock.h"
 #include "vmm/log.h"
+#include "vmm/metrics.h"
 
 struct virtio_dp_dev;
 
@@ -75,6 +76,8 @@ static void virtio_dp_die(struct virtio_dp_dev *v, const char *why)
         evloop_del(v->dev.loop, v->watch);
         v->watch = -1;
     }
+    if (!v->dead)
+        METRICS_ADD(v->dev.metrics, dataplane_failures, 1);
     v->dead = true;
     virtio_dev_fail(&v->dev, why);
 }
@@ -200,8 +203,10 @@ static void virtio_dp_call_handler(void *opaque, uint32_t events)
     ssize_t r __unused = read(c->fd, &n, sizeof(n)); /* drain first: no call is lost */
     pthread_mutex_lock(&d->lock);
     /* Through the transport, so InterruptStatus bit 0 is set before the irqfd fires. */
-    if (c->dev->nstarted && !c->dev->dead && d->tops)
+    if (c->dev->nstarted && !c->dev->dead && d->tops) {
+        METRICS_ADD(d->metrics, dataplane_calls, 1);
         d->tops->notify_used(d);
+    }
     pthread_mutex_unlock(&d->lock);
 }
 
@@ -211,8 +216,11 @@ static void virtio_dp_watch_handler(void *opaque, uint32_t events)
     struct virtio_dp_dev *v = opaque;
     (void)events;
     pthread_mutex_lock(&v->dev.lock);
-    if (!v->dead && v->dpo->check(v->dp) < 0)
+    int r = v->dead ? 0 : v->dpo->check(v->dp);
+    if (r < 0)
         virtio_dp_die(v, "data plane disconnected");
+    else if (r > 0)
+        METRICS_ADD(v->dev.metrics, dataplane_reconnects, 1);
     pthread_mutex_unlock(&v->dev.lock);
 }
 

@@ -128,9 +128,16 @@ Test(metrics, json_shape_every_field)
         {"metrics", "flushes", "write_fails"},
         {"logger", "write_fails", "rate_limited"},
     };
-    static const char *const dev_fields[] = {"activate_fails", "queue_events",  "requests",
-                                             "bytes_read",     "bytes_written", "errors",
-                                             "drops"};
+    static const char *const dev_fields[] = {"activate_fails",
+                                             "queue_events",
+                                             "requests",
+                                             "bytes_read",
+                                             "bytes_written",
+                                             "errors",
+                                             "drops",
+                                             "dataplane_calls",
+                                             "dataplane_failures",
+                                             "dataplane_reconnects"};
     struct metrics_dev *blk = metrics_dev_register("blk", "rootfs");
     struct metrics_dev *rng = metrics_dev_register("rng", "rng0");
     cr_assert_not_null(metrics_dev_register("x\"y", "a\\b\n"));

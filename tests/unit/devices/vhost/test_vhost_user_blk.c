@@ -22,6 +22,7 @@
 #include "tests/lib/qsd_peer.h"
 #include "tests/lib/virtq_builder.h"
 #include "vmm/log.h"
+#include "vmm/metrics.h"
 
 #define IMG   (1024 * 1024)
 #define QSIZE 16
@@ -180,6 +181,8 @@ Test(vhost_user_blk, guest_io_through_the_backend_and_the_image_from_the_host)
 
 Test(vhost_user_blk, a_dead_backend_sets_needs_reset_and_the_vmm_goes_on)
 {
+    struct metrics_dev m = {0};
+    d->metrics = &m;
     go_live();
     qsd_peer_kill(&p);
     for (int i = 0; i < 200 && !virtio_dp_dead(d); i++) {
@@ -187,6 +190,8 @@ Test(vhost_user_blk, a_dead_backend_sets_needs_reset_and_the_vmm_goes_on)
         usleep(5000);
     }
     cr_assert(virtio_dp_dead(d));
+    cr_assert_eq(m.dataplane_failures, 1, "the failure is counted once");
+    cr_assert_eq(m.dataplane_reconnects, 0);
     cr_assert(rd(FAKE_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
     cr_assert(rd(FAKE_MMIO_INT_STATUS) & 2, "configuration-change interrupt");
     /* The driver resets; re-activation fails cleanly, nothing hangs. */
@@ -201,4 +206,6 @@ Test(vhost_user_blk, a_dead_backend_sets_needs_reset_and_the_vmm_goes_on)
     wr(FAKE_MMIO_QUEUE_READY, 1);
     wr(FAKE_MMIO_STATUS, LIVE);
     cr_assert(rd(FAKE_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+    cr_assert_eq(m.dataplane_failures, 1, "a dead data plane is not counted again");
+    d->metrics = NULL; /* m goes out of scope before teardown */
 }

@@ -22,6 +22,7 @@
 #include "tests/lib/qsd_peer.h"
 #include "tests/lib/virtq_builder.h"
 #include "vmm/log.h"
+#include "vmm/metrics.h"
 
 #define IMG   (1024 * 1024)
 #define QSIZE 16
@@ -37,6 +38,7 @@ static struct fake_host h;
 static struct virtio_dev *d;
 static struct virtio_mmio *t;
 static void *dp;
+static struct metrics_dev m;
 
 static void setup(void)
 {
@@ -50,6 +52,8 @@ static void setup(void)
         virtio_dp_create(&virtio_dp_blk, "vblk0", &vhu_dp_ops, dp, &b.mem, &h.loop, &d, &err), 0,
         "%s", err.msg);
     cr_assert_eq(virtio_mmio_create(d, &h.host, BASE, GSI, &t, &err), 0, "%s", err.msg);
+    memset(&m, 0, sizeof(m));
+    d->metrics = &m;
 }
 
 static void teardown(void)
@@ -145,6 +149,9 @@ Test(vhost_user_restart, a_killed_backend_is_replaced_and_the_ring_goes_on)
     cr_assert_eq(vqb_used_idx(&b), 2, "the new backend took the ring over");
     cr_assert_eq(*(uint8_t *)vqb_host(&b, st2, 1), 0, "status OK");
     cr_assert_eq(vhu_dp_reconnects(dp), 1);
+    cr_assert_eq(m.dataplane_reconnects, 1, "counted in the device's metrics");
+    cr_assert_eq(m.dataplane_failures, 0);
+    cr_assert_geq(m.dataplane_calls, 2, "both completions were relayed");
     cr_assert_not(virtio_dp_dead(d));
     cr_assert_eq(fake_mmio_rd(t, FAKE_MMIO_STATUS), LIVE, "the guest saw no NEEDS_RESET");
 
