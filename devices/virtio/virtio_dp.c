@@ -224,25 +224,33 @@ static void virtio_dp_watch_handler(void *opaque, uint32_t events)
     pthread_mutex_unlock(&v->dev.lock);
 }
 
+/*
+ * The device ops of one type: everything but its identity goes to the
+ * generic model.  `unmig` NULL: each device names its data plane's reason
+ * (virtio_dp_create).
+ */
+#define DP_OPS(name, typ, id, nq, qmax, cfg, unmig)                                                \
+    static const struct virtio_dev_ops name = {                                                    \
+        .type = typ,                                                                               \
+        .device_id = id,                                                                           \
+        .num_queues = nq,                                                                          \
+        .queue_max_size = qmax,                                                                    \
+        .config_size = cfg,                                                                        \
+        .config_read = virtio_dp_config_read,                                                      \
+        .config_write = virtio_dp_config_write,                                                    \
+        .activate = virtio_dp_activate,                                                            \
+        .queue_notify = virtio_dp_queue_notify,                                                    \
+        .reset = virtio_dp_reset,                                                                  \
+        .save = virtio_dp_save,                                                                    \
+        .load = virtio_dp_load,                                                                    \
+        .unmigratable = unmig,                                                                     \
+        .destroy = virtio_dp_destroy,                                                              \
+    }
+
 #define BLK_CONFIG_SIZE 60U
 #define BLK_F_MQ        12
 
-static const struct virtio_dev_ops virtio_dp_blk_ops = {
-    .type = "blk",
-    .device_id = VIRTIO_ID_BLOCK,
-    .num_queues = 1,
-    .queue_max_size = 256,
-    .config_size = BLK_CONFIG_SIZE,
-    .config_read = virtio_dp_config_read,
-    .config_write = virtio_dp_config_write,
-    .activate = virtio_dp_activate,
-    .queue_notify = virtio_dp_queue_notify,
-    .reset = virtio_dp_reset,
-    .save = virtio_dp_save,
-    .load = virtio_dp_load,
-    .unmigratable = NULL, /* per device: virtio_dp_create names the data plane */
-    .destroy = virtio_dp_destroy,
-};
+DP_OPS(virtio_dp_blk_ops, "blk", VIRTIO_ID_BLOCK, 1, 256, BLK_CONFIG_SIZE, NULL);
 
 const struct virtio_dp_type virtio_dp_blk = {
     .ops = &virtio_dp_blk_ops,
@@ -257,23 +265,9 @@ const struct virtio_dp_type virtio_dp_blk = {
 #define VSOCK_F_NO_IMPL_STREAM 2
 #define VSOCK_EVENT_QUEUE      2
 
-static const struct virtio_dev_ops virtio_dp_vsock_ops = {
-    .type = "vsock",
-    .device_id = VIRTIO_ID_VSOCK,
-    .num_queues = 3,
-    .queue_max_size = 256,
-    .config_size = VSOCK_CONFIG_SIZE,
-    .config_read = virtio_dp_config_read,
-    .config_write = virtio_dp_config_write,
-    .activate = virtio_dp_activate,
-    .queue_notify = virtio_dp_queue_notify,
-    .reset = virtio_dp_reset,
-    .save = virtio_dp_save,
-    .load = virtio_dp_load,
-    .unmigratable = "its queues are served by the host kernel (vhost-vsock), whose connections "
-                    "cannot move; migrating or snapshotting it is not supported",
-    .destroy = virtio_dp_destroy,
-};
+DP_OPS(virtio_dp_vsock_ops, "vsock", VIRTIO_ID_VSOCK, 3, 256, VSOCK_CONFIG_SIZE,
+       "its queues are served by the host kernel (vhost-vsock), whose connections "
+       "cannot move; migrating or snapshotting it is not supported");
 
 const struct virtio_dp_type virtio_dp_vsock = {
     .ops = &virtio_dp_vsock_ops,
@@ -297,22 +291,7 @@ const struct virtio_dp_type virtio_dp_vsock = {
 #define NET_F_STATUS     16
 #define NET_S_LINK_UP    1
 
-static const struct virtio_dev_ops virtio_dp_net_ops = {
-    .type = "net",
-    .device_id = VIRTIO_ID_NET,
-    .num_queues = 2,
-    .queue_max_size = 256,
-    .config_size = VIRTIO_NET_DP_CONFIG_SIZE,
-    .config_read = virtio_dp_config_read,
-    .config_write = virtio_dp_config_write,
-    .activate = virtio_dp_activate,
-    .queue_notify = virtio_dp_queue_notify,
-    .reset = virtio_dp_reset,
-    .save = virtio_dp_save,
-    .load = virtio_dp_load,
-    .unmigratable = NULL,
-    .destroy = virtio_dp_destroy,
-};
+DP_OPS(virtio_dp_net_ops, "net", VIRTIO_ID_NET, 2, 256, VIRTIO_NET_DP_CONFIG_SIZE, NULL);
 
 const struct virtio_dp_type virtio_dp_net = {
     .ops = &virtio_dp_net_ops,
@@ -334,22 +313,8 @@ void virtio_dp_net_config(const uint8_t mac[6], uint8_t out[VIRTIO_NET_DP_CONFIG
 }
 
 /* virtio-fs (virtio 1.2 §5.11): hiprio (0) and one request queue (1); tag[36] + le32. */
-static const struct virtio_dev_ops virtio_dp_fs_ops = {
-    .type = "fs",
-    .device_id = VIRTIO_ID_FS,
-    .num_queues = 2,
-    .queue_max_size = 128, /* QEMU's vhost-user-fs default */
-    .config_size = VIRTIO_FS_CONFIG_SIZE,
-    .config_read = virtio_dp_config_read,
-    .config_write = virtio_dp_config_write,
-    .activate = virtio_dp_activate,
-    .queue_notify = virtio_dp_queue_notify,
-    .reset = virtio_dp_reset,
-    .save = virtio_dp_save,
-    .load = virtio_dp_load,
-    .unmigratable = NULL,
-    .destroy = virtio_dp_destroy,
-};
+/* 128 entries per queue: QEMU's vhost-user-fs default. */
+DP_OPS(virtio_dp_fs_ops, "fs", VIRTIO_ID_FS, 2, 128, VIRTIO_FS_CONFIG_SIZE, NULL);
 
 const struct virtio_dp_type virtio_dp_fs = {
     .ops = &virtio_dp_fs_ops,
