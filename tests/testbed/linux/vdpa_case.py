@@ -25,7 +25,7 @@ import tempfile
 import time
 
 from linux_common import make_disk
-from vhost_vsock_case import api_put
+from vhost_vsock_case import poweroff_exit_0, snapshot_refused
 from vsock_case import last
 
 VDUSE_NAME = "vduse2"
@@ -109,20 +109,9 @@ def vdpa_case(res, args, case, kernel, initrd, guest_cls):
         res.check(name + "/after-reset", out is not None and "rebound-6" in out and
                   ("guest-token " + tokens["guest"]) in out, last(out))
 
-        status, body = api_put(api, "/snapshot/create",
-                               {"snapshot_path": "s.state", "mem_file_path": "s.mem"})
-        out = g.run("echo alive-$((4+4))")
-        res.check(name + "/snapshot-refused",
-                  400 <= status < 500 and "cannot migrate" in body and
-                  "external data plane (vDPA)" in body and "\n" not in body.strip() and out is not None and "alive-8" in out,
-                  "HTTP %d %s" % (status, body.strip()[-160:]))
+        snapshot_refused(res, g, name, api, "vDPA")
 
-        g.send("poweroff -f")
-        try:
-            rc = g.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            rc = None
-        res.check(name + "/poweroff-exit-0", rc == 0, "wisp exit status %s" % rc)
+        poweroff_exit_0(res, g, name)
         g.kill()
         g = None
 

@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import time
 
-from vhost_vsock_case import api_put
+from vhost_vsock_case import poweroff_exit_0, snapshot_refused
 from vsock_case import last
 
 VIRTIOFSD = "/usr/lib/qemu/virtiofsd"
@@ -97,21 +97,10 @@ def vhost_user_fs_case(res, args, case, kernel, initrd, guest_cls):
         res.check(name + "/guest-sees-host-write", out is not None and
                   ("late-token " + tokens["late"]) in out, last(out))
 
-        status, body = api_put(api, "/snapshot/create",
-                               {"snapshot_path": "s.state", "mem_file_path": "s.mem"})
-        out = g.run("umount /mnt/s && echo alive-$((4+4))")
-        res.check(name + "/snapshot-refused",
-                  400 <= status < 500 and "cannot migrate" in body and
-                  "external data plane (vhost-user)" in body and "\n" not in body.strip() and
-                  out is not None and "alive-8" in out,
-                  "HTTP %d %s" % (status, body.strip()[-160:]))
+        snapshot_refused(res, g, name, api, "vhost-user",
+                         after="umount /mnt/s && echo alive-$((4+4))")
 
-        g.send("poweroff -f")
-        try:
-            rc = g.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            rc = None
-        res.check(name + "/poweroff-exit-0", rc == 0, "wisp exit status %s" % rc)
+        poweroff_exit_0(res, g, name)
     finally:
         if g:
             g.kill()

@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import time
 
-from vhost_vsock_case import api_put
+from vhost_vsock_case import poweroff_exit_0, snapshot_refused
 from vsock_case import last
 
 # scripts/setup.sh unpacks it there (dpdk-dev itself conflicts with the aarch64 build's
@@ -101,21 +101,9 @@ def vhost_user_net_case(res, args, case, kernel, initrd, guest_cls):
         res.check(name + "/after-reset", rx_delta(out2) >= 5,
                   "%d frames back after the driver was rebound" % rx_delta(out2))
 
-        status, body = api_put(api, "/snapshot/create",
-                               {"snapshot_path": "s.state", "mem_file_path": "s.mem"})
-        out = g.run("echo alive-$((4+4))")
-        res.check(name + "/snapshot-refused",
-                  400 <= status < 500 and "cannot migrate" in body and
-                  "external data plane (vhost-user)" in body and "\n" not in body.strip() and
-                  out is not None and "alive-8" in out,
-                  "HTTP %d %s" % (status, body.strip()[-160:]))
+        snapshot_refused(res, g, name, api, "vhost-user")
 
-        g.send("poweroff -f")
-        try:
-            rc = g.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            rc = None
-        res.check(name + "/poweroff-exit-0", rc == 0, "wisp exit status %s" % rc)
+        poweroff_exit_0(res, g, name)
         g.kill()
         g = None
         pmd.stdin.close()  # testpmd prints its port statistics on the way out

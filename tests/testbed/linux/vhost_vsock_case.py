@@ -113,6 +113,29 @@ def api_put(sock_path, path, body, timeout=30):
     return status, payload.decode(errors="replace")
 
 
+def snapshot_refused(res, g, name, api, plane, after="echo alive-$((4+4))"):
+    """PUT /snapshot/create must be refused with one line naming the external data plane
+    `plane` ("vDPA", "vhost-user"), and the guest must answer `after` (ending in alive-8)."""
+    status, body = api_put(api, "/snapshot/create",
+                           {"snapshot_path": "s.state", "mem_file_path": "s.mem"})
+    out = g.run(after)
+    res.check(name + "/snapshot-refused",
+              400 <= status < 500 and "cannot migrate" in body and
+              ("external data plane (%s)" % plane) in body and "\n" not in body.strip() and
+              out is not None and "alive-8" in out,
+              "HTTP %d %s" % (status, body.strip()[-160:]))
+
+
+def poweroff_exit_0(res, g, name):
+    """`poweroff -f` in the guest must end wisp with status 0 (148 would be a seccomp kill)."""
+    g.send("poweroff -f")
+    try:
+        rc = g.proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        rc = None
+    res.check(name + "/poweroff-exit-0", rc == 0, "wisp exit status %s" % rc)
+
+
 def vhost_vsock_case(res, args, case, kernel, initrd, guest_cls):
     name = case.name
     if not os.path.exists("/dev/vhost-vsock"):
