@@ -285,6 +285,7 @@ static const struct sandbox_rule migration_rules[] = {
     TGKILL(SIGUSR1, "vm_pause(): vcpu_kick() makes vCPU threads leave KVM_RUN"),
     RULE(io_uring_enter, "virtio-blk quiesce waits for requests in flight; resume submits"),
     RULE(clock_nanosleep, "virtio-blk quiesce: back-off on a transient io_uring error"),
+    RULE(epoll_ctl, "external data planes: kick fds back to the main loop after a save"),
     IOCTL(KVM_GET_DIRTY_LOG, "pages written since the last pass"),
     IOCTL(KVM_SET_USER_MEMORY_REGION, "dirty logging on and off for a guest memory slot"),
 #if SANDBOX_X86

@@ -204,6 +204,17 @@ unsigned config_virtio_devices(const struct vm_config *c)
     return n;
 }
 
+bool config_shares_ram(const struct vm_config *c)
+{
+    for (unsigned i = 0; i < c->ndevices; i++) {
+        const struct device_spec *d = &c->devices[i];
+        if (d->type == DEV_VDPA || d->type == DEV_VFIO_USER || d->type == DEV_FS ||
+            ((d->type == DEV_BLK || d->type == DEV_NET) && d->socket))
+            return true;
+    }
+    return false;
+}
+
 unsigned config_stdio_consoles(const struct vm_config *c)
 {
     unsigned n = 0;
@@ -338,6 +349,10 @@ int config_validate(const struct vm_config *c, struct errbuf *err)
                        "--restore STATE and --restore-mem MEM go together");
     if (c->restore_lazy && !c->restore)
         return err_set(err, WISP_EXIT_USAGE, EINVAL, "--restore-lazy needs --restore");
+    if (c->restore_lazy && config_shares_ram(c))
+        return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                       "--restore-lazy cannot serve a device that maps guest memory itself "
+                       "(vhost-user, vDPA, vfio-user): it would read pages not loaded yet");
     if (c->restore && c->hugepages)
         return err_set(err, WISP_EXIT_USAGE, EINVAL,
                        "a restored VM maps its memory file with 4 KiB pages: drop --hugepages");

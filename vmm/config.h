@@ -142,6 +142,13 @@ int config_set(struct vm_config *c, const char *key, const char *value,
  * the virtio slots in the order given, passthrough functions take none. */
 unsigned config_virtio_devices(const struct vm_config *c);
 
+/*
+ * Does a device map guest RAM in another process or through the kernel's
+ * own view of it (vhost-user blk/net/fs, vDPA, vfio-user)?  Such a VM's
+ * RAM must stay the shared memfd, also when restored from a snapshot.
+ */
+bool config_shares_ram(const struct vm_config *c);
+
 /* Parse one device description (the value of --device) and append it. */
 int config_add_device(struct vm_config *c, const char *spec, struct errbuf *err) __must_check;
 

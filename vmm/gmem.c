@@ -309,6 +309,47 @@ int gmem_remap_private(struct gmem *gm, int mem_fd, struct errbuf *err)
     return 0;
 }
 
+int gmem_copy_in(struct gmem *gm, int mem_fd, struct errbuf *err)
+{
+    struct stat st;
+    if (fstat(mem_fd, &st) < 0)
+        return err_set(err, WISP_EXIT_HOST, errno, "snapshot memory file: %s", strerror(errno));
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < gm->total)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                       "snapshot memory file holds %llu bytes, the guest's memory is %llu",
+                       (unsigned long long)st.st_size, (unsigned long long)gm->total);
+    for (unsigned i = 0; i < gm->nregions; i++) {
+        const struct gmem_region *r = &gm->regions[i];
+        uint64_t at = 0;
+        while (at < r->size) {
+            off_t d = lseek(mem_fd, (off_t)(r->fd_offset + at), SEEK_DATA);
+            if (d < 0 && errno == ENXIO)
+                break; /* only holes up to the end */
+            if (d < 0)
+                return err_set(err, WISP_EXIT_HOST, errno, "snapshot memory file: %s",
+                               strerror(errno));
+            if ((uint64_t)d >= r->fd_offset + r->size)
+                break;
+            off_t h = lseek(mem_fd, d, SEEK_HOLE);
+            uint64_t end =
+                h < 0 ? r->fd_offset + r->size : MIN((uint64_t)h, r->fd_offset + r->size);
+            for (uint64_t o = (uint64_t)d; o < end;) {
+                ssize_t n =
+                    pread(mem_fd, (uint8_t *)r->hva + (o - r->fd_offset), end - o, (off_t)o);
+                if (n < 0 && errno == EINTR)
+                    continue;
+                if (n <= 0)
+                    return err_set(err, WISP_EXIT_HOST, n < 0 ? errno : EIO,
+                                   "cannot read the snapshot memory file: %s",
+                                   n < 0 ? strerror(errno) : "short file");
+                o += (uint64_t)n;
+            }
+            at = end - r->fd_offset;
+        }
+    }
+    return 0;
+}
+
 /* ---- device write log ------------------------------------------------- */
 
 int gmem_log_start(struct gmem *gm)

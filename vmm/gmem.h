@@ -94,6 +94,15 @@ int gmem_create_restore(struct gmem *gm, const struct gmem_range *ranges, unsign
  */
 int gmem_remap_private(struct gmem *gm, int mem_fd, struct errbuf *err) __must_check;
 
+/*
+ * Copy a snapshot's memory file (laid out as for gmem_create_restore) into
+ * guest RAM created by gmem_create(), which stays the shared memfd: for a
+ * VM whose devices map RAM in another process.  Holes in the file are
+ * skipped (the fresh memfd reads as zero there).  Only while no vCPU runs.
+ * 0 or -errno with err.
+ */
+int gmem_copy_in(struct gmem *gm, int mem_fd, struct errbuf *err) __must_check;
+
 /* Unmap everything and close the memfd.  Safe on a zeroed or failed gmem. */
 void gmem_destroy(struct gmem *gm);
 

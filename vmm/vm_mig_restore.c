@@ -103,10 +103,20 @@ int vm_mig_restore(struct vm *vm, struct errbuf *err)
     struct mig_machine *m = calloc(1, sizeof(*m));
     int e = reg && m ? 0 : err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
     uint64_t t0 = vm_mig_now_ms();
-    if (e == 0 && vm->cfg->restore_lazy)
-        e = start_lazy(vm, err);
     if (e == 0)
         e = vm_mig_describe(vm, reg, m, err);
+    /* An external data plane reads guest RAM through its own mapping, which
+     * the page server does not see: it would read pages not loaded yet. */
+    for (unsigned i = 0; e == 0 && vm->cfg->restore_lazy && i < reg->n; i++)
+        if (reg->devs[i].plane == MIG_PLANE_VHOST_USER || reg->devs[i].plane == MIG_PLANE_VDPA)
+            e = err_set(err, WISP_EXIT_USAGE, EOPNOTSUPP,
+                        "lazy restore refused: device %s %u has an external data plane (%s), "
+                        "which would read guest memory not loaded yet; restore without "
+                        "restore-lazy",
+                        reg->devs[i].ops->type, reg->devs[i].instance,
+                        mig_plane_name(reg->devs[i].plane));
+    if (e == 0 && vm->cfg->restore_lazy)
+        e = start_lazy(vm, err);
     if (e == 0)
         e = mig_snapshot_read_state(g->restore_fd, reg, m, err);
     if (e == 0)
@@ -185,7 +195,8 @@ static int load_requested(struct vm *vm, struct errbuf *err)
     g->restore_fd = openat(g->snap_dir_fd, g->load_state, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     int e = g->restore_fd < 0 ? err_set(err, WISP_EXIT_USAGE, errno, "snapshot state file %s: %s",
                                         g->load_state, strerror(errno))
-                              : gmem_remap_private(&vm->mem, mem_fd, err);
+            : config_shares_ram(vm->cfg) ? gmem_copy_in(&vm->mem, mem_fd, err)
+                                         : gmem_remap_private(&vm->mem, mem_fd, err);
     close(mem_fd);
     if (e == 0)
         e = vm_mig_restore(vm, err);

@@ -20,6 +20,7 @@
 #include "vmm/log.h"
 
 #define VDPA_DP_MAX_QUEUES 8
+#define VDPA_DP_STOP_MS    10000 /* how long a save waits for the reset */
 
 struct vdpa_dp {
     struct vdpa_dev d; /* the worker's alone once it runs */
@@ -244,17 +245,36 @@ static int vdpa_dp_start(void *dp, uint64_t features, const struct virtio_dp_que
     return dp_queue(v);
 }
 
+/*
+ * A guest reset (next NULL) is queued for the worker.  A stop for a save
+ * (next set) is the same reset, waited for: the caller has drained the
+ * rings (virtio_dp_quiesce) and knows the positions, so the device's own,
+ * which only a SUSPENDed device could report, are not read; after the
+ * reset it can no longer write guest memory.  Bounded by VDPA_DP_STOP_MS.
+ */
 static int vdpa_dp_stop(void *dp, const struct virtio_dp_queue *q, unsigned n, uint16_t *next)
 {
     struct vdpa_dp *v = dp;
     (void)q;
     (void)n;
-    if (next)
-        return -EOPNOTSUPP; /* positions are for migration, which vDPA devices refuse */
     pthread_mutex_lock(&v->mu);
     v->start_pending = false; /* not begun: nothing to undo */
     v->reset_pending = true;
-    return dp_queue(v);
+    if (!next)
+        return dp_queue(v);
+    pthread_cond_broadcast(&v->cv);
+    struct timespec end;
+    clock_gettime(CLOCK_REALTIME, &end);
+    end.tv_sec += VDPA_DP_STOP_MS / 1000;
+    int rc = 0;
+    while (!v->failed && (dp_pending(v) || v->busy) && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&v->cv, &v->mu, &end);
+    int failed = v->failed;
+    bool done = !dp_pending(v) && !v->busy;
+    pthread_mutex_unlock(&v->mu);
+    if (failed)
+        return failed;
+    return done ? 0 : -ETIMEDOUT;
 }
 
 static int vdpa_dp_watch_fd(void *dp)
@@ -303,7 +323,6 @@ const struct virtio_dataplane_ops vdpa_dp_ops = {
     .stop = vdpa_dp_stop,
     .watch_fd = vdpa_dp_watch_fd,
     .check = vdpa_dp_check,
-    .unmigratable = "vDPA device state transfer is not implemented",
     .destroy = vdpa_dp_destroy,
 };
 

@@ -372,7 +372,6 @@ const struct virtio_dataplane_ops vhu_dp_ops = {
     .stop = vhu_dp_stop,
     .watch_fd = vhu_dp_watch_fd,
     .check = vhu_dp_check,
-    .unmigratable = "vhost-user device state transfer is not implemented",
     .destroy = vhu_dp_destroy,
 };
 

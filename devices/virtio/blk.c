@@ -106,37 +106,37 @@ static void blk_reset(struct virtio_dev *d)
     (void)drain_dropping(to_blk(d));
 }
 
-static int blk_save(struct virtio_dev *d, struct vstate_out *out)
+int virtio_blk_record_save(const struct virtio_blk_record *r, struct vstate_out *out)
 {
-    struct virtio_blk *b = to_blk(d);
-
-    if (b->inflight) {
-        log_error("virtio %s: cannot save with %u requests in flight (quiesce the device first)",
-                  d->id, b->inflight);
-        return -EBUSY;
-    }
     vstate_begin(out, SNAP_NAME, SNAP_VERSION);
-    vstate_put_u64(out, b->capacity);
-    vstate_put_u8(out, b->read_only);
-    vstate_put_bytes(out, b->config, sizeof(b->config));
-    vstate_put_bytes(out, b->serial, sizeof(b->serial));
+    vstate_put_u64(out, r->capacity);
+    vstate_put_u8(out, r->read_only);
+    vstate_put_bytes(out, r->config, sizeof(r->config));
+    vstate_put_bytes(out, r->serial, sizeof(r->serial));
     return vstate_end(out);
 }
 
-static int blk_load(struct virtio_dev *d, struct vstate_in *in)
+static bool serial_known(const char *serial)
 {
-    struct virtio_blk *b = to_blk(d);
-    uint8_t config[VIRTIO_BLK_CONFIG_SIZE];
-    char serial[VIRTIO_BLK_ID_BYTES];
+    for (unsigned i = 0; i < VIRTIO_BLK_ID_BYTES; i++)
+        if (serial[i])
+            return true;
+    return false;
+}
+
+int virtio_blk_record_check(const char *id, const struct virtio_blk_record *mine,
+                            struct vstate_in *in)
+{
+    struct virtio_blk_record r;
     uint16_t version;
 
     int rc = vstate_enter(in, SNAP_NAME, SNAP_VERSION, SNAP_VERSION, &version);
     if (rc < 0)
         return rc;
-    uint64_t capacity = vstate_get_u64(in);
+    r.capacity = vstate_get_u64(in);
     uint8_t ro = vstate_get_u8(in);
-    vstate_get_bytes(in, config, sizeof(config));
-    vstate_get_bytes(in, serial, sizeof(serial));
+    vstate_get_bytes(in, r.config, sizeof(r.config));
+    vstate_get_bytes(in, r.serial, sizeof(r.serial));
     rc = vstate_leave(in);
     if (rc < 0)
         return rc;
@@ -144,28 +144,64 @@ static int blk_load(struct virtio_dev *d, struct vstate_in *in)
         return in->err;
 
     /* The guest keeps what it read (capacity, limits, RO): the disk must be the same. */
-    if (capacity != b->capacity) {
-        log_error("virtio %s: saved disk has %" PRIu64 " sectors, this one %" PRIu64, d->id,
-                  capacity, b->capacity);
+    if (r.capacity != mine->capacity) {
+        log_error("virtio %s: saved disk has %" PRIu64 " sectors, this one %" PRIu64, id,
+                  r.capacity, mine->capacity);
         return -EINVAL;
     }
     if (ro > 1) {
-        log_error("virtio %s: saved read-only flag %u is invalid", d->id, ro);
+        log_error("virtio %s: saved read-only flag %u is invalid", id, ro);
         return -EINVAL;
     }
-    if ((bool)ro != b->read_only) {
-        log_error("virtio %s: saved disk was %s, this one is %s", d->id,
-                  ro ? "read-only" : "writable", b->read_only ? "read-only" : "writable");
+    if ((bool)ro != mine->read_only) {
+        log_error("virtio %s: saved disk was %s, this one is %s", id, ro ? "read-only" : "writable",
+                  mine->read_only ? "read-only" : "writable");
         return -EINVAL;
     }
-    if (memcmp(config, b->config, sizeof(config)) != 0) {
-        log_error("virtio %s: saved config space differs (disk limits or features changed)", d->id);
+    if (memcmp(r.config, mine->config, sizeof(r.config)) != 0) {
+        log_error("virtio %s: saved config space differs (disk limits or features changed)", id);
         return -EINVAL;
     }
-    if (memcmp(serial, b->serial, sizeof(serial)) != 0) {
-        log_error("virtio %s: saved disk ID string differs", d->id);
+    /* All zero: an external data plane answers GET_ID, wisp does not know its string. */
+    if (serial_known(r.serial) && serial_known(mine->serial) &&
+        memcmp(r.serial, mine->serial, sizeof(r.serial)) != 0) {
+        log_error("virtio %s: saved disk ID string differs", id);
         return -EINVAL;
     }
+    return 0;
+}
+
+static void blk_record(const struct virtio_blk *b, struct virtio_blk_record *r)
+{
+    r->capacity = b->capacity;
+    r->read_only = b->read_only;
+    memcpy(r->config, b->config, sizeof(r->config));
+    memcpy(r->serial, b->serial, sizeof(r->serial));
+}
+
+static int blk_save(struct virtio_dev *d, struct vstate_out *out)
+{
+    struct virtio_blk *b = to_blk(d);
+    struct virtio_blk_record r;
+
+    if (b->inflight) {
+        log_error("virtio %s: cannot save with %u requests in flight (quiesce the device first)",
+                  d->id, b->inflight);
+        return -EBUSY;
+    }
+    blk_record(b, &r);
+    return virtio_blk_record_save(&r, out);
+}
+
+static int blk_load(struct virtio_dev *d, struct vstate_in *in)
+{
+    struct virtio_blk *b = to_blk(d);
+    struct virtio_blk_record r;
+
+    blk_record(b, &r);
+    int rc = virtio_blk_record_check(d->id, &r, in);
+    if (rc < 0)
+        return rc;
     if (b->inflight)
         return -EBUSY;
     return 0;
@@ -218,27 +254,27 @@ static const struct virtio_dev_ops blk_ops = {
 
 /* ---- creation ------------------------------------------------------------ */
 
-/* Features and config space from the backend; both fixed for the device's life. */
-static uint64_t setup_config(struct virtio_blk *b)
+uint64_t virtio_blk_profile(const struct virtio_blk_caps *caps,
+                            uint8_t config[VIRTIO_BLK_CONFIG_SIZE])
 {
     uint64_t f = VIRTIO_BIT(VIRTIO_BLK_F_SIZE_MAX) | VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX) |
                  VIRTIO_BIT(VIRTIO_BLK_F_BLK_SIZE);
-    uint8_t *c = b->config;
+    uint8_t *c = config;
 
-    if (b->be->caps & BLK_CAP_FLUSH)
+    if (caps->flush)
         f |= VIRTIO_BIT(VIRTIO_BLK_F_FLUSH);
-    if (b->read_only) {
+    if (caps->read_only) {
         f |= VIRTIO_BIT(VIRTIO_BLK_F_RO);
     } else {
         /* Both write: offered on writable disks only. */
-        if (b->be->caps & BLK_CAP_DISCARD)
+        if (caps->discard)
             f |= VIRTIO_BIT(VIRTIO_BLK_F_DISCARD);
-        if (b->be->caps & BLK_CAP_WRITE_ZEROES)
+        if (caps->write_zeroes)
             f |= VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES);
     }
 
     memset(c, 0, VIRTIO_BLK_CONFIG_SIZE);
-    le64_put(c + CFG_OFF(capacity), b->capacity);
+    le64_put(c + CFG_OFF(capacity), caps->capacity);
     le32_put(c + CFG_OFF(size_max), VIRTIO_BLK_SIZE_MAX);
     le32_put(c + CFG_OFF(seg_max), VIRTIO_BLK_SEG_MAX);
     le32_put(c + CFG_OFF(blk_size), BLK_SECTOR_SIZE);
@@ -250,10 +286,23 @@ static uint64_t setup_config(struct virtio_blk *b)
     if (f & VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES)) {
         le32_put(c + CFG_OFF(max_write_zeroes_sectors), VIRTIO_BLK_MAX_DWZ_SECTORS);
         le32_put(c + CFG_OFF(max_write_zeroes_seg), 1);
-        /* The raw backend punches holes for UNMAP (and may for plain write-zeroes). */
-        c[CFG_OFF(write_zeroes_may_unmap)] = 1;
+        /* may_unmap stays 0: not every backend unmaps (the driver then sends
+         * no UNMAP flag; the built-in device would honour one). */
     }
     return f;
+}
+
+/* Features and config space from the backend; both fixed for the device's life. */
+static uint64_t setup_config(struct virtio_blk *b)
+{
+    struct virtio_blk_caps caps = {
+        .capacity = b->capacity,
+        .read_only = b->read_only,
+        .flush = b->be->caps & BLK_CAP_FLUSH,
+        .discard = b->be->caps & BLK_CAP_DISCARD,
+        .write_zeroes = b->be->caps & BLK_CAP_WRITE_ZEROES,
+    };
+    return virtio_blk_profile(&caps, b->config);
 }
 
 int virtio_blk_create_with_backend(const struct virtio_blk_config *cfg, struct blk_backend *be,

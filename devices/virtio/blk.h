@@ -115,15 +115,22 @@ _Static_assert(sizeof(struct virtio_blk_dwz_seg) == 16, "discard segment is 16 b
 
 /* Fixed device limits. */
 #define VIRTIO_BLK_QUEUE_SIZE 256
-#define VIRTIO_BLK_SEG_MAX                                                                         \
-    (VIRTQ_MAX_IOV - 2)           /* data segments: the header and status need one each */
+/*
+ * The limits below are wisp's virtio-blk profile: the guest sees them
+ * whatever serves the queue (built in, vhost-user, vDPA; see
+ * virtio_blk_profile), so a VM can move between data planes.  They are
+ * what every external backend we know honours (qemu-storage-daemon's
+ * vhost-user-blk and vduse-blk exports: 126 segments, 32768-sector discard
+ * and write-zeroes); the built-in device enforces exactly these.
+ */
+#define VIRTIO_BLK_SEG_MAX  126U  /* data segments per request */
 #define VIRTIO_BLK_SIZE_MAX 4096U /* bytes per data segment */
 /* Largest data transfer: what a driver honouring SEG_MAX and SIZE_MAX can send. */
 #define VIRTIO_BLK_MAX_DATA ((uint64_t)VIRTIO_BLK_SEG_MAX * VIRTIO_BLK_SIZE_MAX)
 /* Per-request cap on readable + writable bytes (virtq_pop max_len): data, header, status, slack. */
 #define VIRTIO_BLK_MAX_REQ (VIRTIO_BLK_MAX_DATA + 4096)
-/* Discard / write-zeroes: one segment of at most 1 GiB; hint to split at 4 KiB. */
-#define VIRTIO_BLK_MAX_DWZ_SECTORS (1U << 21)
+/* Discard / write-zeroes: one segment of at most 16 MiB; hint to split at 4 KiB. */
+#define VIRTIO_BLK_MAX_DWZ_SECTORS (1U << 15)
 #define VIRTIO_BLK_DISCARD_ALIGN   8U
 
 /* Config space layout (section 5.2.4), up to the fields this device may offer. */
@@ -244,6 +251,52 @@ int virtio_blk_quiesce(struct virtio_dev *d);
 
 /* Pop again after virtio_blk_quiesce() (and pick up what the guest queued meanwhile). */
 void virtio_blk_resume(struct virtio_dev *d);
+
+/* What a virtio-blk device can do, for virtio_blk_profile(). */
+struct virtio_blk_caps {
+    uint64_t capacity; /* 512-byte sectors */
+    bool read_only;
+    bool flush;
+    bool discard; /* honours VIRTIO_BLK_MAX_DWZ_SECTORS in one segment */
+    bool write_zeroes;
+};
+
+/*
+ * wisp's virtio-blk guest view, the same for every data plane: fills the
+ * VIRTIO_BLK_CONFIG_SIZE bytes of config space (little-endian) and returns
+ * the device features to offer (SIZE_MAX, SEG_MAX, BLK_SIZE, and FLUSH,
+ * RO, DISCARD, WRITE_ZEROES as `caps` allow; DISCARD and WRITE_ZEROES on
+ * writable disks only).  Two devices with equal caps present identical
+ * config spaces and features, which is what lets a migration restore a
+ * built-in device's state onto a vhost-user or vDPA one and back.
+ */
+uint64_t virtio_blk_profile(const struct virtio_blk_caps *caps,
+                            uint8_t config[VIRTIO_BLK_CONFIG_SIZE]);
+
+/*
+ * The device record of a blk (VIRTIO_STATE_T_BLK_DEV_STATE), the same for
+ * every data plane: what the guest read (capacity, read-only, config
+ * space) and the GET_ID string, all zero when an external data plane
+ * answers GET_ID itself.
+ */
+struct virtio_blk_record {
+    uint64_t capacity;
+    bool read_only;
+    uint8_t config[VIRTIO_BLK_CONFIG_SIZE];
+    char serial[VIRTIO_BLK_ID_BYTES];
+};
+
+/* Append the record to `out`.  0 or out->err. */
+int virtio_blk_record_save(const struct virtio_blk_record *r, struct vstate_out *out);
+
+/*
+ * Parse a saved record from `in` and compare it with this device's
+ * (`mine`): the disk must be the one the guest saw (capacity, read-only,
+ * config bytes, and the ID string when both sides know it).  0, or
+ * -EINVAL with a log line naming device `id`, or the parser's -errno.
+ */
+int virtio_blk_record_check(const char *id, const struct virtio_blk_record *mine,
+                            struct vstate_in *in);
 
 /* Snapshot of the counters.  Takes dev->lock. */
 void virtio_blk_get_stats(struct virtio_dev *d, struct virtio_blk_stats *st);

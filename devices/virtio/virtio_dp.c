@@ -7,13 +7,16 @@
 #include "devices/virtio/virtio_dp.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "devices/virtio/blk.h"
 #include "devices/virtio/vsock.h"
 #include "vmm/log.h"
 #include "vmm/metrics.h"
@@ -32,6 +35,7 @@ struct virtio_dp_dev {
     struct virtio_dev_ops ops; /* the type's, with this data plane's reason not to migrate */
     char unmigratable[192];
     uint64_t vmm_features; /* the type's: never sent to the data plane */
+    uint64_t dp_features;  /* what the data plane offers: all it may be told was acked */
     const struct virtio_dataplane_ops *dpo;
     void *dp;
     uint32_t vmm_queues; /* the type's queues the data plane never gets */
@@ -43,6 +47,10 @@ struct virtio_dp_dev {
     bool handed[VIRTIO_MAX_QUEUES]; /* the transport's kick fd of q is with the data plane */
     bool dead;
     int watch; /* the data plane's watch fd in the loop, or -1 */
+    /* Migration (virtio_dp_quiesce): stopped for a save, restarted by resume. */
+    bool quiesced;
+    bool ran;       /* the data plane served queues since the last dirty report */
+    bool dirty_all; /* every guest page must be sent again (it could not log) */
 };
 
 static struct virtio_dp_dev *dp_of(struct virtio_dev *d)
@@ -122,18 +130,22 @@ static int virtio_dp_activate(struct virtio_dev *d)
         }
         v->started[n++] = (struct virtio_dp_queue){.index = (uint16_t)q,
                                                    .size = vq->cfg.size,
-                                                   .next_avail = 0,
+                                                   .next_avail = vq->last_avail,
                                                    .desc = vq->cfg.desc_gpa,
                                                    .avail = vq->cfg.avail_gpa,
                                                    .used = vq->cfg.used_gpa,
                                                    .kick_fd = kick,
                                                    .call_fd = v->call[q].fd};
     }
-    if (v->dpo->start(v->dp, d->guest_features & ~v->vmm_features, v->started, n) < 0) {
+    /* Bits the guest acked that only describe wisp's view (blk's profile limits
+     * the data plane does not offer) are not the data plane's to know. */
+    uint64_t acked = d->guest_features & ~v->vmm_features & v->dp_features;
+    if (v->dpo->start(v->dp, acked, v->started, n) < 0) {
         virtio_dp_die(v, "data plane failed to start");
         goto fail;
     }
     v->nstarted = n;
+    v->ran = true;
     return 0;
 fail:
     virtio_dp_unhand(v);
@@ -155,6 +167,7 @@ static void virtio_dp_queue_notify(struct virtio_dev *d, uint16_t q)
 static void virtio_dp_reset(struct virtio_dev *d)
 {
     virtio_dp_stop(dp_of(d));
+    dp_of(d)->quiesced = false; /* a restore resets first: nothing to restart */
 }
 
 static int virtio_dp_save(struct virtio_dev *d, struct vstate_out *out)
@@ -229,7 +242,7 @@ static void virtio_dp_watch_handler(void *opaque, uint32_t events)
  * generic model.  `unmig` NULL: each device names its data plane's reason
  * (virtio_dp_create).
  */
-#define DP_OPS(name, typ, id, nq, qmax, cfg, unmig)                                                \
+#define DP_OPS_FULL(name, typ, id, nq, qmax, cfg, cw, sv, ld, unmig)                               \
     static const struct virtio_dev_ops name = {                                                    \
         .type = typ,                                                                               \
         .device_id = id,                                                                           \
@@ -237,26 +250,101 @@ static void virtio_dp_watch_handler(void *opaque, uint32_t events)
         .queue_max_size = qmax,                                                                    \
         .config_size = cfg,                                                                        \
         .config_read = virtio_dp_config_read,                                                      \
-        .config_write = virtio_dp_config_write,                                                    \
+        .config_write = cw,                                                                        \
         .activate = virtio_dp_activate,                                                            \
         .queue_notify = virtio_dp_queue_notify,                                                    \
         .reset = virtio_dp_reset,                                                                  \
-        .save = virtio_dp_save,                                                                    \
-        .load = virtio_dp_load,                                                                    \
+        .save = sv,                                                                                \
+        .load = ld,                                                                                \
         .unmigratable = unmig,                                                                     \
         .destroy = virtio_dp_destroy,                                                              \
     }
+/* A type whose config the driver may write and that cannot migrate. */
+#define DP_OPS(name, typ, id, nq, qmax, cfg, unmig)                                                \
+    DP_OPS_FULL(name, typ, id, nq, qmax, cfg, virtio_dp_config_write, virtio_dp_save,              \
+                virtio_dp_load, unmig)
 
-#define BLK_CONFIG_SIZE 60U
-#define BLK_F_MQ        12
+/*
+ * blk: the guest sees wisp's virtio-blk profile (blk.h), not the data
+ * plane's own config space, so the device is the same whatever serves it
+ * and its state moves between data planes.  The config is then read-only
+ * (no CONFIG_WCE), and the device record is the built-in device's
+ * (virtio_blk_record), with the ID string unknown.
+ */
+static void blk_record(const struct virtio_dev *d, struct virtio_blk_record *r)
+{
+    const struct virtio_dp_dev *v = (const struct virtio_dp_dev *)d;
+    memset(r, 0, sizeof(*r)); /* serial unknown: the data plane answers GET_ID */
+    r->capacity = le64_get(v->config);
+    r->read_only = d->host_features & VIRTIO_BIT(VIRTIO_BLK_F_RO);
+    memcpy(r->config, v->config, sizeof(r->config));
+}
 
-DP_OPS(virtio_dp_blk_ops, "blk", VIRTIO_ID_BLOCK, 1, 256, BLK_CONFIG_SIZE, NULL);
+static int virtio_dp_blk_save(struct virtio_dev *d, struct vstate_out *out)
+{
+    struct virtio_blk_record r;
+    blk_record(d, &r);
+    return virtio_blk_record_save(&r, out);
+}
+
+static int virtio_dp_blk_load(struct virtio_dev *d, struct vstate_in *in)
+{
+    struct virtio_blk_record r;
+    blk_record(d, &r);
+    return virtio_blk_record_check(d->id, &r, in);
+}
+
+DP_OPS_FULL(virtio_dp_blk_ops, "blk", VIRTIO_ID_BLOCK, 1, 256, VIRTIO_BLK_CONFIG_SIZE, NULL,
+            virtio_dp_blk_save, virtio_dp_blk_load, NULL);
+
+#define BLK_CFG(f) offsetof(struct virtio_blk_config_space, f)
+
+/* The data plane's limits must not be below the profile's: the guest goes by the profile. */
+static int blk_guest_view(uint64_t f, uint8_t *cfg, uint64_t *offer, char *why, size_t whylen)
+{
+    uint32_t blk_size = le32_get(cfg + BLK_CFG(blk_size));
+    uint32_t seg_max = le32_get(cfg + BLK_CFG(seg_max));
+    uint32_t size_max = le32_get(cfg + BLK_CFG(size_max));
+    if ((f & VIRTIO_BIT(VIRTIO_BLK_F_BLK_SIZE)) && blk_size != BLK_SECTOR_SIZE) {
+        snprintf(why, whylen, "its logical block size is %u bytes; wisp's blk presents %u",
+                 blk_size, BLK_SECTOR_SIZE);
+        return -EOPNOTSUPP;
+    }
+    if ((f & VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX)) && seg_max < VIRTIO_BLK_SEG_MAX) {
+        snprintf(why, whylen, "it takes %u segments per request; wisp's blk presents %u", seg_max,
+                 VIRTIO_BLK_SEG_MAX);
+        return -EOPNOTSUPP;
+    }
+    /* qemu-storage-daemon offers SIZE_MAX with 0: no limit. */
+    if ((f & VIRTIO_BIT(VIRTIO_BLK_F_SIZE_MAX)) && size_max && size_max < VIRTIO_BLK_SIZE_MAX) {
+        snprintf(why, whylen, "its segments hold %u bytes; wisp's blk presents %u", size_max,
+                 VIRTIO_BLK_SIZE_MAX);
+        return -EOPNOTSUPP;
+    }
+    struct virtio_blk_caps caps = {
+        .capacity = le64_get(cfg + BLK_CFG(capacity)),
+        .read_only = f & VIRTIO_BIT(VIRTIO_BLK_F_RO),
+        .flush = f & VIRTIO_BIT(VIRTIO_BLK_F_FLUSH),
+        /* Offered only when one segment of the profile's size is allowed. */
+        .discard = (f & VIRTIO_BIT(VIRTIO_BLK_F_DISCARD)) &&
+                   le32_get(cfg + BLK_CFG(max_discard_sectors)) >= VIRTIO_BLK_MAX_DWZ_SECTORS &&
+                   le32_get(cfg + BLK_CFG(max_discard_seg)) != 0,
+        .write_zeroes =
+            (f & VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES)) &&
+            le32_get(cfg + BLK_CFG(max_write_zeroes_sectors)) >= VIRTIO_BLK_MAX_DWZ_SECTORS &&
+            le32_get(cfg + BLK_CFG(max_write_zeroes_seg)) != 0,
+    };
+    *offer = virtio_blk_profile(&caps, cfg);
+    return 0;
+}
 
 const struct virtio_dp_type virtio_dp_blk = {
     .ops = &virtio_dp_blk_ops,
-    /* Device bits 0-23 but MQ (one queue), and the ring features wisp's transport supports. */
-    .offer_mask = (0xffffffULL & ~VIRTIO_BIT(BLK_F_MQ)) | VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) |
-                  VIRTIO_BIT(VIRTIO_F_EVENT_IDX) | VIRTIO_BIT(VIRTIO_F_VERSION_1),
+    /* The ring features wisp's transport supports; the device bits come from the profile. */
+    .offer_mask = VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) |
+                  VIRTIO_BIT(VIRTIO_F_VERSION_1),
+    .guest_view = blk_guest_view,
+    .migratable = true,
 };
 
 #define VSOCK_CONFIG_SIZE      8U /* le64 guest_cid */
@@ -351,15 +439,17 @@ int virtio_dp_create(const struct virtio_dp_type *type, const char *id,
         return err_set(err, WISP_EXIT_FAILURE, ENOMEM, "out of memory");
     }
     v->ops = *type->ops;
-    if (!v->ops.unmigratable) {
+    if (!v->ops.unmigratable && (!type->migratable || dpo->unmigratable)) {
         snprintf(v->unmigratable, sizeof(v->unmigratable),
                  "its queues are served by an external data plane (%s): %s", dpo->kind,
-                 dpo->unmigratable ? dpo->unmigratable : "it has no portable state");
+                 dpo->unmigratable ? dpo->unmigratable
+                                   : "the state of this device type over it is not portable yet");
         v->ops.unmigratable = v->unmigratable;
     }
     virtio_dev_init(&v->dev, &v->ops, id, mem, loop, 0);
     v->dev.host_features = ((f & type->offer_mask) | type->vmm_features) & ~VIRTIO_F_NEVER_OFFERED;
     v->vmm_features = type->vmm_features;
+    v->dp_features = f;
     v->dpo = dpo;
     v->dp = dp;
     v->vmm_queues = type->vmm_queues;
@@ -373,6 +463,17 @@ int virtio_dp_create(const struct virtio_dp_type *type, const char *id,
         err_set(err, WISP_EXIT_HOST, -r, "virtio %s: cannot read config space from %s: %s", name,
                 dpo->kind, strerror(-r));
         goto fail;
+    }
+    if (type->guest_view) {
+        char why[160] = "";
+        uint64_t offer = 0;
+        r = type->guest_view(f, v->config, &offer, why, sizeof(why));
+        if (r < 0) {
+            err_set(err, WISP_EXIT_HOST, -r, "virtio %s: the %s data plane cannot serve it: %s",
+                    name, dpo->kind, why);
+            goto fail;
+        }
+        v->dev.host_features = (v->dev.host_features | offer) & ~VIRTIO_F_NEVER_OFFERED;
     }
     for (unsigned q = 0; q < type->ops->num_queues; q++) {
         v->call[q].fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -406,6 +507,140 @@ int virtio_dp_create(const struct virtio_dp_type *type, const char *id,
 fail:
     virtio_dp_destroy(&v->dev);
     return r < 0 ? r : -EIO;
+}
+
+bool virtio_dp_is(const struct virtio_dev *d)
+{
+    return d && d->ops && d->ops->activate == virtio_dp_activate;
+}
+
+const char *virtio_dp_kind(const struct virtio_dev *d)
+{
+    return ((const struct virtio_dp_dev *)d)->dpo->kind; /* dev is the first member */
+}
+
+/* Read a ring's idx field (avail or used) from guest memory. */
+static int ring_idx(const struct gmem *mem, gpa_t ring, uint16_t *idx)
+{
+    uint8_t b[2];
+    int r = gmem_read(mem, ring + 2, b, sizeof(b));
+    *idx = le16_get(b);
+    return r;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000U + (uint64_t)ts.tv_nsec / 1000000U;
+}
+
+/*
+ * Wait until the data plane has used every buffer the driver made
+ * available on the started queues: with the vCPUs stopped, avail->idx no
+ * longer moves, so used->idx == avail->idx means nothing is in flight and
+ * the data plane has nothing left to read.  pos[i] gets queue i's index.
+ */
+static int drain(struct virtio_dp_dev *v, const struct virtio_dp_queue *q, unsigned n,
+                 uint16_t *pos, unsigned timeout_ms)
+{
+    uint64_t end = mono_ms() + timeout_ms;
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t one = 1; /* in case a kick was lost: spurious ones are harmless */
+        ssize_t w __unused = write(q[i].kick_fd, &one, sizeof(one));
+    }
+    for (;;) {
+        unsigned done = 0;
+        for (unsigned i = 0; i < n; i++) {
+            uint16_t avail, used;
+            if (ring_idx(v->dev.mem, q[i].avail, &avail) < 0 ||
+                ring_idx(v->dev.mem, q[i].used, &used) < 0)
+                return -EFAULT;
+            pos[i] = avail;
+            done += avail == used;
+            if (avail != used && mono_ms() >= end) {
+                log_error("virtio %s: the %s data plane did not finish queue %u within %u ms "
+                          "(avail %u, used %u)",
+                          v->dev.id, v->dpo->kind, q[i].index, timeout_ms, avail, used);
+                return -ETIMEDOUT;
+            }
+        }
+        if (done == n)
+            return 0;
+        struct timespec ts = {0, 1000000}; /* 1 ms */
+        nanosleep(&ts, NULL);
+    }
+}
+
+int virtio_dp_quiesce(struct virtio_dev *d, unsigned timeout_ms)
+{
+    struct virtio_dp_dev *v = dp_of(d);
+    struct virtio_dp_queue q[VIRTIO_MAX_QUEUES];
+    uint16_t pos[VIRTIO_MAX_QUEUES], got[VIRTIO_MAX_QUEUES];
+
+    pthread_mutex_lock(&d->lock);
+    unsigned n = v->dead ? 0 : v->nstarted;
+    memcpy(q, v->started, n * sizeof(q[0]));
+    pthread_mutex_unlock(&d->lock);
+    if (n == 0)
+        return 0; /* not serving: nothing moves, the queues keep their indices */
+
+    int r = drain(v, q, n, pos, timeout_ms);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&d->lock);
+    if (v->dead || v->nstarted != n) { /* died or reset meanwhile: nothing to stop */
+        r = v->dead ? -ECONNRESET : -EAGAIN;
+        pthread_mutex_unlock(&d->lock);
+        return r;
+    }
+    memcpy(got, pos, sizeof(got));
+    r = v->dpo->stop(v->dp, v->started, n, got);
+    v->nstarted = 0;
+    virtio_dp_unhand(v);
+    for (unsigned i = 0; r == 0 && i < n; i++)
+        if (got[i] != pos[i]) {
+            log_error("virtio %s: the %s data plane stopped queue %u at %u, the ring says %u",
+                      d->id, v->dpo->kind, q[i].index, got[i], pos[i]);
+            r = -EPROTO;
+        }
+    if (r < 0) {
+        virtio_dp_die(v, "data plane failed to stop for a save");
+    } else {
+        for (unsigned i = 0; i < n; i++) {
+            d->vq[q[i].index].last_avail = pos[i];
+            d->vq[q[i].index].used_idx = pos[i];
+        }
+        v->quiesced = true;
+        v->dirty_all = v->ran;
+        v->ran = false;
+    }
+    pthread_mutex_unlock(&d->lock);
+    return r;
+}
+
+void virtio_dp_resume(struct virtio_dev *d)
+{
+    struct virtio_dp_dev *v = dp_of(d);
+    pthread_mutex_lock(&d->lock);
+    if (v->quiesced && !v->dead) {
+        v->quiesced = false;
+        if (virtio_dp_activate(d) == 0)
+            for (unsigned i = 0; i < v->nstarted; i++)
+                virtio_dp_queue_notify(d, v->started[i].index);
+    }
+    v->quiesced = false;
+    pthread_mutex_unlock(&d->lock);
+}
+
+bool virtio_dp_take_dirty_all(struct virtio_dev *d)
+{
+    struct virtio_dp_dev *v = dp_of(d);
+    pthread_mutex_lock(&d->lock);
+    bool all = v->dirty_all;
+    v->dirty_all = false;
+    pthread_mutex_unlock(&d->lock);
+    return all;
 }
 
 bool virtio_dp_dead(struct virtio_dev *d)

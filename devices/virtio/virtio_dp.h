@@ -31,6 +31,8 @@
 #ifndef DEVICES_VIRTIO_VIRTIO_DP_H
 #define DEVICES_VIRTIO_VIRTIO_DP_H
 
+#include <stddef.h>
+
 #include "devices/virtio/virtio.h"
 #include "devices/virtio/virtio_dataplane.h"
 #include "vmm/error.h"
@@ -52,6 +54,16 @@ struct virtio_dp_type {
      * whatever the data plane offers, never passed to it at start.
      */
     uint64_t vmm_features;
+    /*
+     * Optional: the guest's view from the data plane's.  Gets the data
+     * plane's features and config space (rewritten in place), sets *offer
+     * to the device features the guest is offered; 0, or -errno with a
+     * reason when the data plane cannot serve what the guest would see.
+     */
+    int (*guest_view)(uint64_t dp_features, uint8_t *config, uint64_t *offer, char *why,
+                      size_t whylen);
+    /* The device's state is portable across data planes (virtio_dp_quiesce). */
+    bool migratable;
 };
 
 /* blk: one queue of up to 256, 60 bytes of config, no MQ. */
@@ -101,5 +113,32 @@ int virtio_dp_create(const struct virtio_dp_type *type, const char *id,
 
 /* Has the data plane been declared dead (tests)?  Takes dev->lock. */
 bool virtio_dp_dead(struct virtio_dev *d);
+
+/* Is `d` a device over an external data plane (made by virtio_dp_create)? */
+bool virtio_dp_is(const struct virtio_dev *d);
+
+/* Its data plane's kind ("vhost-user", "vDPA", ...). */
+const char *virtio_dp_kind(const struct virtio_dev *d);
+
+/*
+ * Migration, with the vCPUs stopped: wait (at most timeout_ms) until the
+ * data plane has used every available buffer, then stop it and record each
+ * queue's position in the device's queues (last_avail = used_idx), so the
+ * common save (virtio_snapshot_save) writes a drained state that any data
+ * plane, built in or external, can resume.  A data plane that reports a
+ * different position, or fails to stop, kills the device (NEEDS_RESET).
+ * 0, -ETIMEDOUT (the data plane keeps running), or -errno.
+ */
+int virtio_dp_quiesce(struct virtio_dev *d, unsigned timeout_ms) __must_check;
+
+/* Undo virtio_dp_quiesce (the source carries on): restart where it stopped. */
+void virtio_dp_resume(struct virtio_dev *d);
+
+/*
+ * The conservative dirty rule for data planes that cannot log their
+ * writes: true once after a quiesce of a device whose data plane ran since
+ * the previous report, and then every guest page must be sent again.
+ */
+bool virtio_dp_take_dirty_all(struct virtio_dev *d);
 
 #endif /* DEVICES_VIRTIO_VIRTIO_DP_H */

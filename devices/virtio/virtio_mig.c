@@ -5,6 +5,7 @@
  */
 #include "devices/virtio/virtio_mig.h"
 #include "devices/virtio/blk.h"
+#include "devices/virtio/virtio_dp.h"
 #include "devices/virtio/virtio_snapshot.h"
 #include "migration/virtio_state.h"
 #include "vmm/log.h"
@@ -13,7 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define VIRTIO_MIG_VERSION 1U /* the section wraps a VMSTATE-VIRTIO stream, which has its own */
+#define VIRTIO_MIG_VERSION  1U   /* the section wraps a VMSTATE-VIRTIO stream, which has its own */
+#define VIRTIO_MIG_DRAIN_MS 5000 /* how long an external data plane may take to finish */
 
 static const char *vmig_cannot(void *opaque)
 {
@@ -41,6 +43,8 @@ static void set_paused(struct virtio_mig *m, bool paused)
 static int vmig_quiesce(void *opaque)
 {
     struct virtio_mig *m = opaque;
+    if (virtio_dp_is(m->dev))
+        return virtio_dp_quiesce(m->dev, VIRTIO_MIG_DRAIN_MS);
     set_paused(m, true);
     return m->dev->ops->device_id == VIRTIO_ID_BLOCK ? virtio_blk_quiesce(m->dev) : 0;
 }
@@ -48,15 +52,29 @@ static int vmig_quiesce(void *opaque)
 static void vmig_resume(void *opaque)
 {
     struct virtio_mig *m = opaque;
+    if (virtio_dp_is(m->dev)) {
+        virtio_dp_resume(m->dev);
+        return;
+    }
     if (m->dev->ops->device_id == VIRTIO_ID_BLOCK)
         virtio_blk_resume(m->dev);
     set_paused(m, false);
 }
 
+/*
+ * wisp's own device writes come from the guest-memory write log.  An
+ * external data plane writes guest memory from another process or the
+ * kernel, which neither that log nor KVM's sees: the conservative rule
+ * (docs/VHOST.md, "Migration") sends every page again once it has stopped.
+ */
 static int vmig_dirty_log(void *opaque, mig_dirty_fn mark, void *ctx)
 {
     struct virtio_mig *m = opaque;
-    return gmem_log_drain(m->mem, mark, ctx);
+    int e = gmem_log_drain(m->mem, mark, ctx);
+    if (e == 0 && virtio_dp_is(m->dev) && virtio_dp_take_dirty_all(m->dev))
+        for (unsigned i = 0; e == 0 && i < m->mem->nregions; i++)
+            e = mark(ctx, m->mem->regions[i].gpa, m->mem->regions[i].size);
+    return e;
 }
 
 static int vmig_save(void *opaque, struct vstate_out *out)
@@ -150,6 +168,9 @@ int virtio_mig_register(struct virtio_mig *m, struct virtio_dev *dev, struct vir
                        "virtio device %s (type %u) has no migration section", dev->id,
                        dev->ops->device_id);
     }
+    uint8_t plane = MIG_PLANE_BUILTIN;
+    if (virtio_dp_is(dev))
+        plane = strcmp(virtio_dp_kind(dev), "vDPA") ? MIG_PLANE_VHOST_USER : MIG_PLANE_VDPA;
     *m = (struct virtio_mig){.dev = dev, .mmio = mmio, .instance = instance, .mem = mem};
-    return mig_registry_add(reg, ops, m, instance, MIG_PLANE_BUILTIN, MIG_DEV_F_PORTABLE, err);
+    return mig_registry_add(reg, ops, m, instance, plane, MIG_DEV_F_PORTABLE, err);
 }

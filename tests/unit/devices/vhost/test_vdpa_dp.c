@@ -244,13 +244,27 @@ Test(vdpa_dp, a_failed_start_comes_back_through_the_watch_fd)
     cr_assert_eq(vdpa_dp_ops.start(dp, version1, &q, 1), -EIO, "dead until replaced");
 }
 
-Test(vdpa_dp, positions_are_refused)
+/*
+ * A stop for a save (positions wanted) is the reset, done before stop
+ * returns: afterwards the device cannot write guest memory.  The caller's
+ * drained positions are left as they are (a device that is not suspended
+ * has none to report).
+ */
+Test(vdpa_dp, a_stop_for_a_save_resets_before_it_returns)
 {
     create(NULL);
     struct virtio_dp_queue q = queue();
-    uint16_t next;
-    cr_assert_eq(vdpa_dp_ops.stop(dp, &q, 1, &next), -EOPNOTSUPP);
-    cr_assert_not_null(vdpa_dp_ops.unmigratable);
+    cr_assert_eq(vdpa_dp_ops.start(dp, version1, &q, 1), 0);
+    cr_assert_eq(vdpa_dp_wait_idle(dp, 5000), 0);
+    cr_assert(g.f.status & VDPA_S_DRIVER_OK);
+    unsigned resets = g.f.resets;
+    uint16_t next = 7;
+    cr_assert_eq(vdpa_dp_ops.stop(dp, &q, 1, &next), 0);
+    cr_assert_eq(g.f.resets, resets + 1, "reset done when stop returned");
+    cr_assert_eq(g.f.status, 0);
+    cr_assert_eq(next, 7, "the drained position stands");
+    cr_assert_null(vdpa_dp_ops.unmigratable, "the device type decides");
+    cr_assert_eq(g.f.violations, 0, "%s", g.f.violation);
 }
 
 Test(vdpa_dp, bad_queue_and_config_bounds)
