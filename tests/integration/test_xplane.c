@@ -33,10 +33,24 @@ static void start_vhu_source(struct vm *vm, const struct scratch *s, const struc
     snprintf(mem, sizeof(mem), "%dM", MEM_MIB);
     snprintf(cmdline, sizeof(cmdline), "test=migck migck_mb=%d migck_blk=1", MIGCK_MB);
     snprintf(dev, sizeof(dev), "blk,vhost-user=%s", p->sock);
-    const char *args[] = {"--kernel",   guest_elf(), "--debug-exit", "--vcpus",  "2",
-                          "--memory",   mem,         "--serial",     serial_arg, "--api-sock",
-                          s->sock,      "--cmdline", cmdline,        "--device", dev,
-                          "--snapshot-dir", s->snap, NULL};
+    const char *args[] = {"--kernel",
+                          guest_elf(),
+                          "--debug-exit",
+                          "--vcpus",
+                          "2",
+                          "--memory",
+                          mem,
+                          "--serial",
+                          serial_arg,
+                          "--api-sock",
+                          s->sock,
+                          "--cmdline",
+                          cmdline,
+                          "--device",
+                          dev,
+                          "--snapshot-dir",
+                          s->snap,
+                          NULL};
     ts_start(vm, args);
 }
 
@@ -117,9 +131,9 @@ static void start_dest(struct vm *vm, const struct scratch *s, const char *name,
     static char serial_arg[200], mem[16];
     snprintf(serial_arg, sizeof(serial_arg), "file:%s", vm->serial);
     snprintf(mem, sizeof(mem), "%dM", MEM_MIB);
-    const char *args[] = {"--debug-exit", "--log-level", "info", "--vcpus",    "2",  "--memory",   mem,
-                          "--serial",     serial_arg,   "--device", dev,     "--api-sock",
-                          sock,           "--incoming", url,  NULL};
+    const char *args[] = {
+        "--debug-exit", "--log-level", "info", "--vcpus",    "2",  "--memory",   mem, "--serial",
+        serial_arg,     "--device",    dev,    "--api-sock", sock, "--incoming", url, NULL};
     ts_start(vm, args);
     /* Listening once the socket exists (the log line goes to stderr). */
     const char *path = url + strlen("unix:");
@@ -133,8 +147,9 @@ static void start_dest(struct vm *vm, const struct scratch *s, const char *name,
 /* `wisp migrate` from the VM behind `sock` to `url`; must succeed. */
 static void migrate(const char *sock, const char *url)
 {
-    char *argv[] = {(char *)(uintptr_t)wisp_bin(), "migrate", "--api-sock", (char *)(uintptr_t)sock,
-                    "--to", (char *)(uintptr_t)url, NULL};
+    char *argv[] = {
+        (char *)(uintptr_t)wisp_bin(), "migrate", "--api-sock", (char *)(uintptr_t)sock, "--to",
+        (char *)(uintptr_t)url,        NULL};
     struct proc_result r;
     cr_assert_eq(proc_run(argv, NULL, NULL, 0, LONG_MS, &r), 0);
     cr_assert_not(r.timed_out, "wisp migrate hung");

@@ -4,7 +4,9 @@
  * completes the handshake, then either NACKs SET_FEATURES at DRIVER_OK or
  * sends an unsolicited message while the device runs.  Either way the
  * driver is told through DEVICE_NEEDS_RESET (with a configuration-change
- * interrupt), the transport keeps answering, and nothing hangs.
+ * interrupt), the transport keeps answering, and nothing hangs.  At a save
+ * (migration): a backend that never finishes fails the save within its
+ * bound, one that names a wrong ring position fails the device.
  */
 #include <criterion/criterion.h>
 
@@ -15,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "devices/vhost/vhost_user_dp.h"
@@ -30,7 +33,9 @@
     (VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |                \
      VIRTIO_STATUS_DRIVER_OK)
 
-enum fake_mode { NACK_FEATURES, UNSOLICITED };
+/* QUIET: a backend that never serves its ring; WRONG_BASE: one that, asked
+ * for a ring's position at a save, names another. */
+enum fake_mode { NACK_FEATURES, UNSOLICITED, QUIET, WRONG_BASE };
 
 static char dir[64], path[96];
 static int lsock = -1;
@@ -86,6 +91,16 @@ static void *fake(void *arg)
             memcpy(r + VHU_HDR_SIZE, m + VHU_HDR_SIZE, 8); /* echo offset and size */
             le64_put(r + VHU_HDR_SIZE + VHU_CONFIG_HDR, 2048);
             (void)vhu_sock_send(s, r, VHU_HDR_SIZE + VHU_CONFIG_HDR + size, NULL, 0, 1000);
+            continue;
+        }
+        case VHU_GET_VRING_BASE: {
+            uint8_t r[VHU_HDR_SIZE + 8];
+            struct vhu_hdr rh = {
+                .request = hd.request, .flags = VHU_VERSION | VHU_F_REPLY, .size = 8};
+            vhu_hdr_encode(r, &rh);
+            memcpy(r + VHU_HDR_SIZE, m + VHU_HDR_SIZE, 4); /* the ring index */
+            le32_put(r + VHU_HDR_SIZE + 4, mode == WRONG_BASE ? 7 : 0);
+            (void)vhu_sock_send(s, r, sizeof(r), NULL, 0, 1000);
             continue;
         }
         default:
@@ -180,4 +195,39 @@ Test(vhost_user_dp_hostile, an_unsolicited_message_means_needs_reset)
     cr_assert(virtio_dp_dead(d));
     cr_assert(fake_mmio_rd(t, FAKE_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
     cr_assert(fake_mmio_rd(t, FAKE_MMIO_INT_STATUS) & 2);
+}
+
+/*
+ * A save waits for the data plane to finish what the guest made available,
+ * but not forever: a backend that never serves its ring fails the quiesce
+ * (the migration or snapshot fails) within the bound, and the device runs on.
+ */
+Test(vhost_user_dp_hostile, a_backend_that_never_finishes_fails_the_save_not_the_device)
+{
+    start(QUIET);
+    driver_ok();
+    gpa_t buf = vqb_alloc(&b, 16, 0);
+    struct vqb_buf one = {buf, 16, false};
+    vqb_add_chain(&b, &one, 1);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cr_assert_eq(virtio_dp_quiesce(d, 200), -ETIMEDOUT);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    cr_assert_lt(s, 2.0, "the quiesce took %.2f s", s);
+    cr_assert_not(virtio_dp_dead(d));
+    cr_assert_eq(fake_mmio_rd(t, FAKE_MMIO_STATUS), LIVE);
+}
+
+/* A backend that stops its ring somewhere else than the guest's ring says:
+ * the device fails (DEVICE_NEEDS_RESET), the save fails, the VMM goes on. */
+Test(vhost_user_dp_hostile, a_wrong_ring_position_at_a_save_means_needs_reset)
+{
+    start(WRONG_BASE);
+    driver_ok();
+    cr_assert_eq(virtio_dp_quiesce(d, 1000), -EPROTO);
+    cr_assert(virtio_dp_dead(d));
+    cr_assert(fake_mmio_rd(t, FAKE_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+    cr_assert(fake_mmio_rd(t, FAKE_MMIO_INT_STATUS) & 2);
+    cr_assert_eq(fake_mmio_rd(t, FAKE_MMIO_DEVICE_ID), VIRTIO_ID_BLOCK);
 }
