@@ -49,7 +49,7 @@ from vsock_mig_case import vsock_mig_case
 from vhost_vsock_case import api_put, vhost_vsock_case
 from vdpa_case import vdpa_case
 from vhost_user_fs_case import vhost_user_fs_case
-from vhost_user_restart_case import vhost_user_restart_case
+from vhost_user_restart_case import vduse_restart_case, vhost_user_restart_case
 from vhost_user_net_case import vhost_user_net_case
 from linux_common import (BAD_LOG, BENIGN_LOG, BOOT_TIMEOUT, END_TIMEOUT, NET_GUEST, NET_HOST,
                           NET_PREFIX, NO_ACPI_LOG, PCI_CASE, Guest, NetNs, Results, console_talk,
@@ -104,6 +104,9 @@ CASES = [
          None),
     # blk over vhost-user, the daemon killed and restarted mid-stream (vhost_user_restart_case.py).
     Case("linux-6.12-bzimage-1cpu-vhost-user-blk-restart", "wisp", "6.12", "bzimage", 1, (),
+         "poweroff", True, None),
+    # blk on VDUSE, its qemu-storage-daemon killed and restarted mid-stream (the same file).
+    Case("linux-6.12-bzimage-1cpu-vduse-blk-restart", "wisp", "6.12", "bzimage", 1, (),
          "poweroff", True, None),
     # net over vhost-user: DPDK's testpmd (net_vhost, macswap) in L1 (vhost_user_net_case.py).
     Case("linux-6.12-bzimage-1cpu-vhost-user-net", "wisp", "6.12", "bzimage", 1, (), "poweroff", True,
@@ -442,6 +445,8 @@ def main():
                                              log_filter=unexplained)
             elif case.name.endswith("-vhost-user-blk-restart"):
                 run_case = functools.partial(vhost_user_restart_case, guest_cls=Guest)
+            elif case.name.endswith("-vduse-blk-restart"):
+                run_case = functools.partial(vduse_restart_case, guest_cls=Guest)
             elif case.name.endswith("-vhost-user-net"):
                 run_case = functools.partial(vhost_user_net_case, guest_cls=Guest)
             elif case.name.endswith("-vhost-user-fs"):

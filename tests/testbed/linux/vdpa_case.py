@@ -34,10 +34,10 @@ VDUSE_NAME = "vduse2"
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
 
-def start_vduse(img):
+def start_vduse(img, name=VDUSE_NAME):
     """tests/testbed/vdpa/setup: returns (node, qsd pid) or raises RuntimeError."""
     # No image locks: the vhost-user export of the migration hops opens it too.
-    r = subprocess.run([os.path.join(REPO, "tests/testbed/vdpa/setup"), img, VDUSE_NAME],
+    r = subprocess.run([os.path.join(REPO, "tests/testbed/vdpa/setup"), img, name],
                        capture_output=True, text=True, timeout=60,
                        env=dict(os.environ, VDPA_LOCKING="off"))
     parts = r.stdout.split()
@@ -46,9 +46,9 @@ def start_vduse(img):
     return parts[0], int(parts[1])
 
 
-def stop_vduse(pid):
+def stop_vduse(pid, name=VDUSE_NAME):
     """Remove the vDPA device and stop the daemon, so the image is quiescent."""
-    subprocess.run(["vdpa", "dev", "del", VDUSE_NAME], capture_output=True)
+    subprocess.run(["vdpa", "dev", "del", name], capture_output=True)
     try:
         os.kill(pid, 15)
     except ProcessLookupError:

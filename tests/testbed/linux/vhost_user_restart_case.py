@@ -17,6 +17,11 @@ Checked:
   - wisp logged the reconnect;
   - the 16 blocks hold the expected last records;
   - poweroff: wisp exits 0.
+The vduse flavour (vduse_restart_case) runs the same writer on a vDPA
+device (VDUSE) whose qemu-storage-daemon is killed and started again with
+the same export name; wisp does nothing there (the kernel holds the
+requests), so instead of the reconnect line it checks that no device
+failure was logged.
 Kept in its own file so guest_tests.py stays readable."""
 
 import os
@@ -26,6 +31,7 @@ import subprocess
 import tempfile
 import time
 
+from vdpa_case import start_vduse, stop_vduse
 from vsock_case import last
 
 QSD = "qemu-storage-daemon"
@@ -54,24 +60,109 @@ def expected_blocks():
     return want
 
 
-def vhost_user_restart_case(res, args, case, kernel, initrd, guest_cls):
+class Vduse:
+    """The vDPA flavour: a VDUSE device (tests/testbed/vdpa/setup) whose
+    qemu-storage-daemon is killed and started again with the same export
+    name; the new daemon takes the device over with its in-flight log."""
+    NAME = "vduse4"
+
+    def __init__(self, img, log):
+        self.img, self.log = img, log
+        self.node, pid = start_vduse(img, self.NAME)
+        self.proc = None
+        self.pid = pid
+
+    def kill(self):
+        os.kill(self.pid, signal.SIGKILL)
+        for _ in range(100):
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+
+    def restart(self):
+        self.proc = subprocess.Popen(
+            [QSD, "--blockdev", "driver=file,node-name=disk,filename=%s,locking=off" % self.img,
+             "--export", "type=vduse-blk,id=v0,node-name=disk,name=%s,num-queues=1,writable=on"
+             % self.NAME], stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.pid = self.proc.pid
+        time.sleep(0.5)
+        return self.proc.poll() is None
+
+    def stop(self):
+        stop_vduse(self.pid, self.NAME)
+        if self.proc:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def vduse_restart_case(res, args, case, kernel, initrd, guest_cls):
+    """The same writer and checks on a vDPA device whose VDUSE server is
+    killed and started again; wisp itself does nothing (no reconnect line)."""
+    vhost_user_restart_case(res, args, case, kernel, initrd, guest_cls, vduse=True)
+
+
+def vhost_user_restart_case(res, args, case, kernel, initrd, guest_cls, vduse=False):
     name = case.name
     d = tempfile.mkdtemp(prefix="wisp-vur-")
-    img = os.path.join(d, "disk.img")
+    img = os.path.join(d, "disk.img") if not vduse else os.path.join(args.workdir, name + ".img")
     sock = os.path.join(d, "vub.sock")
     with open(img, "wb") as f:
         f.truncate(16 << 20)
     log = open(os.path.join(args.workdir, name + ".qsd.log"), "w")
-    qsd = start_qsd(img, sock, log)
+    if vduse:
+        try:
+            vd = Vduse(img, log)
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            res.check(name + "/vduse", False, str(e))
+            log.close()
+            return
+        res.check(name + "/vduse", True, "%s is %s" % (Vduse.NAME, vd.node))
+        restart_case(res, args, case, kernel, initrd, guest_cls, name, img, d, log,
+                     "vdpa,path=%s,id=vdisk" % vd.node, vd.kill, vd.restart, vd.stop, None)
+        return
+    qsd = [start_qsd(img, sock, log)]
+    if not res.check(name + "/qsd", os.path.exists(sock), "listening" if os.path.exists(sock)
+                     else "no socket; exit %s" % qsd[0].poll()):
+        qsd[0].kill()
+        log.close()
+        shutil.rmtree(d, ignore_errors=True)
+        return
+
+    def kill():
+        qsd[0].send_signal(signal.SIGKILL)
+        qsd[0].wait(timeout=10)
+
+    def restart():
+        qsd[0] = start_qsd(img, sock, log)
+        return os.path.exists(sock) and qsd[0].poll() is None
+
+    def stop():
+        if qsd[0].poll() is None:
+            qsd[0].terminate()
+            try:
+                qsd[0].wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                qsd[0].kill()
+
+    restart_case(res, args, case, kernel, initrd, guest_cls, name, img, d, log,
+                 "blk,vhost-user=%s,id=vdisk" % sock, kill, restart, stop, "the backend is back after")
+
+
+def restart_case(res, args, case, kernel, initrd, guest_cls, name, img, d, log, dev, kill, restart,
+                 stop, reconnect_line):
+    """Boot on `dev`, write N records, kill() the server mid-stream and
+    restart() it; `reconnect_line`: what wisp logs when it takes the new
+    server (None: nothing to do on wisp's side)."""
     g = None
     try:
-        if not res.check(name + "/qsd", os.path.exists(sock), "listening" if os.path.exists(sock)
-                         else "no socket; exit %s" % qsd.poll()):
-            return
         argv = [args.wisp, "run", "--kernel", kernel, "--initrd", initrd,
                 "--cmdline", "console=ttyS0 panic=-1 loglevel=5 " + args.append,
                 "--vcpus", str(case.vcpus), "--memory", "256M", "--serial", "stdio",
-                "--device", "blk,vhost-user=%s,id=vdisk" % sock] + args.wisp_arg
+                "--device", dev] + args.wisp_arg
         g = guest_cls(argv, os.path.join(args.workdir, name + ".log"))
         ready = g.expect("WISP-GUEST-READY", args.boot_timeout)
         if not res.check(name + "/boot", ready is not None, "userspace" if ready else "no userspace"):
@@ -84,14 +175,12 @@ def vhost_user_restart_case(res, args, case, kernel, initrd, guest_cls):
             return
         # Let it run, then kill the daemon mid-stream and start a new one after a pause.
         time.sleep(3)
-        qsd.send_signal(signal.SIGKILL)
-        qsd.wait(timeout=10)
+        kill()
         time.sleep(1.5)
         out = g.run("cat /tmp/progress")
         at_kill = int(last(out)) if out and last(out).isdigit() else -1
-        qsd = start_qsd(img, sock, log)
-        res.check(name + "/restarted", os.path.exists(sock) and qsd.poll() is None,
-                  "killed with SIGKILL at record %d of %d, a new daemon listens" % (at_kill, N))
+        res.check(name + "/restarted", restart(),
+                  "killed with SIGKILL at record %d of %d, a new daemon serves" % (at_kill, N))
         res.check(name + "/killed-mid-stream", 0 < at_kill < N, "record %d of %d" % (at_kill, N))
         out = g.run("while [ \"$(cat /tmp/progress)\" != %d ]; do sleep 0.5; done; "
                     "echo errors $(cat /tmp/w.err 2>/dev/null | wc -l); "
@@ -101,9 +190,13 @@ def vhost_user_restart_case(res, args, case, kernel, initrd, guest_cls):
         res.check(name + "/guest-noticed-nothing", ok,
                   " ".join((out or "no answer (writer stuck?)").split()[-4:]))
         text = g.text()
-        res.check(name + "/wisp-reconnected", "the backend is back after" in text,
-                  next((l[l.find("vhost-user"):].strip() for l in text.splitlines() if "is back after" in l),
-                       "no reconnect line"))
+        if reconnect_line:
+            res.check(name + "/wisp-reconnected", reconnect_line in text,
+                      next((l[l.find("vhost-user"):].strip() for l in text.splitlines()
+                            if reconnect_line in l), "no reconnect line"))
+        else:
+            res.check(name + "/device-fine", "NEEDS_RESET" not in text and "needs reset" not in text,
+                      "wisp logged no device failure (the kernel held the requests)")
         g.send("poweroff -f")
         try:
             rc = g.proc.wait(timeout=60)
@@ -112,8 +205,7 @@ def vhost_user_restart_case(res, args, case, kernel, initrd, guest_cls):
         res.check(name + "/poweroff-exit-0", rc == 0, "wisp exit status %s" % rc)
         g.kill()
         g = None
-        qsd.terminate()
-        qsd.wait(timeout=10)
+        stop()
         bad = []
         with open(img, "rb") as f:
             data = f.read(BLOCKS * 4096)
@@ -126,7 +218,6 @@ def vhost_user_restart_case(res, args, case, kernel, initrd, guest_cls):
     finally:
         if g:
             g.kill()
-        if qsd.poll() is None:
-            qsd.kill()
+        stop()
         log.close()
         shutil.rmtree(d, ignore_errors=True)
