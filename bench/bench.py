@@ -235,6 +235,9 @@ def main():
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import bench_virtio
         out += bench_virtio.bench(a.wisp, a.guest, runs=max(3, a.runs // 3))
+    if not a.skip_virtio:
+        import bench_vhost
+        out += bench_vhost.bench(a.wisp, a.guest, runs=max(3, a.runs // 3))
     if not a.skip_migrate:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import bench_migrate
