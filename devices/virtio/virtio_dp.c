@@ -581,9 +581,15 @@ int virtio_dp_quiesce(struct virtio_dev *d, unsigned timeout_ms)
     pthread_mutex_lock(&d->lock);
     unsigned n = v->dead ? 0 : v->nstarted;
     memcpy(q, v->started, n * sizeof(q[0]));
+    if (n == 0) {
+        /* Not serving: nothing moves, the queues keep their indices.  But it
+         * may have served (and written memory) before a guest reset. */
+        v->dirty_all |= v->ran;
+        v->ran = false;
+    }
     pthread_mutex_unlock(&d->lock);
     if (n == 0)
-        return 0; /* not serving: nothing moves, the queues keep their indices */
+        return 0;
 
     int r = drain(v, q, n, pos, timeout_ms);
     if (r < 0)

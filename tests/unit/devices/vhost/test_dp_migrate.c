@@ -268,3 +268,24 @@ Test(dp_migrate, the_dirty_rule_resends_all_memory_after_the_stop)
     write_req(4, 0x66);
     kick_wait(&h, 2);
 }
+
+/* A data plane that served and was then reset by the guest (no queue runs at
+ * the stop) may still have written memory after it was sent: all of it again. */
+Test(dp_migrate, the_dirty_rule_covers_a_data_plane_the_guest_reset)
+{
+    go_live();
+    write_req(2, 0x77);
+    kick_wait(&h, 1);
+    fake_mmio_wr(t, FAKE_MMIO_STATUS, 0);
+    struct mig_registry reg;
+    mig_registry_init(&reg);
+    struct virtio_mig m;
+    struct errbuf err = {0};
+    cr_assert_eq(virtio_mig_register(&m, d, t, &b.mem, 0, &reg, &err), 0, "%s", err.msg);
+    struct marks mk = {0};
+    cr_assert_eq(mig_quiesce(&reg, &err), 0, "%s", err.msg);
+    cr_assert_eq(mig_dirty_log(&reg, mark, &mk, &err), 0, "%s", err.msg);
+    cr_assert_eq(mk.bytes, b.mem.total, "%llu of %llu bytes", (unsigned long long)mk.bytes,
+                 (unsigned long long)b.mem.total);
+    mig_resume_devices(&reg);
+}
