@@ -2,9 +2,11 @@
  * The generic virtio device over an external data plane (see virtio_dp.h):
  * config space cached from the data plane, DRIVER_OK starts it with the
  * transport's kick eventfds and wisp's call eventfds, reset stops it, call
- * eventfds become used-buffer interrupts through the transport.
+ * eventfds become used-buffer interrupts through the transport.  Its
+ * migration (quiesce, resume, the dirty rule) is in virtio_dp_mig.c.
  */
 #include "devices/virtio/virtio_dp.h"
+#include "devices/virtio/virtio_dp_internal.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -13,50 +15,12 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "devices/virtio/blk.h"
 #include "devices/virtio/vsock.h"
 #include "vmm/log.h"
 #include "vmm/metrics.h"
-
-struct virtio_dp_dev;
-
-/* One queue's call eventfd as the main loop sees it. */
-struct virtio_dp_call {
-    struct virtio_dp_dev *dev;
-    uint16_t q;
-    int fd;
-};
-
-struct virtio_dp_dev {
-    struct virtio_dev dev;     /* first: the ops get &dev */
-    struct virtio_dev_ops ops; /* the type's, with this data plane's reason not to migrate */
-    char unmigratable[192];
-    uint64_t vmm_features; /* the type's: never sent to the data plane */
-    uint64_t dp_features;  /* what the data plane offers: all it may be told was acked */
-    const struct virtio_dataplane_ops *dpo;
-    void *dp;
-    uint32_t vmm_queues; /* the type's queues the data plane never gets */
-    uint8_t config[VIRTIO_MAX_CONFIG];
-    struct virtio_dp_call call[VIRTIO_MAX_QUEUES];
-    int own_kick[VIRTIO_MAX_QUEUES]; /* relay eventfds when the transport has no kick_fd */
-    struct virtio_dp_queue started[VIRTIO_MAX_QUEUES];
-    unsigned nstarted;              /* > 0 while the data plane serves queues */
-    bool handed[VIRTIO_MAX_QUEUES]; /* the transport's kick fd of q is with the data plane */
-    bool dead;
-    int watch; /* the data plane's watch fd in the loop, or -1 */
-    /* Migration (virtio_dp_quiesce): stopped for a save, restarted by resume. */
-    bool quiesced;
-    bool ran;       /* the data plane served queues since the last dirty report */
-    bool dirty_all; /* every guest page must be sent again (it could not log) */
-};
-
-static struct virtio_dp_dev *dp_of(struct virtio_dev *d)
-{
-    return (struct virtio_dp_dev *)d;
-}
 
 static void virtio_dp_config_read(struct virtio_dev *d, uint32_t off, void *data, uint32_t len)
 {
@@ -78,7 +42,7 @@ static void virtio_dp_config_write(struct virtio_dev *d, uint32_t off, const voi
 }
 
 /* The data plane failed: no more calls into it until it is replaced. */
-static void virtio_dp_die(struct virtio_dp_dev *v, const char *why)
+void virtio_dp_die(struct virtio_dp_dev *v, const char *why)
 {
     if (!v->dead && v->watch >= 0) {
         evloop_del(v->dev.loop, v->watch);
@@ -91,7 +55,7 @@ static void virtio_dp_die(struct virtio_dp_dev *v, const char *why)
 }
 
 /* Take every kick fd back from the data plane (the transport polls them again). */
-static void virtio_dp_unhand(struct virtio_dp_dev *v)
+void virtio_dp_unhand(struct virtio_dp_dev *v)
 {
     for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++) {
         if (v->handed[q] && v->dev.tops && v->dev.tops->kick_fd)
@@ -111,7 +75,7 @@ static void virtio_dp_stop(struct virtio_dp_dev *v)
     virtio_dp_unhand(v);
 }
 
-static int virtio_dp_activate(struct virtio_dev *d)
+int virtio_dp_activate(struct virtio_dev *d)
 {
     struct virtio_dp_dev *v = dp_of(d);
     if (v->dead)
@@ -152,7 +116,7 @@ fail:
     return -EIO;
 }
 
-static void virtio_dp_queue_notify(struct virtio_dev *d, uint16_t q)
+void virtio_dp_queue_notify(struct virtio_dev *d, uint16_t q)
 {
     struct virtio_dp_dev *v = dp_of(d);
     for (unsigned i = 0; i < v->nstarted; i++) {
@@ -517,136 +481,6 @@ bool virtio_dp_is(const struct virtio_dev *d)
 const char *virtio_dp_kind(const struct virtio_dev *d)
 {
     return ((const struct virtio_dp_dev *)d)->dpo->kind; /* dev is the first member */
-}
-
-/* Read a ring's idx field (avail or used) from guest memory. */
-static int ring_idx(const struct gmem *mem, gpa_t ring, uint16_t *idx)
-{
-    uint8_t b[2];
-    int r = gmem_read(mem, ring + 2, b, sizeof(b));
-    *idx = le16_get(b);
-    return r;
-}
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000U + (uint64_t)ts.tv_nsec / 1000000U;
-}
-
-/*
- * Wait until the data plane has used every buffer the driver made
- * available on the started queues: with the vCPUs stopped, avail->idx no
- * longer moves, so used->idx == avail->idx means nothing is in flight and
- * the data plane has nothing left to read.  pos[i] gets queue i's index.
- */
-static int drain(struct virtio_dp_dev *v, const struct virtio_dp_queue *q, unsigned n,
-                 uint16_t *pos, unsigned timeout_ms)
-{
-    uint64_t end = mono_ms() + timeout_ms;
-    for (unsigned i = 0; i < n; i++) {
-        uint64_t one = 1; /* in case a kick was lost: spurious ones are harmless */
-        ssize_t w __unused = write(q[i].kick_fd, &one, sizeof(one));
-    }
-    for (;;) {
-        unsigned done = 0;
-        for (unsigned i = 0; i < n; i++) {
-            uint16_t avail, used;
-            if (ring_idx(v->dev.mem, q[i].avail, &avail) < 0 ||
-                ring_idx(v->dev.mem, q[i].used, &used) < 0)
-                return -EFAULT;
-            pos[i] = avail;
-            done += avail == used;
-            if (avail != used && mono_ms() >= end) {
-                log_error("virtio %s: the %s data plane did not finish queue %u within %u ms "
-                          "(avail %u, used %u)",
-                          v->dev.id, v->dpo->kind, q[i].index, timeout_ms, avail, used);
-                return -ETIMEDOUT;
-            }
-        }
-        if (done == n)
-            return 0;
-        struct timespec ts = {0, 1000000}; /* 1 ms */
-        nanosleep(&ts, NULL);
-    }
-}
-
-int virtio_dp_quiesce(struct virtio_dev *d, unsigned timeout_ms)
-{
-    struct virtio_dp_dev *v = dp_of(d);
-    struct virtio_dp_queue q[VIRTIO_MAX_QUEUES];
-    uint16_t pos[VIRTIO_MAX_QUEUES], got[VIRTIO_MAX_QUEUES];
-
-    pthread_mutex_lock(&d->lock);
-    unsigned n = v->dead ? 0 : v->nstarted;
-    memcpy(q, v->started, n * sizeof(q[0]));
-    if (n == 0) {
-        /* Not serving: nothing moves, the queues keep their indices.  But it
-         * may have served (and written memory) before a guest reset. */
-        v->dirty_all |= v->ran;
-        v->ran = false;
-    }
-    pthread_mutex_unlock(&d->lock);
-    if (n == 0)
-        return 0;
-
-    int r = drain(v, q, n, pos, timeout_ms);
-    if (r < 0)
-        return r;
-    pthread_mutex_lock(&d->lock);
-    if (v->dead || v->nstarted != n) { /* died or reset meanwhile: nothing to stop */
-        r = v->dead ? -ECONNRESET : -EAGAIN;
-        pthread_mutex_unlock(&d->lock);
-        return r;
-    }
-    memcpy(got, pos, sizeof(got));
-    r = v->dpo->stop(v->dp, v->started, n, got);
-    v->nstarted = 0;
-    virtio_dp_unhand(v);
-    for (unsigned i = 0; r == 0 && i < n; i++)
-        if (got[i] != pos[i]) {
-            log_error("virtio %s: the %s data plane stopped queue %u at %u, the ring says %u",
-                      d->id, v->dpo->kind, q[i].index, got[i], pos[i]);
-            r = -EPROTO;
-        }
-    if (r < 0) {
-        virtio_dp_die(v, "data plane failed to stop for a save");
-    } else {
-        for (unsigned i = 0; i < n; i++) {
-            d->vq[q[i].index].last_avail = pos[i];
-            d->vq[q[i].index].used_idx = pos[i];
-        }
-        v->quiesced = true;
-        v->dirty_all = v->ran;
-        v->ran = false;
-    }
-    pthread_mutex_unlock(&d->lock);
-    return r;
-}
-
-void virtio_dp_resume(struct virtio_dev *d)
-{
-    struct virtio_dp_dev *v = dp_of(d);
-    pthread_mutex_lock(&d->lock);
-    if (v->quiesced && !v->dead) {
-        v->quiesced = false;
-        if (virtio_dp_activate(d) == 0)
-            for (unsigned i = 0; i < v->nstarted; i++)
-                virtio_dp_queue_notify(d, v->started[i].index);
-    }
-    v->quiesced = false;
-    pthread_mutex_unlock(&d->lock);
-}
-
-bool virtio_dp_take_dirty_all(struct virtio_dev *d)
-{
-    struct virtio_dp_dev *v = dp_of(d);
-    pthread_mutex_lock(&d->lock);
-    bool all = v->dirty_all;
-    v->dirty_all = false;
-    pthread_mutex_unlock(&d->lock);
-    return all;
 }
 
 bool virtio_dp_dead(struct virtio_dev *d)
