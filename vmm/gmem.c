@@ -148,6 +148,23 @@ int gmem_create(struct gmem *gm, const struct gmem_range *ranges, unsigned n, bo
     return map_all(gm, ranges, n, total, gm->fd, MAP_SHARED, err);
 }
 
+/*
+ * A snapshot's memory file must be a regular file holding all `total`
+ * bytes of guest RAM: a mapping past its end would SIGBUS when the guest
+ * touches it, a copy would come up short.  0 or -errno with err.
+ */
+static int mem_file_check(int mem_fd, uint64_t total, struct errbuf *err)
+{
+    struct stat st;
+    if (fstat(mem_fd, &st) < 0)
+        return err_set(err, WISP_EXIT_HOST, errno, "snapshot memory file: %s", strerror(errno));
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < total)
+        return err_set(err, WISP_EXIT_USAGE, EINVAL,
+                       "snapshot memory file holds %llu bytes, the guest's memory is %llu",
+                       (unsigned long long)st.st_size, (unsigned long long)total);
+    return 0;
+}
+
 int gmem_create_restore(struct gmem *gm, const struct gmem_range *ranges, unsigned n, int mem_fd,
                         bool lazy, struct errbuf *err)
 {
@@ -158,14 +175,9 @@ int gmem_create_restore(struct gmem *gm, const struct gmem_range *ranges, unsign
     int cr = check_ranges(gm, ranges, n, false, &total, err);
     if (cr < 0)
         return cr;
-    struct stat st;
-    if (fstat(mem_fd, &st) < 0)
-        return err_set(err, WISP_EXIT_HOST, errno, "snapshot memory file: %s", strerror(errno));
-    /* A mapping past the end of the file would SIGBUS when the guest touches it. */
-    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < total)
-        return err_set(err, WISP_EXIT_USAGE, EINVAL,
-                       "snapshot memory file holds %llu bytes, the guest's memory is %llu",
-                       (unsigned long long)st.st_size, (unsigned long long)total);
+    cr = mem_file_check(mem_fd, total, err);
+    if (cr < 0)
+        return cr;
     return map_all(gm, ranges, n, total, lazy ? -1 : mem_fd, MAP_PRIVATE, err);
 }
 
@@ -287,13 +299,9 @@ gpa_t gmem_end(const struct gmem *gm)
 
 int gmem_remap_private(struct gmem *gm, int mem_fd, struct errbuf *err)
 {
-    struct stat st;
-    if (fstat(mem_fd, &st) < 0)
-        return err_set(err, WISP_EXIT_HOST, errno, "snapshot memory file: %s", strerror(errno));
-    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < gm->total)
-        return err_set(err, WISP_EXIT_USAGE, EINVAL,
-                       "snapshot memory file holds %llu bytes, the guest's memory is %llu",
-                       (unsigned long long)st.st_size, (unsigned long long)gm->total);
+    int e = mem_file_check(mem_fd, gm->total, err);
+    if (e < 0)
+        return e;
     for (unsigned i = 0; i < gm->nregions; i++) {
         struct gmem_region *r = &gm->regions[i];
         void *p = mmap(r->hva, (size_t)r->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED,
@@ -311,13 +319,9 @@ int gmem_remap_private(struct gmem *gm, int mem_fd, struct errbuf *err)
 
 int gmem_copy_in(struct gmem *gm, int mem_fd, struct errbuf *err)
 {
-    struct stat st;
-    if (fstat(mem_fd, &st) < 0)
-        return err_set(err, WISP_EXIT_HOST, errno, "snapshot memory file: %s", strerror(errno));
-    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < gm->total)
-        return err_set(err, WISP_EXIT_USAGE, EINVAL,
-                       "snapshot memory file holds %llu bytes, the guest's memory is %llu",
-                       (unsigned long long)st.st_size, (unsigned long long)gm->total);
+    int e = mem_file_check(mem_fd, gm->total, err);
+    if (e < 0)
+        return e;
     for (unsigned i = 0; i < gm->nregions; i++) {
         const struct gmem_region *r = &gm->regions[i];
         uint64_t at = 0;

@@ -171,13 +171,15 @@ int vm_build(struct vm *vm, const struct vm_config *cfg, struct errbuf *err)
     ret = arch_ram_layout(cfg->memory, ranges, &n, err);
     if (ret < 0)
         goto fail;
-    /* A restore maps the memory file copy-on-write, unless a device shares RAM. */
-    if (cfg->restore && !config_shares_ram(cfg))
+    /* A restore maps the memory file copy-on-write, unless a device shares RAM:
+     * then the file is copied into the shared memfd. */
+    bool copy_in = cfg->restore && config_shares_ram(cfg);
+    if (cfg->restore && !copy_in)
         ret = gmem_create_restore(&vm->mem, ranges, n, vm_mig_restore_mem_fd(vm), cfg->restore_lazy,
                                   err);
     else
         ret = gmem_create(&vm->mem, ranges, n, cfg->hugepages, err);
-    if (ret == 0 && cfg->restore && config_shares_ram(cfg))
+    if (ret == 0 && copy_in)
         ret = gmem_copy_in(&vm->mem, vm_mig_restore_mem_fd(vm), err);
     if (ret < 0)
         goto fail;

@@ -32,6 +32,7 @@ import tempfile
 import time
 
 from vdpa_case import start_vduse, stop_vduse
+from vhost_vsock_case import poweroff_exit_0
 from vsock_case import last
 
 QSD = "qemu-storage-daemon"
@@ -197,12 +198,7 @@ def restart_case(res, args, case, kernel, initrd, guest_cls, name, img, d, log, 
         else:
             res.check(name + "/device-fine", "NEEDS_RESET" not in text and "needs reset" not in text,
                       "wisp logged no device failure (the kernel held the requests)")
-        g.send("poweroff -f")
-        try:
-            rc = g.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            rc = None
-        res.check(name + "/poweroff-exit-0", rc == 0, "wisp exit status %s" % rc)
+        poweroff_exit_0(res, g, name)
         g.kill()
         g = None
         stop()
