@@ -24,13 +24,12 @@
 #include "migration/virtio_state.h"
 #include "tests/lib/fake_virtio.h"
 #include "tests/lib/qsd_peer.h"
+#include "tests/lib/vhu_blk_rig.h"
 #include "tests/lib/virtq_builder.h"
 #include "vmm/log.h"
 
 #define IMG   (1024 * 1024)
 #define QSIZE 16
-#define BASE  0xd0000000ULL
-#define GSI   5
 #define LIVE                                                                                       \
     (VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |                \
      VIRTIO_STATUS_DRIVER_OK)
@@ -46,47 +45,20 @@ static struct virtio_mmio *t;
 
 static void setup(void)
 {
-    log_threshold = LOG_ERROR;
-    qsd_peer_start(&p, IMG);
-    vqb_init(&b, VQB_ONE_REGION, QSIZE, 256);
-    fake_host_init(&h);
-    struct errbuf err = {0};
     void *dp = NULL;
-    cr_assert_eq(vhu_dp_create(p.sock, &b.mem, 2000, NULL, 0, false, &dp, &err), 0, "%s", err.msg);
-    cr_assert_eq(
-        virtio_dp_create(&virtio_dp_blk, "blk0", &vhu_dp_ops, dp, &b.mem, &h.loop, &d, &err), 0,
-        "%s", err.msg);
-    cr_assert_eq(virtio_mmio_create(d, &h.host, BASE, GSI, &t, &err), 0, "%s", err.msg);
+    vhu_blk_rig_up(&p, &b, &h, IMG, QSIZE, "blk0", false, &dp, &d, &t);
 }
 
 static void teardown(void)
 {
-    if (t)
-        virtio_mmio_destroy(t);
-    if (d)
-        d->ops->destroy(d);
-    fake_host_fini(&h);
-    vqb_fini(&b);
-    qsd_peer_stop(&p);
+    vhu_blk_rig_down(&p, &b, &h, d, t);
 }
 
 TestSuite(dp_migrate, .init = setup, .fini = teardown, .timeout = 30);
 
 static void go_live(void)
 {
-    cr_assert_eq(fake_mmio_negotiate(t, ALL_F),
-                 VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-    fake_mmio_wr(t, FAKE_MMIO_QUEUE_SEL, 0);
-    fake_mmio_wr(t, FAKE_MMIO_QUEUE_NUM, QSIZE);
-    fake_mmio_wr(t, FAKE_MMIO_DESC_LO, (uint32_t)VQB_DESC_GPA);
-    fake_mmio_wr(t, FAKE_MMIO_DESC_HI, 0);
-    fake_mmio_wr(t, FAKE_MMIO_DRIVER_LO, (uint32_t)VQB_AVAIL_GPA);
-    fake_mmio_wr(t, FAKE_MMIO_DRIVER_HI, 0);
-    fake_mmio_wr(t, FAKE_MMIO_DEVICE_LO, (uint32_t)VQB_USED_GPA);
-    fake_mmio_wr(t, FAKE_MMIO_DEVICE_HI, 0);
-    fake_mmio_wr(t, FAKE_MMIO_QUEUE_READY, 1);
-    fake_mmio_wr(t, FAKE_MMIO_STATUS, LIVE);
-    cr_assert_eq(fake_mmio_rd(t, FAKE_MMIO_STATUS), LIVE);
+    vhu_blk_rig_live(t, ALL_F, QSIZE);
 }
 
 /* A 1 KiB write of `fill` at `sector`, made available (not kicked); returns the status gpa. */
@@ -207,7 +179,8 @@ Test(dp_migrate, a_saved_state_resumes_on_the_built_in_device)
     struct virtio_dev *bd = NULL;
     struct virtio_mmio *bt = NULL;
     cr_assert_eq(virtio_blk_create(&cfg, &b.mem, &h2.loop, &bd, &err), 0, "%s", err.msg);
-    cr_assert_eq(virtio_mmio_create(bd, &h2.host, BASE, GSI, &bt, &err), 0, "%s", err.msg);
+    cr_assert_eq(virtio_mmio_create(bd, &h2.host, VHU_BLK_RIG_BASE, VHU_BLK_RIG_GSI, &bt, &err), 0,
+                 "%s", err.msg);
     struct virtio_state in;
     unsigned n = 0;
     cr_assert_eq(virtio_state_decode(o.buf, o.len, &in, 1, &n, why, sizeof(why)), 0, "%s", why);

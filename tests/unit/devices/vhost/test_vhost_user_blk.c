@@ -21,14 +21,13 @@
 #include "devices/virtio/virtio_dp.h"
 #include "tests/lib/fake_virtio.h"
 #include "tests/lib/qsd_peer.h"
+#include "tests/lib/vhu_blk_rig.h"
 #include "tests/lib/virtq_builder.h"
 #include "vmm/log.h"
 #include "vmm/metrics.h"
 
 #define IMG   (1024 * 1024)
 #define QSIZE 16
-#define BASE  0xd0000000ULL
-#define GSI   5
 #define LIVE                                                                                       \
     (VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |                \
      VIRTIO_STATUS_DRIVER_OK)
@@ -41,28 +40,13 @@ static struct virtio_mmio *t;
 
 static void setup(void)
 {
-    log_threshold = LOG_ERROR;
-    qsd_peer_start(&p, IMG);
-    vqb_init(&b, VQB_ONE_REGION, QSIZE, 256);
-    fake_host_init(&h);
-    struct errbuf err = {0};
     void *dp = NULL;
-    cr_assert_eq(vhu_dp_create(p.sock, &b.mem, 2000, NULL, 0, false, &dp, &err), 0, "%s", err.msg);
-    cr_assert_eq(
-        virtio_dp_create(&virtio_dp_blk, "vblk0", &vhu_dp_ops, dp, &b.mem, &h.loop, &d, &err), 0,
-        "%s", err.msg);
-    cr_assert_eq(virtio_mmio_create(d, &h.host, BASE, GSI, &t, &err), 0, "%s", err.msg);
+    vhu_blk_rig_up(&p, &b, &h, IMG, QSIZE, "vblk0", false, &dp, &d, &t);
 }
 
 static void teardown(void)
 {
-    if (t)
-        virtio_mmio_destroy(t);
-    if (d)
-        d->ops->destroy(d);
-    fake_host_fini(&h);
-    vqb_fini(&b);
-    qsd_peer_stop(&p);
+    vhu_blk_rig_down(&p, &b, &h, d, t);
 }
 
 TestSuite(vhost_user_blk, .init = setup, .fini = teardown, .timeout = 30);
@@ -79,19 +63,7 @@ static void wr(uint64_t off, uint32_t v)
 
 static void go_live(void)
 {
-    cr_assert_eq(fake_mmio_negotiate(t, VIRTIO_BIT(VIRTIO_F_VERSION_1)),
-                 VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-    wr(FAKE_MMIO_QUEUE_SEL, 0);
-    wr(FAKE_MMIO_QUEUE_NUM, QSIZE);
-    wr(FAKE_MMIO_DESC_LO, (uint32_t)VQB_DESC_GPA);
-    wr(FAKE_MMIO_DESC_HI, 0);
-    wr(FAKE_MMIO_DRIVER_LO, (uint32_t)VQB_AVAIL_GPA);
-    wr(FAKE_MMIO_DRIVER_HI, 0);
-    wr(FAKE_MMIO_DEVICE_LO, (uint32_t)VQB_USED_GPA);
-    wr(FAKE_MMIO_DEVICE_HI, 0);
-    wr(FAKE_MMIO_QUEUE_READY, 1);
-    wr(FAKE_MMIO_STATUS, LIVE);
-    cr_assert_eq(rd(FAKE_MMIO_STATUS), LIVE);
+    vhu_blk_rig_live(t, VIRTIO_BIT(VIRTIO_F_VERSION_1), QSIZE);
 }
 
 /* Is the transport's kick eventfd of queue 0 polled by the main loop? */
