@@ -107,7 +107,8 @@ INTEG_BIN := $(BUILD)/tests/integration
 .PHONY: all libwisp libwisp-example install uninstall test test-build testbed test-linux test-vfio test-vdpa test-arm64 test-unit test-integration test-san check-layers demo bench format format-check \
         clean guest
 ifeq ($(ARCH),aarch64)
-all: $(WISP)
+all: $(WISP) guest-a64
+-include guest-images/testguest-arm64/guest.mk
 else
 all: $(WISP) guest libwisp
 endif
@@ -278,7 +279,7 @@ format-check:
 clean:
 	rm -rf build build-san build-aarch64
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/host-obj -name '*.d' 2>/dev/null)
 
 # The vfio-user test device server (tests/peers/vfio_user_server/, docs/VFIO_USER.md):
 # the client tests run it as a child process.

@@ -27,17 +27,20 @@ GUEST_SHIM := $(GUEST_OUT)/pvh2linux.elf
 GUEST_CFLAGS := -std=c11 -ffreestanding -fno-pic -fno-pie -mno-red-zone \
 	-mgeneral-regs-only -mcmodel=small -fno-stack-protector \
 	-fno-asynchronous-unwind-tables -nostdlib -static \
-	-O2 -Wall -Wextra -Werror -MMD -MP -I$(GUEST_SRC)
+	-O2 -Wall -Wextra -Werror -MMD -MP -I$(GUEST_SRC) -I$(GUEST_DIR)common
 GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none \
 	-Wl,-z,noexecstack -Wl,-z,max-page-size=4096
 
 GUEST_OBJS := $(addprefix $(GUEST_OUT)/, entry.o pvh32.o trampoline.o \
-	main.o lib.o smp.o irq.o timer.o virtio.o vblk.o vnet.o vmisc.o hostile.o \
+	main.o lib.o gstr.o smp.o irq.o timer.o virtio.o vblk.o vnet.o vmisc.o hostile.o \
 	user.o user_entry.o bench.o acpi.o migck.o)
 GUEST_OBJS += $(GUEST_OUT)/dirty.o $(GUEST_OUT)/pci.o $(GUEST_OUT)/pcidev.o $(GUEST_OUT)/vballoon.o
-GUEST_SHIM_OBJS := $(addprefix $(GUEST_OUT)/, shim.o shim-main.o pvh32.o lib.o)
+GUEST_SHIM_OBJS := $(addprefix $(GUEST_OUT)/, shim.o shim-main.o pvh32.o lib.o gstr.o)
 
 $(GUEST_OUT)/%.o: $(GUEST_SRC)/%.c | $(GUEST_OUT)
+	$(GUEST_CC) $(GUEST_CFLAGS) -c -o $@ $<
+
+$(GUEST_OUT)/%.o: $(GUEST_DIR)common/%.c | $(GUEST_OUT)
 	$(GUEST_CC) $(GUEST_CFLAGS) -c -o $@ $<
 
 $(GUEST_OUT)/%.o: $(GUEST_SRC)/%.S | $(GUEST_OUT)

@@ -4,18 +4,8 @@
 #ifndef WISP_GUEST_H
 #define WISP_GUEST_H
 
-#include <stdarg.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
+#include "gstr.h"
 #include "protocol.h"
-
-typedef uint8_t u8;
-typedef uint16_t u16;
-typedef uint32_t u32;
-typedef uint64_t u64;
-typedef int8_t s8;
 
 /* ---- port and MMIO access ---- */
 static inline void outb(u16 port, u8 v)
@@ -107,22 +97,10 @@ extern u8 ap_stacks[];
 extern u64 pml4[512];           /* link-time identity map, pvh32.S */
 extern u64 pdpt[512], pd[2048]; /* its PDPT and 2 MiB page directories */
 
-/* ---- lib.c ---- */
-void *memcpy(void *d, const void *s, size_t n);
-void *memset(void *d, int c, size_t n);
-int memcmp(const void *a, const void *b, size_t n);
-size_t strlen(const char *s);
-bool streq(const char *a, const char *b);
-void serial_putc(char c);
+/* ---- lib.c (the rest is in ../common/gstr.h) ---- */
 int serial_getc_poll(void); /* -1 if no byte waiting */
-int vformat(char *buf, size_t size, const char *fmt, va_list ap);
-int sformat(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void gprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 __attribute__((noreturn)) void guest_exit(u32 status);
-u32 fnv1a(const u8 *p, u64 n);
 u64 tsc_khz(const char **source);
-bool cmdline_get(const char *cl, const char *key, char *out, size_t size);
-bool parse_u64(const char *s, u64 *out);
 
 /* One output line: SAY("x=%d", 1) prints "wisp-guest: x=1\n". */
 #define SAY(fmt, ...) gprintf(GUEST_LINE_PREFIX fmt "\n", ##__VA_ARGS__)

@@ -28,8 +28,8 @@ void vhu_blk_rig_up(struct qsd_peer *p, struct vqb *b, struct fake_host *h, size
                  "%s", err.msg);
 }
 
-void vhu_blk_rig_down(struct qsd_peer *p, struct vqb *b, struct fake_host *h,
-                      struct virtio_dev *d, struct virtio_mmio *t)
+void vhu_blk_rig_down(struct qsd_peer *p, struct vqb *b, struct fake_host *h, struct virtio_dev *d,
+                      struct virtio_mmio *t)
 {
     if (t)
         virtio_mmio_destroy(t);

@@ -31,8 +31,8 @@ void vhu_blk_rig_up(struct qsd_peer *p, struct vqb *b, struct fake_host *h, size
                     struct virtio_dev **d, struct virtio_mmio **t);
 
 /* Tear down what vhu_blk_rig_up made (a NULL *d or *t was already destroyed). */
-void vhu_blk_rig_down(struct qsd_peer *p, struct vqb *b, struct fake_host *h,
-                      struct virtio_dev *d, struct virtio_mmio *t);
+void vhu_blk_rig_down(struct qsd_peer *p, struct vqb *b, struct fake_host *h, struct virtio_dev *d,
+                      struct virtio_mmio *t);
 
 /* Negotiate `features`, set queue 0 up on the builder's rings, DRIVER_OK; asserts it is live. */
 void vhu_blk_rig_live(struct virtio_mmio *t, uint64_t features, uint16_t qsize);
