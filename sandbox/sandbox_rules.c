@@ -289,7 +289,7 @@ static const struct sandbox_rule migration_rules[] = {
     IOCTL(KVM_GET_DIRTY_LOG, "pages written since the last pass"),
     IOCTL(KVM_SET_USER_MEMORY_REGION, "dirty logging on and off for a guest memory slot"),
 #if SANDBOX_X86
-    /* x86 vCPU and VM state; aarch64 refuses migration for now (docs/AARCH64.md). */
+    /* x86 vCPU and VM state (arch/x86_64/arch_mig.c). */
     IOCTL(KVM_GET_MSR_INDEX_LIST, "the MSRs a vCPU saves (once per VM)"),
     IOCTL(KVM_GET_REGS, "snapshot: a parked vCPU's state"),
     IOCTL(KVM_GET_SREGS, "snapshot: a parked vCPU's state"),
@@ -307,6 +307,12 @@ static const struct sandbox_rule migration_rules[] = {
     IOCTL(KVM_GET_PIT2, "snapshot: the VM's PIT state"),
     IOCTL(KVM_GET_CLOCK, "VM state: kvmclock"),
     IOCTL(KVM_GET_DEVICE_ATTR, "each vCPU's TSC offset, saved with kvmclock's host TSC"),
+#else
+    /* aarch64 vCPU and VGIC state (arch/aarch64/arch_mig.c). */
+    IOCTL(KVM_GET_REG_LIST, "snapshot: the registers KVM lists for a vCPU"),
+    IOCTL(KVM_GET_ONE_REG, "snapshot: each listed register of a parked vCPU"),
+    IOCTL(KVM_GET_MP_STATE, "snapshot: a parked vCPU's power state (PSCI)"),
+    IOCTL(KVM_GET_DEVICE_ATTR, "snapshot: the VGIC's distributor, redistributor and ICC registers"),
 #endif
 };
 

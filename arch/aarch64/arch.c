@@ -218,6 +218,7 @@ void arch_vm_destroy(struct arch_vm *a)
 {
     if (!a)
         return;
+    a64_mig_free(a);
     if (a->debug_exit)
         debug_exit_destroy(a->debug_exit);
     if (a->serial)

@@ -1,8 +1,8 @@
 /*
  * aarch64 checks that need no KVM (arch.h): the configuration against what
  * this port supports, the kernel header, and the KVM capabilities the port
- * needs; plus the migration hooks, which refuse on Arm for now
- * (docs/AARCH64.md).
+ * needs; plus the migration stream's architecture id (the hooks are in
+ * arch_mig.c).
  */
 #include "arch/arch.h"
 #include "arch/aarch64/image.h"
@@ -24,8 +24,8 @@ const char *arch_run_help_note(void)
     return "This wisp is built for aarch64 (docs/AARCH64.md): --kernel takes an arm64\n"
            "Image (plus --initrd); the console is a 16550 UART described in the device\n"
            "tree, which also describes the machine (--acpi is ignored).  Refused here:\n"
-           "--pci and passthrough devices, --cpu-features, --cpu-template other than\n"
-           "host, --restore, --restore-wait, --incoming and snapshots.\n";
+           "--pci and passthrough devices, --cpu-features and --cpu-template other\n"
+           "than host.\n";
 }
 
 int arch_check_config(const struct vm_config *cfg, struct errbuf *err)
@@ -52,9 +52,6 @@ int arch_check_config(const struct vm_config *cfg, struct errbuf *err)
     if (cfg->cpu_features)
         return err_set(err, WISP_EXIT_USAGE, ENOTSUP,
                        "--cpu-features is not supported on aarch64 yet");
-    if (cfg->restore || cfg->incoming || cfg->restore_wait)
-        return err_set(err, WISP_EXIT_USAGE, ENOTSUP,
-                       "snapshot restore and migration are not supported on aarch64 yet");
     return 0;
 }
 
@@ -71,17 +68,6 @@ int arch_check_kvm(int kvm_fd, struct errbuf *err)
     if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_ARM_PSCI_0_2) <= 0)
         return err_set(err, WISP_EXIT_HOST, ENOTSUP, "KVM lacks a required feature: PSCI 0.2");
     return 0;
-}
-
-int arch_mig_register(struct arch_vm *a, const int *vcpu_fds, unsigned nvcpus,
-                      struct mig_registry *reg, struct errbuf *err)
-{
-    (void)a;
-    (void)vcpu_fds;
-    (void)nvcpus;
-    (void)reg;
-    return err_set(err, WISP_EXIT_USAGE, ENOTSUP,
-                   "snapshots and migration are not supported on aarch64 yet");
 }
 
 uint16_t arch_mig_id(void)

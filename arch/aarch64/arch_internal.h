@@ -11,6 +11,7 @@
 #include "arch/arch.h"
 
 struct debug_exit;
+struct a64_mig;
 
 struct arch_vm {
     struct arch_host host;
@@ -22,8 +23,9 @@ struct arch_vm {
     bool serial_out_owned;
     struct debug_exit *debug_exit;
     bool guest_loaded;
-    uint64_t entry;   /* kernel entry (its load address) */
-    uint64_t fdt_gpa; /* x0 at entry */
+    uint64_t entry;      /* kernel entry (its load address) */
+    uint64_t fdt_gpa;    /* x0 at entry */
+    struct a64_mig *mig; /* snapshot and migration hooks (arch_mig.c), once registered */
 };
 
 /*
@@ -31,5 +33,8 @@ struct arch_vm {
  * (loader.c); sets a->entry and a->fdt_gpa.
  */
 int a64_load(struct arch_vm *a, const char *cmdline, struct errbuf *err) __must_check;
+
+/* Free what arch_mig_register allocated (arch_mig.c). */
+void a64_mig_free(struct arch_vm *a);
 
 #endif /* ARCH_AARCH64_ARCH_INTERNAL_H */

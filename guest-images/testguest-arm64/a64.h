@@ -138,9 +138,18 @@ bool gic_enable(u32 intid, bool edge, void (*fn)(void *), void *arg);
 void irq_dispatch(void); /* from the vector table */
 void timer_test(void);
 void smp_test(void);
-void secondary_main(u64 slot);
+/* PSCI CPU_ON context id: the stack slot in bits 7:0, flags above. */
+#define A64_CPU_SPIN (1u << 8) /* spin on a64_spin_count instead of CPU_OFF */
+void secondary_main(u64 ctx);
+extern volatile u64 a64_spin_count;
+
+/* ---- ticks.c ---- */
+/* ticks=N: the long-running phase a snapshot or migration cuts through. */
+void ticks_run(u64 n);
 
 /* ---- virtio.c ---- */
 void virtio_tests(u64 blk_sectors);
+/* After a restore: blk reads back what virtio_tests wrote, rng answers. */
+void virtio_recheck(void);
 
 #endif

@@ -207,8 +207,17 @@ void timer_test(void)
 static volatile u32 cpu_up[A64_MAX_CPUS];
 static volatile u64 cpu_mpidr[A64_MAX_CPUS];
 
-void secondary_main(u64 slot)
+volatile u64 a64_spin_count;
+
+void secondary_main(u64 ctx)
 {
+    u64 slot = ctx & 0xff;
+    if (ctx & A64_CPU_SPIN) { /* vCPU state must survive a snapshot mid-loop */
+        for (;;) {
+            a64_spin_count++;
+            __asm__ volatile("yield" ::: "memory");
+        }
+    }
     if (slot < A64_MAX_CPUS) {
         cpu_mpidr[slot] = mpidr_aff(SYSREG_READ("mpidr_el1"));
         dsb_sy();

@@ -18,7 +18,7 @@ A64_GUEST_CFLAGS := -std=c11 -ffreestanding -fno-pic -fno-pie -mgeneral-regs-onl
 	-mno-outline-atomics -fno-tree-loop-distribute-patterns -fno-stack-protector \
 	-fno-asynchronous-unwind-tables -nostdlib -static -O2 -Wall -Wextra -Werror -MMD -MP \
 	-I$(A64_GUEST_DIR) -I$(A64_GUEST_DIR)../common -I$(A64_GUEST_DIR)../testguest
-A64_GUEST_OBJS := $(addprefix $(A64_GUEST_OUT)/a64-, head.o main.o lib.o dt.o gic.o virtio.o gstr.o)
+A64_GUEST_OBJS := $(addprefix $(A64_GUEST_OUT)/a64-, head.o main.o lib.o dt.o gic.o virtio.o ticks.o gstr.o)
 
 $(A64_GUEST_OUT)/a64-%.o: $(A64_GUEST_DIR)%.c
 	@mkdir -p $(dir $@)

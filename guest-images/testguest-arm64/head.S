@@ -1,7 +1,7 @@
 /*
  * head.S - the arm64 test guest's entry points: the Image header wisp's
  * loader parses, the boot CPU's entry (x0 = device tree), the secondary
- * entry PSCI CPU_ON jumps to (x0 = context id = stack slot), the MMU
+ * entry PSCI CPU_ON jumps to (x0 = context id: stack slot | flags), the MMU
  * switch, the HVC/SMC conduits and the EL1 vector table.
  */
 #include "protocol.h"
@@ -60,9 +60,10 @@ wrong_place:
     .globl secondary_entry
 secondary_entry:
     msr     daifset, #0xf
-    mov     x19, x0
+    mov     x19, x0                 /* context id: slot | flags (a64.h) */
     ldr     x1, =ap_stacks
-    add     x2, x19, #1
+    and     x2, x19, #0xff
+    add     x2, x2, #1
     mov     x3, #STACK_SIZE
     madd    x1, x2, x3, x1
     mov     sp, x1

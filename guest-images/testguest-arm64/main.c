@@ -4,7 +4,8 @@
  * the VMM reads are in Normal cacheable memory on both sides), then the
  * PSCI, timer and virtio checks.  Expectations come from the command line
  * (bootargs): expect_cpus=, expect_mem_mib=, expect_virtio=, blk_sectors=,
- * initrd_sum=.  Ends with GUEST_PASS or GUEST_FAIL on the debug-exit
+ * initrd_sum=, and ticks= for a long phase a snapshot can cut through
+ * (ticks.c).  Ends with GUEST_PASS or GUEST_FAIL on the debug-exit
  * register.
  */
 #include "a64.h"
@@ -96,6 +97,9 @@ void a64_main(u64 fdt, u64 x123, u64 el)
     smp_test();
     timer_test();
     virtio_tests(arg_u64("blk_sectors", 0));
+    u64 ticks = arg_u64("ticks", 0);
+    if (ticks)
+        ticks_run(ticks);
     SAY("%s", any_failed ? "FAIL" : "PASS");
     guest_exit(any_failed ? GUEST_FAIL : GUEST_PASS);
 }
