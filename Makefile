@@ -107,8 +107,12 @@ INTEG_BIN := $(BUILD)/tests/integration
 .PHONY: all libwisp libwisp-example install uninstall test test-build testbed test-linux test-vfio test-vdpa test-arm64 test-unit test-integration test-san check-layers demo bench format format-check \
         clean guest
 ifeq ($(ARCH),aarch64)
-all: $(WISP) guest-a64
+all: $(WISP) guest-a64 $(BUILD)/tests/a64-state-forge
 -include guest-images/testguest-arm64/guest.mk
+# Forges aarch64 state sections for the arm64 stage's refusal checks.
+$(BUILD)/tests/a64-state-forge: tests/testbed/arm64/state_forge.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 $(WARN) -static -o $@ $<
 else
 all: $(WISP) guest libwisp
 endif
