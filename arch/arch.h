@@ -42,6 +42,19 @@ struct arch_host {
  */
 const char *arch_run_help_note(void);
 
+/*
+ * The option lines of `wisp run --help` that depend on the architecture,
+ * each a run of whole lines ending in a newline ("" for none; never NULL),
+ * so the generic text lists only what this build can do.
+ */
+struct arch_run_help {
+    const char *kernel;      /* the --kernel line: which image formats */
+    const char *machine;     /* after --serial: boot protocol, CPU model options */
+    const char *devices;     /* the --device line: how many devices */
+    const char *passthrough; /* after the virtio devices: PCI passthrough, ACPI, PCI */
+};
+const struct arch_run_help *arch_run_help(void);
+
 /* Largest vCPU count the architecture code can describe to a guest. */
 unsigned arch_max_vcpus(void);
 

@@ -25,7 +25,20 @@ const char *arch_run_help_note(void)
            "Image (plus --initrd); the console is a 16550 UART described in the device\n"
            "tree, which also describes the machine (--acpi is ignored).  Refused here:\n"
            "--pci and passthrough devices, --cpu-features and --cpu-template other\n"
-           "than host.\n";
+           "than host (so they are not listed above).\n";
+}
+
+static const struct arch_run_help run_help = {
+    .kernel = "  --kernel PATH        arm64 Image (required unless --restore, --incoming,\n"
+              "                       --restore-wait or the pre-boot API phase)\n",
+    .machine = "",
+    .devices = "  --device SPEC        add a virtio-mmio device (repeatable; at most 16):\n",
+    .passthrough = "",
+};
+
+const struct arch_run_help *arch_run_help(void)
+{
+    return &run_help;
 }
 
 int arch_check_config(const struct vm_config *cfg, struct errbuf *err)

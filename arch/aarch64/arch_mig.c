@@ -174,8 +174,8 @@ static int vcpu_load(void *dev, uint16_t version, const uint8_t *buf, size_t len
         uint64_t id = vstate_get_u64(&in);
         size_t sz = reg_bytes(id);
         if (in.err || sz > sizeof(val)) {
-            e = err_set(err, WISP_EXIT_USAGE, EBADMSG, "vCPU %u: malformed register %u",
-                        v->index, i);
+            e = err_set(err, WISP_EXIT_USAGE, EBADMSG, "vCPU %u: malformed register %u", v->index,
+                        i);
             break;
         }
         vstate_get_bytes(&in, val, sz);
@@ -189,9 +189,8 @@ static int vcpu_load(void *dev, uint16_t version, const uint8_t *buf, size_t len
         } else {
             struct kvm_one_reg r = {.id = id, .addr = (uint64_t)(uintptr_t)val};
             if (ioctl(v->fd, KVM_SET_ONE_REG, &r) < 0)
-                e = err_set(err, WISP_EXIT_USAGE, errno,
-                            "vCPU %u: KVM refused register 0x%llx: %s", v->index,
-                            (unsigned long long)id, strerror(errno));
+                e = err_set(err, WISP_EXIT_USAGE, errno, "vCPU %u: KVM refused register 0x%llx: %s",
+                            v->index, (unsigned long long)id, strerror(errno));
         }
     }
     free(l);
@@ -233,15 +232,15 @@ static int vcpu_affinity(int fd, uint64_t *aff)
  * and CTLR before the active-priority registers CTLR sizes. */
 #define ICC(crn, crm, op2) ((3U << 14) | ((crn) << 7) | ((crm) << 3) | (op2))
 static const uint32_t icc_regs[] = {
-    ICC(12, 12, 5),                                                 /* ICC_SRE_EL1 */
-    ICC(12, 12, 4),                                                 /* ICC_CTLR_EL1 */
-    ICC(4, 6, 0),                                                   /* ICC_PMR_EL1 */
-    ICC(12, 8, 3),                                                  /* ICC_BPR0_EL1 */
-    ICC(12, 12, 3),                                                 /* ICC_BPR1_EL1 */
-    ICC(12, 8, 4),  ICC(12, 8, 5),  ICC(12, 8, 6),  ICC(12, 8, 7),  /* ICC_AP0R0..3_EL1 */
-    ICC(12, 9, 0),  ICC(12, 9, 1),  ICC(12, 9, 2),  ICC(12, 9, 3),  /* ICC_AP1R0..3_EL1 */
-    ICC(12, 12, 6),                                                 /* ICC_IGRPEN0_EL1 */
-    ICC(12, 12, 7),                                                 /* ICC_IGRPEN1_EL1 */
+    ICC(12, 12, 5),                                              /* ICC_SRE_EL1 */
+    ICC(12, 12, 4),                                              /* ICC_CTLR_EL1 */
+    ICC(4, 6, 0),                                                /* ICC_PMR_EL1 */
+    ICC(12, 8, 3),                                               /* ICC_BPR0_EL1 */
+    ICC(12, 12, 3),                                              /* ICC_BPR1_EL1 */
+    ICC(12, 8, 4),  ICC(12, 8, 5), ICC(12, 8, 6), ICC(12, 8, 7), /* ICC_AP0R0..3_EL1 */
+    ICC(12, 9, 0),  ICC(12, 9, 1), ICC(12, 9, 2), ICC(12, 9, 3), /* ICC_AP1R0..3_EL1 */
+    ICC(12, 12, 6),                                              /* ICC_IGRPEN0_EL1 */
+    ICC(12, 12, 7),                                              /* ICC_IGRPEN1_EL1 */
 };
 
 struct vgic_out {
@@ -259,7 +258,8 @@ static void vgic_put(struct vgic_out *o, uint32_t group, uint64_t attr)
     bool wide = group == KVM_DEV_ARM_VGIC_GRP_CPU_SYSREGS;
     struct kvm_device_attr a = {.group = group,
                                 .attr = attr,
-                                .addr = wide ? (uint64_t)(uintptr_t)&v64 : (uint64_t)(uintptr_t)&v32};
+                                .addr =
+                                    wide ? (uint64_t)(uintptr_t)&v64 : (uint64_t)(uintptr_t)&v32};
     if (o->err)
         return;
     if (ioctl(o->fd, KVM_GET_DEVICE_ATTR, &a) < 0) {
@@ -341,8 +341,9 @@ static int vgic_load(void *dev, uint16_t version, const uint8_t *buf, size_t len
         uint32_t group = vstate_get_u32(&in);
         uint64_t attr = vstate_get_u64(&in), val = vstate_get_u64(&in);
         bool wide = group == KVM_DEV_ARM_VGIC_GRP_CPU_SYSREGS;
-        if (in.err || (!wide && group != KVM_DEV_ARM_VGIC_GRP_DIST_REGS &&
-                       group != KVM_DEV_ARM_VGIC_GRP_REDIST_REGS) ||
+        if (in.err ||
+            (!wide && group != KVM_DEV_ARM_VGIC_GRP_DIST_REGS &&
+             group != KVM_DEV_ARM_VGIC_GRP_REDIST_REGS) ||
             (!wide && val > UINT32_MAX))
             return err_set(err, WISP_EXIT_USAGE, EBADMSG, "VGIC: malformed attribute %u", i);
         uint32_t v32 = (uint32_t)val;

@@ -19,6 +19,43 @@ const char *arch_run_help_note(void)
     return "This wisp is built for x86_64: the options above apply as written.\n";
 }
 
+static const struct arch_run_help run_help = {
+    .kernel = "  --kernel PATH        ELF vmlinux (PVH or 64-bit entry) or bzImage (required\n"
+              "                       unless --restore, --incoming, --restore-wait or the\n"
+              "                       pre-boot API phase)\n",
+    .machine = "  --boot PROTO         auto (default), linux64 or pvh: how to enter an ELF kernel\n"
+               "  --cpu-features LIST  hide CPU features from the guest, e.g. -xsave,-avx2\n"
+               "  --cpu-template NAME  host (default), x86-64-v2 or x86-64-v3: a fixed feature\n"
+               "                       set, so the VM can migrate to any host that has it\n",
+    .devices = "  --device SPEC        add a virtio-mmio device (repeatable; at most 16, or 8\n"
+               "                       with --acpi off):\n",
+    .passthrough =
+        "                       or pass a PCI function through (needs --pci on;\n"
+        "                       MSI/MSI-X, no INTx; such a VM cannot be snapshotted):\n"
+        "                         vfio,path=/sys/bus/pci/devices/DDDD:BB:DD.F[,id=NAME]\n"
+        "                           (bound to vfio-pci; wisp needs /dev/vfio/N)\n"
+        "                         vfio,path=/dev/vfio/devices/vfioN[,id=NAME]\n"
+        "                           (the same through iommufd: needs /dev/iommu)\n"
+        "                         vfio-user,socket=PATH[,id=NAME]  (a vfio-user server)\n"
+        "                       either with ,layout=FILE: the guest sees exactly that vPCI\n"
+        "                       layout (docs/VPCI_LAYOUT.md); exit 2 if the device\n"
+        "                       cannot honour it\n"
+        "  --acpi on|off        describe the machine in ACPI tables (default on: stock\n"
+        "                       distribution kernels find the devices there, and\n"
+        "                       poweroff and reboot reach wisp); off: MP table and\n"
+        "                       virtio_mmio.device= on the kernel command line only\n"
+        "  --pci on|off         a PCI host bridge at 00:00.0, reached through ports\n"
+        "                       0xCF8/0xCFC and ECAM (in the MCFG with ACPI); default\n"
+        "                       off; vfio and vfio-user devices need it on. With\n"
+        "                       PCI and ACPI, at most 12 virtio devices: GSIs 20-23\n"
+        "                       carry PCI INTx\n",
+};
+
+const struct arch_run_help *arch_run_help(void)
+{
+    return &run_help;
+}
+
 int arch_check_config(const struct vm_config *cfg, struct errbuf *err)
 {
     /* vm_create() repeats the vCPU check with KVM's own limit. */

@@ -39,8 +39,8 @@ void ticks_run(u64 n)
     if (spinner) {
         extern u8 ap_stacks[];
         dcache_clean_inval(ap_stacks + A64_STACK_SIZE, 2 * A64_STACK_SIZE);
-        int64_t rc = (int64_t)psci_hvc(PSCI_CPU_ON, dt.cpu_mpidr[1], (u64)secondary_entry,
-                                       1 | A64_CPU_SPIN);
+        int64_t rc =
+            (int64_t)psci_hvc(PSCI_CPU_ON, dt.cpu_mpidr[1], (u64)secondary_entry, 1 | A64_CPU_SPIN);
         check("ticks_spinner_on", rc == 0, "rc=%ld", (long)rc);
     }
     u32 intid = 16 + dt.timer_ppi[2];

@@ -19,11 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HDR_LEN     20  /* stream header */
-#define SEC_HDR     16  /* section header */
-#define VSTATE_HDR  28  /* the vstate wrapper inside the payload */
-#define SEC_VCPU    0x100u
-#define SEC_VM      0x101u
+#define HDR_LEN    20 /* stream header */
+#define SEC_HDR    16 /* section header */
+#define VSTATE_HDR 28 /* the vstate wrapper inside the payload */
+#define SEC_VCPU   0x100u
+#define SEC_VM     0x101u
 
 static uint32_t get32(const uint8_t *p)
 {
