@@ -42,8 +42,9 @@ void jail_args_print_help(FILE *f)
             "\n"
             "WISP-RUN-ARGS: --kernel and --initrd files are copied into the jail, and\n"
             "blk path= images are bind-mounted; all must be absolute paths to regular\n"
-            "files with exactly one link.  Other paths (--serial file:, console socket=)\n"
-            "are inside the jail.  --config is not accepted.\n"
+            "files with exactly one link.  vhost-user= sockets (blk, net, fs) are\n"
+            "bind-mounted too (a UNIX socket with one link).  Other paths (--serial\n"
+            "file:, console socket=) are inside the jail.  --config is not accepted.\n"
             "\n"
             "Exit status: the VMM's, or 2 (bad input), 3 (host problem).\n",
             JAIL_DEFAULT_NOFILE, JAIL_MIN_NOFILE);

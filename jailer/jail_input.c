@@ -70,6 +70,36 @@ int jail_input_open(const char *path, bool path_only, const char *what, struct e
     return fd;
 }
 
+int jail_input_open_socket(const char *path, const char *what, struct errbuf *err)
+{
+    if (!jail_args_path_ok(path))
+        return USAGE(err, EINVAL, "%s must be a normalized absolute path, not '%s'", what, path);
+    struct stat ls, fs;
+    if (lstat(path, &ls) < 0) {
+        int e = errno;
+        if (is_input_errno(e))
+            return USAGE(err, e, "%s %s: %s", what, path, strerror(e));
+        return HOST(err, e, "%s %s: %s", what, path, strerror(e));
+    }
+    if (S_ISLNK(ls.st_mode))
+        return USAGE(err, ELOOP, "%s %s is a symbolic link (refused)", what, path);
+    if (!S_ISSOCK(ls.st_mode))
+        return USAGE(err, EINVAL, "%s %s is not a UNIX socket (is its backend running?)", what,
+                     path);
+    if (ls.st_nlink != 1)
+        return USAGE(err, EMLINK, "%s %s has %lu hard links (refused: it may alias another file)",
+                     what, path, (unsigned long)ls.st_nlink);
+    int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return HOST(err, errno, "cannot open %s %s: %s", what, path, strerror(errno));
+    if (fstat(fd, &fs) < 0 || fs.st_dev != ls.st_dev || fs.st_ino != ls.st_ino ||
+        !S_ISSOCK(fs.st_mode)) {
+        close(fd);
+        return USAGE(err, EAGAIN, "%s %s changed while it was being checked", what, path);
+    }
+    return fd;
+}
+
 static int add_file(struct jail_plan *p, int fd, const char *dst, mode_t mode, struct errbuf *err)
 {
     if (p->nfiles >= JAIL_MAX_FILES) {
@@ -143,7 +173,27 @@ static int push_arg(struct jail_plan *p, const char *s, struct errbuf *err)
     return 0;
 }
 
-/* `blk,...,path=HOST,...` -> `blk,...,path=/diskN,...`; notes net devices (need tun) and
+/* Reserve the next bind mount for `fd` at /<prefix>N; its jail path goes to `dst`. */
+static int add_bind(struct jail_plan *p, int fd, const char *prefix, char *dst, size_t dst_size,
+                    struct errbuf *err)
+{
+    if (p->nbinds >= CONFIG_MAX_DEVICES) {
+        close(fd);
+        return USAGE(err, E2BIG, "at most %d bind-mounted disk images and sockets",
+                     CONFIG_MAX_DEVICES);
+    }
+    struct jail_bind *b = &p->binds[p->nbinds];
+    b->src_fd = fd;
+    b->tree_fd = -1;
+    b->readonly = false;
+    snprintf(b->dst, sizeof(b->dst), "%s%u", prefix, p->nbinds);
+    snprintf(dst, dst_size, "/%s", b->dst);
+    p->nbinds++;
+    return 0;
+}
+
+/* `blk,...,path=HOST,...` -> `blk,...,path=/diskN,...`; `vhost-user=SOCK` (blk, net, fs)
+ * -> `vhost-user=/vhost-userN`; notes net devices with a tap (need tun) and
  * vsock,backend=vhost (needs /dev/vhost-vsock). */
 static int rewrite_device(struct jail_plan *p, const char *spec, bool *need_tun, char **out,
                           struct errbuf *err)
@@ -157,35 +207,42 @@ static int rewrite_device(struct jail_plan *p, const char *spec, bool *need_tun,
     }
     char *save = NULL, *tok = strtok_r(copy, ",", &save);
     bool is_blk = tok && !strcmp(tok, "blk"), readonly = false;
-    if (tok && !strcmp(tok, "net"))
-        *need_tun = true;
+    bool is_net = tok && !strcmp(tok, "net"), tap = false;
+    bool vhu_ok = is_blk || is_net || (tok && !strcmp(tok, "fs"));
     bool is_vsock = tok && !strcmp(tok, "vsock");
-    int bind = -1;
+    int bind = -1, vhu = -1;
     for (; tok; tok = strtok_r(NULL, ",", &save)) {
         size_t used = strlen(res);
         const char *sep = used ? "," : "";
+        char dst[JAIL_PATH_MAX + 1];
         if (is_vsock && !strcmp(tok, "backend=vhost"))
             p->vhost_vsock = true; /* plan_nodes() adds /dev/vhost-vsock */
+        if (is_net && !strncmp(tok, "tap=", 4))
+            tap = true;
         if (is_blk && !strncmp(tok, "path=", 5)) {
             if (bind >= 0) {
                 ret = USAGE(err, EINVAL, "blk path= is given twice in '%s'", spec);
                 goto out;
             }
-            if (p->nbinds >= CONFIG_MAX_DEVICES) {
-                ret = USAGE(err, E2BIG, "at most %d disk images", CONFIG_MAX_DEVICES);
-                goto out;
-            }
             int fd = jail_input_open(tok + 5, true, "blk path=", err);
-            if (fd < 0) {
-                ret = fd;
+            ret = fd < 0 ? fd : add_bind(p, fd, "disk", dst, sizeof(dst), err);
+            if (ret < 0)
+                goto out;
+            bind = (int)p->nbinds - 1;
+            snprintf(res + used, cap - used, "%spath=%s", sep, dst);
+            continue;
+        }
+        if (vhu_ok && !strncmp(tok, "vhost-user=", 11)) {
+            if (vhu >= 0) {
+                ret = USAGE(err, EINVAL, "vhost-user= is given twice in '%s'", spec);
                 goto out;
             }
-            bind = (int)p->nbinds++;
-            struct jail_bind *b = &p->binds[bind];
-            b->src_fd = fd;
-            b->tree_fd = -1;
-            snprintf(b->dst, sizeof(b->dst), "disk%d", bind);
-            snprintf(res + used, cap - used, "%spath=/%s", sep, b->dst);
+            int fd = jail_input_open_socket(tok + 11, "vhost-user=", err);
+            ret = fd < 0 ? fd : add_bind(p, fd, "vhost-user", dst, sizeof(dst), err);
+            if (ret < 0)
+                goto out;
+            vhu = (int)p->nbinds - 1;
+            snprintf(res + used, cap - used, "%svhost-user=%s", sep, dst);
             continue;
         }
         if (is_blk && !strncmp(tok, "readonly=", 9))
@@ -195,6 +252,8 @@ static int rewrite_device(struct jail_plan *p, const char *spec, bool *need_tun,
     }
     if (bind >= 0)
         p->binds[bind].readonly = readonly;
+    if (tap)
+        *need_tun = true; /* a net device on a vhost-user backend needs no tap */
 out:
     free(copy);
     if (ret < 0) {

@@ -33,6 +33,13 @@ int jail_input_open(const char *path, bool path_only, const char *what,
                     struct errbuf *err) __must_check;
 
 /*
+ * The same checks for a UNIX socket a vhost-user backend listens on
+ * (`vhost-user=SOCK`): not a symbolic link, a socket, one link; returns an
+ * O_PATH descriptor of what lstat saw, for a bind mount.
+ */
+int jail_input_open_socket(const char *path, const char *what, struct errbuf *err) __must_check;
+
+/*
  * Fill `p` from p->opts: the binary (files[0]) and its libraries, the files
  * named by the run arguments, the rewritten argument vector (checked with
  * wisp's own run parser), the device nodes, the network namespace and, with

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "tests/lib/api_http.h"
+#include "tests/lib/qsd_peer.h"
 #include "tests/lib/wisp_run.h"
 
 #define EXIT_USAGE 2
@@ -321,6 +322,42 @@ Test(jail, read_only_disk_stays_untouched)
     free(img);
     cr_assert_eq(r.status, GUEST_PASS, "status %d\n%s\n%s", r.status, r.out, r.err);
     cr_assert(zero, "a read-only image was written");
+    proc_result_free(&r);
+}
+
+/* A vhost-user backend's socket is bind-mounted into the jail as /vhost-user0
+ * (docs/JAILER.md): the jailed VMM reaches qemu-storage-daemon through it. */
+Test(jail, vhost_user_socket_is_bind_mounted)
+{
+    jh_init(&h, "vhu");
+    /* Anything but a socket is refused before the jail exists. */
+    char spec[4200];
+    struct proc_result r;
+    snprintf(spec, sizeof(spec), "blk,vhost-user=%s", h.kernel);
+    const char *bad[] = {"--kernel", h.kernel, "--device", spec, NULL};
+    jh_run(&h, &r, NULL, NULL, bad);
+    jh_assert_error(&r, 2, "is not a UNIX socket");
+    jh_assert_nothing_left(&h);
+    proc_result_free(&r);
+    struct qsd_peer q;
+    qsd_peer_start(&q, 1 << 20);
+    /* What the operator grants: the VMM's uid may connect.  Only the
+     * socket's own mode counts: the bind mount skips the directories above. */
+    cr_assert_eq(chown(q.sock, JH_UID, JH_GID), 0);
+    snprintf(spec, sizeof(spec), "blk,vhost-user=%s", q.sock);
+    const char *run[] = {"--kernel", h.kernel,    "--debug-exit", "--device",
+                         spec,       "--cmdline", "test=blk",     NULL};
+    jh_run(&h, &r, NULL, NULL, run);
+    bool zero = image_all_zero(q.img);
+    qsd_peer_stop(&q);
+    cr_assert_eq(r.status, GUEST_PASS, "status %d\n%s\n%s", r.status, r.out, r.err);
+    cr_assert(strstr(r.out, "check blk_readback ok"), "%s", r.out);
+    cr_assert_not(zero, "the guest's writes did not reach the backend's image");
+    char path[600];
+    snprintf(path, sizeof(path), "%s/vhost-user0", jh_root_dir(&h));
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert(S_ISREG(st.st_mode) && st.st_size == 0, "the host keeps an empty placeholder");
     proc_result_free(&r);
 }
 

@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "tests/unit/jailer/test_jail_util.h"
@@ -223,6 +225,17 @@ Test(jail_input, vhost_vsock_node_only_with_such_a_device)
     }
 }
 
+/* A listening UNIX socket at `path` (the backend's); returns its fd. */
+static int listen_at(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(fd, 1) == 0,
+              "%s", path);
+    return fd;
+}
+
 static void expect_plan_refused(const char *const *run, int code, const char *needle)
 {
     struct jail_opts o;
@@ -267,6 +280,46 @@ Test(jail_input, run_arguments_refused)
     expect_plan_refused(a11, WISP_EXIT_USAGE, "needs a value");
     const char *a12[] = {"--kernel", kernel, "--device", "net,tap=tap0", NULL};
     expect_plan_refused(a12, WISP_EXIT_USAGE, "a net device needs --netns");
+}
+
+/* vhost-user= sockets are bind-mounted like images, numbered with them. */
+Test(jail_input, vhost_user_sockets_are_bind_mounted)
+{
+    char *blk_sock = in_dir("blk.sock"), *net_sock = in_dir("net.sock");
+    int a = listen_at(blk_sock), b = listen_at(net_sock);
+    char blk[700], vblk[700], vnet[700];
+    snprintf(blk, sizeof(blk), "blk,path=%s", disk);
+    snprintf(vblk, sizeof(vblk), "blk,vhost-user=%s,id=v", blk_sock);
+    snprintf(vnet, sizeof(vnet), "net,vhost-user=%s", net_sock);
+    const char *args[] = {"run",      "--kernel", kernel,     "--device", blk,
+                          "--device", vblk,       "--device", vnet,       NULL};
+    struct jail_opts o;
+    struct jail_plan p;
+    cr_assert_eq(plan(&p, &o, args), 0, "%s", err.msg);
+    cr_assert(argv_has(&p, "--device", "blk,path=/disk0"));
+    cr_assert(argv_has(&p, "--device", "blk,vhost-user=/vhost-user1,id=v"));
+    cr_assert(argv_has(&p, "--device", "net,vhost-user=/vhost-user2"), "no --netns needed");
+    cr_assert_eq(p.nbinds, 3);
+    cr_assert_str_eq(p.binds[1].dst, "vhost-user1");
+    struct stat st, want;
+    cr_assert(fstat(p.binds[2].src_fd, &st) == 0 && stat(net_sock, &want) == 0);
+    cr_assert(S_ISSOCK(st.st_mode) && st.st_ino == want.st_ino);
+    cr_assert_eq(p.nnodes, 1, "kvm only: no tun for a vhost-user net device");
+    jail_plan_free(&p);
+    /* Not a socket, a planted link, twice in one device. */
+    snprintf(vblk, sizeof(vblk), "blk,vhost-user=%s", disk);
+    const char *r1[] = {"--kernel", kernel, "--device", vblk, NULL};
+    expect_plan_refused(r1, WISP_EXIT_USAGE, "is not a UNIX socket");
+    char *sym = in_dir("sym.sock");
+    cr_assert_eq(symlink(blk_sock, sym), 0);
+    snprintf(vblk, sizeof(vblk), "fs,tag=t,vhost-user=%s", sym);
+    const char *r2[] = {"--kernel", kernel, "--device", vblk, NULL};
+    expect_plan_refused(r2, WISP_EXIT_USAGE, "symbolic link");
+    snprintf(vblk, sizeof(vblk), "blk,vhost-user=%s,vhost-user=%s", blk_sock, blk_sock);
+    const char *r3[] = {"--kernel", kernel, "--device", vblk, NULL};
+    expect_plan_refused(r3, WISP_EXIT_USAGE, "vhost-user= is given twice");
+    close(a);
+    close(b);
 }
 
 Test(jail_input, exec_file_checks)
