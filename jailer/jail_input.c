@@ -36,24 +36,54 @@ static bool is_input_errno(int e)
     return e == ENOENT || e == ENOTDIR || e == ELOOP || e == ENAMETOOLONG;
 }
 
-int jail_input_open(const char *path, bool path_only, const char *what, struct errbuf *err)
+/*
+ * The checks both inputs share: a normalized absolute path whose last
+ * component is not a symbolic link, of the wanted type (`want_sock`: a UNIX
+ * socket, else a regular file), with one link.  Fills *ls.
+ */
+static int lstat_checked(const char *path, bool want_sock, const char *what, struct stat *ls,
+                         struct errbuf *err)
 {
     if (!jail_args_path_ok(path))
         return USAGE(err, EINVAL, "%s must be a normalized absolute path, not '%s'", what, path);
-    struct stat ls, fs;
-    if (lstat(path, &ls) < 0) {
+    if (lstat(path, ls) < 0) {
         int e = errno;
         if (is_input_errno(e))
             return USAGE(err, e, "%s %s: %s", what, path, strerror(e));
         return HOST(err, e, "%s %s: %s", what, path, strerror(e));
     }
-    if (S_ISLNK(ls.st_mode))
+    if (S_ISLNK(ls->st_mode))
         return USAGE(err, ELOOP, "%s %s is a symbolic link (refused)", what, path);
-    if (!S_ISREG(ls.st_mode))
+    if (want_sock && !S_ISSOCK(ls->st_mode))
+        return USAGE(err, EINVAL, "%s %s is not a UNIX socket (is its backend running?)", what,
+                     path);
+    if (!want_sock && !S_ISREG(ls->st_mode))
         return USAGE(err, EINVAL, "%s %s is not a regular file", what, path);
-    if (ls.st_nlink != 1)
+    if (ls->st_nlink != 1)
         return USAGE(err, EMLINK, "%s %s has %lu hard links (refused: it may alias another file)",
-                     what, path, (unsigned long)ls.st_nlink);
+                     what, path, (unsigned long)ls->st_nlink);
+    return 0;
+}
+
+/* The descriptor is what counts from here on: it must be what lstat saw. */
+static int same_file(int fd, const struct stat *ls, const char *what, const char *path,
+                     struct errbuf *err)
+{
+    struct stat fs;
+    if (fstat(fd, &fs) < 0 || fs.st_dev != ls->st_dev || fs.st_ino != ls->st_ino ||
+        (fs.st_mode & S_IFMT) != (ls->st_mode & S_IFMT) || fs.st_nlink != 1) {
+        close(fd);
+        return USAGE(err, EAGAIN, "%s %s changed while it was being checked", what, path);
+    }
+    return fd;
+}
+
+int jail_input_open(const char *path, bool path_only, const char *what, struct errbuf *err)
+{
+    struct stat ls;
+    int ret = lstat_checked(path, false, what, &ls, err);
+    if (ret < 0)
+        return ret;
     int fd = open(path, (path_only ? O_PATH : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         int e = errno;
@@ -61,43 +91,19 @@ int jail_input_open(const char *path, bool path_only, const char *what, struct e
             return USAGE(err, e, "%s %s: %s", what, path, strerror(e));
         return HOST(err, e, "cannot open %s %s: %s", what, path, strerror(e));
     }
-    /* The descriptor is what counts from here on: it must be what lstat saw. */
-    if (fstat(fd, &fs) < 0 || fs.st_dev != ls.st_dev || fs.st_ino != ls.st_ino ||
-        !S_ISREG(fs.st_mode) || fs.st_nlink != 1) {
-        close(fd);
-        return USAGE(err, EAGAIN, "%s %s changed while it was being checked", what, path);
-    }
-    return fd;
+    return same_file(fd, &ls, what, path, err);
 }
 
 int jail_input_open_socket(const char *path, const char *what, struct errbuf *err)
 {
-    if (!jail_args_path_ok(path))
-        return USAGE(err, EINVAL, "%s must be a normalized absolute path, not '%s'", what, path);
-    struct stat ls, fs;
-    if (lstat(path, &ls) < 0) {
-        int e = errno;
-        if (is_input_errno(e))
-            return USAGE(err, e, "%s %s: %s", what, path, strerror(e));
-        return HOST(err, e, "%s %s: %s", what, path, strerror(e));
-    }
-    if (S_ISLNK(ls.st_mode))
-        return USAGE(err, ELOOP, "%s %s is a symbolic link (refused)", what, path);
-    if (!S_ISSOCK(ls.st_mode))
-        return USAGE(err, EINVAL, "%s %s is not a UNIX socket (is its backend running?)", what,
-                     path);
-    if (ls.st_nlink != 1)
-        return USAGE(err, EMLINK, "%s %s has %lu hard links (refused: it may alias another file)",
-                     what, path, (unsigned long)ls.st_nlink);
+    struct stat ls;
+    int ret = lstat_checked(path, true, what, &ls, err);
+    if (ret < 0)
+        return ret;
     int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return HOST(err, errno, "cannot open %s %s: %s", what, path, strerror(errno));
-    if (fstat(fd, &fs) < 0 || fs.st_dev != ls.st_dev || fs.st_ino != ls.st_ino ||
-        !S_ISSOCK(fs.st_mode)) {
-        close(fd);
-        return USAGE(err, EAGAIN, "%s %s changed while it was being checked", what, path);
-    }
-    return fd;
+    return same_file(fd, &ls, what, path, err);
 }
 
 static int add_file(struct jail_plan *p, int fd, const char *dst, mode_t mode, struct errbuf *err)

@@ -21,6 +21,7 @@
  */
 #include "arch/aarch64/arch_internal.h"
 #include "arch/aarch64/layout.h"
+#include "arch/common/arch_mig_dev.h"
 #include "devices/device.h"
 #include "devices/legacy/serial.h"
 #include "migration/hooks.h"
@@ -62,7 +63,7 @@ struct a64_mig_vcpu {
 struct a64_mig {
     unsigned nvcpus;
     struct a64_mig_vcpu *vcpus;
-    const struct device_ops *serial_ops;
+    struct arch_mig_dev serial;
 };
 
 void a64_mig_free(struct arch_vm *a)
@@ -370,34 +371,16 @@ static const struct mig_device_ops vgic_mig_ops = {
     .load = vgic_load,
 };
 
-/* ---- the UART ---- */
-
-static int serial_save(void *dev, struct vstate_out *out)
-{
-    return serial_device_ops.save(dev, out);
-}
-
-static int serial_load(void *dev, uint16_t version, const uint8_t *buf, size_t len,
-                       struct errbuf *err)
-{
-    (void)version;
-    struct vstate_in in;
-    vstate_in_init(&in, buf, len);
-    int e = serial_device_ops.load(dev, &in);
-    if (e == 0 && in.pos != len)
-        e = -EBADMSG;
-    if (e < 0)
-        err_set(err, WISP_EXIT_USAGE, -e, "serial: state refused");
-    return e;
-}
+/* ---- the UART (arch/common/arch_mig_dev.h) ---- */
 
 static const struct mig_device_ops serial_mig_ops = {
     .type = "serial",
     .section_id = MIG_SEC_SERIAL,
     .version = A64_MIG_VERSION,
     .min_version = A64_MIG_VERSION,
-    .save = serial_save,
-    .load = serial_load,
+    .cannot_migrate = arch_mig_dev_cannot,
+    .save = arch_mig_dev_save,
+    .load = arch_mig_dev_load,
 };
 
 /* ---- registration ---- */
@@ -426,7 +409,9 @@ int arch_mig_register(struct arch_vm *a, const int *vcpu_fds, unsigned nvcpus,
     }
     if (e == 0)
         e = mig_registry_add(reg, &vgic_mig_ops, a, 0, MIG_PLANE_BUILTIN, 0, err);
-    if (e == 0 && a->serial)
-        e = mig_registry_add(reg, &serial_mig_ops, a->serial, 0, MIG_PLANE_BUILTIN, 0, err);
+    if (e == 0 && a->serial) {
+        m->serial = (struct arch_mig_dev){.ops = &serial_device_ops, .dev = a->serial};
+        e = mig_registry_add(reg, &serial_mig_ops, &m->serial, 0, MIG_PLANE_BUILTIN, 0, err);
+    }
     return e;
 }

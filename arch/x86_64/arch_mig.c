@@ -14,6 +14,7 @@
  * contexts alive as long as the arch VM.
  */
 #include "arch/arch.h"
+#include "arch/common/arch_mig_dev.h"
 #include "arch/x86_64/arch_internal.h"
 #include "arch/x86_64/vcpu_state.h"
 #include "arch/x86_64/vm_state.h"
@@ -41,18 +42,12 @@ struct x86_mig_vcpu {
     unsigned index;
 };
 
-/* A built-in device behind its device_ops. */
-struct x86_mig_legacy {
-    const struct device_ops *ops;
-    void *dev;
-};
-
 struct x86_mig {
     struct x86_msr_list msrs; /* what every vCPU saves, fetched once */
     bool have_msrs;
     unsigned nvcpus;
     struct x86_mig_vcpu *vcpus;
-    struct x86_mig_legacy legacy[ARCH_MIG_MAX_LEGACY];
+    struct arch_mig_dev legacy[ARCH_MIG_MAX_LEGACY];
 };
 
 void x86_mig_free(struct arch_vm *a)
@@ -257,33 +252,7 @@ static const struct mig_device_ops tsc_mig_ops = {
     .load = tsc_load,
 };
 
-/* ---- built-in devices ---- */
-
-static const char *legacy_cannot(void *dev)
-{
-    return ((struct x86_mig_legacy *)dev)->ops->unmigratable;
-}
-
-static int legacy_save(void *dev, struct vstate_out *out)
-{
-    struct x86_mig_legacy *l = dev;
-    return l->ops->save(l->dev, out);
-}
-
-static int legacy_load(void *dev, uint16_t version, const uint8_t *buf, size_t len,
-                       struct errbuf *err)
-{
-    struct x86_mig_legacy *l = dev;
-    (void)version;
-    struct vstate_in in;
-    vstate_in_init(&in, buf, len);
-    int e = l->ops->load(l->dev, &in);
-    if (e == 0 && in.pos != len)
-        e = -EBADMSG;
-    if (e < 0)
-        err_set(err, WISP_EXIT_USAGE, -e, "%s: state refused", l->ops->type);
-    return e;
-}
+/* ---- built-in devices (arch/common/arch_mig_dev.h) ---- */
 
 #define LEGACY_OPS(name, id, str)                                                                  \
     static const struct mig_device_ops name = {                                                    \
@@ -291,9 +260,9 @@ static int legacy_load(void *dev, uint16_t version, const uint8_t *buf, size_t l
         .section_id = id,                                                                          \
         .version = ARCH_MIG_STATE_VERSION,                                                         \
         .min_version = ARCH_MIG_STATE_VERSION,                                                     \
-        .cannot_migrate = legacy_cannot,                                                           \
-        .save = legacy_save,                                                                       \
-        .load = legacy_load,                                                                       \
+        .cannot_migrate = arch_mig_dev_cannot,                                                     \
+        .save = arch_mig_dev_save,                                                                 \
+        .load = arch_mig_dev_load,                                                                 \
     }
 LEGACY_OPS(serial_mig_ops, MIG_SEC_SERIAL, "serial");
 LEGACY_OPS(i8042_mig_ops, MIG_SEC_I8042, "i8042");
@@ -375,7 +344,7 @@ int arch_mig_register(struct arch_vm *a, const int *vcpu_fds, unsigned nvcpus,
     for (unsigned i = 0; e == 0 && i < ARCH_MIG_MAX_LEGACY; i++) {
         if (!legacy[i].dev)
             continue;
-        m->legacy[i] = (struct x86_mig_legacy){.ops = legacy[i].ops, .dev = legacy[i].dev};
+        m->legacy[i] = (struct arch_mig_dev){.ops = legacy[i].ops, .dev = legacy[i].dev};
         e = mig_registry_add(reg, legacy[i].mops, &m->legacy[i], 0, MIG_PLANE_BUILTIN, 0, err);
     }
     if (e == 0 && a->pci)

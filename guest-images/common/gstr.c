@@ -2,7 +2,7 @@
  * gstr.c - the architecture-independent half of the test guests' support
  * library (x86 testguest and the arm64 one): string helpers, a small
  * printf whose console output goes through the guest's serial_putc(),
- * FNV-1a and the key=value command-line parser.
+ * FNV-1a, the key=value command-line parser and the check lines.
  */
 #include "gstr.h"
 #include "protocol.h" /* FNV-1a constants */
@@ -197,4 +197,19 @@ bool parse_u64(const char *s, u64 *out)
     }
     *out = v;
     return true;
+}
+
+bool any_failed;
+
+bool check(const char *name, bool ok, const char *fmt, ...)
+{
+    char detail[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vformat(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    SAY("check %s %s %s", name, ok ? "ok" : "FAIL", detail);
+    if (!ok)
+        any_failed = true;
+    return ok;
 }

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "protocol.h"
+
 typedef uint8_t u8;
 typedef uint16_t u16;
 typedef uint32_t u32;
@@ -38,5 +40,11 @@ u32 fnv1a(const u8 *p, u64 n);
 bool cmdline_get(const char *cl, const char *key, char *out, size_t size);
 /* Decimal or 0x-prefixed hexadecimal; false on anything else. */
 bool parse_u64(const char *s, u64 *out);
+
+/* One output line: SAY("x=%d", 1) prints "wisp-guest: x=1\n" (protocol.h's prefix). */
+#define SAY(fmt, ...) gprintf(GUEST_LINE_PREFIX fmt "\n", ##__VA_ARGS__)
+/* Print "check NAME ok|FAIL detail"; a failure sets any_failed.  Returns ok. */
+bool check(const char *name, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+extern bool any_failed;
 
 #endif

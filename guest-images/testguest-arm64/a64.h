@@ -99,10 +99,6 @@ void dcache_clean_inval(const void *p, u64 n);
 /* Wait up to ms milliseconds (counter) for *flag to become nonzero. */
 bool wait_flag(volatile u32 *flag, u64 ms);
 
-/* One output line: SAY("x=%d", 1) prints "wisp-guest: x=1\n". */
-#define SAY(fmt, ...) gprintf(GUEST_LINE_PREFIX fmt "\n", ##__VA_ARGS__)
-bool check(const char *name, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
 /* ---- dt.c: what the device tree told us ---- */
 struct dt_info {
     u64 mem_base, mem_size;

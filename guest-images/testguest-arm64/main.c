@@ -10,22 +10,8 @@
  */
 #include "a64.h"
 
-static bool any_failed;
 u64 mmu_ttbr, mmu_tcr;
 u64 mmu_l1[512] __attribute__((aligned(4096)));
-
-bool check(const char *name, bool ok, const char *fmt, ...)
-{
-    char detail[200];
-    va_list ap;
-    va_start(ap, fmt);
-    vformat(detail, sizeof detail, fmt, ap);
-    va_end(ap);
-    SAY("check %s %s %s", name, ok ? "ok" : "FAIL", detail);
-    if (!ok)
-        any_failed = true;
-    return ok;
-}
 
 static u64 arg_u64(const char *key, u64 dflt)
 {

@@ -102,9 +102,6 @@ int serial_getc_poll(void); /* -1 if no byte waiting */
 __attribute__((noreturn)) void guest_exit(u32 status);
 u64 tsc_khz(const char **source);
 
-/* One output line: SAY("x=%d", 1) prints "wisp-guest: x=1\n". */
-#define SAY(fmt, ...) gprintf(GUEST_LINE_PREFIX fmt "\n", ##__VA_ARGS__)
-
 /* ---- main.c: what the boot path found ---- */
 struct boot_info {
     const char *protocol; /* "pvh" or "linux64" */
@@ -130,8 +127,6 @@ extern struct boot_info boot;
 /* Is [__lazy_start, __lazy_end) inside one RAM range of the memory map and
  * clear of the initrd? Checked once; says why on the console if not. */
 bool lazy_ready(void);
-bool check(const char *name, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-extern bool any_failed;
 
 /* ---- dirty.c ---- */
 /* test=dirty: tick while writing memory at a set rate (migration benchmark). */

@@ -9,7 +9,6 @@
 #include "vdrivers.h"
 
 struct boot_info boot;
-bool any_failed;
 
 extern u8 image_head[];
 
@@ -37,19 +36,6 @@ static void copy_cmdline(const char *cl)
     while (cl[n] && n < sizeof boot.cmdline - 1)
         n++;
     memcpy(boot.cmdline, cl, n);
-}
-
-bool check(const char *name, bool ok, const char *fmt, ...)
-{
-    char detail[160];
-    va_list ap;
-    va_start(ap, fmt);
-    vformat(detail, sizeof detail, fmt, ap);
-    va_end(ap);
-    SAY("check %s %s %s", name, ok ? "ok" : "FAIL", detail);
-    if (!ok)
-        any_failed = true;
-    return ok;
 }
 
 /* True if the MTRRs leave all memory uncacheable: disabled, or enabled
