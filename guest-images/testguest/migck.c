@@ -111,6 +111,8 @@ __attribute__((noreturn)) void test_migck(void)
         if (!check("migck_blk", d != NULL, "migck_blk=1 needs a virtio-blk device"))
             vfinish();
         int rc = blk_open(&b, d, 0, 16);
+        /* How long one record write may take (a data plane restarting under it). */
+        b.wait_ms = opt_u64("migck_blk_wait_ms", 0);
         rec = vpool_alloc(512, 512, true);
         if (!check("migck_blk", rc == 0 && rec && b.capacity >= MIGCK_SECTORS,
                    "rc=%d capacity=%lu sectors (>= %u needed)", rc, b.capacity, MIGCK_SECTORS))

@@ -61,7 +61,7 @@ int blk_sync(struct blkdev *b, u32 type, u64 sector, void *data, u32 len)
     if (h < 0)
         return h;
     vq_kick(&b->q, false);
-    h = vq_wait(&b->q, NULL, VREQ_TIMEOUT_MS);
+    h = vq_wait(&b->q, NULL, b->wait_ms ? b->wait_ms : VREQ_TIMEOUT_MS);
     if (h < 0)
         return h;
     return b->slots[0].status;

@@ -27,6 +27,7 @@ struct blkdev {
     u32 blk_size, seg_max, size_max;
     u32 unit;               /* sectors per logical block (>= 1) */
     struct blk_slot *slots; /* q.size entries, from the pool */
+    u64 wait_ms;            /* blk_sync's bound per request; 0: VREQ_TIMEOUT_MS */
 };
 
 /* Negotiate (VERSION_1 plus `want`), set up queue 0 with up to `qsize`
